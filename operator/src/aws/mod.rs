@@ -1,0 +1,170 @@
+//! The AWS side: one port (trait) per service over domain types, implemented on the AWS SDK.
+//!
+//! Every SDK client is built here, with the same retry policy and the same call recorder, so
+//! call counts, latency and throttles are measured once for all services.
+
+pub mod error;
+pub mod organizations;
+
+pub use error::AwsError;
+pub use organizations::{Organizations, SdkOrganizations};
+
+use crate::metrics::Metrics;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+use aws_smithy_types::retry::RetryConfig;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub type AwsResult<T> = Result<T, AwsError>;
+
+/// Where and how to reach AWS.
+#[derive(Clone, Debug, Default)]
+pub struct AwsSettings {
+    /// Region; default: the standard chain (env, profile), then us-east-1 (Organizations' home).
+    pub region: Option<String>,
+    /// Endpoint override for every service (the local emulator); default: real AWS.
+    pub endpoint_url: Option<String>,
+    /// SDK attempts per call (throttling and transient errors back off with jitter).
+    pub max_attempts: u32,
+}
+
+/// The ports, built once from the standard credential chain.
+#[derive(Clone)]
+pub struct AwsPorts {
+    pub organizations: Arc<dyn Organizations>,
+    pub sdk_config: aws_config::SdkConfig,
+    pub metrics: Metrics,
+}
+
+impl AwsPorts {
+    pub async fn connect(settings: &AwsSettings, metrics: Metrics) -> Self {
+        let sdk_config = load_sdk_config(settings).await;
+        let recorder = CallRecorder {
+            metrics: metrics.clone(),
+        };
+        let orgs = aws_sdk_organizations::config::Builder::from(&sdk_config)
+            .interceptor(recorder)
+            .build();
+        Self {
+            organizations: Arc::new(SdkOrganizations::new(
+                aws_sdk_organizations::Client::from_conf(orgs),
+            )),
+            sdk_config,
+            metrics,
+        }
+    }
+}
+
+pub async fn load_sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
+    let attempts = if settings.max_attempts == 0 {
+        5
+    } else {
+        settings.max_attempts
+    };
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(
+        RetryConfig::standard()
+            .with_max_attempts(attempts)
+            .with_initial_backoff(Duration::from_millis(200))
+            .with_max_backoff(Duration::from_secs(20)),
+    );
+    let region = settings
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok());
+    loader = loader.region(aws_config::Region::new(
+        region.unwrap_or_else(|| "us-east-1".to_string()),
+    ));
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+#[derive(Debug)]
+struct CallStart(Instant);
+impl Storable for CallStart {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Counts every SDK operation by service and operation, with its latency and outcome.
+#[derive(Clone)]
+struct CallRecorder {
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for CallRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CallRecorder")
+    }
+}
+
+/// Read calls are Describe*/List*/Get*; anything else changes AWS.
+pub fn call_kind(operation: &str) -> &'static str {
+    if ["Describe", "List", "Get"]
+        .iter()
+        .any(|p| operation.starts_with(p))
+    {
+        "read"
+    } else {
+        "write"
+    }
+}
+
+impl Intercept for CallRecorder {
+    fn name(&self) -> &'static str {
+        "LandingZoneCallRecorder"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(md) = cfg.load::<Metadata>() {
+            self.metrics
+                .aws_calls
+                .with_label_values(&[md.service(), md.name(), call_kind(md.name())])
+                .inc();
+        }
+        cfg.interceptor_state().store_put(CallStart(Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(md) = cfg.load::<Metadata>() else {
+            return Ok(());
+        };
+        let labels = [md.service(), md.name()];
+        if let Some(start) = cfg.load::<CallStart>() {
+            self.metrics
+                .aws_latency
+                .with_label_values(&labels)
+                .observe(start.0.elapsed().as_secs_f64());
+        }
+        if let Some(Err(_)) = context.output_or_error() {
+            let status = context.response().map(|r| r.status().as_u16()).unwrap_or(0);
+            let outcome = match status {
+                0 => "unreachable",
+                400..=499 => "client_error",
+                _ => "server_error",
+            };
+            self.metrics
+                .aws_errors
+                .with_label_values(&[md.service(), md.name(), outcome])
+                .inc();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,414 @@
+//! AWS Organizations: the port (domain types, no SDK types) and its SDK implementation.
+
+use super::{AwsError, AwsResult};
+use crate::api::Tags;
+use async_trait::async_trait;
+use aws_sdk_organizations as orgs;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OrgInfo {
+    pub id: String,
+    pub arn: String,
+    pub management_account_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OuInfo {
+    pub id: String,
+    pub arn: String,
+    pub name: String,
+    pub parent_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountInfo {
+    pub id: String,
+    pub arn: String,
+    pub name: String,
+    pub email: String,
+    /// ACTIVE, SUSPENDED, PENDING_CLOSURE, …
+    pub state: String,
+    /// Known once the tree walk has seen the account under a parent.
+    pub parent_id: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CreateState {
+    InProgress,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreateAccountStatus {
+    pub request_id: String,
+    pub account_name: String,
+    pub state: CreateState,
+    pub account_id: Option<String>,
+    /// e.g. EMAIL_ALREADY_EXISTS, ACCOUNT_LIMIT_EXCEEDED.
+    pub failure_reason: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAccount {
+    pub name: String,
+    pub email: String,
+    pub role_name: String,
+    pub iam_user_access_to_billing: Option<String>,
+    pub tags: Tags,
+}
+
+/// What the reconcilers need from AWS Organizations.
+#[async_trait]
+pub trait Organizations: Send + Sync {
+    async fn describe_organization(&self) -> AwsResult<OrgInfo>;
+    async fn list_root_ids(&self) -> AwsResult<Vec<String>>;
+    /// Child OUs of a root or OU (all pages).
+    async fn list_ous_for_parent(&self, parent_id: &str) -> AwsResult<Vec<OuInfo>>;
+    /// Every account of the Organization (all pages), without parents.
+    async fn list_accounts(&self) -> AwsResult<Vec<AccountInfo>>;
+    /// Accounts directly under a root or OU (all pages), with `parent_id` set.
+    async fn list_accounts_for_parent(&self, parent_id: &str) -> AwsResult<Vec<AccountInfo>>;
+    async fn list_in_progress_create_requests(&self) -> AwsResult<Vec<CreateAccountStatus>>;
+    async fn describe_create_account_status(
+        &self,
+        request_id: &str,
+    ) -> AwsResult<CreateAccountStatus>;
+    async fn list_tags(&self, resource_id: &str) -> AwsResult<Tags>;
+
+    async fn create_ou(&self, parent_id: &str, name: &str, tags: &Tags) -> AwsResult<OuInfo>;
+    async fn rename_ou(&self, ou_id: &str, name: &str) -> AwsResult<()>;
+    async fn delete_ou(&self, ou_id: &str) -> AwsResult<()>;
+    async fn create_account(&self, account: &NewAccount) -> AwsResult<CreateAccountStatus>;
+    async fn move_account(&self, account_id: &str, from: &str, to: &str) -> AwsResult<()>;
+    async fn tag_resource(&self, resource_id: &str, tags: &Tags) -> AwsResult<()>;
+    async fn untag_resource(&self, resource_id: &str, keys: &[String]) -> AwsResult<()>;
+    async fn close_account(&self, account_id: &str) -> AwsResult<()>;
+}
+
+pub struct SdkOrganizations {
+    client: orgs::Client,
+}
+
+impl SdkOrganizations {
+    pub fn new(client: orgs::Client) -> Self {
+        Self { client }
+    }
+}
+
+const SERVICE: &str = "organizations";
+
+fn err<E>(
+    operation: &'static str,
+) -> impl FnOnce(orgs::error::SdkError<E, orgs::config::http::HttpResponse>) -> AwsError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    move |e| AwsError::from_sdk(SERVICE, operation, e)
+}
+
+fn account_info(a: &orgs::types::Account, parent_id: Option<&str>) -> AccountInfo {
+    AccountInfo {
+        id: a.id().unwrap_or_default().to_string(),
+        arn: a.arn().unwrap_or_default().to_string(),
+        name: a.name().unwrap_or_default().to_string(),
+        email: a.email().unwrap_or_default().to_string(),
+        state: a
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "ACTIVE".to_string()),
+        parent_id: parent_id.map(str::to_string),
+    }
+}
+
+fn create_status(s: &orgs::types::CreateAccountStatus) -> CreateAccountStatus {
+    use orgs::types::CreateAccountState as S;
+    CreateAccountStatus {
+        request_id: s.id().unwrap_or_default().to_string(),
+        account_name: s.account_name().unwrap_or_default().to_string(),
+        state: match s.state() {
+            Some(S::Succeeded) => CreateState::Succeeded,
+            Some(S::Failed) => CreateState::Failed,
+            _ => CreateState::InProgress,
+        },
+        account_id: s.account_id().map(str::to_string),
+        failure_reason: s.failure_reason().map(|r| r.as_str().to_string()),
+    }
+}
+
+fn sdk_tags(tags: &Tags) -> Vec<orgs::types::Tag> {
+    tags.iter()
+        .map(|(k, v)| {
+            orgs::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .expect("key and value set")
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Organizations for SdkOrganizations {
+    async fn describe_organization(&self) -> AwsResult<OrgInfo> {
+        let out = self
+            .client
+            .describe_organization()
+            .send()
+            .await
+            .map_err(err("DescribeOrganization"))?;
+        let org = out.organization().ok_or_else(|| {
+            AwsError::new(
+                SERVICE,
+                "DescribeOrganization",
+                "AWSOrganizationsNotInUseException",
+                "no organization",
+            )
+        })?;
+        Ok(OrgInfo {
+            id: org.id().unwrap_or_default().to_string(),
+            arn: org.arn().unwrap_or_default().to_string(),
+            management_account_id: org.master_account_id().unwrap_or_default().to_string(),
+        })
+    }
+
+    async fn list_root_ids(&self) -> AwsResult<Vec<String>> {
+        let mut pages = self.client.list_roots().into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err("ListRoots"))?;
+            out.extend(
+                page.roots()
+                    .iter()
+                    .filter_map(|r| r.id().map(str::to_string)),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn list_ous_for_parent(&self, parent_id: &str) -> AwsResult<Vec<OuInfo>> {
+        let mut pages = self
+            .client
+            .list_organizational_units_for_parent()
+            .parent_id(parent_id)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err("ListOrganizationalUnitsForParent"))?;
+            out.extend(page.organizational_units().iter().map(|ou| OuInfo {
+                id: ou.id().unwrap_or_default().to_string(),
+                arn: ou.arn().unwrap_or_default().to_string(),
+                name: ou.name().unwrap_or_default().to_string(),
+                parent_id: parent_id.to_string(),
+            }));
+        }
+        Ok(out)
+    }
+
+    async fn list_accounts(&self) -> AwsResult<Vec<AccountInfo>> {
+        let mut pages = self.client.list_accounts().into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err("ListAccounts"))?;
+            out.extend(page.accounts().iter().map(|a| account_info(a, None)));
+        }
+        Ok(out)
+    }
+
+    async fn list_accounts_for_parent(&self, parent_id: &str) -> AwsResult<Vec<AccountInfo>> {
+        let mut pages = self
+            .client
+            .list_accounts_for_parent()
+            .parent_id(parent_id)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err("ListAccountsForParent"))?;
+            out.extend(
+                page.accounts()
+                    .iter()
+                    .map(|a| account_info(a, Some(parent_id))),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn list_in_progress_create_requests(&self) -> AwsResult<Vec<CreateAccountStatus>> {
+        let mut pages = self
+            .client
+            .list_create_account_status()
+            .states(orgs::types::CreateAccountState::InProgress)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err("ListCreateAccountStatus"))?;
+            out.extend(page.create_account_statuses().iter().map(create_status));
+        }
+        // Some implementations ignore the filter: keep only what is really in flight.
+        out.retain(|s| s.state == CreateState::InProgress);
+        Ok(out)
+    }
+
+    async fn describe_create_account_status(
+        &self,
+        request_id: &str,
+    ) -> AwsResult<CreateAccountStatus> {
+        let out = self
+            .client
+            .describe_create_account_status()
+            .create_account_request_id(request_id)
+            .send()
+            .await
+            .map_err(err("DescribeCreateAccountStatus"))?;
+        out.create_account_status()
+            .map(create_status)
+            .ok_or_else(|| {
+                AwsError::new(
+                    SERVICE,
+                    "DescribeCreateAccountStatus",
+                    "CreateAccountStatusNotFoundException",
+                    request_id,
+                )
+            })
+    }
+
+    async fn list_tags(&self, resource_id: &str) -> AwsResult<Tags> {
+        let mut pages = self
+            .client
+            .list_tags_for_resource()
+            .resource_id(resource_id)
+            .into_paginator()
+            .send();
+        let mut out = Tags::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err("ListTagsForResource"))?;
+            for t in page.tags() {
+                out.insert(t.key().to_string(), t.value().to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn create_ou(&self, parent_id: &str, name: &str, tags: &Tags) -> AwsResult<OuInfo> {
+        let out = self
+            .client
+            .create_organizational_unit()
+            .parent_id(parent_id)
+            .name(name)
+            .set_tags(Some(sdk_tags(tags)).filter(|t| !t.is_empty()))
+            .send()
+            .await
+            .map_err(err("CreateOrganizationalUnit"))?;
+        let ou = out.organizational_unit().ok_or_else(|| {
+            AwsError::new(
+                SERVICE,
+                "CreateOrganizationalUnit",
+                "BadResponse",
+                "no OU in the response",
+            )
+        })?;
+        Ok(OuInfo {
+            id: ou.id().unwrap_or_default().to_string(),
+            arn: ou.arn().unwrap_or_default().to_string(),
+            name: ou.name().unwrap_or_default().to_string(),
+            parent_id: parent_id.to_string(),
+        })
+    }
+
+    async fn rename_ou(&self, ou_id: &str, name: &str) -> AwsResult<()> {
+        self.client
+            .update_organizational_unit()
+            .organizational_unit_id(ou_id)
+            .name(name)
+            .send()
+            .await
+            .map_err(err("UpdateOrganizationalUnit"))?;
+        Ok(())
+    }
+
+    async fn delete_ou(&self, ou_id: &str) -> AwsResult<()> {
+        self.client
+            .delete_organizational_unit()
+            .organizational_unit_id(ou_id)
+            .send()
+            .await
+            .map_err(err("DeleteOrganizationalUnit"))?;
+        Ok(())
+    }
+
+    async fn create_account(&self, account: &NewAccount) -> AwsResult<CreateAccountStatus> {
+        let out = self
+            .client
+            .create_account()
+            .account_name(&account.name)
+            .email(&account.email)
+            .role_name(&account.role_name)
+            .set_iam_user_access_to_billing(
+                account
+                    .iam_user_access_to_billing
+                    .as_deref()
+                    .map(orgs::types::IamUserAccessToBilling::from),
+            )
+            .set_tags(Some(sdk_tags(&account.tags)).filter(|t| !t.is_empty()))
+            .send()
+            .await
+            .map_err(err("CreateAccount"))?;
+        out.create_account_status()
+            .map(create_status)
+            .ok_or_else(|| {
+                AwsError::new(
+                    SERVICE,
+                    "CreateAccount",
+                    "BadResponse",
+                    "no request status in the response",
+                )
+            })
+    }
+
+    async fn move_account(&self, account_id: &str, from: &str, to: &str) -> AwsResult<()> {
+        self.client
+            .move_account()
+            .account_id(account_id)
+            .source_parent_id(from)
+            .destination_parent_id(to)
+            .send()
+            .await
+            .map_err(err("MoveAccount"))?;
+        Ok(())
+    }
+
+    async fn tag_resource(&self, resource_id: &str, tags: &Tags) -> AwsResult<()> {
+        self.client
+            .tag_resource()
+            .resource_id(resource_id)
+            .set_tags(Some(sdk_tags(tags)))
+            .send()
+            .await
+            .map_err(err("TagResource"))?;
+        Ok(())
+    }
+
+    async fn untag_resource(&self, resource_id: &str, keys: &[String]) -> AwsResult<()> {
+        self.client
+            .untag_resource()
+            .resource_id(resource_id)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(err("UntagResource"))?;
+        Ok(())
+    }
+
+    async fn close_account(&self, account_id: &str) -> AwsResult<()> {
+        self.client
+            .close_account()
+            .account_id(account_id)
+            .send()
+            .await
+            .map_err(err("CloseAccount"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,6 @@
+//! landing-zone-operator: reconciles an AWS Organization from `landingzone.dev` resources.
+
+pub mod api;
+pub mod aws;
+pub mod metrics;
+pub mod reconcile;

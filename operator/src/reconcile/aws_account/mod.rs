@@ -1,0 +1,268 @@
+//! AwsAccount: observe (snapshot, create request, tags) → identify → plan → apply.
+
+pub mod plan;
+
+use self::plan::{Action, Desired, Identity};
+use super::{Error, Mode, Pass, Progress, Readiness, Resource};
+use crate::api::{AccountDeletionPolicy, AwsAccount, AwsAccountStatus, ManagementPolicy, Tags};
+use crate::aws::organizations::{AccountInfo, CreateAccountStatus};
+
+fn account_of(resource: &mut Resource) -> &mut AwsAccount {
+    match resource {
+        Resource::AwsAccount(a) => a,
+        _ => unreachable!("the driver dispatches by kind"),
+    }
+}
+
+fn status_of(resource: &mut Resource) -> &mut AwsAccountStatus {
+    account_of(resource)
+        .status
+        .get_or_insert_with(Default::default)
+}
+
+/// The create request to follow: the one in status (polled), else one in flight under this name.
+async fn create_request(
+    status: &AwsAccountStatus,
+    name: &str,
+    pass: &Pass,
+) -> Result<Option<CreateAccountStatus>, Error> {
+    if status.account_id.is_some() {
+        return Ok(None);
+    }
+    if let Some(id) = &status.create_request_id {
+        return Ok(Some(pass.orgs.describe_create_account_status(id).await?));
+    }
+    Ok(pass.snapshot.in_flight_for(name).cloned())
+}
+
+fn record(status: &mut AwsAccountStatus, account: &AccountInfo) {
+    status.account_id = Some(account.id.clone());
+    status.arn = Some(account.arn.clone());
+    status.state = Some(account.state.clone());
+    status.parent_id = account.parent_id.clone();
+}
+
+pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
+    let spec = account_of(resource).spec.clone();
+    let desired = Desired {
+        name: spec.account_name.clone(),
+        email: spec.email.clone(),
+        parent_id: pass.resolve_parent(&spec.organizational_unit_ref, &spec.parent_id)?,
+        tags: spec.tags.clone(),
+        role_name: spec.role_name.clone(),
+        iam_user_access_to_billing: spec
+            .iam_user_access_to_billing
+            .map(|b| b.as_str().to_string()),
+        policy: spec.management_policy,
+    };
+    let write = pass.mode == Mode::Apply && desired.policy == ManagementPolicy::Manage;
+    let mut progress = Progress::ready("Available", "");
+    let mut request = {
+        let status = status_of(resource);
+        create_request(status, &desired.name, pass).await?
+    };
+    // At most two rounds: the second one continues right after a CreateAccount that finished at once.
+    for _round in 0..2 {
+        let identity = {
+            let status = status_of(resource);
+            let identity = match plan::identify(
+                &desired,
+                status.account_id.as_deref(),
+                request.as_ref(),
+                &pass.snapshot,
+            ) {
+                Err(e) if e.reason() == "CreateAccountFailed" => {
+                    // A failed request created nothing: forget it so the next reconcile may ask again.
+                    status.create_request_id = None;
+                    return Err(e);
+                }
+                other => other?,
+            };
+            match &identity {
+                Identity::Known(a) => record(status, a),
+                Identity::Adopted { account, by } => {
+                    record(status, account);
+                    progress.actions.push(format!(
+                        "adopt existing account {} (found by {by})",
+                        account.id
+                    ));
+                }
+                Identity::Created { account_id, .. } => {
+                    status.account_id = Some(account_id.clone())
+                }
+                Identity::Creating { request_id } => {
+                    status.create_request_id = Some(request_id.clone())
+                }
+                Identity::Missing => {}
+            }
+            identity
+        };
+        let tags = match &identity {
+            Identity::Known(a) | Identity::Adopted { account: a, .. } if a.state == "ACTIVE" => {
+                pass.orgs.list_tags(&a.id).await?
+            }
+            _ => Tags::new(),
+        };
+        let plan = plan::plan(&desired, &identity, &tags)?;
+        progress.drift.extend(plan.drift.iter().cloned());
+        progress.remaining = plan.reported_only.clone();
+        if !write {
+            progress.remaining.extend(plan.drift.iter().cloned());
+        }
+        progress.ready = plan.ready.clone();
+        progress
+            .actions
+            .extend(plan.actions.iter().map(ToString::to_string));
+        if !write {
+            if identity == Identity::Missing {
+                progress.ready = Readiness::NotReady {
+                    reason: if pass.mode == Mode::Plan {
+                        "WouldCreate"
+                    } else {
+                        "NotFound"
+                    },
+                    message: format!(
+                        "no account with email {} exists; with managementPolicy: Observe nothing is created (set Manage to create it)",
+                        desired.email
+                    ),
+                };
+            }
+            break;
+        }
+        let mut created = None;
+        for action in &plan.actions {
+            match action {
+                Action::Create(new) => {
+                    let result = pass.orgs.create_account(new).await?;
+                    progress.writes += 1;
+                    // The request id is made durable before anything else, so a crash never creates twice.
+                    status_of(resource).create_request_id = Some(result.request_id.clone());
+                    pass.checkpoint(resource).await?;
+                    created = Some(result);
+                }
+                other => {
+                    apply(other, pass).await?;
+                    progress.writes += 1;
+                }
+            }
+        }
+        match created {
+            Some(result) => {
+                if let (Some(id), crate::aws::organizations::CreateState::Succeeded) =
+                    (&result.account_id, result.state)
+                {
+                    // New accounts start under the root, tagged as requested.
+                    pass.snapshot.accounts.insert(
+                        id.clone(),
+                        AccountInfo {
+                            id: id.clone(),
+                            arn: String::new(),
+                            name: desired.name.clone(),
+                            email: desired.email.clone(),
+                            state: "ACTIVE".into(),
+                            parent_id: Some(pass.snapshot.root_id.clone()),
+                        },
+                    );
+                }
+                if result.state == crate::aws::organizations::CreateState::Failed
+                    && result.failure_reason.as_deref() == Some("EMAIL_ALREADY_EXISTS")
+                    && pass.snapshot.account_by_email(&desired.email).is_none()
+                {
+                    // The snapshot may predate the account that holds this email: read the accounts again.
+                    for a in pass.orgs.list_accounts().await? {
+                        pass.snapshot.accounts.entry(a.id.clone()).or_insert(a);
+                    }
+                }
+                request = Some(result);
+            }
+            None => {
+                if let Some(s) = account_of(resource).status.as_mut()
+                    && let Some(id) = &s.account_id
+                    && let Some(a) = pass.snapshot.accounts.get(id)
+                {
+                    s.parent_id = a.parent_id.clone();
+                }
+                break;
+            }
+        }
+    }
+    if let Readiness::Ready { message, .. } = &mut progress.ready
+        && message.is_empty()
+    {
+        *message = "the account is active, in its OU, and matches the spec".into();
+    }
+    Ok(progress)
+}
+
+async fn apply(action: &Action, pass: &mut Pass) -> Result<(), Error> {
+    let orgs = pass.orgs.clone();
+    match action {
+        Action::Create(_) => unreachable!("handled where the request id is persisted"),
+        Action::Move { id, from, to } => {
+            orgs.move_account(id, from, to).await?;
+            if let Some(a) = pass.snapshot.accounts.get_mut(id) {
+                a.parent_id = Some(to.clone());
+            }
+        }
+        Action::Tag { id, tags } => orgs.tag_resource(id, tags).await?,
+        Action::Untag { id, keys } => orgs.untag_resource(id, keys).await?,
+        Action::Close { id } => {
+            orgs.close_account(id).await.map_err(|e| {
+                if e.code == "ConstraintViolationException" {
+                    Error::conflict(
+                        "CloseAccountRefused",
+                        format!(
+                            "AWS refused to close account {id}: {}. AWS limits closures (a share of member accounts per 30 days); \
+                             the account stays open and closing is retried on the next resync",
+                            e.message
+                        ),
+                    )
+                } else {
+                    e.into()
+                }
+            })?;
+            if let Some(a) = pass.snapshot.accounts.get_mut(id) {
+                a.state = "PENDING_CLOSURE".into();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Carries out the deletion policy: Retain leaves the account; Close closes it.
+pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
+    let account = account_of(resource);
+    let close = account.spec.deletion_policy == AccountDeletionPolicy::Close;
+    let policy = account.spec.management_policy;
+    let id = account.status.as_ref().and_then(|s| s.account_id.clone());
+    let found = id
+        .as_deref()
+        .and_then(|id| pass.snapshot.accounts.get(id))
+        .cloned();
+    let actions = plan::plan_close(
+        found.as_ref(),
+        close,
+        policy,
+        pass.snapshot.management_account_id(),
+    )?;
+    let mut progress = Progress::ready(
+        if actions.is_empty() {
+            "Retained"
+        } else {
+            "Closed"
+        },
+        if actions.is_empty() {
+            "the account was left as it is"
+        } else {
+            "the account was closed"
+        },
+    );
+    progress.actions = actions.iter().map(ToString::to_string).collect();
+    if pass.mode == Mode::Apply {
+        for action in &actions {
+            apply(action, pass).await?;
+            progress.writes += 1;
+        }
+    }
+    Ok(progress)
+}

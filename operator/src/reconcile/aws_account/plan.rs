@@ -1,0 +1,636 @@
+//! AwsAccount: which account is this resource (the crash-safe create flow), and what must change (pure).
+
+use crate::api::{Drift, ManagementPolicy, Tags};
+use crate::aws::organizations::{AccountInfo, CreateAccountStatus, CreateState, NewAccount};
+use crate::reconcile::tags::diff_tags;
+use crate::reconcile::{Error, OrgSnapshot, Readiness};
+
+/// The spec, with references resolved to AWS ids.
+#[derive(Clone, Debug)]
+pub struct Desired {
+    pub name: String,
+    pub email: String,
+    pub parent_id: String,
+    pub tags: Tags,
+    pub role_name: String,
+    pub iam_user_access_to_billing: Option<String>,
+    pub policy: ManagementPolicy,
+}
+
+/// Which AWS account (or create request) this resource is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Identity {
+    /// Known by the account id in status.
+    Known(AccountInfo),
+    /// Found without an id in status: by its create request, or by its root email.
+    Adopted {
+        account: AccountInfo,
+        by: &'static str,
+    },
+    /// CreateAccount is still running.
+    Creating { request_id: String },
+    /// CreateAccount succeeded, but the account is not listed yet (eventual consistency).
+    Created {
+        request_id: String,
+        account_id: String,
+    },
+    /// Nothing in AWS: safe to create.
+    Missing,
+}
+
+/// Decides which account this resource is, in the order that never creates a second account:
+/// the id in status, then the create request (from status, or in flight under the same name),
+/// then an account with the same root email; only then is it missing.
+pub fn identify(
+    desired: &Desired,
+    status_account_id: Option<&str>,
+    request: Option<&CreateAccountStatus>,
+    snap: &OrgSnapshot,
+) -> Result<Identity, Error> {
+    if let Some(id) = status_account_id {
+        return match snap.accounts.get(id) {
+            Some(a) => Ok(Identity::Known(a.clone())),
+            None => Err(Error::conflict(
+                "AccountNotInOrganization",
+                format!(
+                    "account {id} recorded in status is no longer in the Organization (removed or left); \
+                     the operator will not create a replacement on its own: delete and re-create this resource to start over"
+                ),
+            )),
+        };
+    }
+    if let Some(req) = request {
+        match req.state {
+            CreateState::InProgress => {
+                return Ok(Identity::Creating {
+                    request_id: req.request_id.clone(),
+                });
+            }
+            CreateState::Succeeded => {
+                let account_id = req.account_id.clone().unwrap_or_default();
+                return Ok(match snap.accounts.get(&account_id) {
+                    Some(a) => Identity::Adopted {
+                        account: a.clone(),
+                        by: "its create request",
+                    },
+                    None => Identity::Created {
+                        request_id: req.request_id.clone(),
+                        account_id,
+                    },
+                });
+            }
+            CreateState::Failed => {
+                let reason = req
+                    .failure_reason
+                    .clone()
+                    .unwrap_or_else(|| "UNKNOWN".into());
+                if reason == "EMAIL_ALREADY_EXISTS" {
+                    return match snap.account_by_email(&desired.email) {
+                        Some(a) => Ok(Identity::Adopted {
+                            account: a.clone(),
+                            by: "its email (CreateAccount said EMAIL_ALREADY_EXISTS)",
+                        }),
+                        None => Err(Error::conflict(
+                            "EmailAlreadyInUse",
+                            format!(
+                                "AWS says {} is already the root email of an account outside this Organization: \
+                                 use another mailbox, or invite that account into the Organization",
+                                desired.email
+                            ),
+                        )),
+                    };
+                }
+                return Err(Error::conflict(
+                    "CreateAccountFailed",
+                    format!(
+                        "CreateAccount request {} failed with {reason}; fix the cause (see the AWS Organizations docs for {reason}) \
+                         and the account is requested again on the next reconcile",
+                        req.request_id
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(a) = snap.account_by_email(&desired.email) {
+        return Ok(Identity::Adopted {
+            account: a.clone(),
+            by: "its email",
+        });
+    }
+    Ok(Identity::Missing)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Create(NewAccount),
+    Move {
+        id: String,
+        from: String,
+        to: String,
+    },
+    Tag {
+        id: String,
+        tags: Tags,
+    },
+    Untag {
+        id: String,
+        keys: Vec<String>,
+    },
+    Close {
+        id: String,
+    },
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::Create(a) => write!(f, "create account {:?} <{}>", a.name, a.email),
+            Action::Move { id, from, to } => write!(f, "move {id} from {from} to {to}"),
+            Action::Tag { tags, .. } => write!(
+                f,
+                "set tags {}",
+                tags.keys().cloned().collect::<Vec<_>>().join(",")
+            ),
+            Action::Untag { keys, .. } => write!(f, "remove tags {}", keys.join(",")),
+            Action::Close { id } => write!(f, "close account {id}"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    /// Drift the actions correct.
+    pub drift: Vec<Drift>,
+    /// Drift reported but not corrected by this operator (e.g. the account name).
+    pub reported_only: Vec<Drift>,
+    pub ready: Readiness,
+}
+
+fn ready() -> Readiness {
+    Readiness::Ready {
+        reason: "Available",
+        message: "the account is active, in its OU, and matches the spec".into(),
+    }
+}
+
+pub fn plan(desired: &Desired, identity: &Identity, observed_tags: &Tags) -> Result<Plan, Error> {
+    let mut out = Plan {
+        actions: vec![],
+        drift: vec![],
+        reported_only: vec![],
+        ready: ready(),
+    };
+    let account = match identity {
+        Identity::Missing => {
+            out.actions.push(Action::Create(NewAccount {
+                name: desired.name.clone(),
+                email: desired.email.clone(),
+                role_name: desired.role_name.clone(),
+                iam_user_access_to_billing: desired.iam_user_access_to_billing.clone(),
+                tags: desired.tags.clone(),
+            }));
+            out.ready = Readiness::NotReady {
+                reason: "Creating",
+                message: "the account is being created".into(),
+            };
+            return Ok(out);
+        }
+        Identity::Creating { request_id } => {
+            out.ready = Readiness::NotReady {
+                reason: "Creating",
+                message: format!(
+                    "CreateAccount request {request_id} is in progress; AWS usually takes a few minutes"
+                ),
+            };
+            return Ok(out);
+        }
+        Identity::Created { account_id, .. } => {
+            out.ready = Readiness::NotReady {
+                reason: "AccountNotYetVisible",
+                message: format!(
+                    "account {account_id} was created and is not listed by AWS yet; checking again shortly"
+                ),
+            };
+            return Ok(out);
+        }
+        Identity::Known(a) | Identity::Adopted { account: a, .. } => a,
+    };
+    if account.state != "ACTIVE" {
+        out.ready = Readiness::NotReady {
+            reason: "AccountNotActive",
+            message: format!(
+                "account {} is {}; no changes are made to it",
+                account.id, account.state
+            ),
+        };
+        return Ok(out);
+    }
+    if !account.email.eq_ignore_ascii_case(&desired.email) {
+        out.reported_only
+            .push(Drift::new("email", &desired.email, &account.email));
+    }
+    if account.name != desired.name {
+        out.reported_only
+            .push(Drift::new("accountName", &desired.name, &account.name));
+    }
+    match account.parent_id.as_deref() {
+        Some(p) if p == desired.parent_id => {}
+        Some(p) => {
+            out.drift
+                .push(Drift::new("parentId", &desired.parent_id, p));
+            out.actions.push(Action::Move {
+                id: account.id.clone(),
+                from: p.to_string(),
+                to: desired.parent_id.clone(),
+            });
+        }
+        None => {
+            return Err(Error::conflict(
+                "AccountWithoutParent",
+                format!(
+                    "account {} has no parent in the Organization's tree; move it to an OU by hand",
+                    account.id
+                ),
+            ));
+        }
+    }
+    let tags = diff_tags(&desired.tags, observed_tags);
+    out.drift.extend(tags.drift);
+    if !tags.set.is_empty() {
+        out.actions.push(Action::Tag {
+            id: account.id.clone(),
+            tags: tags.set,
+        });
+    }
+    if !tags.remove.is_empty() {
+        out.actions.push(Action::Untag {
+            id: account.id.clone(),
+            keys: tags.remove,
+        });
+    }
+    Ok(out)
+}
+
+/// Closing: only with deletionPolicy Close, only when managed, never the management account.
+pub fn plan_close(
+    account: Option<&AccountInfo>,
+    close: bool,
+    policy: ManagementPolicy,
+    management_account_id: Option<&str>,
+) -> Result<Vec<Action>, Error> {
+    let Some(a) = account else { return Ok(vec![]) };
+    if !close || policy == ManagementPolicy::Observe || a.state != "ACTIVE" {
+        return Ok(vec![]);
+    }
+    if Some(a.id.as_str()) == management_account_id {
+        return Err(Error::conflict(
+            "ManagementAccount",
+            format!(
+                "account {} is the Organization's management account and cannot be closed from here; set deletionPolicy: Retain",
+                a.id
+            ),
+        ));
+    }
+    Ok(vec![Action::Close { id: a.id.clone() }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acct(id: &str, email: &str, parent: &str) -> AccountInfo {
+        AccountInfo {
+            id: id.into(),
+            arn: format!("arn:aws:organizations::1:account/{id}"),
+            name: "payments-prod".into(),
+            email: email.into(),
+            state: "ACTIVE".into(),
+            parent_id: Some(parent.into()),
+        }
+    }
+
+    fn desired() -> Desired {
+        Desired {
+            name: "payments-prod".into(),
+            email: "aws-payments-prod@example.com".into(),
+            parent_id: "ou-prod".into(),
+            tags: [("stage".to_string(), "prod".to_string())].into(),
+            role_name: "OrganizationAccountAccessRole".into(),
+            iam_user_access_to_billing: None,
+            policy: ManagementPolicy::Manage,
+        }
+    }
+
+    fn snap(accounts: Vec<AccountInfo>) -> OrgSnapshot {
+        OrgSnapshot {
+            root_id: "r-root".into(),
+            accounts: accounts.into_iter().map(|a| (a.id.clone(), a)).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn req(
+        state: CreateState,
+        account_id: Option<&str>,
+        failure: Option<&str>,
+    ) -> CreateAccountStatus {
+        CreateAccountStatus {
+            request_id: "car-1".into(),
+            account_name: "payments-prod".into(),
+            state,
+            account_id: account_id.map(Into::into),
+            failure_reason: failure.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn identify_table() {
+        let d = desired();
+        let a = acct("111111111111", "aws-payments-prod@example.com", "ou-prod");
+        let other = acct("222222222222", "someone-else@example.com", "r-root");
+        // (reason, status account id, create request, accounts, expected)
+        let cases: Vec<(
+            &str,
+            Option<&str>,
+            Option<CreateAccountStatus>,
+            Vec<AccountInfo>,
+            Result<Identity, &str>,
+        )> = vec![
+            (
+                "known id is observed",
+                Some("111111111111"),
+                None,
+                vec![a.clone()],
+                Ok(Identity::Known(a.clone())),
+            ),
+            (
+                "known id no longer in the org: never re-created silently",
+                Some("111111111111"),
+                None,
+                vec![other.clone()],
+                Err("AccountNotInOrganization"),
+            ),
+            (
+                "request in progress (from status or in flight by name) is polled, not re-created",
+                None,
+                Some(req(CreateState::InProgress, None, None)),
+                vec![],
+                Ok(Identity::Creating {
+                    request_id: "car-1".into(),
+                }),
+            ),
+            (
+                "request succeeded and the account is listed: adopted",
+                None,
+                Some(req(CreateState::Succeeded, Some("111111111111"), None)),
+                vec![a.clone()],
+                Ok(Identity::Adopted {
+                    account: a.clone(),
+                    by: "its create request",
+                }),
+            ),
+            (
+                "request succeeded, account not listed yet: wait, do not create",
+                None,
+                Some(req(CreateState::Succeeded, Some("111111111111"), None)),
+                vec![],
+                Ok(Identity::Created {
+                    request_id: "car-1".into(),
+                    account_id: "111111111111".into(),
+                }),
+            ),
+            (
+                "EMAIL_ALREADY_EXISTS and the account is in the org: adopted",
+                None,
+                Some(req(CreateState::Failed, None, Some("EMAIL_ALREADY_EXISTS"))),
+                vec![a.clone()],
+                Ok(Identity::Adopted {
+                    account: a.clone(),
+                    by: "its email (CreateAccount said EMAIL_ALREADY_EXISTS)",
+                }),
+            ),
+            (
+                "EMAIL_ALREADY_EXISTS outside the org: a clear error",
+                None,
+                Some(req(CreateState::Failed, None, Some("EMAIL_ALREADY_EXISTS"))),
+                vec![other.clone()],
+                Err("EmailAlreadyInUse"),
+            ),
+            (
+                "other failure: reported",
+                None,
+                Some(req(
+                    CreateState::Failed,
+                    None,
+                    Some("ACCOUNT_LIMIT_EXCEEDED"),
+                )),
+                vec![],
+                Err("CreateAccountFailed"),
+            ),
+            (
+                "same email exists: adopted",
+                None,
+                None,
+                vec![other.clone(), a.clone()],
+                Ok(Identity::Adopted {
+                    account: a.clone(),
+                    by: "its email",
+                }),
+            ),
+            (
+                "same email in another case: adopted (emails are case-insensitive)",
+                None,
+                None,
+                vec![acct(
+                    "111111111111",
+                    "AWS-Payments-Prod@Example.com",
+                    "ou-prod",
+                )],
+                Ok(Identity::Adopted {
+                    account: acct("111111111111", "AWS-Payments-Prod@Example.com", "ou-prod"),
+                    by: "its email",
+                }),
+            ),
+            (
+                "nothing anywhere: missing",
+                None,
+                None,
+                vec![other.clone()],
+                Ok(Identity::Missing),
+            ),
+        ];
+        for (reason, id, request, accounts, want) in cases {
+            let got = identify(&d, id, request.as_ref(), &snap(accounts));
+            match (got, want) {
+                (Ok(g), Ok(w)) => assert_eq!(g, w, "{reason}"),
+                (Err(e), Err(r)) => assert_eq!(e.reason(), r, "{reason}: {e}"),
+                (g, w) => panic!("{reason}: got {g:?}, want {w:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn plan_table() {
+        let d = desired();
+        let in_place = acct("1", "aws-payments-prod@example.com", "ou-prod");
+        let elsewhere = acct("1", "aws-payments-prod@example.com", "ou-dev");
+        let tags = |pairs: &[(&str, &str)]| -> Tags {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut suspended = in_place.clone();
+        suspended.state = "SUSPENDED".into();
+        let mut renamed = in_place.clone();
+        renamed.name = "old-name".into();
+        // (reason, identity, observed tags, actions, drift fields, ready)
+        let cases: Vec<(&str, Identity, Tags, Vec<&str>, Vec<&str>, bool)> = vec![
+            (
+                "missing: create",
+                Identity::Missing,
+                tags(&[]),
+                vec!["create account \"payments-prod\" <aws-payments-prod@example.com>"],
+                vec![],
+                false,
+            ),
+            (
+                "creating: wait, no second create",
+                Identity::Creating {
+                    request_id: "car-1".into(),
+                },
+                tags(&[]),
+                vec![],
+                vec![],
+                false,
+            ),
+            (
+                "in sync",
+                Identity::Known(in_place.clone()),
+                tags(&[("stage", "prod")]),
+                vec![],
+                vec![],
+                true,
+            ),
+            (
+                "moved out of band: moved back",
+                Identity::Known(elsewhere.clone()),
+                tags(&[("stage", "prod")]),
+                vec!["move 1 from ou-dev to ou-prod"],
+                vec!["parentId"],
+                true,
+            ),
+            (
+                "tag removed and one added out of band",
+                Identity::Adopted {
+                    account: in_place.clone(),
+                    by: "its email",
+                },
+                tags(&[("extra", "x")]),
+                vec!["set tags stage", "remove tags extra"],
+                vec!["tags.stage", "tags.extra"],
+                true,
+            ),
+            (
+                "suspended: hands off",
+                Identity::Known(suspended),
+                tags(&[]),
+                vec![],
+                vec![],
+                false,
+            ),
+            (
+                "renamed: reported, not corrected",
+                Identity::Known(renamed),
+                tags(&[("stage", "prod")]),
+                vec![],
+                vec![],
+                true,
+            ),
+        ];
+        for (reason, identity, observed, actions, drift, ready) in cases {
+            let p = plan(&d, &identity, &observed).unwrap();
+            let got: Vec<String> = p.actions.iter().map(ToString::to_string).collect();
+            assert_eq!(got, actions, "{reason}");
+            let fields: Vec<&str> = p.drift.iter().map(|d| d.field.as_str()).collect();
+            assert_eq!(fields, drift, "{reason}");
+            assert_eq!(
+                matches!(p.ready, Readiness::Ready { .. }),
+                ready,
+                "{reason}"
+            );
+        }
+        let renamed_plan = plan(
+            &d,
+            &Identity::Known({
+                let mut a = in_place.clone();
+                a.name = "old".into();
+                a
+            }),
+            &tags(&[("stage", "prod")]),
+        )
+        .unwrap();
+        assert_eq!(renamed_plan.reported_only[0].field, "accountName");
+    }
+
+    #[test]
+    fn close_table() {
+        let a = acct("1", "e@example.com", "r-root");
+        let mut closed = a.clone();
+        closed.state = "SUSPENDED".into();
+        let mgmt = acct("9", "m@example.com", "r-root");
+        // (reason, account, close policy, management policy, management id, expected)
+        let cases: Vec<(
+            &str,
+            Option<&AccountInfo>,
+            bool,
+            ManagementPolicy,
+            Result<usize, &str>,
+        )> = vec![
+            (
+                "Close closes an active account",
+                Some(&a),
+                true,
+                ManagementPolicy::Manage,
+                Ok(1),
+            ),
+            (
+                "Retain leaves it",
+                Some(&a),
+                false,
+                ManagementPolicy::Manage,
+                Ok(0),
+            ),
+            (
+                "Observe never closes",
+                Some(&a),
+                true,
+                ManagementPolicy::Observe,
+                Ok(0),
+            ),
+            (
+                "already closed: nothing to do",
+                Some(&closed),
+                true,
+                ManagementPolicy::Manage,
+                Ok(0),
+            ),
+            (
+                "never the management account (the emulator would close it)",
+                Some(&mgmt),
+                true,
+                ManagementPolicy::Manage,
+                Err("ManagementAccount"),
+            ),
+        ];
+        for (reason, account, close, policy, want) in cases {
+            let got = plan_close(account, close, policy, Some("9")).map(|a| a.len());
+            match (got, want) {
+                (Ok(n), Ok(m)) => assert_eq!(n, m, "{reason}"),
+                (Err(e), Err(r)) => assert_eq!(e.reason(), r, "{reason}"),
+                (g, w) => panic!("{reason}: got {g:?}, want {w:?}"),
+            }
+        }
+    }
+}

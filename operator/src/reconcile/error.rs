@@ -1,0 +1,57 @@
+//! Reconcile errors with a stable CamelCase reason: the condition reason, Event reason and metric label.
+
+use crate::aws::AwsError;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Aws(#[from] AwsError),
+    /// A referenced resource has no AWS id yet; retried when it has one.
+    #[error("waiting for {kind} {name:?}: {why}")]
+    WaitingForDependency {
+        kind: &'static str,
+        name: String,
+        why: String,
+    },
+    /// The spec cannot be applied as written; a human must change it.
+    #[error("{message}")]
+    InvalidSpec { message: String },
+    /// AWS is in a state the operator must not or cannot change on its own.
+    #[error("{message}")]
+    Conflict {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+impl Error {
+    pub fn conflict(reason: &'static str, message: impl Into<String>) -> Self {
+        Error::Conflict {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// CamelCase reason for conditions, Events and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Aws(e) if e.is_throttle() => "Throttled",
+            Error::Aws(e) if e.code == "Unreachable" || e.code == "Timeout" => "AwsUnreachable",
+            Error::Aws(e) if e.code.contains("AccessDenied") => "AccessDenied",
+            Error::Aws(e) if e.retryable => "AwsTransientError",
+            Error::Aws(_) => "AwsApiError",
+            Error::WaitingForDependency { .. } => "WaitingForDependency",
+            Error::InvalidSpec { .. } => "InvalidSpec",
+            Error::Conflict { reason, .. } => reason,
+        }
+    }
+
+    /// Retryable errors back off and retry soon; the others wait for a spec change or the slow resync.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Aws(e) => e.retryable,
+            Error::WaitingForDependency { .. } => true,
+            Error::InvalidSpec { .. } | Error::Conflict { .. } => false,
+        }
+    }
+}

@@ -1,0 +1,491 @@
+//! The reconcile core: observe (read AWS) → plan (pure) → apply (write AWS), one driver for all kinds.
+//!
+//! The CLI (`plan` / `apply --dir`) and the in-cluster controller share this module; only where
+//! desired state comes from and where status goes differ (`StatusSink`).
+
+pub mod aws_account;
+pub mod conditions;
+pub mod error;
+pub mod organizational_unit;
+pub mod snapshot;
+pub mod tags;
+
+pub use error::Error;
+pub use snapshot::OrgSnapshot;
+
+use crate::api::{
+    self, AuditTrail, AwsAccount, Budget, CommonStatus, Drift, IdentityGroup, OrganizationalUnit,
+};
+use crate::aws::Organizations;
+use async_trait::async_trait;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    OrganizationalUnit,
+    AwsAccount,
+    IdentityGroup,
+    Budget,
+    AuditTrail,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::OrganizationalUnit => "OrganizationalUnit",
+            Kind::AwsAccount => "AwsAccount",
+            Kind::IdentityGroup => "IdentityGroup",
+            Kind::Budget => "Budget",
+            Kind::AuditTrail => "AuditTrail",
+        }
+    }
+
+    pub fn parse(kind: &str) -> Option<Kind> {
+        [
+            Kind::OrganizationalUnit,
+            Kind::AwsAccount,
+            Kind::IdentityGroup,
+            Kind::Budget,
+            Kind::AuditTrail,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == kind)
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A resource's identity: kind and (cluster-scoped) name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl Key {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.kind, self.name)
+    }
+}
+
+/// Apply executes the plan; Plan only observes and reports what would be done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    Plan,
+}
+
+/// A landing-zone resource of any kind.
+#[derive(Clone, Debug)]
+pub enum Resource {
+    OrganizationalUnit(OrganizationalUnit),
+    AwsAccount(AwsAccount),
+    IdentityGroup(IdentityGroup),
+    Budget(Budget),
+    AuditTrail(AuditTrail),
+}
+
+impl Resource {
+    pub fn key(&self) -> Key {
+        match self {
+            Resource::OrganizationalUnit(r) => Key::new(Kind::OrganizationalUnit, r.name_any()),
+            Resource::AwsAccount(r) => Key::new(Kind::AwsAccount, r.name_any()),
+            Resource::IdentityGroup(r) => Key::new(Kind::IdentityGroup, r.name_any()),
+            Resource::Budget(r) => Key::new(Kind::Budget, r.name_any()),
+            Resource::AuditTrail(r) => Key::new(Kind::AuditTrail, r.name_any()),
+        }
+    }
+
+    /// Resources this one refers to and must wait for.
+    pub fn dependencies(&self) -> Vec<Key> {
+        let named = |kind, r: &Option<api::ResourceRef>| {
+            r.iter().map(|r| Key::new(kind, &r.name)).collect()
+        };
+        match self {
+            Resource::OrganizationalUnit(r) => named(Kind::OrganizationalUnit, &r.spec.parent_ref),
+            Resource::AwsAccount(r) => {
+                named(Kind::OrganizationalUnit, &r.spec.organizational_unit_ref)
+            }
+            Resource::IdentityGroup(r) => named(Kind::AwsAccount, &r.spec.account_ref),
+            Resource::Budget(r) => named(Kind::AwsAccount, &r.spec.account_ref),
+            Resource::AuditTrail(_) => Vec::new(),
+        }
+    }
+
+    pub fn generation(&self) -> Option<i64> {
+        match self {
+            Resource::OrganizationalUnit(r) => r.metadata.generation,
+            Resource::AwsAccount(r) => r.metadata.generation,
+            Resource::IdentityGroup(r) => r.metadata.generation,
+            Resource::Budget(r) => r.metadata.generation,
+            Resource::AuditTrail(r) => r.metadata.generation,
+        }
+    }
+
+    /// The AWS id this resource is known by, from its status.
+    pub fn aws_id(&self) -> Option<String> {
+        match self {
+            Resource::OrganizationalUnit(r) => r.status.as_ref().and_then(|s| s.id.clone()),
+            Resource::AwsAccount(r) => r.status.as_ref().and_then(|s| s.account_id.clone()),
+            Resource::IdentityGroup(r) => r.status.as_ref().and_then(|s| s.arn.clone()),
+            Resource::Budget(_) => None,
+            Resource::AuditTrail(r) => r.status.as_ref().and_then(|s| s.trail_arn.clone()),
+        }
+    }
+
+    pub fn common_status_mut(&mut self) -> &mut CommonStatus {
+        match self {
+            Resource::OrganizationalUnit(r) => {
+                &mut r.status.get_or_insert_with(Default::default).common
+            }
+            Resource::AwsAccount(r) => &mut r.status.get_or_insert_with(Default::default).common,
+            Resource::IdentityGroup(r) => &mut r.status.get_or_insert_with(Default::default).common,
+            Resource::Budget(r) => &mut r.status.get_or_insert_with(Default::default).common,
+            Resource::AuditTrail(r) => &mut r.status.get_or_insert_with(Default::default).common,
+        }
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        let v = match self {
+            Resource::OrganizationalUnit(r) => serde_json::to_value(&r.status),
+            Resource::AwsAccount(r) => serde_json::to_value(&r.status),
+            Resource::IdentityGroup(r) => serde_json::to_value(&r.status),
+            Resource::Budget(r) => serde_json::to_value(&r.status),
+            Resource::AuditTrail(r) => serde_json::to_value(&r.status),
+        };
+        v.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Replaces the status (e.g. with one kept by the CLI's state file).
+    pub fn set_status_json(&mut self, status: serde_json::Value) -> serde_json::Result<()> {
+        match self {
+            Resource::OrganizationalUnit(r) => r.status = serde_json::from_value(status)?,
+            Resource::AwsAccount(r) => r.status = serde_json::from_value(status)?,
+            Resource::IdentityGroup(r) => r.status = serde_json::from_value(status)?,
+            Resource::Budget(r) => r.status = serde_json::from_value(status)?,
+            Resource::AuditTrail(r) => r.status = serde_json::from_value(status)?,
+        }
+        Ok(())
+    }
+
+    /// The deletion policy as written (`Retain`, `Delete` or `Close`).
+    pub fn deletion_policy(&self) -> &'static str {
+        fn p(d: api::DeletionPolicy) -> &'static str {
+            match d {
+                api::DeletionPolicy::Retain => "Retain",
+                api::DeletionPolicy::Delete => "Delete",
+            }
+        }
+        match self {
+            Resource::OrganizationalUnit(r) => p(r.spec.deletion_policy),
+            Resource::AwsAccount(r) => match r.spec.deletion_policy {
+                api::AccountDeletionPolicy::Retain => "Retain",
+                api::AccountDeletionPolicy::Close => "Close",
+            },
+            Resource::IdentityGroup(r) => p(r.spec.deletion_policy),
+            Resource::Budget(r) => p(r.spec.deletion_policy),
+            Resource::AuditTrail(r) => p(r.spec.deletion_policy),
+        }
+    }
+}
+
+/// Where status goes as soon as it must be durable (the CLI's state file, or the status subresource).
+#[async_trait]
+pub trait StatusSink: Send + Sync {
+    async fn save(&self, key: &Key, status: &serde_json::Value) -> Result<(), String>;
+}
+
+/// A sink that keeps nothing (for `plan`).
+pub struct NoSink;
+
+#[async_trait]
+impl StatusSink for NoSink {
+    async fn save(&self, _: &Key, _: &serde_json::Value) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Everything one pass over the resources shares.
+pub struct Pass {
+    pub orgs: Arc<dyn Organizations>,
+    pub snapshot: OrgSnapshot,
+    pub mode: Mode,
+    /// AWS ids of resources, by key, as known so far in this pass (for references).
+    pub ids: BTreeMap<Key, String>,
+    pub sink: Arc<dyn StatusSink>,
+    pub now: Time,
+}
+
+/// Placeholder id of a resource that the plan would create.
+pub fn planned_id(key: &Key) -> String {
+    format!("<new {key}>")
+}
+
+impl Pass {
+    /// Reads the Organization once for this pass.
+    pub async fn begin(
+        orgs: Arc<dyn Organizations>,
+        mode: Mode,
+        sink: Arc<dyn StatusSink>,
+    ) -> Result<Pass, Error> {
+        let snapshot = OrgSnapshot::load(orgs.as_ref()).await?;
+        Ok(Pass {
+            orgs,
+            snapshot,
+            mode,
+            ids: BTreeMap::new(),
+            sink,
+            now: Time(k8s_openapi::jiff::Timestamp::now()),
+        })
+    }
+
+    /// Id of a referenced resource, or why there is none yet.
+    pub fn resolve(&self, key: &Key) -> Result<String, Error> {
+        self.ids
+            .get(key)
+            .cloned()
+            .ok_or_else(|| Error::WaitingForDependency {
+                kind: key.kind.as_str(),
+                name: key.name.clone(),
+                why: "it does not exist yet or is not ready; this resource is retried once it is"
+                    .to_string(),
+            })
+    }
+
+    /// Resolves `parentRef` / `parentId` / the root to a parent id.
+    pub fn resolve_parent(
+        &self,
+        parent_ref: &Option<api::ResourceRef>,
+        parent_id: &Option<String>,
+    ) -> Result<String, Error> {
+        match (parent_ref, parent_id) {
+            (Some(r), _) => self.resolve(&Key::new(Kind::OrganizationalUnit, &r.name)),
+            (None, Some(id)) => {
+                if self.snapshot.parent_exists(id) {
+                    Ok(id.clone())
+                } else {
+                    Err(Error::InvalidSpec {
+                        message: format!(
+                            "parentId {id} is neither the root nor an OU of this Organization"
+                        ),
+                    })
+                }
+            }
+            (None, None) => Ok(self.snapshot.root_id.clone()),
+        }
+    }
+
+    pub async fn checkpoint(&self, resource: &Resource) -> Result<(), Error> {
+        if self.mode == Mode::Plan {
+            return Ok(());
+        }
+        self.sink
+            .save(&resource.key(), &resource.status_json())
+            .await
+            .map_err(|e| Error::conflict("StatusNotSaved", format!("could not save status: {e}")))
+    }
+}
+
+/// Whether the resource is usable, and if not, why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready {
+        reason: &'static str,
+        message: String,
+    },
+    NotReady {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// What one reconcile did (Apply) or would do (Plan).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// Actions carried out (Apply) or planned (Plan), in order, readable.
+    pub actions: Vec<String>,
+    /// AWS write calls made.
+    pub writes: usize,
+    /// Drift found when observing.
+    pub drift: Vec<Drift>,
+    /// Drift still there after this pass (all of it in Plan or Observe mode).
+    pub remaining: Vec<Drift>,
+    pub ready: Readiness,
+}
+
+impl Progress {
+    pub fn ready(reason: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            actions: Vec::new(),
+            writes: 0,
+            drift: Vec::new(),
+            remaining: Vec::new(),
+            ready: Readiness::Ready {
+                reason,
+                message: message.into(),
+            },
+        }
+    }
+}
+
+/// The outcome of one resource in a pass, for reports.
+#[derive(Debug)]
+pub struct Report {
+    pub key: Key,
+    pub id: Option<String>,
+    pub result: Result<Progress, Error>,
+    /// False for kinds whose reconciler has not landed yet.
+    pub supported: bool,
+}
+
+/// Orders resources so that every resource comes after the ones it refers to; cycles are reported.
+pub fn dependency_order(resources: &[Resource]) -> (Vec<usize>, Vec<(usize, String)>) {
+    let index: BTreeMap<Key, usize> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.key(), i))
+        .collect();
+    let mut order = Vec::new();
+    let mut placed = BTreeSet::new();
+    let mut cyclic = Vec::new();
+    // Kinds first (OUs, accounts, groups, budgets, trails), then by name, for a stable order.
+    let mut pending: Vec<usize> = (0..resources.len()).collect();
+    pending.sort_by_key(|&i| resources[i].key());
+    loop {
+        let before = pending.len();
+        pending.retain(|&i| {
+            let ready = resources[i]
+                .dependencies()
+                .iter()
+                .all(|d| index.get(d).is_none_or(|j| placed.contains(j)));
+            if ready {
+                order.push(i);
+                placed.insert(i);
+            }
+            !ready
+        });
+        if pending.is_empty() || pending.len() == before {
+            break;
+        }
+    }
+    for i in pending {
+        cyclic.push((
+            i,
+            format!(
+                "{} is part of a reference cycle; break the cycle of parentRef/accountRef",
+                resources[i].key()
+            ),
+        ));
+    }
+    (order, cyclic)
+}
+
+/// Reconciles every resource once, in dependency order, saving each status as it goes.
+pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report> {
+    for r in resources.iter() {
+        if let Some(id) = r.aws_id() {
+            pass.ids.insert(r.key(), id);
+        }
+    }
+    let (order, cyclic) = dependency_order(resources);
+    let mut reports = Vec::new();
+    for i in order {
+        let resource = &mut resources[i];
+        let key = resource.key();
+        // A reference is only as good as this pass made it: forget ids that the dependency lost.
+        let result = match resource {
+            Resource::OrganizationalUnit(_) => organizational_unit::reconcile(resource, pass).await,
+            Resource::AwsAccount(_) => aws_account::reconcile(resource, pass).await,
+            _ => {
+                reports.push(Report {
+                    key,
+                    id: None,
+                    result: Ok(Progress {
+                        ready: Readiness::NotReady {
+                            reason: "NotYetSupported",
+                            message: "this kind's reconciler has not landed yet; nothing was done"
+                                .into(),
+                        },
+                        ..Progress::ready("", "")
+                    }),
+                    supported: false,
+                });
+                continue;
+            }
+        };
+        match (&result, resource.aws_id()) {
+            (Ok(_), Some(id)) => {
+                pass.ids.insert(key.clone(), id);
+            }
+            (Ok(p), None) if pass.mode == Mode::Plan && !p.actions.is_empty() => {
+                pass.ids.insert(key.clone(), planned_id(&key));
+            }
+            (Err(_), _) | (Ok(_), None) => {
+                pass.ids.remove(&key);
+            }
+        }
+        let generation = resource.generation();
+        conditions::update_common(resource.common_status_mut(), &result, generation, &pass.now);
+        let result = match (result, pass.checkpoint(resource).await) {
+            (Ok(_), Err(e)) => Err(e),
+            (r, _) => r,
+        };
+        reports.push(Report {
+            key,
+            id: resource.aws_id(),
+            result,
+            supported: true,
+        });
+    }
+    for (i, why) in cyclic {
+        reports.push(Report {
+            key: resources[i].key(),
+            id: None,
+            result: Err(Error::InvalidSpec { message: why }),
+            supported: true,
+        });
+    }
+    reports
+}
+
+/// Carries out the deletion policy of resources that are gone from the desired state,
+/// dependents first (accounts before their OUs, child OUs before parents).
+pub async fn run_deletions(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report> {
+    let (mut order, _) = dependency_order(resources);
+    order.reverse();
+    let mut reports = Vec::new();
+    for i in order {
+        let resource = &mut resources[i];
+        let result = match resource {
+            Resource::OrganizationalUnit(_) => organizational_unit::delete(resource, pass).await,
+            Resource::AwsAccount(_) => aws_account::delete(resource, pass).await,
+            _ => Ok(Progress::ready(
+                "Retained",
+                "nothing to delete for this kind yet",
+            )),
+        };
+        reports.push(Report {
+            key: resource.key(),
+            id: resource.aws_id(),
+            result,
+            supported: true,
+        });
+    }
+    reports
+}

@@ -1,0 +1,207 @@
+//! OrganizationalUnit: observe (snapshot + tags) → plan → apply.
+
+pub mod plan;
+
+use self::plan::{Action, Desired, Observed};
+use super::{Error, Mode, Pass, Progress, Readiness, Resource};
+use crate::api::{DeletionPolicy, ManagementPolicy, OrganizationalUnit, Tags};
+use crate::aws::organizations::OuInfo;
+
+fn ou_of(resource: &mut Resource) -> &mut OrganizationalUnit {
+    match resource {
+        Resource::OrganizationalUnit(ou) => ou,
+        _ => unreachable!("the driver dispatches by kind"),
+    }
+}
+
+/// Finds the OU: by the id in status, else by name under the parent (adoption).
+async fn observe(
+    status_id: Option<&str>,
+    desired: &Desired,
+    pass: &Pass,
+) -> Result<Observed, Error> {
+    let snap = &pass.snapshot;
+    let (ou, adopted) = match status_id.and_then(|id| snap.ous.get(id)) {
+        Some(ou) => (Some(ou.clone()), false),
+        None => {
+            let named: Vec<&OuInfo> = snap.ous_named(&desired.parent_id, &desired.name).collect();
+            match named.as_slice() {
+                [] => (None, false),
+                [one] => (Some((*one).clone()), true),
+                many => {
+                    return Err(Error::conflict(
+                        "AmbiguousOrganizationalUnit",
+                        format!(
+                            "{} OUs are named {:?} under {} ({}): delete or rename the extra ones so one can be adopted",
+                            many.len(),
+                            desired.name,
+                            desired.parent_id,
+                            many.iter()
+                                .map(|o| o.id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    };
+    let tags = match &ou {
+        Some(ou) => pass.orgs.list_tags(&ou.id).await?,
+        None => Tags::new(),
+    };
+    Ok(Observed { ou, adopted, tags })
+}
+
+pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
+    let ou = ou_of(resource);
+    let desired = Desired {
+        name: ou.spec.name.clone(),
+        parent_id: pass.resolve_parent(&ou.spec.parent_ref, &ou.spec.parent_id)?,
+        tags: ou.spec.tags.clone(),
+        policy: ou.spec.management_policy,
+    };
+    let status = ou.status.get_or_insert_with(Default::default);
+    let observed = observe(status.id.as_deref(), &desired, pass).await?;
+    let plan = plan::plan(&desired, &observed)?;
+    if let Some(found) = &observed.ou {
+        status.id = Some(found.id.clone());
+        status.arn = Some(found.arn.clone());
+        status.parent_id = Some(found.parent_id.clone());
+    }
+
+    let write = pass.mode == Mode::Apply && desired.policy == ManagementPolicy::Manage;
+    let mut progress = Progress {
+        actions: plan
+            .adopt
+            .iter()
+            .map(|id| format!("adopt existing OU {id}"))
+            .collect(),
+        writes: 0,
+        drift: plan.drift.clone(),
+        remaining: if write {
+            Vec::new()
+        } else {
+            plan.drift.clone()
+        },
+        ready: Readiness::Ready {
+            reason: "Available",
+            message: "the OU exists and matches the spec".into(),
+        },
+    };
+    progress
+        .actions
+        .extend(plan.actions.iter().map(ToString::to_string));
+    if !write {
+        if observed.ou.is_none() {
+            progress.ready = Readiness::NotReady {
+                reason: if pass.mode == Mode::Plan {
+                    "WouldCreate"
+                } else {
+                    "NotFound"
+                },
+                message: format!(
+                    "no OU named {:?} exists under {}; with managementPolicy: Observe nothing is created (set Manage to create it)",
+                    desired.name, desired.parent_id
+                ),
+            };
+        } else if !plan.drift.is_empty() {
+            progress.ready = Readiness::Ready {
+                reason: "Observed",
+                message:
+                    "the OU exists; drift is reported, not corrected (managementPolicy: Observe)"
+                        .into(),
+            };
+        }
+        return Ok(progress);
+    }
+    for action in &plan.actions {
+        apply(action, pass, status).await?;
+        progress.writes += 1;
+    }
+    Ok(progress)
+}
+
+async fn apply(
+    action: &Action,
+    pass: &mut Pass,
+    status: &mut crate::api::OrganizationalUnitStatus,
+) -> Result<(), Error> {
+    let orgs = pass.orgs.clone();
+    match action {
+        Action::Create {
+            parent_id,
+            name,
+            tags,
+        } => {
+            let created = orgs.create_ou(parent_id, name, tags).await?;
+            status.id = Some(created.id.clone());
+            status.arn = Some(created.arn.clone());
+            status.parent_id = Some(created.parent_id.clone());
+            pass.snapshot.ous.insert(created.id.clone(), created);
+        }
+        Action::Rename { id, to } => {
+            orgs.rename_ou(id, to).await?;
+            if let Some(ou) = pass.snapshot.ous.get_mut(id) {
+                ou.name = to.clone();
+            }
+        }
+        Action::Tag { id, tags } => orgs.tag_resource(id, tags).await?,
+        Action::Untag { id, keys } => orgs.untag_resource(id, keys).await?,
+        Action::Delete { id } => {
+            orgs.delete_ou(id).await.map_err(|e| {
+                if e.code == "OrganizationalUnitNotEmptyException" {
+                    Error::conflict(
+                        "OrganizationalUnitNotEmpty",
+                        format!("AWS refused to delete {id}: {}", e.message),
+                    )
+                } else {
+                    e.into()
+                }
+            })?;
+            pass.snapshot.ous.remove(id);
+        }
+    }
+    Ok(())
+}
+
+/// Carries out the deletion policy: Retain leaves AWS alone; Delete removes the OU if it is empty.
+pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
+    let ou = ou_of(resource);
+    let status = ou.status.get_or_insert_with(Default::default);
+    let found = status
+        .id
+        .as_deref()
+        .and_then(|id| pass.snapshot.ous.get(id))
+        .cloned();
+    let children = found
+        .as_ref()
+        .map(|o| pass.snapshot.children(&o.id))
+        .unwrap_or_default();
+    let actions = plan::plan_delete(
+        found.as_ref(),
+        children,
+        ou.spec.deletion_policy == DeletionPolicy::Delete,
+        ou.spec.management_policy,
+    )?;
+    let mut progress = Progress::ready(
+        if actions.is_empty() {
+            "Retained"
+        } else {
+            "Deleted"
+        },
+        if actions.is_empty() {
+            "AWS left untouched"
+        } else {
+            "the OU was deleted"
+        },
+    );
+    progress.actions = actions.iter().map(ToString::to_string).collect();
+    if pass.mode == Mode::Apply {
+        for action in &actions {
+            apply(action, pass, status).await?;
+            progress.writes += 1;
+        }
+    }
+    Ok(progress)
+}

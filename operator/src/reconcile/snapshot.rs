@@ -1,0 +1,102 @@
+//! One read of the Organization per pass, shared by every OU and account reconcile.
+//!
+//! The tree is walked from the root (ListOrganizationalUnitsForParent and ListAccountsForParent per
+//! parent, ListAccounts once, ListCreateAccountStatus once), so the cost grows with pages of results
+//! and the number of OUs, never with a ListParents or DescribeAccount per account.
+
+use crate::aws::AwsResult;
+use crate::aws::organizations::{AccountInfo, CreateAccountStatus, OrgInfo, Organizations, OuInfo};
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug, Default)]
+pub struct OrgSnapshot {
+    pub org: Option<OrgInfo>,
+    pub root_id: String,
+    pub ous: BTreeMap<String, OuInfo>,
+    pub accounts: BTreeMap<String, AccountInfo>,
+    /// CreateAccount requests still IN_PROGRESS.
+    pub in_flight: Vec<CreateAccountStatus>,
+}
+
+impl OrgSnapshot {
+    pub async fn load(orgs: &dyn Organizations) -> AwsResult<Self> {
+        let org = orgs.describe_organization().await?;
+        let root_id = orgs
+            .list_root_ids()
+            .await?
+            .into_iter()
+            .next()
+            .unwrap_or_default();
+        let mut snap = OrgSnapshot {
+            org: Some(org),
+            root_id: root_id.clone(),
+            ..Default::default()
+        };
+        for a in orgs.list_accounts().await? {
+            snap.accounts.insert(a.id.clone(), a);
+        }
+        // Breadth-first walk: parentage of every OU and account without a call per account.
+        let mut parents = vec![root_id];
+        while let Some(parent) = parents.pop() {
+            for ou in orgs.list_ous_for_parent(&parent).await? {
+                parents.push(ou.id.clone());
+                snap.ous.insert(ou.id.clone(), ou);
+            }
+            for a in orgs.list_accounts_for_parent(&parent).await? {
+                snap.accounts
+                    .entry(a.id.clone())
+                    .and_modify(|known| known.parent_id = Some(parent.clone()))
+                    .or_insert(a);
+            }
+        }
+        snap.in_flight = orgs.list_in_progress_create_requests().await?;
+        Ok(snap)
+    }
+
+    pub fn management_account_id(&self) -> Option<&str> {
+        self.org.as_ref().map(|o| o.management_account_id.as_str())
+    }
+
+    /// OUs with this name directly under this parent (AWS allows one; more means something is off).
+    pub fn ous_named<'a>(
+        &'a self,
+        parent_id: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a OuInfo> + 'a {
+        self.ous
+            .values()
+            .filter(move |ou| ou.parent_id == parent_id && ou.name == name)
+    }
+
+    /// Account with this root email (emails are case-insensitive).
+    pub fn account_by_email(&self, email: &str) -> Option<&AccountInfo> {
+        self.accounts
+            .values()
+            .find(|a| a.email.eq_ignore_ascii_case(email))
+    }
+
+    pub fn in_flight_for(&self, account_name: &str) -> Option<&CreateAccountStatus> {
+        self.in_flight
+            .iter()
+            .find(|r| r.account_name == account_name)
+    }
+
+    /// (child OUs, accounts) directly under a parent.
+    pub fn children(&self, parent_id: &str) -> (usize, usize) {
+        let ous = self
+            .ous
+            .values()
+            .filter(|o| o.parent_id == parent_id)
+            .count();
+        let accounts = self
+            .accounts
+            .values()
+            .filter(|a| a.parent_id.as_deref() == Some(parent_id))
+            .count();
+        (ous, accounts)
+    }
+
+    pub fn parent_exists(&self, id: &str) -> bool {
+        id == self.root_id || self.ous.contains_key(id)
+    }
+}
