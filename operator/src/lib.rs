@@ -2,5 +2,7 @@
 
 pub mod api;
 pub mod aws;
+pub mod cli;
 pub mod metrics;
 pub mod reconcile;
+pub mod source;

@@ -1,5 +1,4 @@
-fn main() {
-    for (_, yaml) in landing_zone_operator::api::crd_files() {
-        println!("---\n{yaml}");
-    }
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    landing_zone_operator::cli::main().await
 }

@@ -122,9 +122,12 @@ impl Intercept for CallRecorder {
         "LandingZoneCallRecorder"
     }
 
-    fn read_before_execution(
+    // Not `read_before_execution`: client-level interceptors run that before the operation's
+    // Metadata is in the config bag.
+    fn read_before_serialization(
         &self,
         _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(md) = cfg.load::<Metadata>() {

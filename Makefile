@@ -1,0 +1,23 @@
+# The two commands of the README, and the pieces they are made of.
+CARGO ?= cargo
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+BIN := $(CARGO_TARGET_DIR)/debug/landing-zone-operator
+
+.PHONY: demo test build crds lint emulator
+
+build:
+	$(CARGO) build --locked -p landing-zone-operator
+
+demo: build
+	LZ_BIN=$(BIN) scripts/demo
+
+test:
+	scripts/install-emulator
+	$(CARGO) test --locked --workspace
+
+crds: build
+	$(BIN) crds --out crds
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings

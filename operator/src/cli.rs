@@ -1,0 +1,474 @@
+//! The command line: `plan` / `apply` a directory of YAML without a cluster, `crds`, `version`.
+
+use crate::aws::{AwsPorts, AwsSettings};
+use crate::metrics::Metrics;
+use crate::reconcile::{self, Mode, NoSink, Pass, Readiness, Report, Resource, StatusSink};
+use crate::source::dir::{LoadError, load_dir};
+use crate::source::state::StateFile;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "landing-zone-operator",
+    version,
+    about = "Makes an AWS Organization match landingzone.dev resources"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "LZ_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the CustomResourceDefinitions (or write one file per CRD into --out).
+    Crds {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Show, per resource, what apply would do and the drift it sees. Writes nothing.
+    Plan(DirArgs),
+    /// Make AWS match the directory, in dependency order, then print each resource's status.
+    Apply(ApplyArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AwsArgs {
+    /// AWS region (default: the standard chain, then us-east-1).
+    #[arg(long, env = "AWS_REGION")]
+    pub region: Option<String>,
+    /// Send every AWS call to this endpoint (e.g. the local emulator).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// SDK attempts per AWS call (throttling and transient errors back off with jitter).
+    #[arg(long, env = "LZ_AWS_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+}
+
+impl AwsArgs {
+    pub fn settings(&self) -> AwsSettings {
+        AwsSettings {
+            region: self.region.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            max_attempts: self.max_attempts,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DirArgs {
+    /// Directory of landingzone.dev YAML (searched recursively).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Where the CLI keeps what a cluster keeps in status (AWS ids, create request ids).
+    #[arg(long, env = "LZ_STATE", default_value = ".lz/state.json")]
+    pub state: PathBuf,
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub dir: DirArgs,
+    /// Carry out the deletion policy of resources that were applied before and are gone from --dir.
+    #[arg(long)]
+    pub prune: bool,
+    /// How long to wait for accounts being created before reporting them as still in progress.
+    #[arg(long, value_parser = parse_duration, default_value = "15m")]
+    pub wait: Duration,
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub poll_interval: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+/// `90s`, `5m`, `1h` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("not a duration: {s:?} (e.g. 30s, 5m, 1h)"))?;
+    Ok(Duration::from_secs(match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("unknown unit in {s:?}: use s, m or h")),
+    }))
+}
+
+pub fn init_tracing(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format, "warn");
+    match cli.command {
+        Command::Version => {
+            println!("landing-zone-operator {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Crds { out } => crds(out),
+        Command::Plan(args) => run_dir(&args, None).await,
+        Command::Apply(args) => run_dir(&args.dir.clone(), Some(&args)).await,
+    }
+}
+
+fn crds(out: Option<PathBuf>) -> ExitCode {
+    let files = crate::api::crd_files();
+    match out {
+        None => {
+            for (_, yaml) in files {
+                print!("---\n{yaml}");
+            }
+        }
+        Some(dir) => {
+            for (name, yaml) in files {
+                if let Err(e) = std::fs::create_dir_all(&dir)
+                    .and_then(|_| std::fs::write(dir.join(&name), yaml))
+                {
+                    eprintln!("error: cannot write {}: {e}", dir.join(name).display());
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// Everything a plan or apply run produced, for printing.
+pub struct RunResult {
+    pub reports: Vec<Report>,
+    pub deletions: Vec<Report>,
+    pub errors: Vec<LoadError>,
+    pub notes: Vec<String>,
+    pub metrics: Metrics,
+}
+
+impl RunResult {
+    pub fn failed(&self) -> bool {
+        !self.errors.is_empty()
+            || self
+                .reports
+                .iter()
+                .chain(&self.deletions)
+                .any(|r| r.result.is_err())
+    }
+}
+
+async fn run_dir(args: &DirArgs, apply: Option<&ApplyArgs>) -> ExitCode {
+    let metrics = Metrics::new();
+    let aws = AwsPorts::connect(&args.aws.settings(), metrics.clone()).await;
+    match execute(args, apply, aws).await {
+        Ok(result) => {
+            print_result(&result, apply.is_some(), args.output);
+            if result.failed() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Loads the directory and runs one plan or apply over it (the testable core of the CLI).
+pub async fn execute(
+    args: &DirArgs,
+    apply: Option<&ApplyArgs>,
+    aws: AwsPorts,
+) -> Result<RunResult, String> {
+    let loaded = load_dir(&args.dir);
+    let mut notes: Vec<String> = loaded
+        .skipped
+        .iter()
+        .map(|s| format!("not a landing-zone resource, left alone: {s}"))
+        .collect();
+    let mut resources: Vec<Resource> = loaded.resources.into_iter().map(|(r, _)| r).collect();
+    let state = Arc::new(StateFile::open(&args.state)?);
+    state.load_statuses(&mut resources);
+    let (mode, sink): (Mode, Arc<dyn StatusSink>) = match apply {
+        Some(_) => {
+            state.remember(&resources);
+            state.write()?;
+            (Mode::Apply, state.clone())
+        }
+        None => (Mode::Plan, Arc::new(NoSink)),
+    };
+    let started = Instant::now();
+    let mut reports;
+    loop {
+        let mut pass = Pass::begin(aws.organizations.clone(), mode, sink.clone())
+            .await
+            .map_err(|e| format!("cannot read the AWS Organization: {e}"))?;
+        reports = reconcile::run_pass(&mut resources, &mut pass).await;
+        let creating = reports.iter().any(|r| {
+            matches!(&r.result, Ok(p) if matches!(&p.ready, Readiness::NotReady { reason: "Creating" | "AccountNotYetVisible", .. }))
+        });
+        match apply {
+            Some(a) if creating && started.elapsed() + a.poll_interval < a.wait => {
+                tracing::info!(
+                    "accounts are being created; checking again in {:?}",
+                    a.poll_interval
+                );
+                tokio::time::sleep(a.poll_interval).await;
+            }
+            _ => break,
+        }
+    }
+    let mut orphans = state.orphans(&resources);
+    let mut deletions = Vec::new();
+    if !orphans.is_empty() {
+        match apply {
+            Some(a) if a.prune => {
+                let mut pass = Pass::begin(aws.organizations.clone(), Mode::Apply, sink.clone())
+                    .await
+                    .map_err(|e| format!("cannot read the AWS Organization: {e}"))?;
+                deletions = reconcile::run_deletions(&mut orphans, &mut pass).await;
+                for d in deletions.iter().filter(|d| d.result.is_ok()) {
+                    state.forget(&d.key)?;
+                }
+            }
+            _ => notes.push(format!(
+                "{} resource(s) applied before are no longer in {}: {}; run apply --prune to carry out their deletion policy",
+                orphans.len(),
+                args.dir.display(),
+                orphans.iter().map(|r| r.key().to_string()).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+    Ok(RunResult {
+        reports,
+        deletions,
+        errors: loaded.errors,
+        notes,
+        metrics: aws.metrics.clone(),
+    })
+}
+
+fn readiness(r: &Report) -> (String, String, String) {
+    match &r.result {
+        _ if !r.supported => (
+            "-".into(),
+            "NotYetSupported".into(),
+            "this kind's reconciler has not landed yet".into(),
+        ),
+        Ok(p) => match &p.ready {
+            Readiness::Ready { reason, message } => {
+                ("True".into(), reason.to_string(), message.clone())
+            }
+            Readiness::NotReady { reason, message } => {
+                ("False".into(), reason.to_string(), message.clone())
+            }
+        },
+        Err(e) => ("False".into(), e.reason().to_string(), e.to_string()),
+    }
+}
+
+fn report_json(r: &Report) -> serde_json::Value {
+    let (ready, reason, message) = readiness(r);
+    let (actions, writes, drift) = match &r.result {
+        Ok(p) => (p.actions.clone(), p.writes, p.drift.clone()),
+        Err(_) => (vec![], 0, vec![]),
+    };
+    json!({
+        "kind": r.key.kind.as_str(), "name": r.key.name, "id": r.id, "ready": ready, "reason": reason,
+        "message": message, "actions": actions, "writes": writes, "drift": drift,
+    })
+}
+
+pub fn print_result(result: &RunResult, applied: bool, output: Output) {
+    let counts = result.metrics.aws_call_counts();
+    let reads = result.metrics.aws_calls_of_kind("read");
+    let writes = result.metrics.aws_calls_of_kind("write");
+    if output == Output::Json {
+        let by_op: serde_json::Map<String, serde_json::Value> = counts
+            .iter()
+            .map(|((s, o), (_, n))| (format!("{s}:{o}"), json!(n)))
+            .collect();
+        let doc = json!({
+            "mode": if applied { "apply" } else { "plan" },
+            "resources": result.reports.iter().map(report_json).collect::<Vec<_>>(),
+            "deletions": result.deletions.iter().map(report_json).collect::<Vec<_>>(),
+            "errors": result.errors.iter().map(|e| json!({
+                "file": e.file, "resource": e.resource, "field": e.field, "message": e.message,
+            })).collect::<Vec<_>>(),
+            "notes": result.notes,
+            "awsCalls": { "reads": reads, "writes": writes, "byOperation": by_op },
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
+        return;
+    }
+    let mut rows = vec![if applied {
+        vec![
+            "KIND",
+            "NAME",
+            "READY",
+            "ID",
+            "CHANGES",
+            "DRIFT",
+            "REASON / MESSAGE",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    } else {
+        vec!["KIND", "NAME", "ID", "WOULD DO", "DRIFT"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }];
+    let mut sorted: Vec<&Report> = result.reports.iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    for r in sorted.into_iter().chain(&result.deletions) {
+        let (ready, reason, message) = readiness(r);
+        let (actions, drift) = match &r.result {
+            Ok(p) => (
+                if p.actions.is_empty() {
+                    "-".to_string()
+                } else {
+                    p.actions.join("; ")
+                },
+                if p.drift.is_empty() {
+                    "-".to_string()
+                } else {
+                    p.drift
+                        .iter()
+                        .map(|d| format!("{}: {} -> {}", d.field, d.observed, d.desired))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                },
+            ),
+            Err(e) => (format!("error: {e}"), "?".to_string()),
+        };
+        let id = r.id.clone().unwrap_or_else(|| "-".into());
+        rows.push(if applied {
+            vec![
+                r.key.kind.to_string(),
+                r.key.name.clone(),
+                ready,
+                id,
+                actions,
+                drift,
+                format!("{reason}: {message}"),
+            ]
+        } else if !r.supported {
+            vec![
+                r.key.kind.to_string(),
+                r.key.name.clone(),
+                id,
+                "not yet supported (skipped)".into(),
+                "-".into(),
+            ]
+        } else {
+            vec![
+                r.key.kind.to_string(),
+                r.key.name.clone(),
+                id,
+                actions,
+                drift,
+            ]
+        });
+    }
+    print_table(&rows);
+    for e in &result.errors {
+        println!("error: {e}");
+    }
+    for n in &result.notes {
+        println!("note: {n}");
+    }
+    let changed = result
+        .reports
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok())
+        .filter(|p| !p.actions.is_empty())
+        .count();
+    let failed = result.reports.iter().filter(|r| r.result.is_err()).count() + result.errors.len();
+    println!(
+        "{} resources: {} {}, {} failed or invalid; AWS calls: {} reads, {} writes",
+        result.reports.len(),
+        changed,
+        if applied {
+            "changed"
+        } else {
+            "with changes to make"
+        },
+        failed,
+        reads,
+        writes
+    );
+}
+
+fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .map(|r| r.get(c).map_or(0, |s| s.chars().count().min(60)))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                if i + 1 == row.len() {
+                    cell.clone()
+                } else {
+                    format!("{cell:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("42").unwrap(), Duration::from_secs(42));
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+}

@@ -1,0 +1,150 @@
+//! The CLI's state file: what the status subresource holds in a cluster (AWS ids, the create
+//! request id, conditions), plus the last applied object so a resource removed from the directory
+//! can still have its deletion policy carried out (`apply --prune`).
+//!
+//! Every save rewrites the file atomically (temp file + rename), so a crash right after
+//! CreateAccount still leaves the request id on disk.
+
+use crate::reconcile::{Key, Kind, Resource, StatusSink};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Entry {
+    /// The resource as last applied (without status).
+    pub object: Value,
+    pub status: Value,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct State {
+    version: u32,
+    resources: BTreeMap<String, Entry>,
+}
+
+pub struct StateFile {
+    path: PathBuf,
+    state: Mutex<State>,
+}
+
+impl StateFile {
+    /// Opens the file, or starts empty when it does not exist.
+    pub fn open(path: &Path) -> Result<Self, String> {
+        let state = match std::fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| format!("{}: not a state file: {e}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State {
+                version: 1,
+                ..Default::default()
+            },
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            state: Mutex::new(state),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Puts the stored status into each resource.
+    pub fn load_statuses(&self, resources: &mut [Resource]) {
+        let state = self.state.lock().expect("not poisoned");
+        for r in resources {
+            if let Some(e) = state.resources.get(&r.key().to_string())
+                && !e.status.is_null()
+            {
+                // A status that no longer parses is dropped: observation rebuilds it.
+                let _ = r.set_status_json(e.status.clone());
+            }
+        }
+    }
+
+    /// Records the desired objects (spec as applied).
+    pub fn remember(&self, resources: &[Resource]) {
+        let mut state = self.state.lock().expect("not poisoned");
+        for r in resources {
+            let object = object_json(r);
+            state
+                .resources
+                .entry(r.key().to_string())
+                .or_default()
+                .object = object;
+        }
+    }
+
+    /// Resources in the state file that are not among `desired` (removed from the directory).
+    pub fn orphans(&self, desired: &[Resource]) -> Vec<Resource> {
+        let keep: std::collections::BTreeSet<String> =
+            desired.iter().map(|r| r.key().to_string()).collect();
+        let state = self.state.lock().expect("not poisoned");
+        state
+            .resources
+            .iter()
+            .filter(|(k, _)| !keep.contains(*k))
+            .filter_map(|(_, e)| {
+                let kind = Kind::parse(e.object["kind"].as_str()?)?;
+                let mut r = crate::source::dir::parse_stored(kind, &e.object)?;
+                let _ = r.set_status_json(e.status.clone());
+                Some(r)
+            })
+            .collect()
+    }
+
+    pub fn forget(&self, key: &Key) -> Result<(), String> {
+        self.state
+            .lock()
+            .expect("not poisoned")
+            .resources
+            .remove(&key.to_string());
+        self.write()
+    }
+
+    pub fn write(&self) -> Result<(), String> {
+        let text = {
+            let state = self.state.lock().expect("not poisoned");
+            serde_json::to_string_pretty(&*state).map_err(|e| e.to_string())?
+        };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+}
+
+fn object_json(r: &Resource) -> Value {
+    let mut v = match r {
+        Resource::OrganizationalUnit(x) => serde_json::to_value(x),
+        Resource::AwsAccount(x) => serde_json::to_value(x),
+        Resource::IdentityGroup(x) => serde_json::to_value(x),
+        Resource::Budget(x) => serde_json::to_value(x),
+        Resource::AuditTrail(x) => serde_json::to_value(x),
+    }
+    .unwrap_or(Value::Null);
+    if let Some(o) = v.as_object_mut() {
+        o.remove("status");
+    }
+    v
+}
+
+#[async_trait]
+impl StatusSink for StateFile {
+    async fn save(&self, key: &Key, status: &Value) -> Result<(), String> {
+        self.state
+            .lock()
+            .expect("not poisoned")
+            .resources
+            .entry(key.to_string())
+            .or_default()
+            .status = status.clone();
+        self.write()
+    }
+}
