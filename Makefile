@@ -2,6 +2,10 @@
 CARGO ?= cargo
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 BIN := $(CARGO_TARGET_DIR)/debug/landing-zone-operator
+# End-to-end tests use a throwaway kube-apiserver when ../shared/k8s is there (they skip, saying so, otherwise).
+ifneq ($(wildcard $(CURDIR)/../shared/k8s/up),)
+export LZ_K8S_UP ?= $(abspath $(CURDIR)/../shared/k8s/up)
+endif
 
 .PHONY: demo test build crds lint emulator
 

@@ -1,1 +1,7 @@
+//! Integration tests: the operator's real AWS SDK clients against the AWS emulator (moto), and
+//! the CRDs against a real kube-apiserver.
 
+mod admission;
+mod apply;
+mod create_flow;
+mod lifecycle;

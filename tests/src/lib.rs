@@ -1,1 +1,186 @@
+//! Test harness: the AWS emulator (moto server) on a free loopback port, SDK config pointed at it,
+//! and a thin test double of the Organizations port for what the emulator cannot show.
 
+pub mod double;
+pub mod k8s;
+
+use aws_credential_types::Credentials;
+use landing_zone_operator::aws::{AwsPorts, AwsSettings, load_sdk_config};
+use landing_zone_operator::metrics::Metrics;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// Installs the pinned emulator once per test process (`scripts/install-emulator` is idempotent).
+fn moto_server() -> PathBuf {
+    static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let root = workspace_root();
+            let status = Command::new(root.join("scripts/install-emulator"))
+                .status()
+                .expect("run scripts/install-emulator");
+            assert!(status.success(), "scripts/install-emulator failed: the tests need the AWS emulator (moto)");
+            root.join(".venv/bin/moto_server")
+        })
+        .clone()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// One moto server, killed when dropped.
+pub struct Emulator {
+    child: Child,
+    pub endpoint: String,
+    pub log: PathBuf,
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Emulator {
+    /// Starts an emulator with an Organization (all features) in its management account.
+    pub async fn start() -> Emulator {
+        Self::start_with_env(&[]).await
+    }
+
+    pub async fn start_with_env(env: &[(&str, &str)]) -> Emulator {
+        let bin = moto_server();
+        let mut last_err = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let log = std::env::temp_dir().join(format!("lz-moto-{port}.log"));
+            let child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .envs(env.iter().copied())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).map(Stdio::from).unwrap_or(Stdio::null()))
+                .spawn()
+                .expect("start moto_server");
+            let emu = Emulator {
+                child,
+                endpoint: format!("http://127.0.0.1:{port}"),
+                log,
+            };
+            if emu.wait_ready(Duration::from_secs(30)).await {
+                emu.org_client()
+                    .create_organization()
+                    .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)
+                    .send()
+                    .await
+                    .expect("create the Organization in the emulator");
+                return emu;
+            }
+            last_err = std::fs::read_to_string(&emu.log).unwrap_or_default();
+        }
+        panic!("the AWS emulator did not start: {last_err}");
+    }
+
+    async fn wait_ready(&self, timeout: Duration) -> bool {
+        let addr = self.endpoint.trim_start_matches("http://").to_string();
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    /// SDK config for the management account, pointed at this emulator, with static test credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let base = load_sdk_config(&AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(self.endpoint.clone()),
+            max_attempts: 2,
+        })
+        .await;
+        base.into_builder()
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+                "testing", "testing", None, None, "test",
+            )))
+            .build()
+    }
+
+    /// The operator's ports (with a fresh call counter) against this emulator.
+    pub async fn ports(&self) -> AwsPorts {
+        AwsPorts::from_config(self.sdk_config().await, Metrics::new())
+    }
+
+    /// A plain SDK client for making changes out of band, as a person would in the console.
+    pub fn org_client(&self) -> aws_sdk_organizations::Client {
+        let conf = aws_sdk_organizations::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+            .build();
+        aws_sdk_organizations::Client::from_conf(conf)
+    }
+}
+
+/// Runs the CLI core (`plan`, or `apply` when `apply` is set) over a directory.
+pub async fn run_dir(
+    ports: AwsPorts,
+    dir: &Path,
+    state: &Path,
+    apply: bool,
+    prune: bool,
+) -> landing_zone_operator::cli::RunResult {
+    use landing_zone_operator::cli::{ApplyArgs, AwsArgs, DirArgs, Output, execute};
+    let args = DirArgs {
+        dir: dir.to_path_buf(),
+        state: state.to_path_buf(),
+        output: Output::Json,
+        aws: AwsArgs {
+            region: None,
+            endpoint_url: None,
+            max_attempts: 2,
+        },
+    };
+    let apply_args = ApplyArgs {
+        dir: args.clone(),
+        prune,
+        wait: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(50),
+    };
+    execute(&args, apply.then_some(&apply_args), ports).await.expect("the run starts")
+}
+
+/// The report of one resource in a run.
+pub fn report<'a>(
+    result: &'a landing_zone_operator::cli::RunResult,
+    kind: &str,
+    name: &str,
+) -> &'a landing_zone_operator::reconcile::Report {
+    result
+        .reports
+        .iter()
+        .chain(&result.deletions)
+        .find(|r| r.key.kind.as_str() == kind && r.key.name == name)
+        .unwrap_or_else(|| panic!("no report for {kind}/{name}"))
+}
+
+/// Copies the example landing zone into a fresh directory (so a test can edit it).
+pub fn examples_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = workspace_root().join("manifests/examples");
+    for entry in std::fs::read_dir(&src).expect("examples") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
+    }
+    dir
+}

@@ -1,5 +1,8 @@
 //! The landing-zone API (`landingzone.dev/v1alpha1`): one file per kind, shared types in `common`.
 
+// kube's `printcolumn(..)` repeats `type_ = ..` by design; clippy reads that as a duplicate attribute.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod audit_trail;
 pub mod aws_account;
 pub mod budget;
@@ -43,4 +46,38 @@ pub fn crd_files() -> Vec<(String, String)> {
             (name, yaml)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_crds_match_the_code() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
+        let files = crd_files();
+        assert_eq!(files.len(), 5, "five kinds");
+        for (name, yaml) in files {
+            let committed = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+            assert!(committed == yaml, "crds/{name} differs from the code: run `make crds` and commit the result");
+        }
+        let on_disk = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(on_disk, 5, "crds/ holds exactly the generated files");
+    }
+
+    #[test]
+    fn every_crd_is_cluster_scoped_in_the_landingzone_category_with_ready_and_drift_columns() {
+        for crd in all_crds() {
+            let name = crd.metadata.name.clone().unwrap();
+            assert_eq!(crd.spec.scope, "Cluster", "{name}");
+            assert_eq!(crd.spec.names.categories.as_deref(), Some(&["landingzone".to_string()][..]), "{name}");
+            assert_eq!(crd.spec.names.short_names.as_ref().map(Vec::len), Some(1), "{name}");
+            let v = &crd.spec.versions[0];
+            let cols: Vec<&str> = v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
+            assert!(cols.contains(&"READY") && cols.contains(&"DRIFT"), "{name}: {cols:?}");
+            assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{name}: status subresource");
+            let schema = serde_json::to_string(&v.schema).unwrap();
+            assert!(schema.contains("x-kubernetes-validations"), "{name}: CEL rules");
+        }
+    }
 }

@@ -45,7 +45,10 @@ pub struct AwsPorts {
 
 impl AwsPorts {
     pub async fn connect(settings: &AwsSettings, metrics: Metrics) -> Self {
-        let sdk_config = load_sdk_config(settings).await;
+        Self::from_config(load_sdk_config(settings).await, metrics)
+    }
+
+    pub fn from_config(sdk_config: aws_config::SdkConfig, metrics: Metrics) -> Self {
         let recorder = CallRecorder {
             metrics: metrics.clone(),
         };
@@ -131,9 +134,10 @@ impl Intercept for CallRecorder {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(md) = cfg.load::<Metadata>() {
+            let service = md.service().to_ascii_lowercase();
             self.metrics
                 .aws_calls
-                .with_label_values(&[md.service(), md.name(), call_kind(md.name())])
+                .with_label_values(&[service.as_str(), md.name(), call_kind(md.name())])
                 .inc();
         }
         cfg.interceptor_state().store_put(CallStart(Instant::now()));
@@ -149,7 +153,8 @@ impl Intercept for CallRecorder {
         let Some(md) = cfg.load::<Metadata>() else {
             return Ok(());
         };
-        let labels = [md.service(), md.name()];
+        let service = md.service().to_ascii_lowercase();
+        let labels = [service.as_str(), md.name()];
         if let Some(start) = cfg.load::<CallStart>() {
             self.metrics
                 .aws_latency
@@ -165,7 +170,7 @@ impl Intercept for CallRecorder {
             };
             self.metrics
                 .aws_errors
-                .with_label_values(&[md.service(), md.name(), outcome])
+                .with_label_values(&[service.as_str(), md.name(), outcome])
                 .inc();
         }
         Ok(())

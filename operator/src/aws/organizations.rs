@@ -70,6 +70,8 @@ pub trait Organizations: Send + Sync {
     /// Accounts directly under a root or OU (all pages), with `parent_id` set.
     async fn list_accounts_for_parent(&self, parent_id: &str) -> AwsResult<Vec<AccountInfo>>;
     async fn list_in_progress_create_requests(&self) -> AwsResult<Vec<CreateAccountStatus>>;
+    /// The parent of one account or OU (only for the rare account found outside the tree walk).
+    async fn parent_of(&self, child_id: &str) -> AwsResult<Option<String>>;
     async fn describe_create_account_status(
         &self,
         request_id: &str,
@@ -250,6 +252,17 @@ impl Organizations for SdkOrganizations {
         // Some implementations ignore the filter: keep only what is really in flight.
         out.retain(|s| s.state == CreateState::InProgress);
         Ok(out)
+    }
+
+    async fn parent_of(&self, child_id: &str) -> AwsResult<Option<String>> {
+        let out = self
+            .client
+            .list_parents()
+            .child_id(child_id)
+            .send()
+            .await
+            .map_err(err("ListParents"))?;
+        Ok(out.parents().first().and_then(|p| p.id()).map(str::to_string))
     }
 
     async fn describe_create_account_status(

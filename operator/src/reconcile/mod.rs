@@ -92,6 +92,8 @@ pub enum Mode {
 }
 
 /// A landing-zone resource of any kind.
+// Held once per resource in a Vec; boxing would only add indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum Resource {
     OrganizationalUnit(OrganizationalUnit),

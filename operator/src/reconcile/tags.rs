@@ -41,6 +41,7 @@ pub fn diff_tags(desired: &Tags, observed: &Tags) -> TagDiff {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // test tables are tuples by design
 mod tests {
     use super::*;
 

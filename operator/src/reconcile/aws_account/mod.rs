@@ -169,8 +169,11 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                     && pass.snapshot.account_by_email(&desired.email).is_none()
                 {
                     // The snapshot may predate the account that holds this email: read the accounts again.
-                    for a in pass.orgs.list_accounts().await? {
-                        pass.snapshot.accounts.entry(a.id.clone()).or_insert(a);
+                    for mut a in pass.orgs.list_accounts().await? {
+                        if !pass.snapshot.accounts.contains_key(&a.id) && a.email.eq_ignore_ascii_case(&desired.email) {
+                            a.parent_id = pass.orgs.parent_of(&a.id).await?;
+                            pass.snapshot.accounts.insert(a.id.clone(), a);
+                        }
                     }
                 }
                 request = Some(result);

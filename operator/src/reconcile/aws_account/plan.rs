@@ -296,6 +296,7 @@ pub fn plan_close(
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // test tables are tuples by design
 mod tests {
     use super::*;
 

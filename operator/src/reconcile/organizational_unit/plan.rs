@@ -145,6 +145,7 @@ pub fn plan_delete(
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)] // test tables are tuples by design
 mod tests {
     use super::*;
 

@@ -1,0 +1,69 @@
+//! The generated CRDs on a real kube-apiserver: accepted (CEL within the cost budget), and every
+//! invalid manifest refused at admission with the message written in the Rust types.
+//!
+//! Needs a control plane: `KUBECONFIG`, or the script named by `LZ_K8S_UP` (CI sets
+//! `../shared/k8s/up`). Without either the test says so and skips.
+
+use landing_zone_tests::k8s::{ControlPlane, kubectl};
+
+const VALID_ACCOUNT: &str = "apiVersion: landingzone.dev/v1alpha1
+kind: AwsAccount
+metadata: {name: NAME}
+spec:
+  accountName: payments-prod
+  email: aws-payments-prod@example.com
+";
+
+#[tokio::test]
+async fn crds_install_and_admission_refuses_invalid_specs() {
+    let Some(cp) = ControlPlane::get("crds_install_and_admission_refuses_invalid_specs") else { return };
+    let crds = landing_zone_tests::workspace_root().join("crds");
+    kubectl(&cp, &["apply", "--server-side", "-f", crds.to_str().unwrap()], None).expect("CRDs are accepted");
+    kubectl(&cp, &["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"], None).expect("established");
+
+    // (reason, manifest, expected message)
+    let account = |name: &str, spec: &str| format!("{}{spec}", VALID_ACCOUNT.replace("NAME", name));
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("email format", account("bad-email", "").replace("aws-payments-prod@example.com", "not-an-email"), "email must be a valid address"),
+        ("account name too long", account("long-name", "").replace("accountName: payments-prod", &format!("accountName: {}", "x".repeat(51))), "may not be more than 50"),
+        ("alias ends with a dash", account("alias-dash", "  alias: payments-\n"), "must not start or end with '-'"),
+        ("alias upper case", account("alias-upper", "  alias: Payments\n"), "alias must be 3-63 characters"),
+        ("both parents", account("two-parents", "  parentId: r-abcd\n  organizationalUnitRef: {name: x}\n"), "at most one of organizationalUnitRef and parentId"),
+        ("bad parent id", account("bad-parent", "  parentId: nope\n"), "parentId must be a root id"),
+        ("aws: tag key", account("aws-tag", "  tags: {\"aws:owner\": x}\n"), "not starting with 'aws:'"),
+        ("tag value too long", account("long-tag", &format!("  tags: {{team: {}}}\n", "v".repeat(257))), "spec.tags"),
+        ("weak password length", account("weak-pw", "  passwordPolicy: {minimumPasswordLength: 4}\n"), "minimumPasswordLength must be 6-128"),
+        ("OU name too long", format!("apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {{name: long-ou}}\nspec: {{name: {}}}\n", "o".repeat(129)), "may not be more than 128"),
+        ("budget amount zero", "apiVersion: landingzone.dev/v1alpha1\nkind: Budget\nmetadata: {name: zero}\nspec: {budgetName: zero, limit: {amount: \"0\"}}\n".into(), "greater than 0"),
+        ("FORECASTED on DAILY", "apiVersion: landingzone.dev/v1alpha1\nkind: Budget\nmetadata: {name: daily}\nspec:\n  budgetName: daily\n  timeUnit: DAILY\n  limit: {amount: \"10\"}\n  notifications:\n  - {notificationType: FORECASTED, threshold: 100, subscribers: {emails: [a@example.com]}}\n".into(), "FORECASTED notifications are not allowed on DAILY budgets"),
+        ("six notifications", format!("apiVersion: landingzone.dev/v1alpha1\nkind: Budget\nmetadata: {{name: six}}\nspec:\n  budgetName: six\n  limit: {{amount: \"10\"}}\n  notifications:\n{}", "  - {notificationType: ACTUAL, threshold: 50, subscribers: {emails: [a@example.com]}}\n".repeat(6)), "spec.notifications"),
+        ("eleven emails", format!("apiVersion: landingzone.dev/v1alpha1\nkind: Budget\nmetadata: {{name: emails}}\nspec:\n  budgetName: emails\n  limit: {{amount: \"10\"}}\n  notifications:\n  - {{notificationType: ACTUAL, threshold: 50, subscribers: {{emails: [{}]}}}}\n", (0..11).map(|i| format!("a{i}@example.com")).collect::<Vec<_>>().join(", ")), "emails"),
+        ("no subscriber", "apiVersion: landingzone.dev/v1alpha1\nkind: Budget\nmetadata: {name: nosub}\nspec:\n  budgetName: nosub\n  limit: {amount: \"10\"}\n  notifications:\n  - {notificationType: ACTUAL, threshold: 50, subscribers: {}}\n".into(), "at least one subscriber"),
+        ("trail name too short", "apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: t}\nspec: {trailName: ab, s3: {bucketName: my-bucket}}\n".into(), "trailName must be 3-128 characters"),
+        ("bad bucket name", "apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: b}\nspec: {trailName: org-trail, s3: {bucketName: My_Bucket}}\n".into(), "bucketName must be a valid S3 bucket name"),
+        ("lifecycle order", "apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: l}\nspec: {trailName: org-trail, s3: {bucketName: my-bucket, lifecycle: {transitionToGlacierDays: 90, expireDays: 30}}}\n".into(), "expireDays must be greater than transitionToGlacierDays"),
+        ("group name", "apiVersion: landingzone.dev/v1alpha1\nkind: IdentityGroup\nmetadata: {name: g}\nspec: {groupName: \"bad name\"}\n".into(), "groupName must be 1-128 characters"),
+    ];
+    let mut failures = Vec::new();
+    for (reason, manifest, message) in &cases {
+        match kubectl(&cp, &["apply", "--dry-run=server", "-f", "-"], Some(manifest)) {
+            Ok(out) => failures.push(format!("{reason}: accepted: {out}")),
+            Err(err) if !err.contains(message) => failures.push(format!("{reason}: refused without {message:?}: {err}")),
+            Err(_) => {}
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Valid objects are accepted, and immutable fields stay immutable.
+    kubectl(&cp, &["apply", "-f", "-"], Some(&VALID_ACCOUNT.replace("NAME", "immutable"))).expect("valid account");
+    let changed = VALID_ACCOUNT.replace("NAME", "immutable").replace("aws-payments-prod@", "aws-other@");
+    let err = kubectl(&cp, &["apply", "-f", "-"], Some(&changed)).expect_err("email is immutable");
+    assert!(err.contains("email is immutable"), "{err}");
+    let ou = "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: child}\nspec: {name: Child, parentRef: {name: a}}\n";
+    kubectl(&cp, &["apply", "-f", "-"], Some(ou)).expect("valid OU");
+    let err = kubectl(&cp, &["apply", "-f", "-"], Some(&ou.replace("{name: a}", "{name: b}"))).expect_err("parent is immutable");
+    assert!(err.contains("the parent of an OU is immutable"), "{err}");
+    // Every example is valid at admission too.
+    let examples = landing_zone_tests::workspace_root().join("manifests/examples");
+    kubectl(&cp, &["apply", "--dry-run=server", "-f", examples.to_str().unwrap()], None).expect("examples are valid");
+}

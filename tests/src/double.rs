@@ -1,0 +1,193 @@
+//! A thin test double of the Organizations port: it forwards to the real SDK adapter (and so to the
+//! emulator) and injects the AWS behaviours the emulator lacks — asynchronous CreateAccount,
+//! EMAIL_ALREADY_EXISTS, a lost CreateAccount response, the closure quota, AccessDenied, refusing
+//! to delete a non-empty OU.
+
+use async_trait::async_trait;
+use landing_zone_operator::api::Tags;
+use landing_zone_operator::aws::organizations::{
+    AccountInfo, CreateAccountStatus, CreateState, NewAccount, OrgInfo, Organizations, OuInfo,
+};
+use landing_zone_operator::aws::{AwsError, AwsResult};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+#[derive(Default)]
+pub struct Faults {
+    /// CreateAccount reaches AWS, but its answer never reaches the caller (a crash or a lost response).
+    pub lose_create_response: AtomicBool,
+    /// CreateAccount answers IN_PROGRESS, as real AWS does; the account exists after this many polls.
+    pub async_create_polls: AtomicU32,
+    /// CreateAccount creates the account (a concurrent actor got there first) and reports EMAIL_ALREADY_EXISTS.
+    pub email_already_exists: AtomicBool,
+    /// CloseAccount fails with the 30-day closure quota.
+    pub close_quota_exceeded: AtomicBool,
+    /// DeleteOrganizationalUnit fails as real AWS does for an OU with children.
+    pub ou_not_empty: AtomicBool,
+    /// Operations answered with AccessDeniedException.
+    pub denied: Mutex<Vec<&'static str>>,
+}
+
+struct Pending {
+    status: CreateAccountStatus,
+    polls_left: u32,
+    request: NewAccount,
+}
+
+pub struct Double {
+    inner: Arc<dyn Organizations>,
+    pub faults: Arc<Faults>,
+    pending: Mutex<Vec<Pending>>,
+    /// Every CreateAccount the operator sent, in order.
+    pub creates: Mutex<Vec<String>>,
+}
+
+impl Double {
+    pub fn new(inner: Arc<dyn Organizations>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            faults: Arc::default(),
+            pending: Mutex::default(),
+            creates: Mutex::default(),
+        })
+    }
+
+    fn check(&self, op: &'static str) -> AwsResult<()> {
+        if self.faults.denied.lock().unwrap().contains(&op) {
+            return Err(AwsError::new(
+                "organizations",
+                op,
+                "AccessDeniedException",
+                "You don't have permissions to access this resource.",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Organizations for Double {
+    async fn describe_organization(&self) -> AwsResult<OrgInfo> {
+        self.check("DescribeOrganization")?;
+        self.inner.describe_organization().await
+    }
+    async fn list_root_ids(&self) -> AwsResult<Vec<String>> {
+        self.inner.list_root_ids().await
+    }
+    async fn list_ous_for_parent(&self, parent_id: &str) -> AwsResult<Vec<OuInfo>> {
+        self.inner.list_ous_for_parent(parent_id).await
+    }
+    async fn list_accounts(&self) -> AwsResult<Vec<AccountInfo>> {
+        self.inner.list_accounts().await
+    }
+    async fn list_accounts_for_parent(&self, parent_id: &str) -> AwsResult<Vec<AccountInfo>> {
+        self.inner.list_accounts_for_parent(parent_id).await
+    }
+    async fn list_in_progress_create_requests(&self) -> AwsResult<Vec<CreateAccountStatus>> {
+        let mut out = self.inner.list_in_progress_create_requests().await?;
+        out.extend(self.pending.lock().unwrap().iter().map(|p| p.status.clone()));
+        Ok(out)
+    }
+    async fn describe_create_account_status(&self, request_id: &str) -> AwsResult<CreateAccountStatus> {
+        let ready = {
+            let mut pending = self.pending.lock().unwrap();
+            match pending.iter().position(|p| p.status.request_id == request_id) {
+                Some(i) if pending[i].polls_left > 1 => {
+                    pending[i].polls_left -= 1;
+                    return Ok(pending[i].status.clone());
+                }
+                Some(i) => Some(pending.remove(i)),
+                None => None,
+            }
+        };
+        match ready {
+            // The request finishes now: the account comes into being in the emulator.
+            Some(p) => {
+                let mut done = self.inner.create_account(&p.request).await?;
+                done.request_id = p.status.request_id;
+                Ok(done)
+            }
+            None => self.inner.describe_create_account_status(request_id).await,
+        }
+    }
+    async fn parent_of(&self, child_id: &str) -> AwsResult<Option<String>> {
+        self.inner.parent_of(child_id).await
+    }
+    async fn list_tags(&self, resource_id: &str) -> AwsResult<Tags> {
+        self.inner.list_tags(resource_id).await
+    }
+    async fn create_ou(&self, parent_id: &str, name: &str, tags: &Tags) -> AwsResult<OuInfo> {
+        self.check("CreateOrganizationalUnit")?;
+        self.inner.create_ou(parent_id, name, tags).await
+    }
+    async fn rename_ou(&self, ou_id: &str, name: &str) -> AwsResult<()> {
+        self.inner.rename_ou(ou_id, name).await
+    }
+    async fn delete_ou(&self, ou_id: &str) -> AwsResult<()> {
+        if self.faults.ou_not_empty.load(Ordering::SeqCst) {
+            return Err(AwsError::new(
+                "organizations",
+                "DeleteOrganizationalUnit",
+                "OrganizationalUnitNotEmptyException",
+                "The specified organizational unit is not empty.",
+            ));
+        }
+        self.inner.delete_ou(ou_id).await
+    }
+    async fn create_account(&self, account: &NewAccount) -> AwsResult<CreateAccountStatus> {
+        self.check("CreateAccount")?;
+        self.creates.lock().unwrap().push(account.name.clone());
+        let polls = self.faults.async_create_polls.load(Ordering::SeqCst);
+        if polls > 0 {
+            let n = self.creates.lock().unwrap().len();
+            let status = CreateAccountStatus {
+                request_id: format!("car-double{n:08}"),
+                account_name: account.name.clone(),
+                state: CreateState::InProgress,
+                account_id: None,
+                failure_reason: None,
+            };
+            self.pending.lock().unwrap().push(Pending {
+                status: status.clone(),
+                polls_left: polls,
+                request: account.clone(),
+            });
+            return Ok(status);
+        }
+        let created = self.inner.create_account(account).await?;
+        if self.faults.email_already_exists.load(Ordering::SeqCst) {
+            return Ok(CreateAccountStatus {
+                state: CreateState::Failed,
+                account_id: None,
+                failure_reason: Some("EMAIL_ALREADY_EXISTS".into()),
+                ..created
+            });
+        }
+        if self.faults.lose_create_response.load(Ordering::SeqCst) {
+            return Err(AwsError::new("organizations", "CreateAccount", "Unreachable", "connection reset (injected)"));
+        }
+        Ok(created)
+    }
+    async fn move_account(&self, account_id: &str, from: &str, to: &str) -> AwsResult<()> {
+        self.check("MoveAccount")?;
+        self.inner.move_account(account_id, from, to).await
+    }
+    async fn tag_resource(&self, resource_id: &str, tags: &Tags) -> AwsResult<()> {
+        self.check("TagResource")?;
+        self.inner.tag_resource(resource_id, tags).await
+    }
+    async fn untag_resource(&self, resource_id: &str, keys: &[String]) -> AwsResult<()> {
+        self.inner.untag_resource(resource_id, keys).await
+    }
+    async fn close_account(&self, account_id: &str) -> AwsResult<()> {
+        if self.faults.close_quota_exceeded.load(Ordering::SeqCst) {
+            return Err(AwsError::new(
+                "organizations",
+                "CloseAccount",
+                "ConstraintViolationException",
+                "You have exceeded close account quota for the past 30 days.",
+            ));
+        }
+        self.inner.close_account(account_id).await
+    }
+}

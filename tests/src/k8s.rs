@@ -1,0 +1,101 @@
+//! A real kube-apiserver for end-to-end tests: `KUBECONFIG` when set, else the script named by
+//! `LZ_K8S_UP` (started once per test process, stopped by its watchdog when the process exits),
+//! else the test is skipped with a message saying why.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+#[derive(Clone, Debug)]
+pub struct ControlPlane {
+    pub kubeconfig: PathBuf,
+    pub kubectl: PathBuf,
+}
+
+/// Prints past the test harness's output capture, so a skip is always visible.
+pub fn say(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+fn start() -> Result<ControlPlane, String> {
+    let kubeconfig = match std::env::var("KUBECONFIG") {
+        Ok(k) if !k.is_empty() => PathBuf::from(k),
+        _ => {
+            let up = std::env::var("LZ_K8S_UP").map_err(|_| "neither KUBECONFIG nor LZ_K8S_UP is set".to_string())?;
+            let out = Command::new(&up)
+                .env("LZ_K8S_WATCH_PID", std::process::id().to_string())
+                .stderr(Stdio::inherit())
+                .output()
+                .map_err(|e| format!("cannot run {up}: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("{up} failed ({})", out.status));
+            }
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let line = stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("export KUBECONFIG="))
+                .ok_or_else(|| format!("{up} printed no KUBECONFIG: {stdout}"))?;
+            PathBuf::from(line.trim_matches(|c| c == '"' || c == '\''))
+        }
+    };
+    Ok(ControlPlane {
+        kubeconfig,
+        kubectl: find_kubectl()?,
+    })
+}
+
+fn find_kubectl() -> Result<PathBuf, String> {
+    if let Ok(k) = std::env::var("LZ_KUBECTL") {
+        return Ok(PathBuf::from(k));
+    }
+    if let Ok(path) = std::env::var("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join("kubectl").is_file() {
+                return Ok(dir.join("kubectl"));
+            }
+        }
+    }
+    // Next to the `up` script: its `tools` installs kubectl and helm.
+    if let Ok(up) = std::env::var("LZ_K8S_UP") {
+        let tools = PathBuf::from(&up).with_file_name("tools");
+        let out = Command::new(&tools).arg("--dir").output().map_err(|e| format!("cannot run {}: {e}", tools.display()))?;
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if out.status.success() && !dir.is_empty() {
+            return Ok(PathBuf::from(dir).join("kubectl"));
+        }
+    }
+    Err("kubectl not found: put it on PATH, set LZ_KUBECTL, or set LZ_K8S_UP next to its `tools` script".into())
+}
+
+impl ControlPlane {
+    /// The shared control plane, or `None` after printing why `test` is skipped.
+    pub fn get(test: &str) -> Option<ControlPlane> {
+        static CP: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+        match CP.get_or_init(start) {
+            Ok(cp) => Some(cp.clone()),
+            Err(why) => {
+                say(&format!("SKIPPED {test}: no Kubernetes control plane: {why} (CI sets LZ_K8S_UP=../shared/k8s/up)"));
+                None
+            }
+        }
+    }
+}
+
+/// Runs kubectl against the control plane; Ok(stdout) or Err(stderr + stdout).
+pub fn kubectl(cp: &ControlPlane, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    let mut child = Command::new(&cp.kubectl)
+        .args(args)
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    if let Some(input) = stdin {
+        child.stdin.take().expect("piped").write_all(input.as_bytes()).map_err(|e| e.to_string())?;
+    }
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    if out.status.success() { Ok(text) } else { Err(text) }
+}
