@@ -16,10 +16,28 @@ spec:
 
 #[tokio::test]
 async fn crds_install_and_admission_refuses_invalid_specs() {
-    let Some(cp) = ControlPlane::get("crds_install_and_admission_refuses_invalid_specs") else { return };
+    let Some(cp) = ControlPlane::get("crds_install_and_admission_refuses_invalid_specs") else {
+        return;
+    };
     let crds = landing_zone_tests::workspace_root().join("crds");
-    kubectl(&cp, &["apply", "--server-side", "-f", crds.to_str().unwrap()], None).expect("CRDs are accepted");
-    kubectl(&cp, &["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"], None).expect("established");
+    kubectl(
+        &cp,
+        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
+        None,
+    )
+    .expect("CRDs are accepted");
+    kubectl(
+        &cp,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+        None,
+    )
+    .expect("established");
 
     // (reason, manifest, expected message)
     let account = |name: &str, spec: &str| format!("{}{spec}", VALID_ACCOUNT.replace("NAME", name));
@@ -46,24 +64,52 @@ async fn crds_install_and_admission_refuses_invalid_specs() {
     ];
     let mut failures = Vec::new();
     for (reason, manifest, message) in &cases {
-        match kubectl(&cp, &["apply", "--dry-run=server", "-f", "-"], Some(manifest)) {
+        match kubectl(
+            &cp,
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(manifest),
+        ) {
             Ok(out) => failures.push(format!("{reason}: accepted: {out}")),
-            Err(err) if !err.contains(message) => failures.push(format!("{reason}: refused without {message:?}: {err}")),
+            Err(err) if !err.contains(message) => {
+                failures.push(format!("{reason}: refused without {message:?}: {err}"))
+            }
             Err(_) => {}
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // Valid objects are accepted, and immutable fields stay immutable.
-    kubectl(&cp, &["apply", "-f", "-"], Some(&VALID_ACCOUNT.replace("NAME", "immutable"))).expect("valid account");
-    let changed = VALID_ACCOUNT.replace("NAME", "immutable").replace("aws-payments-prod@", "aws-other@");
+    kubectl(
+        &cp,
+        &["apply", "-f", "-"],
+        Some(&VALID_ACCOUNT.replace("NAME", "immutable")),
+    )
+    .expect("valid account");
+    let changed = VALID_ACCOUNT
+        .replace("NAME", "immutable")
+        .replace("aws-payments-prod@", "aws-other@");
     let err = kubectl(&cp, &["apply", "-f", "-"], Some(&changed)).expect_err("email is immutable");
     assert!(err.contains("email is immutable"), "{err}");
     let ou = "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: child}\nspec: {name: Child, parentRef: {name: a}}\n";
     kubectl(&cp, &["apply", "-f", "-"], Some(ou)).expect("valid OU");
-    let err = kubectl(&cp, &["apply", "-f", "-"], Some(&ou.replace("{name: a}", "{name: b}"))).expect_err("parent is immutable");
+    let err = kubectl(
+        &cp,
+        &["apply", "-f", "-"],
+        Some(&ou.replace("{name: a}", "{name: b}")),
+    )
+    .expect_err("parent is immutable");
     assert!(err.contains("the parent of an OU is immutable"), "{err}");
     // Every example is valid at admission too.
     let examples = landing_zone_tests::workspace_root().join("manifests/examples");
-    kubectl(&cp, &["apply", "--dry-run=server", "-f", examples.to_str().unwrap()], None).expect("examples are valid");
+    kubectl(
+        &cp,
+        &[
+            "apply",
+            "--dry-run=server",
+            "-f",
+            examples.to_str().unwrap(),
+        ],
+        None,
+    )
+    .expect("examples are valid");
 }

@@ -9,12 +9,27 @@ fn is_ready(r: &landing_zone_operator::reconcile::Report) -> bool {
 }
 
 async fn tags_of(emu: &Emulator, id: &str) -> BTreeMap<String, String> {
-    let out = emu.org_client().list_tags_for_resource().resource_id(id).send().await.unwrap();
-    out.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()
+    let out = emu
+        .org_client()
+        .list_tags_for_resource()
+        .resource_id(id)
+        .send()
+        .await
+        .unwrap();
+    out.tags()
+        .iter()
+        .map(|t| (t.key().to_string(), t.value().to_string()))
+        .collect()
 }
 
 async fn parent_of(emu: &Emulator, id: &str) -> String {
-    let out = emu.org_client().list_parents().child_id(id).send().await.unwrap();
+    let out = emu
+        .org_client()
+        .list_parents()
+        .child_id(id)
+        .send()
+        .await
+        .unwrap();
     out.parents()[0].id().unwrap().to_string()
 }
 
@@ -25,7 +40,15 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
     let state = dir.path().join("state.json");
 
     let first = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
-    assert!(first.errors.is_empty(), "{:?}", first.errors.iter().map(ToString::to_string).collect::<Vec<_>>());
+    assert!(
+        first.errors.is_empty(),
+        "{:?}",
+        first
+            .errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    );
     for r in first.reports.iter().filter(|r| r.supported) {
         assert!(is_ready(r), "{} not ready: {:?}", r.key, r.result);
     }
@@ -35,31 +58,65 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
     assert_eq!(first_writes, 13, "{:?}", first.metrics.aws_call_counts());
 
     // AWS matches: the payments OU is under Workloads, and payments-prod is in it with its tags.
-    let workloads = report(&first, "OrganizationalUnit", "workloads").id.clone().unwrap();
-    let payments = report(&first, "OrganizationalUnit", "payments").id.clone().unwrap();
+    let workloads = report(&first, "OrganizationalUnit", "workloads")
+        .id
+        .clone()
+        .unwrap();
+    let payments = report(&first, "OrganizationalUnit", "payments")
+        .id
+        .clone()
+        .unwrap();
     assert_eq!(parent_of(&emu, &payments).await, workloads);
-    let prod = report(&first, "AwsAccount", "payments-prod").id.clone().unwrap();
+    let prod = report(&first, "AwsAccount", "payments-prod")
+        .id
+        .clone()
+        .unwrap();
     assert_eq!(parent_of(&emu, &prod).await, payments);
-    assert_eq!(tags_of(&emu, &prod).await.get("stage").map(String::as_str), Some("prod"));
+    assert_eq!(
+        tags_of(&emu, &prod).await.get("stage").map(String::as_str),
+        Some("prod")
+    );
     let accounts = emu.org_client().list_accounts().send().await.unwrap();
-    assert_eq!(accounts.accounts().len(), 6, "management + 5 example accounts, none twice");
+    assert_eq!(
+        accounts.accounts().len(),
+        6,
+        "management + 5 example accounts, none twice"
+    );
 
     // Kinds whose reconcilers have not landed are listed, not failed.
     assert!(!report(&first, "Budget", "organization-monthly").supported);
 
     let second = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
-    assert_eq!(second.metrics.aws_calls_of_kind("write"), 0, "{:?}", second.metrics.aws_call_counts());
+    assert_eq!(
+        second.metrics.aws_calls_of_kind("write"),
+        0,
+        "{:?}",
+        second.metrics.aws_call_counts()
+    );
     for r in second.reports.iter().filter(|r| r.supported) {
         let p = r.result.as_ref().unwrap();
-        assert!(p.actions.is_empty() && p.drift.is_empty(), "{}: {:?}", r.key, p);
+        assert!(
+            p.actions.is_empty() && p.drift.is_empty(),
+            "{}: {:?}",
+            r.key,
+            p
+        );
     }
     // The snapshot is one tree walk: reads do not grow with a describe call per account.
     let calls = second.metrics.aws_call_counts();
-    let count = |op: &str| calls.get(&("organizations".to_string(), op.to_string())).map_or(0, |(_, n)| *n);
+    let count = |op: &str| {
+        calls
+            .get(&("organizations".to_string(), op.to_string()))
+            .map_or(0, |(_, n)| *n)
+    };
     assert_eq!(count("DescribeAccount"), 0);
     assert_eq!(count("ListParents"), 0);
     assert_eq!(count("ListAccounts"), 1);
-    assert_eq!(count("ListTagsForResource"), 8, "one tag read per managed OU and account");
+    assert_eq!(
+        count("ListTagsForResource"),
+        8,
+        "one tag read per managed OU and account"
+    );
 }
 
 #[tokio::test]
@@ -68,25 +125,63 @@ async fn drift_made_out_of_band_is_reported_then_corrected() {
     let dir = examples_copy();
     let state = dir.path().join("state.json");
     let first = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
-    let prod = report(&first, "AwsAccount", "payments-prod").id.clone().unwrap();
-    let payments = report(&first, "OrganizationalUnit", "payments").id.clone().unwrap();
-    let security = report(&first, "OrganizationalUnit", "security").id.clone().unwrap();
+    let prod = report(&first, "AwsAccount", "payments-prod")
+        .id
+        .clone()
+        .unwrap();
+    let payments = report(&first, "OrganizationalUnit", "payments")
+        .id
+        .clone()
+        .unwrap();
+    let security = report(&first, "OrganizationalUnit", "security")
+        .id
+        .clone()
+        .unwrap();
 
     // Out of band, as someone in the console would: move an account, change and drop tags, rename an OU.
     let o = emu.org_client();
-    let root = o.list_roots().send().await.unwrap().roots()[0].id().unwrap().to_string();
-    o.move_account().account_id(&prod).source_parent_id(&payments).destination_parent_id(&root).send().await.unwrap();
-    o.untag_resource().resource_id(&prod).tag_keys("owner").send().await.unwrap();
-    o.tag_resource()
-        .resource_id(&prod)
-        .tags(aws_sdk_organizations::types::Tag::builder().key("stage").value("dev").build().unwrap())
+    let root = o.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    o.move_account()
+        .account_id(&prod)
+        .source_parent_id(&payments)
+        .destination_parent_id(&root)
         .send()
         .await
         .unwrap();
-    o.update_organizational_unit().organizational_unit_id(&security).name("Security-old").send().await.unwrap();
+    o.untag_resource()
+        .resource_id(&prod)
+        .tag_keys("owner")
+        .send()
+        .await
+        .unwrap();
+    o.tag_resource()
+        .resource_id(&prod)
+        .tags(
+            aws_sdk_organizations::types::Tag::builder()
+                .key("stage")
+                .value("dev")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    o.update_organizational_unit()
+        .organizational_unit_id(&security)
+        .name("Security-old")
+        .send()
+        .await
+        .unwrap();
 
     let plan = run_dir(emu.ports().await, dir.path(), &state, false, false).await;
-    assert_eq!(plan.metrics.aws_calls_of_kind("write"), 0, "plan never writes");
+    assert_eq!(
+        plan.metrics.aws_calls_of_kind("write"),
+        0,
+        "plan never writes"
+    );
     let drift: Vec<String> = report(&plan, "AwsAccount", "payments-prod")
         .result
         .as_ref()
@@ -103,18 +198,34 @@ async fn drift_made_out_of_band_is_reported_then_corrected() {
             "tags.stage=dev->prod".to_string()
         ]
     );
-    let ou_drift = &report(&plan, "OrganizationalUnit", "security").result.as_ref().unwrap().drift;
-    assert_eq!((ou_drift[0].field.as_str(), ou_drift[0].observed.as_str()), ("name", "Security-old"));
+    let ou_drift = &report(&plan, "OrganizationalUnit", "security")
+        .result
+        .as_ref()
+        .unwrap()
+        .drift;
+    assert_eq!(
+        (ou_drift[0].field.as_str(), ou_drift[0].observed.as_str()),
+        ("name", "Security-old")
+    );
 
     let fix = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
     assert!(!fix.failed());
     assert_eq!(parent_of(&emu, &prod).await, payments);
     let tags = tags_of(&emu, &prod).await;
-    assert_eq!((tags["owner"].as_str(), tags["stage"].as_str()), ("payments-team", "prod"));
-    let ou = o.describe_organizational_unit().organizational_unit_id(&security).send().await.unwrap();
+    assert_eq!(
+        (tags["owner"].as_str(), tags["stage"].as_str()),
+        ("payments-team", "prod")
+    );
+    let ou = o
+        .describe_organizational_unit()
+        .organizational_unit_id(&security)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ou.organizational_unit().unwrap().name(), Some("Security"));
     // The status keeps the drift history out: in sync now.
-    let state_doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let state_doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert!(state_doc["resources"]["AwsAccount/payments-prod"]["status"]["drift"].is_null());
 
     let again = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
@@ -125,33 +236,88 @@ async fn drift_made_out_of_band_is_reported_then_corrected() {
 async fn existing_ous_and_accounts_are_adopted_not_duplicated() {
     let emu = Emulator::start().await;
     let o = emu.org_client();
-    let root = o.list_roots().send().await.unwrap().roots()[0].id().unwrap().to_string();
-    let existing_ou = o.create_organizational_unit().parent_id(&root).name("Security").send().await.unwrap();
-    let existing_ou = existing_ou.organizational_unit().unwrap().id().unwrap().to_string();
-    let created = o.create_account().account_name("audit").email("aws-audit@example.com").send().await.unwrap();
-    let audit_id = created.create_account_status().unwrap().account_id().unwrap().to_string();
+    let root = o.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let existing_ou = o
+        .create_organizational_unit()
+        .parent_id(&root)
+        .name("Security")
+        .send()
+        .await
+        .unwrap();
+    let existing_ou = existing_ou
+        .organizational_unit()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string();
+    let created = o
+        .create_account()
+        .account_name("audit")
+        .email("aws-audit@example.com")
+        .send()
+        .await
+        .unwrap();
+    let audit_id = created
+        .create_account_status()
+        .unwrap()
+        .account_id()
+        .unwrap()
+        .to_string();
 
     let dir = examples_copy();
     let state = dir.path().join("state.json");
     let run = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
     assert!(!run.failed());
-    assert_eq!(report(&run, "OrganizationalUnit", "security").id.as_deref(), Some(existing_ou.as_str()));
+    assert_eq!(
+        report(&run, "OrganizationalUnit", "security").id.as_deref(),
+        Some(existing_ou.as_str())
+    );
     let audit = report(&run, "AwsAccount", "audit");
     assert_eq!(audit.id.as_deref(), Some(audit_id.as_str()));
     assert!(audit.result.as_ref().unwrap().actions[0].starts_with("adopt existing account"));
     let calls = run.metrics.aws_call_counts();
-    assert_eq!(calls[&("organizations".into(), "CreateAccount".into())].1, 4, "audit was adopted, not created");
-    assert_eq!(calls[&("organizations".into(), "CreateOrganizationalUnit".into())].1, 2, "Security was adopted");
-    let ous = o.list_organizational_units_for_parent().parent_id(&root).send().await.unwrap();
-    assert_eq!(ous.organizational_units().iter().filter(|u| u.name() == Some("Security")).count(), 1);
+    assert_eq!(
+        calls[&("organizations".into(), "CreateAccount".into())].1,
+        4,
+        "audit was adopted, not created"
+    );
+    assert_eq!(
+        calls[&("organizations".into(), "CreateOrganizationalUnit".into())].1,
+        2,
+        "Security was adopted"
+    );
+    let ous = o
+        .list_organizational_units_for_parent()
+        .parent_id(&root)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ous.organizational_units()
+            .iter()
+            .filter(|u| u.name() == Some("Security"))
+            .count(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn observe_mode_reports_drift_and_never_writes() {
     let emu = Emulator::start().await;
     let o = emu.org_client();
-    let root = o.list_roots().send().await.unwrap().roots()[0].id().unwrap().to_string();
-    o.create_organizational_unit().parent_id(&root).name("Legacy").send().await.unwrap();
+    let root = o.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    o.create_organizational_unit()
+        .parent_id(&root)
+        .name("Legacy")
+        .send()
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("observe.yaml"),
@@ -174,14 +340,51 @@ spec:
     .unwrap();
     let state = dir.path().join("state.json");
     let run = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
-    assert_eq!(run.metrics.aws_calls_of_kind("write"), 0, "{:?}", run.metrics.aws_call_counts());
-    let legacy = report(&run, "OrganizationalUnit", "legacy").result.as_ref().unwrap();
-    assert!(matches!(legacy.ready, Readiness::Ready { reason: "Observed", .. }), "{legacy:?}");
-    assert_eq!(legacy.remaining.len(), 1, "drift stays in status: nothing corrected");
-    let absent = report(&run, "OrganizationalUnit", "absent").result.as_ref().unwrap();
-    assert!(matches!(absent.ready, Readiness::NotReady { reason: "NotFound", .. }), "{absent:?}");
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
-    assert_eq!(doc["resources"]["OrganizationalUnit/legacy"]["status"]["driftCount"], 1);
+    assert_eq!(
+        run.metrics.aws_calls_of_kind("write"),
+        0,
+        "{:?}",
+        run.metrics.aws_call_counts()
+    );
+    let legacy = report(&run, "OrganizationalUnit", "legacy")
+        .result
+        .as_ref()
+        .unwrap();
+    assert!(
+        matches!(
+            legacy.ready,
+            Readiness::Ready {
+                reason: "Observed",
+                ..
+            }
+        ),
+        "{legacy:?}"
+    );
+    assert_eq!(
+        legacy.remaining.len(),
+        1,
+        "drift stays in status: nothing corrected"
+    );
+    let absent = report(&run, "OrganizationalUnit", "absent")
+        .result
+        .as_ref()
+        .unwrap();
+    assert!(
+        matches!(
+            absent.ready,
+            Readiness::NotReady {
+                reason: "NotFound",
+                ..
+            }
+        ),
+        "{absent:?}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(
+        doc["resources"]["OrganizationalUnit/legacy"]["status"]["driftCount"],
+        1
+    );
 }
 
 #[tokio::test]
@@ -204,11 +407,17 @@ async fn one_bad_file_is_reported_and_the_rest_applied() {
     assert!(run.failed(), "the exit code must say something failed");
     assert_eq!(run.errors.len(), 1);
     let e = run.errors[0].to_string();
-    assert!(e.contains("60-bad.yaml") && e.contains("AwsAccount/broken"), "{e}");
+    assert!(
+        e.contains("60-bad.yaml") && e.contains("AwsAccount/broken"),
+        "{e}"
+    );
     assert!(e.contains("spec.email") && e.contains("spec.alias"), "{e}");
     assert!(e.contains("must not start or end with '-'"), "{e}");
     // The others were applied.
     assert!(is_ready(report(&run, "AwsAccount", "payments-prod")));
     let orphan = report(&run, "AwsAccount", "orphan");
-    assert_eq!(orphan.result.as_ref().unwrap_err().reason(), "WaitingForDependency");
+    assert_eq!(
+        orphan.result.as_ref().unwrap_err().reason(),
+        "WaitingForDependency"
+    );
 }

@@ -37,7 +37,10 @@ async fn with_double(emu: &Emulator) -> (AwsPorts, std::sync::Arc<Double>) {
 
 async fn accounts_with_email(emu: &Emulator, email: &str) -> usize {
     let out = emu.org_client().list_accounts().send().await.unwrap();
-    out.accounts().iter().filter(|a| a.email() == Some(email)).count()
+    out.accounts()
+        .iter()
+        .filter(|a| a.email() == Some(email))
+        .count()
 }
 
 #[tokio::test]
@@ -51,9 +54,20 @@ async fn asynchronous_create_is_polled_to_completion_without_a_second_create() {
     let run = run_dir(ports, dir.path(), &state, true, false).await;
     assert!(!run.failed(), "{:?}", run.reports);
     let r = report(&run, "AwsAccount", "payments-prod");
-    assert!(matches!(r.result.as_ref().unwrap().ready, Readiness::Ready { .. }), "{:?}", r.result);
-    assert_eq!(double.creates.lock().unwrap().len(), 1, "polled, never created twice");
-    assert_eq!(accounts_with_email(&emu, "aws-payments-prod@example.com").await, 1);
+    assert!(
+        matches!(r.result.as_ref().unwrap().ready, Readiness::Ready { .. }),
+        "{:?}",
+        r.result
+    );
+    assert_eq!(
+        double.creates.lock().unwrap().len(),
+        1,
+        "polled, never created twice"
+    );
+    assert_eq!(
+        accounts_with_email(&emu, "aws-payments-prod@example.com").await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -74,14 +88,28 @@ async fn a_lost_create_request_in_flight_is_found_by_name_after_a_crash() {
         })
         .await
         .unwrap();
-    assert_eq!(request.state, landing_zone_operator::aws::organizations::CreateState::InProgress);
+    assert_eq!(
+        request.state,
+        landing_zone_operator::aws::organizations::CreateState::InProgress
+    );
     let state = dir.path().join("fresh-state.json");
     let run = run_dir(ports, dir.path(), &state, true, false).await;
     assert!(!run.failed(), "{:?}", run.reports);
-    assert_eq!(double.creates.lock().unwrap().len(), 1, "the in-flight request was followed");
-    assert_eq!(accounts_with_email(&emu, "aws-payments-prod@example.com").await, 1);
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
-    assert_eq!(doc["resources"]["AwsAccount/payments-prod"]["status"]["createRequestId"], request.request_id);
+    assert_eq!(
+        double.creates.lock().unwrap().len(),
+        1,
+        "the in-flight request was followed"
+    );
+    assert_eq!(
+        accounts_with_email(&emu, "aws-payments-prod@example.com").await,
+        1
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(
+        doc["resources"]["AwsAccount/payments-prod"]["status"]["createRequestId"],
+        request.request_id
+    );
 }
 
 #[tokio::test]
@@ -90,20 +118,43 @@ async fn a_create_whose_answer_was_lost_is_adopted_by_email_on_the_next_run() {
     // network): the first run fails, the second finds the account by its email. One account.
     let emu = Emulator::start().await;
     let (ports, double) = with_double(&emu).await;
-    double.faults.lose_create_response.store(true, Ordering::SeqCst);
+    double
+        .faults
+        .lose_create_response
+        .store(true, Ordering::SeqCst);
     let dir = dir_with(ACCOUNT);
     let state = dir.path().join("state.json");
     let first = run_dir(ports, dir.path(), &state, true, false).await;
     assert!(first.failed());
-    assert_eq!(report(&first, "AwsAccount", "payments-prod").result.as_ref().unwrap_err().reason(), "AwsUnreachable");
+    assert_eq!(
+        report(&first, "AwsAccount", "payments-prod")
+            .result
+            .as_ref()
+            .unwrap_err()
+            .reason(),
+        "AwsUnreachable"
+    );
 
     let (ports, double2) = with_double(&emu).await;
     let second = run_dir(ports, dir.path(), &state, true, false).await;
     assert!(!second.failed(), "{:?}", second.reports);
-    let r = report(&second, "AwsAccount", "payments-prod").result.as_ref().unwrap();
-    assert!(r.actions[0].contains("adopt existing account"), "{:?}", r.actions);
-    assert!(double2.creates.lock().unwrap().is_empty(), "no second CreateAccount");
-    assert_eq!(accounts_with_email(&emu, "aws-payments-prod@example.com").await, 1);
+    let r = report(&second, "AwsAccount", "payments-prod")
+        .result
+        .as_ref()
+        .unwrap();
+    assert!(
+        r.actions[0].contains("adopt existing account"),
+        "{:?}",
+        r.actions
+    );
+    assert!(
+        double2.creates.lock().unwrap().is_empty(),
+        "no second CreateAccount"
+    );
+    assert_eq!(
+        accounts_with_email(&emu, "aws-payments-prod@example.com").await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -112,14 +163,20 @@ async fn email_already_exists_is_adopted() {
     // account appeared behind the operator's back (after its snapshot).
     let emu = Emulator::start().await;
     let (ports, double) = with_double(&emu).await;
-    double.faults.email_already_exists.store(true, Ordering::SeqCst);
+    double
+        .faults
+        .email_already_exists
+        .store(true, Ordering::SeqCst);
     let dir = dir_with(ACCOUNT);
     let state = dir.path().join("state.json");
     let run = run_dir(ports, dir.path(), &state, true, false).await;
     assert!(!run.failed(), "{:?}", run.reports);
     let r = report(&run, "AwsAccount", "payments-prod");
     assert!(r.id.is_some());
-    assert_eq!(accounts_with_email(&emu, "aws-payments-prod@example.com").await, 1);
+    assert_eq!(
+        accounts_with_email(&emu, "aws-payments-prod@example.com").await,
+        1
+    );
 }
 
 #[tokio::test]
@@ -133,13 +190,27 @@ async fn access_denied_is_terminal_and_says_so_while_the_rest_is_applied() {
     ));
     let state = dir.path().join("state.json");
     let run = run_dir(ports, dir.path(), &state, true, false).await;
-    let err = report(&run, "AwsAccount", "payments-prod").result.as_ref().unwrap_err();
+    let err = report(&run, "AwsAccount", "payments-prod")
+        .result
+        .as_ref()
+        .unwrap_err();
     assert_eq!(err.reason(), "AccessDenied");
     assert!(!err.is_retryable());
     assert!(err.to_string().contains("CreateAccount"), "{err}");
-    assert!(report(&run, "OrganizationalUnit", "security").result.is_ok());
-    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
-    let conds = doc["resources"]["AwsAccount/payments-prod"]["status"]["conditions"].as_array().unwrap().clone();
+    assert!(
+        report(&run, "OrganizationalUnit", "security")
+            .result
+            .is_ok()
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let conds = doc["resources"]["AwsAccount/payments-prod"]["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .clone();
     let synced = conds.iter().find(|c| c["type"] == "Synced").unwrap();
-    assert_eq!((synced["status"].as_str(), synced["reason"].as_str()), (Some("False"), Some("AccessDenied")));
+    assert_eq!(
+        (synced["status"].as_str(), synced["reason"].as_str()),
+        (Some("False"), Some("AccessDenied"))
+    );
 }

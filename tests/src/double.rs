@@ -85,13 +85,25 @@ impl Organizations for Double {
     }
     async fn list_in_progress_create_requests(&self) -> AwsResult<Vec<CreateAccountStatus>> {
         let mut out = self.inner.list_in_progress_create_requests().await?;
-        out.extend(self.pending.lock().unwrap().iter().map(|p| p.status.clone()));
+        out.extend(
+            self.pending
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|p| p.status.clone()),
+        );
         Ok(out)
     }
-    async fn describe_create_account_status(&self, request_id: &str) -> AwsResult<CreateAccountStatus> {
+    async fn describe_create_account_status(
+        &self,
+        request_id: &str,
+    ) -> AwsResult<CreateAccountStatus> {
         let ready = {
             let mut pending = self.pending.lock().unwrap();
-            match pending.iter().position(|p| p.status.request_id == request_id) {
+            match pending
+                .iter()
+                .position(|p| p.status.request_id == request_id)
+            {
                 Some(i) if pending[i].polls_left > 1 => {
                     pending[i].polls_left -= 1;
                     return Ok(pending[i].status.clone());
@@ -164,7 +176,12 @@ impl Organizations for Double {
             });
         }
         if self.faults.lose_create_response.load(Ordering::SeqCst) {
-            return Err(AwsError::new("organizations", "CreateAccount", "Unreachable", "connection reset (injected)"));
+            return Err(AwsError::new(
+                "organizations",
+                "CreateAccount",
+                "Unreachable",
+                "connection reset (injected)",
+            ));
         }
         Ok(created)
     }

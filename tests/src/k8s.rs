@@ -22,7 +22,8 @@ fn start() -> Result<ControlPlane, String> {
     let kubeconfig = match std::env::var("KUBECONFIG") {
         Ok(k) if !k.is_empty() => PathBuf::from(k),
         _ => {
-            let up = std::env::var("LZ_K8S_UP").map_err(|_| "neither KUBECONFIG nor LZ_K8S_UP is set".to_string())?;
+            let up = std::env::var("LZ_K8S_UP")
+                .map_err(|_| "neither KUBECONFIG nor LZ_K8S_UP is set".to_string())?;
             let out = Command::new(&up)
                 .env("LZ_K8S_WATCH_PID", std::process::id().to_string())
                 .stderr(Stdio::inherit())
@@ -59,7 +60,10 @@ fn find_kubectl() -> Result<PathBuf, String> {
     // Next to the `up` script: its `tools` installs kubectl and helm.
     if let Ok(up) = std::env::var("LZ_K8S_UP") {
         let tools = PathBuf::from(&up).with_file_name("tools");
-        let out = Command::new(&tools).arg("--dir").output().map_err(|e| format!("cannot run {}: {e}", tools.display()))?;
+        let out = Command::new(&tools)
+            .arg("--dir")
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", tools.display()))?;
         let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if out.status.success() && !dir.is_empty() {
             return Ok(PathBuf::from(dir).join("kubectl"));
@@ -75,7 +79,9 @@ impl ControlPlane {
         match CP.get_or_init(start) {
             Ok(cp) => Some(cp.clone()),
             Err(why) => {
-                say(&format!("SKIPPED {test}: no Kubernetes control plane: {why} (CI sets LZ_K8S_UP=../shared/k8s/up)"));
+                say(&format!(
+                    "SKIPPED {test}: no Kubernetes control plane: {why} (CI sets LZ_K8S_UP=../shared/k8s/up)"
+                ));
                 None
             }
         }
@@ -87,15 +93,32 @@ pub fn kubectl(cp: &ControlPlane, args: &[&str], stdin: Option<&str>) -> Result<
     let mut child = Command::new(&cp.kubectl)
         .args(args)
         .env("KUBECONFIG", &cp.kubeconfig)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run kubectl: {e}"))?;
     if let Some(input) = stdin {
-        child.stdin.take().expect("piped").write_all(input.as_bytes()).map_err(|e| e.to_string())?;
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(input.as_bytes())
+            .map_err(|e| e.to_string())?;
     }
     let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
-    if out.status.success() { Ok(text) } else { Err(text) }
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
 }

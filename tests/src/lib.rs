@@ -14,7 +14,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// Installs the pinned emulator once per test process (`scripts/install-emulator` is idempotent).
@@ -26,14 +29,21 @@ fn moto_server() -> PathBuf {
             let status = Command::new(root.join("scripts/install-emulator"))
                 .status()
                 .expect("run scripts/install-emulator");
-            assert!(status.success(), "scripts/install-emulator failed: the tests need the AWS emulator (moto)");
+            assert!(
+                status.success(),
+                "scripts/install-emulator failed: the tests need the AWS emulator (moto)"
+            );
             root.join(".venv/bin/moto_server")
         })
         .clone()
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// One moto server, killed when dropped.
@@ -66,7 +76,11 @@ impl Emulator {
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .envs(env.iter().copied())
                 .stdout(Stdio::null())
-                .stderr(std::fs::File::create(&log).map(Stdio::from).unwrap_or(Stdio::null()))
+                .stderr(
+                    std::fs::File::create(&log)
+                        .map(Stdio::from)
+                        .unwrap_or(Stdio::null()),
+                )
                 .spawn()
                 .expect("start moto_server");
             let emu = Emulator {
@@ -109,9 +123,11 @@ impl Emulator {
         })
         .await;
         base.into_builder()
-            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
-                "testing", "testing", None, None, "test",
-            )))
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+                    "testing", "testing", None, None, "test",
+                )),
+            )
             .build()
     }
 
@@ -157,7 +173,9 @@ pub async fn run_dir(
         wait: Duration::from_secs(60),
         poll_interval: Duration::from_millis(50),
     };
-    execute(&args, apply.then_some(&apply_args), ports).await.expect("the run starts")
+    execute(&args, apply.then_some(&apply_args), ports)
+        .await
+        .expect("the run starts")
 }
 
 /// The report of one resource in a run.

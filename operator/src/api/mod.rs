@@ -59,7 +59,10 @@ mod tests {
         assert_eq!(files.len(), 5, "five kinds");
         for (name, yaml) in files {
             let committed = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
-            assert!(committed == yaml, "crds/{name} differs from the code: run `make crds` and commit the result");
+            assert!(
+                committed == yaml,
+                "crds/{name} differs from the code: run `make crds` and commit the result"
+            );
         }
         let on_disk = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
         assert_eq!(on_disk, 5, "crds/ holds exactly the generated files");
@@ -70,14 +73,39 @@ mod tests {
         for crd in all_crds() {
             let name = crd.metadata.name.clone().unwrap();
             assert_eq!(crd.spec.scope, "Cluster", "{name}");
-            assert_eq!(crd.spec.names.categories.as_deref(), Some(&["landingzone".to_string()][..]), "{name}");
-            assert_eq!(crd.spec.names.short_names.as_ref().map(Vec::len), Some(1), "{name}");
+            assert_eq!(
+                crd.spec.names.categories.as_deref(),
+                Some(&["landingzone".to_string()][..]),
+                "{name}"
+            );
+            assert_eq!(
+                crd.spec.names.short_names.as_ref().map(Vec::len),
+                Some(1),
+                "{name}"
+            );
             let v = &crd.spec.versions[0];
-            let cols: Vec<&str> = v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
-            assert!(cols.contains(&"READY") && cols.contains(&"DRIFT"), "{name}: {cols:?}");
-            assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "{name}: status subresource");
+            let cols: Vec<&str> = v
+                .additional_printer_columns
+                .iter()
+                .flatten()
+                .map(|c| c.name.as_str())
+                .collect();
+            assert!(
+                cols.contains(&"READY") && cols.contains(&"DRIFT"),
+                "{name}: {cols:?}"
+            );
+            assert!(
+                v.subresources
+                    .as_ref()
+                    .and_then(|s| s.status.as_ref())
+                    .is_some(),
+                "{name}: status subresource"
+            );
             let schema = serde_json::to_string(&v.schema).unwrap();
-            assert!(schema.contains("x-kubernetes-validations"), "{name}: CEL rules");
+            assert!(
+                schema.contains("x-kubernetes-validations"),
+                "{name}: CEL rules"
+            );
         }
     }
 }

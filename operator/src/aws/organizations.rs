@@ -262,7 +262,11 @@ impl Organizations for SdkOrganizations {
             .send()
             .await
             .map_err(err("ListParents"))?;
-        Ok(out.parents().first().and_then(|p| p.id()).map(str::to_string))
+        Ok(out
+            .parents()
+            .first()
+            .and_then(|p| p.id())
+            .map(str::to_string))
     }
 
     async fn describe_create_account_status(

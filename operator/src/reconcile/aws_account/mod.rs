@@ -170,7 +170,9 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                 {
                     // The snapshot may predate the account that holds this email: read the accounts again.
                     for mut a in pass.orgs.list_accounts().await? {
-                        if !pass.snapshot.accounts.contains_key(&a.id) && a.email.eq_ignore_ascii_case(&desired.email) {
+                        if !pass.snapshot.accounts.contains_key(&a.id)
+                            && a.email.eq_ignore_ascii_case(&desired.email)
+                        {
                             a.parent_id = pass.orgs.parent_of(&a.id).await?;
                             pass.snapshot.accounts.insert(a.id.clone(), a);
                         }
