@@ -17,6 +17,7 @@ demo: build
 
 test:
 	scripts/install-emulator
+	$(CARGO) build --locked -p landing-zone-operator   # the end-to-end tests run the binary
 	$(CARGO) test --locked --workspace
 
 crds: build

@@ -43,8 +43,40 @@ pub enum Command {
     Plan(DirArgs),
     /// Make AWS match the directory, in dependency order, then print each resource's status.
     Apply(ApplyArgs),
+    /// Run the operator: reconcile the cluster's landingzone.dev resources continuously.
+    Run(RunArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// How often every resource is compared with AWS even when nothing changed in Kubernetes.
+    #[arg(long, env = "LZ_RESYNC_INTERVAL", value_parser = parse_duration, default_value = "5m")]
+    pub resync_interval: Duration,
+    /// Reconciles running at once, per kind.
+    #[arg(long, env = "LZ_CONCURRENCY", default_value_t = 4)]
+    pub concurrency: u16,
+    /// Observe and report only: never write to AWS.
+    #[arg(long, env = "LZ_DRY_RUN")]
+    pub dry_run: bool,
+    /// Address of /metrics, /healthz and /readyz.
+    #[arg(long, env = "LZ_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// How long one read of the Organization is shared by the reconciles of a resync.
+    #[arg(long, env = "LZ_SNAPSHOT_TTL", value_parser = parse_duration, default_value = "30s")]
+    pub snapshot_ttl: Duration,
+    #[arg(long, env = "LZ_LEASE_NAME", default_value = "landing-zone-operator")]
+    pub lease_name: String,
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+    #[arg(long, env = "LZ_LEASE_DURATION", value_parser = parse_duration, default_value = "15s")]
+    pub lease_duration: Duration,
+    /// This replica's name in the lease (default: POD_NAME, else host name and process id).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -132,8 +164,14 @@ pub fn init_tracing(format: LogFormat, default: &str) {
 
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format, "warn");
+    let default_level = if matches!(cli.command, Command::Run(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    init_tracing(cli.log_format, default_level);
     match cli.command {
+        Command::Run(args) => run(args).await,
         Command::Version => {
             println!("landing-zone-operator {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -141,6 +179,57 @@ pub async fn main() -> ExitCode {
         Command::Crds { out } => crds(out),
         Command::Plan(args) => run_dir(&args, None).await,
         Command::Apply(args) => run_dir(&args.dir.clone(), Some(&args)).await,
+    }
+}
+
+async fn run(args: RunArgs) -> ExitCode {
+    let metrics = Metrics::new();
+    let aws = AwsPorts::connect(&args.aws.settings(), metrics.clone()).await;
+    let client = match kube::Client::try_default().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: no Kubernetes client (in-cluster config or KUBECONFIG): {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let identity = args.identity.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        format!(
+            "{}-{}",
+            if host.is_empty() {
+                "landing-zone-operator"
+            } else {
+                &host
+            },
+            std::process::id()
+        )
+    });
+    let settings = crate::controller::Settings {
+        resync_interval: args.resync_interval,
+        concurrency: args.concurrency,
+        dry_run: args.dry_run,
+        snapshot_ttl: args.snapshot_ttl,
+        lease_name: args.lease_name.clone(),
+        lease_namespace: args.lease_namespace.clone(),
+        identity,
+        lease_duration: args.lease_duration,
+    };
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = tokio::spawn(crate::http::serve(
+        args.metrics_addr,
+        metrics,
+        ready.clone(),
+    ));
+    let result = crate::controller::run(client, aws, settings, ready).await;
+    server.abort();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 pub mod api;
 pub mod aws;
 pub mod cli;
+pub mod controller;
+pub mod http;
 pub mod metrics;
 pub mod reconcile;
 pub mod source;

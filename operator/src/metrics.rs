@@ -1,6 +1,6 @@
 //! The one Prometheus registry (prefix `landingzone_`), built once and shared.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
 use std::collections::BTreeMap;
 
 #[derive(Clone)]
@@ -12,6 +12,14 @@ pub struct Metrics {
     pub aws_errors: IntCounterVec,
     pub aws_throttles: IntCounterVec,
     pub aws_latency: HistogramVec,
+    pub reconciles: IntCounterVec,
+    pub reconcile_duration: HistogramVec,
+    /// Status subresource writes by kind (idle resyncs should add none).
+    pub status_writes: IntCounterVec,
+    pub drift_found: IntCounterVec,
+    pub drift_corrected: IntCounterVec,
+    /// 1 while this replica holds the leader lease.
+    pub leader: IntGauge,
 }
 
 impl Default for Metrics {
@@ -57,11 +65,56 @@ impl Metrics {
             &["service", "operation"],
         )
         .expect("valid metric");
-        for c in [&aws_calls, &aws_errors] {
+        let counter = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let reconciles = counter(
+            "reconciles_total",
+            "Reconciles by kind and result",
+            &["kind", "result"],
+        );
+        let status_writes = counter(
+            "status_writes_total",
+            "Status subresource writes by kind",
+            &["kind"],
+        );
+        let drift_found = counter(
+            "drift_found_total",
+            "Drifted fields found, by kind and field group",
+            &["kind", "field"],
+        );
+        let drift_corrected = counter(
+            "drift_corrected_total",
+            "Drifted fields corrected, by kind and field group",
+            &["kind", "field"],
+        );
+        let reconcile_duration = HistogramVec::new(
+            HistogramOpts::new("reconcile_duration_seconds", "Reconcile duration by kind").buckets(
+                vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0],
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let leader = IntGauge::new("leader", "1 while this replica holds the leader lease")
+            .expect("valid metric");
+        for c in [
+            &aws_calls,
+            &aws_errors,
+            &reconciles,
+            &status_writes,
+            &drift_found,
+            &drift_corrected,
+        ] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("registered once");
         }
+        registry
+            .register(Box::new(reconcile_duration.clone()))
+            .expect("registered once");
+        registry
+            .register(Box::new(leader.clone()))
+            .expect("registered once");
         registry
             .register(Box::new(aws_throttles.clone()))
             .expect("registered once");
@@ -74,6 +127,12 @@ impl Metrics {
             aws_errors,
             aws_throttles,
             aws_latency,
+            reconciles,
+            reconcile_duration,
+            status_writes,
+            drift_found,
+            drift_corrected,
+            leader,
         }
     }
 

@@ -3,5 +3,6 @@
 
 mod admission;
 mod apply;
+mod controller;
 mod create_flow;
 mod lifecycle;

@@ -122,3 +122,67 @@ pub fn kubectl(cp: &ControlPlane, args: &[&str], stdin: Option<&str>) -> Result<
         Err(text)
     }
 }
+
+/// A control plane of one test's own (`LZ_K8S_UP` run again, stopped on drop), so operators of
+/// parallel tests never see each other's resources. With only `KUBECONFIG`, tests share that
+/// cluster one at a time.
+pub struct Dedicated {
+    pub cp: ControlPlane,
+    dir: Option<PathBuf>,
+    _serial: Option<tokio::sync::MutexGuard<'static, ()>>,
+}
+
+impl Drop for Dedicated {
+    fn drop(&mut self) {
+        if let (Some(dir), Ok(up)) = (&self.dir, std::env::var("LZ_K8S_UP")) {
+            let down = PathBuf::from(up).with_file_name("down");
+            let _ = Command::new(down)
+                .arg(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+impl ControlPlane {
+    pub async fn dedicated(test: &str) -> Option<Dedicated> {
+        static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        if std::env::var("KUBECONFIG").is_ok_and(|k| !k.is_empty()) {
+            let guard = SERIAL.lock().await;
+            return ControlPlane::get(test).map(|cp| Dedicated {
+                cp,
+                dir: None,
+                _serial: Some(guard),
+            });
+        }
+        let Ok(up) = std::env::var("LZ_K8S_UP") else {
+            say(&format!(
+                "SKIPPED {test}: no Kubernetes control plane: neither KUBECONFIG nor LZ_K8S_UP is set (CI sets LZ_K8S_UP=../shared/k8s/up)"
+            ));
+            return None;
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("lz-e2e-")
+            .tempdir()
+            .expect("tempdir")
+            .keep();
+        let out = tokio::process::Command::new(&up)
+            .arg(&dir)
+            .env("LZ_K8S_WATCH_PID", std::process::id().to_string())
+            .stderr(Stdio::null())
+            .output()
+            .await
+            .expect("run LZ_K8S_UP");
+        assert!(out.status.success(), "{up} {} failed", dir.display());
+        let cp = ControlPlane {
+            kubeconfig: dir.join("kubeconfig"),
+            kubectl: find_kubectl().expect("kubectl"),
+        };
+        Some(Dedicated {
+            cp,
+            dir: Some(dir),
+            _serial: None,
+        })
+    }
+}

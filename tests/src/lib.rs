@@ -3,6 +3,7 @@
 
 pub mod double;
 pub mod k8s;
+pub mod operator;
 
 use aws_credential_types::Credentials;
 use landing_zone_operator::aws::{AwsPorts, AwsSettings, load_sdk_config};

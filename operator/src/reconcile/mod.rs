@@ -398,6 +398,46 @@ pub fn dependency_order(resources: &[Resource]) -> (Vec<usize>, Vec<(usize, Stri
     (order, cyclic)
 }
 
+/// Whether the kind's reconciler has landed.
+pub fn is_supported(kind: Kind) -> bool {
+    matches!(kind, Kind::OrganizationalUnit | Kind::AwsAccount)
+}
+
+/// Reconciles one resource (observe → plan → apply for its kind) and folds the result into its
+/// common status (conditions, drift, observedGeneration). The caller persists the status.
+pub async fn reconcile_resource(
+    resource: &mut Resource,
+    pass: &mut Pass,
+) -> Result<Progress, Error> {
+    let key = resource.key();
+    let result = match resource {
+        Resource::OrganizationalUnit(_) => organizational_unit::reconcile(resource, pass).await,
+        Resource::AwsAccount(_) => aws_account::reconcile(resource, pass).await,
+        _ => Ok(Progress {
+            ready: Readiness::NotReady {
+                reason: "NotYetSupported",
+                message: "this kind's reconciler has not landed yet; nothing was done in AWS"
+                    .into(),
+            },
+            ..Progress::ready("", "")
+        }),
+    };
+    match (&result, resource.aws_id()) {
+        (Ok(_), Some(id)) => {
+            pass.ids.insert(key, id);
+        }
+        (Ok(p), None) if pass.mode == Mode::Plan && !p.actions.is_empty() => {
+            pass.ids.insert(key.clone(), planned_id(&key));
+        }
+        _ => {
+            pass.ids.remove(&key);
+        }
+    }
+    let generation = resource.generation();
+    conditions::update_common(resource.common_status_mut(), &result, generation, &pass.now);
+    result
+}
+
 /// Reconciles every resource once, in dependency order, saving each status as it goes.
 pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report> {
     for r in resources.iter() {
@@ -409,50 +449,17 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
     let mut reports = Vec::new();
     for i in order {
         let resource = &mut resources[i];
-        let key = resource.key();
-        // A reference is only as good as this pass made it: forget ids that the dependency lost.
-        let result = match resource {
-            Resource::OrganizationalUnit(_) => organizational_unit::reconcile(resource, pass).await,
-            Resource::AwsAccount(_) => aws_account::reconcile(resource, pass).await,
-            _ => {
-                reports.push(Report {
-                    key,
-                    id: None,
-                    result: Ok(Progress {
-                        ready: Readiness::NotReady {
-                            reason: "NotYetSupported",
-                            message: "this kind's reconciler has not landed yet; nothing was done"
-                                .into(),
-                        },
-                        ..Progress::ready("", "")
-                    }),
-                    supported: false,
-                });
-                continue;
-            }
-        };
-        match (&result, resource.aws_id()) {
-            (Ok(_), Some(id)) => {
-                pass.ids.insert(key.clone(), id);
-            }
-            (Ok(p), None) if pass.mode == Mode::Plan && !p.actions.is_empty() => {
-                pass.ids.insert(key.clone(), planned_id(&key));
-            }
-            (Err(_), _) | (Ok(_), None) => {
-                pass.ids.remove(&key);
-            }
-        }
-        let generation = resource.generation();
-        conditions::update_common(resource.common_status_mut(), &result, generation, &pass.now);
+        let result = reconcile_resource(resource, pass).await;
         let result = match (result, pass.checkpoint(resource).await) {
             (Ok(_), Err(e)) => Err(e),
             (r, _) => r,
         };
+        let key = resource.key();
         reports.push(Report {
+            supported: is_supported(key.kind),
             key,
             id: resource.aws_id(),
             result,
-            supported: true,
         });
     }
     for (i, why) in cyclic {
@@ -464,6 +471,18 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
         });
     }
     reports
+}
+
+/// Carries out the deletion policy of one resource (Retain: nothing in AWS).
+pub async fn delete_resource(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
+    match resource {
+        Resource::OrganizationalUnit(_) => organizational_unit::delete(resource, pass).await,
+        Resource::AwsAccount(_) => aws_account::delete(resource, pass).await,
+        _ => Ok(Progress::ready(
+            "Retained",
+            "nothing to delete for this kind yet",
+        )),
+    }
 }
 
 /// Carries out the deletion policy of resources that are gone from the desired state,

@@ -104,7 +104,10 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             _ => Tags::new(),
         };
         let plan = plan::plan(&desired, &identity, &tags)?;
-        progress.drift.extend(plan.drift.iter().cloned());
+        // Right after CreateAccount, moving the new account into its OU is the rest of creating it, not drift.
+        if progress.writes == 0 {
+            progress.drift.extend(plan.drift.iter().cloned());
+        }
         progress.remaining = plan.reported_only.clone();
         if !write {
             progress.remaining.extend(plan.drift.iter().cloned());

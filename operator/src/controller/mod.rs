@@ -1,0 +1,682 @@
+//! `landing-zone-operator run`: one kube-runtime Controller per kind, all driving the shared
+//! reconcile core (`crate::reconcile`), with finalizers, status through server-side apply, Events,
+//! dependency watches, periodic resync, backoff and leader election.
+
+pub mod leader;
+pub mod status;
+
+use crate::api::{AuditTrail, AwsAccount, Budget, IdentityGroup, OrganizationalUnit};
+use crate::aws::{AwsError, AwsPorts, Organizations};
+use crate::metrics::Metrics;
+use crate::reconcile::{self, Key, Kind, Mode, OrgSnapshot, Pass, Progress, Readiness, Resource};
+use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource as KubeResource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+pub const FINALIZER: &str = "landingzone.dev/finalizer";
+
+/// How the controllers behave (flags and env of `run`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub resync_interval: Duration,
+    pub concurrency: u16,
+    /// Observe and report only: never write to AWS.
+    pub dry_run: bool,
+    /// How long one Organization snapshot is shared by reconciles.
+    pub snapshot_ttl: Duration,
+    pub lease_name: String,
+    pub lease_namespace: String,
+    pub identity: String,
+    pub lease_duration: Duration,
+}
+
+/// A kind the controllers can run.
+pub trait LandingZoneKind:
+    KubeResource<DynamicType = ()>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    const KIND: Kind;
+    fn into_resource(self) -> Resource;
+}
+
+macro_rules! kind {
+    ($t:ident) => {
+        impl LandingZoneKind for $t {
+            const KIND: Kind = Kind::$t;
+            fn into_resource(self) -> Resource {
+                Resource::$t(self)
+            }
+        }
+    };
+}
+kind!(OrganizationalUnit);
+kind!(AwsAccount);
+kind!(IdentityGroup);
+kind!(Budget);
+kind!(AuditTrail);
+
+/// One Organization snapshot shared by the reconciles of a resync, reloaded when stale or after a write.
+pub struct SnapshotCache {
+    ttl: Duration,
+    inner: tokio::sync::Mutex<Option<(Instant, OrgSnapshot)>>,
+}
+
+impl SnapshotCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            inner: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// A copy of the current snapshot; only one reconcile loads it when it is stale.
+    pub async fn get(&self, orgs: &dyn Organizations) -> Result<OrgSnapshot, AwsError> {
+        let mut guard = self.inner.lock().await;
+        if let Some((at, snap)) = guard.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return Ok(snap.clone());
+        }
+        let snap = OrgSnapshot::load(orgs).await?;
+        *guard = Some((Instant::now(), snap.clone()));
+        Ok(snap)
+    }
+
+    pub async fn invalidate(&self) {
+        *self.inner.lock().await = None;
+    }
+}
+
+pub struct Context {
+    pub client: Client,
+    pub aws: AwsPorts,
+    pub settings: Settings,
+    pub snapshot: SnapshotCache,
+    pub recorder: Recorder,
+    pub metrics: Metrics,
+    pub sink: Arc<status::KubeStatusSink>,
+    pub ous: Store<OrganizationalUnit>,
+    pub accounts: Store<AwsAccount>,
+    backoff: Mutex<HashMap<Key, u32>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error(transparent)]
+    Reconcile(#[from] reconcile::Error),
+    #[error("kubernetes: {0}")]
+    Kube(String),
+}
+
+impl ControllerError {
+    fn retryable(&self) -> bool {
+        match self {
+            ControllerError::Reconcile(e) => e.is_retryable(),
+            ControllerError::Kube(_) => true,
+        }
+    }
+}
+
+fn jitter(d: Duration, spread: f64) -> Duration {
+    // Cheap and good enough to spread requeues: the clock's nanoseconds.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
+    let f = 1.0 + spread * ((nanos % 2001) as f64 / 1000.0 - 1.0);
+    d.mul_f64(f.max(0.0))
+}
+
+/// Per-object exponential backoff for retryable errors: 2 s, 4 s, … up to 5 min, with jitter.
+pub fn backoff_delay(attempt: u32) -> Duration {
+    let secs = 2u64.saturating_pow(attempt.min(8) + 1).min(300);
+    jitter(Duration::from_secs(secs), 0.2)
+}
+
+impl Context {
+    /// AWS ids of the resources this one refers to, if they are Ready.
+    fn dependency_ids(&self, resource: &Resource) -> BTreeMap<Key, String> {
+        let mut ids = BTreeMap::new();
+        for dep in resource.dependencies() {
+            let found = match dep.kind {
+                Kind::OrganizationalUnit => self
+                    .ous
+                    .get(&ObjectRef::new(&dep.name))
+                    .and_then(|o| ready_id(o.status.as_ref().map(|s| (&s.common, s.id.clone())))),
+                Kind::AwsAccount => self.accounts.get(&ObjectRef::new(&dep.name)).and_then(|a| {
+                    ready_id(a.status.as_ref().map(|s| (&s.common, s.account_id.clone())))
+                }),
+                _ => None,
+            };
+            if let Some(id) = found {
+                ids.insert(dep, id);
+            }
+        }
+        ids
+    }
+
+    async fn pass(&self, resource: &Resource) -> Result<Pass, reconcile::Error> {
+        let snapshot = self.snapshot.get(self.aws.organizations.as_ref()).await?;
+        Ok(Pass {
+            orgs: self.aws.organizations.clone(),
+            snapshot,
+            mode: if self.settings.dry_run {
+                Mode::Plan
+            } else {
+                Mode::Apply
+            },
+            ids: self.dependency_ids(resource),
+            sink: self.sink.clone(),
+            now: Time(k8s_openapi::jiff::Timestamp::now()),
+        })
+    }
+
+    async fn event(
+        &self,
+        obj: &impl KubeResource<DynamicType = ()>,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let mut note = note;
+        if note.len() > 1000 {
+            let mut cut = 1000;
+            while !note.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            note.truncate(cut);
+            note.push('…');
+        }
+        let ev = KubeEvent {
+            type_,
+            reason: reason.to_string(),
+            note: Some(note),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, "could not publish an Event");
+        }
+    }
+}
+
+fn ready_id(status: Option<(&crate::api::CommonStatus, Option<String>)>) -> Option<String> {
+    let (common, id) = status?;
+    let ready = common
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True");
+    if ready { id } else { None }
+}
+
+async fn reconcile<K: LandingZoneKind>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, ControllerError> {
+    let api: Api<K> = Api::all(ctx.client.clone());
+    finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            Finalizer::Apply(obj) => apply(obj, &ctx).await,
+            Finalizer::Cleanup(obj) => cleanup(obj, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => ControllerError::Kube(other.to_string()),
+    })
+}
+
+#[tracing::instrument(skip(obj, ctx), fields(kind = %K::KIND, name = %obj.name_any()))]
+async fn apply<K: LandingZoneKind>(obj: Arc<K>, ctx: &Context) -> Result<Action, ControllerError> {
+    let started = Instant::now();
+    let mut resource = (*obj).clone().into_resource();
+    let key = resource.key();
+    let before = resource.status_json();
+    let result = match ctx.pass(&resource).await {
+        Ok(mut pass) => reconcile::reconcile_resource(&mut resource, &mut pass).await,
+        Err(e) => {
+            let generation = resource.generation();
+            let now = Time(k8s_openapi::jiff::Timestamp::now());
+            let err = Err(e);
+            reconcile::conditions::update_common(
+                resource.common_status_mut(),
+                &err,
+                generation,
+                &now,
+            );
+            err
+        }
+    };
+    let label = K::KIND.as_str();
+    if let Ok(p) = &result {
+        if p.writes > 0 {
+            ctx.snapshot.invalidate().await;
+            ctx.event(
+                &*obj,
+                EventType::Normal,
+                "Changed",
+                "Reconcile",
+                p.actions.join("; "),
+            )
+            .await;
+        }
+        record_drift(ctx, &*obj, label, p, &before).await;
+    }
+    // Waiting for a dependency is expected and says so in the condition; everything else is worth an Event.
+    if let Err(e) = &result
+        && !matches!(e, reconcile::Error::WaitingForDependency { .. })
+    {
+        ctx.event(
+            &*obj,
+            EventType::Warning,
+            e.reason(),
+            "Reconcile",
+            e.to_string(),
+        )
+        .await;
+    }
+    let after = resource.status_json();
+    if !status::same_status(&before, &after) {
+        use crate::reconcile::StatusSink;
+        ctx.sink
+            .save(&key, &after)
+            .await
+            .map_err(ControllerError::Kube)?;
+    }
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(reconcile::Error::WaitingForDependency { .. }) => "waiting",
+        Err(e) if e.is_retryable() => "retryable_error",
+        Err(_) => "terminal_error",
+    };
+    ctx.metrics
+        .reconciles
+        .with_label_values(&[label, outcome])
+        .inc();
+    ctx.metrics
+        .reconcile_duration
+        .with_label_values(&[label])
+        .observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(p) => {
+            ctx.backoff.lock().expect("not poisoned").remove(&key);
+            Ok(match p.ready {
+                Readiness::NotReady {
+                    reason: "Creating" | "AccountNotYetVisible",
+                    ..
+                } => Action::requeue(Duration::from_secs(15)),
+                _ => Action::requeue(jitter(ctx.settings.resync_interval, 0.1)),
+            })
+        }
+        // Re-queued by the watch on the dependency when it changes; the slow resync is a safety net.
+        Err(reconcile::Error::WaitingForDependency { .. }) => {
+            Ok(Action::requeue(ctx.settings.resync_interval))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn record_drift<K: LandingZoneKind>(
+    ctx: &Context,
+    obj: &K,
+    label: &str,
+    p: &Progress,
+    before: &serde_json::Value,
+) {
+    if p.drift.is_empty() {
+        return;
+    }
+    let fields: Vec<String> = p
+        .drift
+        .iter()
+        .map(|d| format!("{}: {} (want {})", d.field, d.observed, d.desired))
+        .collect();
+    let known: Vec<serde_json::Value> = before["drift"].as_array().cloned().unwrap_or_default();
+    let new_drift = p.drift.iter().any(|d| {
+        !known
+            .iter()
+            .any(|k| k["field"] == d.field.as_str() && k["observed"] == d.observed.as_str())
+    });
+    for d in &p.drift {
+        // Bounded label: the field's group (tags, parentId, name), never a tag key.
+        let group = d.field.split('.').next().unwrap_or("");
+        ctx.metrics
+            .drift_found
+            .with_label_values(&[label, group])
+            .inc();
+        if p.remaining.iter().all(|r| r.field != d.field) {
+            ctx.metrics
+                .drift_corrected
+                .with_label_values(&[label, group])
+                .inc();
+        }
+    }
+    if new_drift {
+        ctx.event(
+            obj,
+            EventType::Warning,
+            "DriftDetected",
+            "Observe",
+            fields.join("; "),
+        )
+        .await;
+    }
+    if p.writes > 0 && p.remaining.len() < p.drift.len() {
+        ctx.event(
+            obj,
+            EventType::Normal,
+            "DriftCorrected",
+            "Reconcile",
+            fields.join("; "),
+        )
+        .await;
+    }
+}
+
+#[tracing::instrument(skip(obj, ctx), fields(kind = %K::KIND, name = %obj.name_any()))]
+async fn cleanup<K: LandingZoneKind>(
+    obj: Arc<K>,
+    ctx: &Context,
+) -> Result<Action, ControllerError> {
+    let mut resource = (*obj).clone().into_resource();
+    if ctx.settings.dry_run {
+        ctx.event(
+            &*obj,
+            EventType::Normal,
+            "Retained",
+            "Delete",
+            "dry-run: AWS left untouched".into(),
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
+    let mut pass = ctx.pass(&resource).await?;
+    match reconcile::delete_resource(&mut resource, &mut pass).await {
+        Ok(p) => {
+            if p.writes > 0 {
+                ctx.snapshot.invalidate().await;
+            }
+            let reason = match &p.ready {
+                Readiness::Ready { reason, .. } | Readiness::NotReady { reason, .. } => *reason,
+            };
+            let note = if p.actions.is_empty() {
+                "AWS left untouched (deletionPolicy)".to_string()
+            } else {
+                p.actions.join("; ")
+            };
+            ctx.event(&*obj, EventType::Normal, reason, "Delete", note)
+                .await;
+            Ok(Action::await_change())
+        }
+        Err(e) => {
+            ctx.event(
+                &*obj,
+                EventType::Warning,
+                e.reason(),
+                "Delete",
+                e.to_string(),
+            )
+            .await;
+            let generation = resource.generation();
+            let failed = Err(e.clone());
+            reconcile::conditions::update_common(
+                resource.common_status_mut(),
+                &failed,
+                generation,
+                &pass.now,
+            );
+            use crate::reconcile::StatusSink;
+            let _ = ctx
+                .sink
+                .save(&resource.key(), &resource.status_json())
+                .await;
+            Err(e.into())
+        }
+    }
+}
+
+fn error_policy<K: LandingZoneKind>(
+    obj: Arc<K>,
+    err: &ControllerError,
+    ctx: Arc<Context>,
+) -> Action {
+    let key = Key::new(K::KIND, obj.name_any());
+    if !err.retryable() {
+        // Needs a human: wait for a spec change (the watch) or the slow resync, no hot loop.
+        return Action::requeue(ctx.settings.resync_interval);
+    }
+    let mut backoff = ctx.backoff.lock().expect("not poisoned");
+    let attempt = backoff.entry(key).or_insert(0);
+    *attempt += 1;
+    Action::requeue(backoff_delay(*attempt - 1))
+}
+
+/// Refuses to start before the CRDs are installed, with a message saying how to install them.
+async fn check_crds(client: &Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crate::api::all_crds() {
+        let name = crd.metadata.name.unwrap_or_default();
+        if api.get_opt(&name).await?.is_none() {
+            anyhow::bail!(
+                "CRD {name} is not installed: kubectl apply -f crds/ (or install the Helm chart) first"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Runs the operator until SIGTERM (Ok) or until leadership is lost (Err).
+pub async fn run(
+    client: Client,
+    aws: AwsPorts,
+    settings: Settings,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<()> {
+    check_crds(&client).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn({
+        let stop_tx = stop_tx.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutdown signal received");
+            let _ = stop_tx.send(true);
+        }
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let lease = leader::LeaseLock::new(
+        Api::namespaced(client.clone(), &settings.lease_namespace),
+        &settings.lease_name,
+        &settings.identity,
+        settings.lease_duration,
+    );
+    ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Standby until the lease is ours.
+    let renew_every = settings.lease_duration / 3;
+    loop {
+        if *stop_rx.borrow() {
+            return Ok(());
+        }
+        match lease.try_acquire_or_renew().await {
+            Ok(true) => break,
+            Ok(false) => tracing::debug!("standby: another replica holds the lease"),
+            Err(e) => tracing::warn!(error = %e, "could not read the lease"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(renew_every) => {},
+            _ = stopped(stop_rx.clone()) => return Ok(()),
+        }
+    }
+    tracing::info!(identity = %settings.identity, "acquired the lease: this replica reconciles");
+    aws.metrics.leader.set(1);
+
+    // Renew while leading; losing the lease stops the controllers before another replica starts.
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renewer = tokio::spawn({
+        let stop_tx = stop_tx.clone();
+        let lost = lost.clone();
+        let duration = settings.lease_duration;
+        async move {
+            let mut last_ok = Instant::now();
+            loop {
+                tokio::time::sleep(renew_every).await;
+                match lease.try_acquire_or_renew().await {
+                    Ok(true) => last_ok = Instant::now(),
+                    Ok(false) => {
+                        tracing::error!("lost the lease to another replica: stopping");
+                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let _ = stop_tx.send(true);
+                        return lease;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not renew the lease");
+                        if last_ok.elapsed() > duration.mul_f64(0.8) {
+                            lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                            let _ = stop_tx.send(true);
+                            return lease;
+                        }
+                    }
+                }
+                if *stop_tx.borrow() {
+                    return lease;
+                }
+            }
+        }
+    });
+
+    let wc = watcher::Config::default().any_semantic();
+    let cfg = ControllerConfig::default().concurrency(settings.concurrency);
+    let ou_ctrl = Controller::new(Api::<OrganizationalUnit>::all(client.clone()), wc.clone());
+    let acct_ctrl = Controller::new(Api::<AwsAccount>::all(client.clone()), wc.clone());
+    let idg_ctrl = Controller::new(Api::<IdentityGroup>::all(client.clone()), wc.clone());
+    let bud_ctrl = Controller::new(Api::<Budget>::all(client.clone()), wc.clone());
+    let trail_ctrl = Controller::new(Api::<AuditTrail>::all(client.clone()), wc.clone());
+    let metrics = aws.metrics.clone();
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "landing-zone-operator".into(),
+                instance: Some(settings.identity.clone()),
+            },
+        ),
+        snapshot: SnapshotCache::new(settings.snapshot_ttl),
+        sink: Arc::new(status::KubeStatusSink {
+            client: client.clone(),
+            metrics: metrics.clone(),
+        }),
+        metrics,
+        ous: ou_ctrl.store(),
+        accounts: acct_ctrl.store(),
+        aws,
+        settings: settings.clone(),
+        backoff: Mutex::default(),
+    });
+
+    let ou_ctrl = watch_dependency(
+        ou_ctrl,
+        Api::<OrganizationalUnit>::all(client.clone()),
+        wc.clone(),
+    );
+    let acct_ctrl = watch_dependency(
+        acct_ctrl,
+        Api::<OrganizationalUnit>::all(client.clone()),
+        wc.clone(),
+    );
+    let idg_ctrl = watch_dependency(idg_ctrl, Api::<AwsAccount>::all(client.clone()), wc.clone());
+    let bud_ctrl = watch_dependency(bud_ctrl, Api::<AwsAccount>::all(client.clone()), wc.clone());
+
+    macro_rules! start {
+        ($c:expr, $name:literal) => {
+            $c.with_config(cfg.clone())
+                .graceful_shutdown_on(stopped(stop_rx.clone()))
+                .run(reconcile, error_policy, ctx.clone())
+                .for_each(|r| async move {
+                    if let Err(e) = r {
+                        tracing::debug!(controller = $name, error = %e, "reconcile failed");
+                    }
+                })
+        };
+    }
+    tokio::join!(
+        start!(ou_ctrl, "OrganizationalUnit"),
+        start!(acct_ctrl, "AwsAccount"),
+        start!(idg_ctrl, "IdentityGroup"),
+        start!(bud_ctrl, "Budget"),
+        start!(trail_ctrl, "AuditTrail"),
+    );
+    ctx.aws.metrics.leader.set(0);
+    let _ = stop_tx.send(true);
+    if let Ok(lease) = renewer.await
+        && !lost.load(std::sync::atomic::Ordering::SeqCst)
+    {
+        // Hand over at once instead of making the standby wait out the lease.
+        if let Err(e) = lease.release().await {
+            tracing::warn!(error = %e, "could not release the lease");
+        }
+    }
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        anyhow::bail!("lost the leader lease");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Re-queues the resources that refer to a changed dependency (watch + mapper), instead of polling.
+fn watch_dependency<K: LandingZoneKind, D: LandingZoneKind>(
+    controller: Controller<K>,
+    api: Api<D>,
+    wc: watcher::Config,
+) -> Controller<K> {
+    let store = controller.store();
+    controller.watches(api, wc, move |dep: D| {
+        let key = Key::new(D::KIND, dep.name_any());
+        store
+            .state()
+            .into_iter()
+            .filter(|o| (**o).clone().into_resource().dependencies().contains(&key))
+            .map(|o| ObjectRef::from_obj(&*o))
+            .collect::<Vec<_>>()
+    })
+}

@@ -1,0 +1,72 @@
+//! Status through server-side apply on `/status`, under one field manager, and only when it changed.
+
+use crate::reconcile::{Key, Kind, StatusSink};
+use async_trait::async_trait;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::{Client, CustomResourceExt};
+use serde_json::{Value, json};
+
+pub const FIELD_MANAGER: &str = "landing-zone-operator";
+
+pub fn api_resource(kind: Kind) -> ApiResource {
+    use crate::api::*;
+    match kind {
+        Kind::OrganizationalUnit => OrganizationalUnit::api_resource(),
+        Kind::AwsAccount => AwsAccount::api_resource(),
+        Kind::IdentityGroup => IdentityGroup::api_resource(),
+        Kind::Budget => Budget::api_resource(),
+        Kind::AuditTrail => AuditTrail::api_resource(),
+    }
+}
+
+pub struct KubeStatusSink {
+    pub client: Client,
+    pub metrics: crate::metrics::Metrics,
+}
+
+#[async_trait]
+impl StatusSink for KubeStatusSink {
+    async fn save(&self, key: &Key, status: &Value) -> Result<(), String> {
+        let ar = api_resource(key.kind);
+        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
+        let patch = json!({ "apiVersion": ar.api_version, "kind": ar.kind, "status": status });
+        api.patch_status(
+            &key.name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        self.metrics
+            .status_writes
+            .with_label_values(&[key.kind.as_str()])
+            .inc();
+        Ok(())
+    }
+}
+
+/// Equal for the purpose of writing: `lastSyncTime` alone changing is not worth a write.
+pub fn same_status(a: &Value, b: &Value) -> bool {
+    fn strip(v: &Value) -> Value {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("lastSyncTime");
+        }
+        v
+    }
+    strip(a) == strip(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_last_sync_time_changing_is_no_change() {
+        let a = json!({"id": "ou-1", "lastSyncTime": "2026-01-01T00:00:00Z", "conditions": []});
+        let b = json!({"id": "ou-1", "lastSyncTime": "2026-01-01T00:05:00Z", "conditions": []});
+        let c = json!({"id": "ou-2", "lastSyncTime": "2026-01-01T00:05:00Z", "conditions": []});
+        assert!(same_status(&a, &b));
+        assert!(!same_status(&a, &c));
+    }
+}

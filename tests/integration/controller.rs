@@ -1,0 +1,460 @@
+//! End to end: `landing-zone-operator run` as a process against a real kube-apiserver (its own per
+//! test, from `LZ_K8S_UP`) and the AWS emulator.
+
+use landing_zone_tests::k8s::{ControlPlane, kubectl, say};
+use landing_zone_tests::operator::{Operator, wait_for};
+use landing_zone_tests::{Emulator, workspace_root};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+fn get_json(cp: &ControlPlane, args: &[&str]) -> Value {
+    let mut a = vec!["get"];
+    a.extend_from_slice(args);
+    a.extend_from_slice(&["-o", "json"]);
+    kubectl(cp, &a, None)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null)
+}
+
+fn condition(obj: &Value, type_: &str) -> Option<(String, String)> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_string(),
+                c["reason"].as_str().unwrap_or("").to_string(),
+            )
+        })
+}
+
+/// Every OU and account Ready=True (the kinds whose reconcilers exist).
+fn all_ready(cp: &ControlPlane) -> bool {
+    ["organizationalunits", "awsaccounts"].iter().all(|kind| {
+        let list = get_json(cp, &[kind]);
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        !items.is_empty()
+            && items
+                .iter()
+                .all(|o| condition(o, "Ready").is_some_and(|(s, _)| s == "True"))
+    })
+}
+
+fn install(cp: &ControlPlane) {
+    let crds = workspace_root().join("crds");
+    kubectl(
+        cp,
+        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
+        None,
+    )
+    .expect("CRDs");
+    kubectl(
+        cp,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+        None,
+    )
+    .expect("established");
+}
+
+fn apply_examples(cp: &ControlPlane) {
+    let examples = workspace_root().join("manifests/examples");
+    kubectl(cp, &["apply", "-f", examples.to_str().unwrap()], None).expect("examples apply");
+}
+
+fn status_field(cp: &ControlPlane, kind: &str, name: &str, field: &str) -> Option<String> {
+    get_json(cp, &[kind, name])["status"][field]
+        .as_str()
+        .map(str::to_string)
+}
+
+async fn parent_of(emu: &Emulator, id: &str) -> String {
+    let out = emu
+        .org_client()
+        .list_parents()
+        .child_id(id)
+        .send()
+        .await
+        .unwrap();
+    out.parents()[0].id().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing() {
+    let Some(k8s) = ControlPlane::dedicated(
+        "examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing",
+    )
+    .await
+    else {
+        return;
+    };
+    let cp = &k8s.cp;
+    let emu = Emulator::start().await;
+    install(cp);
+    let op = Operator::start(cp, &emu, "op-a", &["--resync-interval", "2s"]);
+    let started = Instant::now();
+    apply_examples(cp);
+    wait_for(
+        Duration::from_secs(90),
+        "every OU and account Ready",
+        || all_ready(cp).then_some(()),
+    )
+    .await;
+    say(&format!(
+        "e2e: kubectl apply of the examples to all Ready: {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+
+    // AWS matches the resources.
+    let prod = status_field(cp, "awsaccount", "payments-prod", "accountId").unwrap();
+    let payments = status_field(cp, "ou", "payments", "id").unwrap();
+    let security = status_field(cp, "ou", "security", "id").unwrap();
+    assert_eq!(parent_of(&emu, &prod).await, payments);
+    let unsupported = get_json(cp, &["budget", "organization-monthly"]);
+    assert_eq!(
+        condition(&unsupported, "Ready"),
+        Some(("False".into(), "NotYetSupported".into()))
+    );
+
+    // Idle: 10 resyncs of 2 s write no status and call no AWS write.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let writes_before = op.metric("landingzone_status_writes_total", &[]);
+    let aws_writes_before = op.metric("landingzone_aws_api_calls_total", &["kind=\"write\""]);
+    let reconciles_before = op.metric("landingzone_reconciles_total", &[]);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let reconciles = op.metric("landingzone_reconciles_total", &[]) - reconciles_before;
+    assert!(
+        reconciles >= 8.0 * 10.0,
+        "every resource resynced ~10 times, saw {reconciles} reconciles"
+    );
+    assert_eq!(
+        op.metric("landingzone_status_writes_total", &[]),
+        writes_before,
+        "idle resyncs wrote status"
+    );
+    assert_eq!(
+        op.metric("landingzone_aws_api_calls_total", &["kind=\"write\""]),
+        aws_writes_before
+    );
+    say(&format!(
+        "e2e: {reconciles} idle reconciles in 20 s, 0 status writes, 0 AWS writes"
+    ));
+
+    // Drift made directly in AWS: an account moved, a tag removed, an OU renamed.
+    let o = emu.org_client();
+    let root = o.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let drifted = Instant::now();
+    o.move_account()
+        .account_id(&prod)
+        .source_parent_id(&payments)
+        .destination_parent_id(&root)
+        .send()
+        .await
+        .unwrap();
+    o.untag_resource()
+        .resource_id(&prod)
+        .tag_keys("owner")
+        .send()
+        .await
+        .unwrap();
+    o.update_organizational_unit()
+        .organizational_unit_id(&security)
+        .name("Security-by-hand")
+        .send()
+        .await
+        .unwrap();
+    let mut fixed = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let tags = o
+            .list_tags_for_resource()
+            .resource_id(&prod)
+            .send()
+            .await
+            .unwrap();
+        let ou = o
+            .describe_organizational_unit()
+            .organizational_unit_id(&security)
+            .send()
+            .await
+            .unwrap();
+        if parent_of(&emu, &prod).await == payments
+            && tags.tags().iter().any(|t| t.key() == "owner")
+            && ou.organizational_unit().unwrap().name() == Some("Security")
+        {
+            fixed = true;
+            break;
+        }
+    }
+    assert!(
+        fixed,
+        "drift not corrected within 15 s (resync 2 s); operator log:\n{}",
+        op.log_tail()
+    );
+    say(&format!(
+        "e2e: out-of-band drift corrected in {:.1} s (resync 2 s)",
+        drifted.elapsed().as_secs_f64()
+    ));
+    let events = kubectl(cp, &["get", "events", "-A", "-o", "json"], None).unwrap();
+    let events: Value = serde_json::from_str(&events).unwrap();
+    let reasons_for = |name: &str| -> Vec<String> {
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["regarding"]["name"] == name || e["involvedObject"]["name"] == name)
+            .map(|e| e["reason"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let prod_reasons = reasons_for("payments-prod");
+    assert!(
+        prod_reasons.contains(&"DriftDetected".to_string()),
+        "{prod_reasons:?}"
+    );
+    assert!(
+        prod_reasons.contains(&"DriftCorrected".to_string()),
+        "{prod_reasons:?}"
+    );
+    assert!(
+        op.metric(
+            "landingzone_drift_corrected_total",
+            &["kind=\"AwsAccount\"", "field=\"parentId\""]
+        ) >= 1.0
+    );
+
+    // In Observe mode the drift stays, and is reported in status.drift.
+    kubectl(
+        cp,
+        &[
+            "patch",
+            "ou",
+            "security",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"managementPolicy":"Observe"}}"#,
+        ],
+        None,
+    )
+    .unwrap();
+    o.update_organizational_unit()
+        .organizational_unit_id(&security)
+        .name("Security-observed")
+        .send()
+        .await
+        .unwrap();
+    let drift = wait_for(Duration::from_secs(20), "drift in status", || {
+        let ou = get_json(cp, &["ou", "security"]);
+        let d = ou["status"]["drift"].as_array()?.clone();
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    assert_eq!(drift[0]["field"], "name");
+    assert_eq!(drift[0]["observed"], "Security-observed");
+    assert_eq!(get_json(cp, &["ou", "security"])["status"]["driftCount"], 1);
+}
+
+#[tokio::test]
+async fn spec_changes_apply_at_once_and_deletion_follows_the_policy() {
+    let Some(k8s) =
+        ControlPlane::dedicated("spec_changes_apply_at_once_and_deletion_follows_the_policy").await
+    else {
+        return;
+    };
+    let cp = &k8s.cp;
+    let emu = Emulator::start().await;
+    install(cp);
+    // A resync of an hour: anything below happens because of the watch, not the resync.
+    let op = Operator::start(cp, &emu, "op-a", &["--resync-interval", "1h"]);
+    apply_examples(cp);
+    wait_for(
+        Duration::from_secs(90),
+        "every OU and account Ready",
+        || all_ready(cp).then_some(()),
+    )
+    .await;
+
+    let dev = status_field(cp, "awsaccount", "payments-dev", "accountId").unwrap();
+    let security = status_field(cp, "ou", "security", "id").unwrap();
+    let changed = Instant::now();
+    kubectl(
+        cp,
+        &[
+            "patch",
+            "awsaccount",
+            "payments-dev",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"organizationalUnitRef":{"name":"security"},"tags":{"cost-center":"42"}}}"#,
+        ],
+        None,
+    )
+    .unwrap();
+    let o = emu.org_client();
+    let mut applied = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let tags = o
+            .list_tags_for_resource()
+            .resource_id(&dev)
+            .send()
+            .await
+            .unwrap();
+        if parent_of(&emu, &dev).await == security
+            && tags
+                .tags()
+                .iter()
+                .any(|t| t.key() == "cost-center" && t.value() == "42")
+        {
+            applied = true;
+            break;
+        }
+    }
+    assert!(
+        applied,
+        "spec change not applied within 15 s; log:\n{}",
+        op.log_tail()
+    );
+    say(&format!(
+        "e2e: spec change (OU move + tag) applied in {:.1} s",
+        changed.elapsed().as_secs_f64()
+    ));
+
+    // Retain (the default): the object goes, the account stays as it is.
+    kubectl(
+        cp,
+        &["delete", "awsaccount", "payments-dev", "--timeout=30s"],
+        None,
+    )
+    .expect("delete with Retain completes");
+    let acct = o.describe_account().account_id(&dev).send().await.unwrap();
+    assert_eq!(acct.account().unwrap().state().unwrap().as_str(), "ACTIVE");
+    assert_eq!(parent_of(&emu, &dev).await, security, "AWS untouched");
+
+    // Delete: an empty OU is deleted in AWS, then the object goes.
+    let sandbox = "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: sandbox}\nspec: {name: Sandbox, deletionPolicy: Delete}\n";
+    kubectl(cp, &["apply", "-f", "-"], Some(sandbox)).unwrap();
+    let sandbox_id = wait_for(Duration::from_secs(20), "sandbox OU ready", || {
+        let ou = get_json(cp, &["ou", "sandbox"]);
+        (condition(&ou, "Ready")?.0 == "True")
+            .then(|| ou["status"]["id"].as_str().map(str::to_string))?
+    })
+    .await;
+    kubectl(cp, &["delete", "ou", "sandbox", "--timeout=30s"], None)
+        .expect("delete with Delete completes");
+    assert!(
+        o.describe_organizational_unit()
+            .organizational_unit_id(&sandbox_id)
+            .send()
+            .await
+            .is_err(),
+        "OU deleted in AWS"
+    );
+
+    // Delete on an OU that still holds an account: refused with a clear condition, object kept.
+    kubectl(
+        cp,
+        &[
+            "patch",
+            "ou",
+            "payments",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"deletionPolicy":"Delete"}}"#,
+        ],
+        None,
+    )
+    .unwrap();
+    kubectl(cp, &["delete", "ou", "payments", "--wait=false"], None).unwrap();
+    let (status, reason) = wait_for(
+        Duration::from_secs(20),
+        "a refusal on the non-empty OU",
+        || {
+            let ou = get_json(cp, &["ou", "payments"]);
+            condition(&ou, "Synced").filter(|(s, _)| s == "False")
+        },
+    )
+    .await;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "OrganizationalUnitNotEmpty")
+    );
+    let payments = status_field(cp, "ou", "payments", "id").unwrap();
+    assert!(
+        o.describe_organizational_unit()
+            .organizational_unit_id(&payments)
+            .send()
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn only_the_leader_writes_and_the_standby_takes_over() {
+    let Some(k8s) =
+        ControlPlane::dedicated("only_the_leader_writes_and_the_standby_takes_over").await
+    else {
+        return;
+    };
+    let cp = &k8s.cp;
+    let emu = Emulator::start().await;
+    install(cp);
+    let mut a = Operator::start(cp, &emu, "op-a", &["--resync-interval", "3s"]);
+    wait_for(Duration::from_secs(20), "op-a leading", || {
+        (a.metric("landingzone_leader", &[]) == 1.0).then_some(())
+    })
+    .await;
+    let b = Operator::start(cp, &emu, "op-b", &["--resync-interval", "3s"]);
+    wait_for(Duration::from_secs(20), "op-b serving", || {
+        b.metrics().contains("landingzone_leader").then_some(())
+    })
+    .await;
+    apply_examples(cp);
+    wait_for(
+        Duration::from_secs(90),
+        "every OU and account Ready",
+        || all_ready(cp).then_some(()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(b.metric("landingzone_leader", &[]), 0.0);
+    assert_eq!(
+        b.metric("landingzone_aws_api_calls_total", &[]),
+        0.0,
+        "the standby never calls AWS"
+    );
+    assert_eq!(b.metric("landingzone_reconciles_total", &[]), 0.0);
+    assert!(a.metric("landingzone_aws_api_calls_total", &["kind=\"write\""]) >= 13.0);
+    let lease = get_json(cp, &["lease", "landing-zone-operator", "-n", "default"]);
+    assert_eq!(lease["spec"]["holderIdentity"], "op-a");
+
+    // The leader stops (SIGTERM: graceful, hands the lease over); the standby takes over.
+    let stopped = Instant::now();
+    assert_eq!(a.terminate(), Some(0), "graceful shutdown exits 0");
+    wait_for(Duration::from_secs(15), "op-b leading", || {
+        (b.metric("landingzone_leader", &[]) == 1.0).then_some(())
+    })
+    .await;
+    say(&format!(
+        "e2e: standby took over {:.1} s after the leader's SIGTERM",
+        stopped.elapsed().as_secs_f64()
+    ));
+    let extra = "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: sandbox}\nspec: {name: Sandbox}\n";
+    kubectl(cp, &["apply", "-f", "-"], Some(extra)).unwrap();
+    wait_for(
+        Duration::from_secs(20),
+        "the new OU Ready under op-b",
+        || (condition(&get_json(cp, &["ou", "sandbox"]), "Ready")?.0 == "True").then_some(()),
+    )
+    .await;
+    assert!(b.metric("landingzone_aws_api_calls_total", &["kind=\"write\""]) >= 1.0);
+}

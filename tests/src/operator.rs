@@ -1,0 +1,148 @@
+//! The operator binary as a process (`landing-zone-operator run`), as it runs in a cluster.
+
+use crate::Emulator;
+use crate::k8s::ControlPlane;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// `target/debug/landing-zone-operator`, next to this test binary's `deps/` directory.
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .join("landing-zone-operator");
+    assert!(
+        bin.is_file(),
+        "{} is missing: `make test` builds it first (or run `cargo build -p landing-zone-operator`)",
+        bin.display()
+    );
+    bin
+}
+
+pub struct Operator {
+    child: Option<Child>,
+    pub metrics_addr: String,
+    pub log: PathBuf,
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Operator {
+    pub fn start(cp: &ControlPlane, emu: &Emulator, identity: &str, extra: &[&str]) -> Operator {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let metrics_addr = format!("127.0.0.1:{port}");
+        let log = std::env::temp_dir().join(format!("lz-operator-{identity}-{port}.log"));
+        let child = Command::new(binary())
+            .args([
+                "run",
+                "--metrics-addr",
+                &metrics_addr,
+                "--identity",
+                identity,
+                "--lease-namespace",
+                "default",
+            ])
+            .args(["--lease-duration", "6s", "--snapshot-ttl", "1s"])
+            .args(extra)
+            .env("KUBECONFIG", &cp.kubeconfig)
+            .env("AWS_ENDPOINT_URL", &emu.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", "us-east-1")
+            .env("RUST_LOG", "info,landing_zone_operator=debug")
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::File::create(&log)
+                    .map(Stdio::from)
+                    .unwrap_or(Stdio::null()),
+            )
+            .spawn()
+            .expect("start the operator");
+        Operator {
+            child: Some(child),
+            metrics_addr,
+            log,
+        }
+    }
+
+    /// SIGTERM, then the exit code (graceful shutdown).
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait().ok().and_then(|s| s.code())
+    }
+
+    /// The Prometheus text from /metrics.
+    pub fn metrics(&self) -> String {
+        let Ok(mut s) = TcpStream::connect(&self.metrics_addr) else {
+            return String::new();
+        };
+        let _ = write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    /// Sum of a metric's samples whose labels contain every `label="value"` given.
+    pub fn metric(&self, name: &str, labels: &[&str]) -> f64 {
+        self.metrics()
+            .lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter(|l| l[name.len()..].starts_with(['{', ' ']))
+            .filter(|l| labels.iter().all(|lab| l.contains(lab)))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// Polls `check` every 250 ms until it returns Some, or panics with `what` after `timeout`.
+pub async fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
