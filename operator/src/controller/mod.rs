@@ -680,3 +680,54 @@ fn watch_dependency<K: LandingZoneKind, D: LandingZoneKind>(
             .collect::<Vec<_>>()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_and_is_capped() {
+        // (attempt, lower bound, upper bound) — 2^(n+1) s ± 20 %, never above 5 min + 20 %.
+        let table = [
+            (0, 1.6, 2.4),
+            (1, 3.2, 4.8),
+            (2, 6.4, 9.6),
+            (5, 51.2, 76.8),
+            (20, 240.0, 360.0),
+        ];
+        for (attempt, lo, hi) in table {
+            let d = backoff_delay(attempt).as_secs_f64();
+            assert!(
+                (lo..=hi).contains(&d),
+                "attempt {attempt}: {d}s not in {lo}..{hi}"
+            );
+        }
+    }
+
+    #[test]
+    fn ready_id_needs_ready_true() {
+        use crate::api::CommonStatus;
+        use k8s_openapi::jiff::Timestamp;
+        let mut common = CommonStatus::default();
+        assert_eq!(
+            ready_id(Some((&common, Some("ou-1".into())))),
+            None,
+            "no conditions yet"
+        );
+        let now = Time(Timestamp::now());
+        reconcile::conditions::set_condition(
+            &mut common.conditions,
+            "Ready",
+            true,
+            "Available",
+            "",
+            Some(1),
+            &now,
+        );
+        assert_eq!(
+            ready_id(Some((&common, Some("ou-1".into())))).as_deref(),
+            Some("ou-1")
+        );
+        assert_eq!(ready_id(None), None);
+    }
+}

@@ -98,6 +98,8 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             identity
         };
         let tags = match &identity {
+            // Created a moment ago with exactly the desired tags: no need to read them back.
+            _ if progress.writes > 0 => desired.tags.clone(),
             Identity::Known(a) | Identity::Adopted { account: a, .. } if a.state == "ACTIVE" => {
                 pass.orgs.list_tags(&a.id).await?
             }
