@@ -320,7 +320,7 @@ pub async fn execute(
     let started = Instant::now();
     let mut reports;
     loop {
-        let mut pass = Pass::begin(aws.organizations.clone(), mode, sink.clone())
+        let mut pass = Pass::begin(aws.clone(), mode, sink.clone())
             .await
             .map_err(|e| format!("cannot read the AWS Organization: {e}"))?;
         reports = reconcile::run_pass(&mut resources, &mut pass).await;
@@ -343,7 +343,7 @@ pub async fn execute(
     if !orphans.is_empty() {
         match apply {
             Some(a) if a.prune => {
-                let mut pass = Pass::begin(aws.organizations.clone(), Mode::Apply, sink.clone())
+                let mut pass = Pass::begin(aws.clone(), Mode::Apply, sink.clone())
                     .await
                     .map_err(|e| format!("cannot read the AWS Organization: {e}"))?;
                 deletions = reconcile::run_deletions(&mut orphans, &mut pass).await;

@@ -3,6 +3,7 @@
 
 mod admission;
 mod apply;
+mod budgets;
 mod controller;
 mod create_flow;
 mod lifecycle;

@@ -83,14 +83,23 @@ impl AwsError {
         match &err {
             SdkError::ServiceError(ctx) => {
                 let e = ctx.err();
-                let code = e.code().unwrap_or("Unknown");
+                let raw = ctx.raw();
+                let html = raw
+                    .body()
+                    .bytes()
+                    .is_some_and(|b| b.trim_ascii_start().starts_with(b"<"));
+                // AWS always answers an error with a code; an HTML page without one comes from an
+                // endpoint that does not implement the operation (e.g. an emulator).
+                let code = e
+                    .code()
+                    .unwrap_or(if html { "Unimplemented" } else { "Unknown" });
                 let message = e
                     .message()
                     .map(str::to_string)
                     .unwrap_or_else(|| e.to_string());
                 let mut out = Self::new(service, operation, code, message);
                 // A 5xx without a known code (e.g. an emulator's unimplemented call) is still retryable.
-                if ctx.raw().status().is_server_error() {
+                if raw.status().is_server_error() && code != "Unimplemented" {
                     out.retryable = true;
                 }
                 out

@@ -3,9 +3,11 @@
 //! Every SDK client is built here, with the same retry policy and the same call recorder, so
 //! call counts, latency and throttles are measured once for all services.
 
+pub mod budgets;
 pub mod error;
 pub mod organizations;
 
+pub use budgets::{Budgets, SdkBudgets};
 pub use error::AwsError;
 pub use organizations::{Organizations, SdkOrganizations};
 
@@ -39,6 +41,7 @@ pub struct AwsSettings {
 #[derive(Clone)]
 pub struct AwsPorts {
     pub organizations: Arc<dyn Organizations>,
+    pub budgets: Arc<dyn Budgets>,
     pub sdk_config: aws_config::SdkConfig,
     pub metrics: Metrics,
 }
@@ -53,12 +56,16 @@ impl AwsPorts {
             metrics: metrics.clone(),
         };
         let orgs = aws_sdk_organizations::config::Builder::from(&sdk_config)
-            .interceptor(recorder)
+            .interceptor(recorder.clone())
+            .build();
+        let budgets = aws_sdk_budgets::config::Builder::from(&sdk_config)
+            .interceptor(recorder.clone())
             .build();
         Self {
             organizations: Arc::new(SdkOrganizations::new(
                 aws_sdk_organizations::Client::from_conf(orgs),
             )),
+            budgets: Arc::new(SdkBudgets::new(aws_sdk_budgets::Client::from_conf(budgets))),
             sdk_config,
             metrics,
         }

@@ -178,7 +178,7 @@ impl Context {
     async fn pass(&self, resource: &Resource) -> Result<Pass, reconcile::Error> {
         let snapshot = self.snapshot.get(self.aws.organizations.as_ref()).await?;
         Ok(Pass {
-            orgs: self.aws.organizations.clone(),
+            aws: self.aws.clone(),
             snapshot,
             mode: if self.settings.dry_run {
                 Mode::Plan

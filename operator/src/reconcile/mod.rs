@@ -4,6 +4,7 @@
 //! desired state comes from and where status goes differ (`StatusSink`).
 
 pub mod aws_account;
+pub mod budget;
 pub mod conditions;
 pub mod error;
 pub mod organizational_unit;
@@ -16,7 +17,7 @@ pub use snapshot::OrgSnapshot;
 use crate::api::{
     self, AuditTrail, AwsAccount, Budget, CommonStatus, Drift, IdentityGroup, OrganizationalUnit,
 };
-use crate::aws::Organizations;
+use crate::aws::AwsPorts;
 use async_trait::async_trait;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -225,7 +226,7 @@ impl StatusSink for NoSink {
 
 /// Everything one pass over the resources shares.
 pub struct Pass {
-    pub orgs: Arc<dyn Organizations>,
+    pub aws: AwsPorts,
     pub snapshot: OrgSnapshot,
     pub mode: Mode,
     /// AWS ids of resources, by key, as known so far in this pass (for references).
@@ -242,13 +243,13 @@ pub fn planned_id(key: &Key) -> String {
 impl Pass {
     /// Reads the Organization once for this pass.
     pub async fn begin(
-        orgs: Arc<dyn Organizations>,
+        aws: AwsPorts,
         mode: Mode,
         sink: Arc<dyn StatusSink>,
     ) -> Result<Pass, Error> {
-        let snapshot = OrgSnapshot::load(orgs.as_ref()).await?;
+        let snapshot = OrgSnapshot::load(aws.organizations.as_ref()).await?;
         Ok(Pass {
-            orgs,
+            aws,
             snapshot,
             mode,
             ids: BTreeMap::new(),
@@ -315,6 +316,25 @@ pub enum Readiness {
         reason: &'static str,
         message: String,
     },
+}
+
+impl Pass {
+    /// Readiness of a resource that does not exist in AWS and will not be created in this pass:
+    /// `WouldCreate` in a plan, `NotFound` in Observe mode.
+    pub fn missing(&self, what: String) -> Readiness {
+        match self.mode {
+            Mode::Plan => Readiness::NotReady {
+                reason: "WouldCreate",
+                message: format!("{what}; apply would create it"),
+            },
+            Mode::Apply => Readiness::NotReady {
+                reason: "NotFound",
+                message: format!(
+                    "{what}; with managementPolicy: Observe nothing is created (set Manage to create it)"
+                ),
+            },
+        }
+    }
 }
 
 /// What one reconcile did (Apply) or would do (Plan).
@@ -400,7 +420,10 @@ pub fn dependency_order(resources: &[Resource]) -> (Vec<usize>, Vec<(usize, Stri
 
 /// Whether the kind's reconciler has landed.
 pub fn is_supported(kind: Kind) -> bool {
-    matches!(kind, Kind::OrganizationalUnit | Kind::AwsAccount)
+    matches!(
+        kind,
+        Kind::OrganizationalUnit | Kind::AwsAccount | Kind::Budget
+    )
 }
 
 /// Reconciles one resource (observe → plan → apply for its kind) and folds the result into its
@@ -413,6 +436,7 @@ pub async fn reconcile_resource(
     let result = match resource {
         Resource::OrganizationalUnit(_) => organizational_unit::reconcile(resource, pass).await,
         Resource::AwsAccount(_) => aws_account::reconcile(resource, pass).await,
+        Resource::Budget(_) => budget::reconcile(resource, pass).await,
         _ => Ok(Progress {
             ready: Readiness::NotReady {
                 reason: "NotYetSupported",
@@ -478,6 +502,7 @@ pub async fn delete_resource(resource: &mut Resource, pass: &mut Pass) -> Result
     match resource {
         Resource::OrganizationalUnit(_) => organizational_unit::delete(resource, pass).await,
         Resource::AwsAccount(_) => aws_account::delete(resource, pass).await,
+        Resource::Budget(_) => budget::delete(resource, pass).await,
         _ => Ok(Progress::ready(
             "Retained",
             "nothing to delete for this kind yet",
@@ -493,14 +518,7 @@ pub async fn run_deletions(resources: &mut [Resource], pass: &mut Pass) -> Vec<R
     let mut reports = Vec::new();
     for i in order {
         let resource = &mut resources[i];
-        let result = match resource {
-            Resource::OrganizationalUnit(_) => organizational_unit::delete(resource, pass).await,
-            Resource::AwsAccount(_) => aws_account::delete(resource, pass).await,
-            _ => Ok(Progress::ready(
-                "Retained",
-                "nothing to delete for this kind yet",
-            )),
-        };
+        let result = delete_resource(resource, pass).await;
         reports.push(Report {
             key: resource.key(),
             id: resource.aws_id(),

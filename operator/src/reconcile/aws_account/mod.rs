@@ -30,7 +30,12 @@ async fn create_request(
         return Ok(None);
     }
     if let Some(id) = &status.create_request_id {
-        return Ok(Some(pass.orgs.describe_create_account_status(id).await?));
+        return Ok(Some(
+            pass.aws
+                .organizations
+                .describe_create_account_status(id)
+                .await?,
+        ));
     }
     Ok(pass.snapshot.in_flight_for(name).cloned())
 }
@@ -101,7 +106,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             // Created a moment ago with exactly the desired tags: no need to read them back.
             _ if progress.writes > 0 => desired.tags.clone(),
             Identity::Known(a) | Identity::Adopted { account: a, .. } if a.state == "ACTIVE" => {
-                pass.orgs.list_tags(&a.id).await?
+                pass.aws.organizations.list_tags(&a.id).await?
             }
             _ => Tags::new(),
         };
@@ -120,17 +125,8 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             .extend(plan.actions.iter().map(ToString::to_string));
         if !write {
             if identity == Identity::Missing {
-                progress.ready = Readiness::NotReady {
-                    reason: if pass.mode == Mode::Plan {
-                        "WouldCreate"
-                    } else {
-                        "NotFound"
-                    },
-                    message: format!(
-                        "no account with email {} exists; with managementPolicy: Observe nothing is created (set Manage to create it)",
-                        desired.email
-                    ),
-                };
+                progress.ready =
+                    pass.missing(format!("no account with email {} exists", desired.email));
             }
             break;
         }
@@ -138,7 +134,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         for action in &plan.actions {
             match action {
                 Action::Create(new) => {
-                    let result = pass.orgs.create_account(new).await?;
+                    let result = pass.aws.organizations.create_account(new).await?;
                     progress.writes += 1;
                     // The request id is made durable before anything else, so a crash never creates twice.
                     status_of(resource).create_request_id = Some(result.request_id.clone());
@@ -174,11 +170,11 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                     && pass.snapshot.account_by_email(&desired.email).is_none()
                 {
                     // The snapshot may predate the account that holds this email: read the accounts again.
-                    for mut a in pass.orgs.list_accounts().await? {
+                    for mut a in pass.aws.organizations.list_accounts().await? {
                         if !pass.snapshot.accounts.contains_key(&a.id)
                             && a.email.eq_ignore_ascii_case(&desired.email)
                         {
-                            a.parent_id = pass.orgs.parent_of(&a.id).await?;
+                            a.parent_id = pass.aws.organizations.parent_of(&a.id).await?;
                             pass.snapshot.accounts.insert(a.id.clone(), a);
                         }
                     }
@@ -205,7 +201,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
 }
 
 async fn apply(action: &Action, pass: &mut Pass) -> Result<(), Error> {
-    let orgs = pass.orgs.clone();
+    let orgs = pass.aws.organizations.clone();
     match action {
         Action::Create(_) => unreachable!("handled where the request id is persisted"),
         Action::Move { id, from, to } => {

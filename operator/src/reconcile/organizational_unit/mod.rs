@@ -47,7 +47,7 @@ async fn observe(
         }
     };
     let tags = match &ou {
-        Some(ou) => pass.orgs.list_tags(&ou.id).await?,
+        Some(ou) => pass.aws.organizations.list_tags(&ou.id).await?,
         None => Tags::new(),
     };
     Ok(Observed { ou, adopted, tags })
@@ -94,17 +94,10 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         .extend(plan.actions.iter().map(ToString::to_string));
     if !write {
         if observed.ou.is_none() {
-            progress.ready = Readiness::NotReady {
-                reason: if pass.mode == Mode::Plan {
-                    "WouldCreate"
-                } else {
-                    "NotFound"
-                },
-                message: format!(
-                    "no OU named {:?} exists under {}; with managementPolicy: Observe nothing is created (set Manage to create it)",
-                    desired.name, desired.parent_id
-                ),
-            };
+            progress.ready = pass.missing(format!(
+                "no OU named {:?} exists under {}",
+                desired.name, desired.parent_id
+            ));
         } else if !plan.drift.is_empty() {
             progress.ready = Readiness::Ready {
                 reason: "Observed",
@@ -127,7 +120,7 @@ async fn apply(
     pass: &mut Pass,
     status: &mut crate::api::OrganizationalUnitStatus,
 ) -> Result<(), Error> {
-    let orgs = pass.orgs.clone();
+    let orgs = pass.aws.organizations.clone();
     match action {
         Action::Create {
             parent_id,

@@ -1,0 +1,249 @@
+//! Budget: observe (the budget, its notifications and their subscribers) → plan → apply.
+
+pub mod plan;
+
+use self::plan::{Action, Desired, Observed};
+use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness, Resource};
+use crate::api::{Budget, DeletionPolicy, ManagementPolicy};
+use crate::aws::budgets::{BudgetInfo, NotificationKey, Subscriber};
+use std::collections::BTreeSet;
+
+fn budget_of(resource: &mut Resource) -> &mut Budget {
+    match resource {
+        Resource::Budget(b) => b,
+        _ => unreachable!("the driver dispatches by kind"),
+    }
+}
+
+fn upper<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn desired(b: &Budget, linked: Vec<String>) -> Desired {
+    let s = &b.spec;
+    Desired {
+        budget: BudgetInfo {
+            name: s.budget_name.clone(),
+            limit_amount: s.limit.amount.clone(),
+            limit_unit: s.limit.unit.clone(),
+            time_unit: upper(&s.time_unit),
+            linked_accounts: linked,
+            actual_spend: None,
+            forecasted_spend: None,
+        },
+        notifications: s
+            .notifications
+            .iter()
+            .map(|n| {
+                let key = NotificationKey {
+                    notification_type: upper(&n.notification_type),
+                    comparison: upper(&n.comparison),
+                    threshold: n.threshold,
+                    threshold_type: upper(&n.threshold_type),
+                };
+                let mut subs: BTreeSet<Subscriber> = n
+                    .subscribers
+                    .emails
+                    .iter()
+                    .cloned()
+                    .map(Subscriber::Email)
+                    .collect();
+                subs.extend(
+                    n.subscribers
+                        .sns_topic_arn
+                        .iter()
+                        .cloned()
+                        .map(Subscriber::Sns),
+                );
+                (key, subs)
+            })
+            .collect(),
+        policy: s.management_policy,
+    }
+}
+
+fn management_account(pass: &Pass) -> Result<String, Error> {
+    pass.snapshot
+        .management_account_id()
+        .map(str::to_string)
+        .ok_or_else(|| {
+            Error::conflict(
+                "NoOrganization",
+                "the management account is not known (DescribeOrganization gave none)",
+            )
+        })
+}
+
+/// Reads the budget; `subscribers_known` is false when AWS could not list subscribers.
+async fn observe(pass: &Pass, account: &str, name: &str) -> Result<(Observed, bool), Error> {
+    let budgets = &pass.aws.budgets;
+    let Some(budget) = budgets.describe_budget(account, name).await? else {
+        return Ok((Observed::default(), true));
+    };
+    let mut known = true;
+    let mut notifications = Vec::new();
+    for n in budgets.list_notifications(account, name).await? {
+        let subs = if known {
+            match budgets.list_subscribers(account, name, &n).await {
+                Ok(s) => Some(s.into_iter().collect()),
+                Err(e) if e.code == "Unimplemented" => {
+                    known = false;
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            None
+        };
+        notifications.push((n, subs));
+    }
+    Ok((
+        Observed {
+            budget: Some(budget),
+            notifications,
+        },
+        known,
+    ))
+}
+
+fn percent_used(actual: Option<&str>, limit: &str) -> Option<String> {
+    let actual: f64 = actual?.split_whitespace().next()?.parse().ok()?;
+    let limit: f64 = limit.parse().ok()?;
+    (limit > 0.0).then(|| format!("{:.1}", actual / limit * 100.0))
+}
+
+pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
+    let b = budget_of(resource).clone();
+    let account = management_account(pass)?;
+    let linked = match &b.spec.account_ref {
+        Some(r) => vec![pass.resolve(&Key::new(Kind::AwsAccount, &r.name))?],
+        None => vec![],
+    };
+    let desired = desired(&b, linked);
+    let name = desired.budget.name.clone();
+    let (observed, subscribers_known) = observe(pass, &account, &name).await?;
+    let plan = plan::plan(&desired, &observed);
+    let write = pass.mode == Mode::Apply && desired.policy == ManagementPolicy::Manage;
+
+    let status = budget_of(resource)
+        .status
+        .get_or_insert_with(Default::default);
+    if let Some(current) = &observed.budget {
+        status.actual_spend = current.actual_spend.clone();
+        status.forecasted_spend = current.forecasted_spend.clone();
+        // After this pass the limit is the desired one (when managed), so the share is of that.
+        let limit = if write {
+            &desired.budget.limit_amount
+        } else {
+            &current.limit_amount
+        };
+        status.percent_used = percent_used(current.actual_spend.as_deref(), limit);
+    }
+    let message = if subscribers_known {
+        "the budget and its notifications match the spec".to_string()
+    } else {
+        "the budget and its notifications match the spec; subscribers could not be verified (the endpoint does not implement DescribeSubscribersForNotification)".to_string()
+    };
+    let mut progress = Progress {
+        actions: plan.actions.iter().map(ToString::to_string).collect(),
+        writes: 0,
+        drift: if observed.budget.is_some() {
+            plan.drift.clone()
+        } else {
+            vec![]
+        },
+        remaining: if write { vec![] } else { plan.drift.clone() },
+        ready: Readiness::Ready {
+            reason: if write { "Available" } else { "Observed" },
+            message,
+        },
+    };
+    if !write {
+        if observed.budget.is_none() {
+            progress.ready = pass.missing(format!("no budget named {name:?} exists"));
+        }
+        return Ok(progress);
+    }
+    let budgets = pass.aws.budgets.clone();
+    for action in &plan.actions {
+        let result = match action {
+            Action::Create => {
+                let notifications: Vec<(NotificationKey, Vec<Subscriber>)> = desired
+                    .notifications
+                    .iter()
+                    .map(|(k, s)| (k.clone(), s.iter().cloned().collect()))
+                    .collect();
+                budgets
+                    .create_budget(&account, &desired.budget, &notifications)
+                    .await
+            }
+            Action::Update => budgets.update_budget(&account, &desired.budget).await,
+            Action::CreateNotification(n, subs) => {
+                budgets.create_notification(&account, &name, n, subs).await
+            }
+            Action::UpdateNotification { old, new } => {
+                budgets.update_notification(&account, &name, old, new).await
+            }
+            Action::DeleteNotification(n) => budgets.delete_notification(&account, &name, n).await,
+            Action::CreateSubscriber(n, s) => {
+                budgets.create_subscriber(&account, &name, n, s).await
+            }
+            Action::DeleteSubscriber(n, s) => {
+                budgets.delete_subscriber(&account, &name, n, s).await
+            }
+            Action::Delete => budgets.delete_budget(&account, &name).await,
+        };
+        match result {
+            Ok(()) => progress.writes += 1,
+            // AWS refusing a notification or subscriber (e.g. an SNS topic it cannot publish to) needs a human.
+            Err(e)
+                if !e.retryable
+                    && matches!(
+                        action,
+                        Action::Create
+                            | Action::CreateNotification(..)
+                            | Action::CreateSubscriber(..)
+                    ) =>
+            {
+                return Err(Error::conflict(
+                    "NotificationRefused",
+                    format!(
+                        "AWS refused to {action}: {}: {}; check the subscriber (an SNS topic must allow budgets.amazonaws.com to publish)",
+                        e.code, e.message
+                    ),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(progress)
+}
+
+/// Retain leaves the budget; Delete deletes it.
+pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
+    let b = budget_of(resource).clone();
+    if b.spec.deletion_policy != DeletionPolicy::Delete
+        || b.spec.management_policy == ManagementPolicy::Observe
+    {
+        return Ok(Progress::ready("Retained", "the budget was left as it is"));
+    }
+    let account = management_account(pass)?;
+    let mut progress = Progress::ready("Deleted", "the budget was deleted");
+    progress.actions.push(Action::Delete.to_string());
+    if pass.mode == Mode::Apply {
+        match pass
+            .aws
+            .budgets
+            .delete_budget(&account, &b.spec.budget_name)
+            .await
+        {
+            Ok(()) => progress.writes += 1,
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(progress)
+}

@@ -1,0 +1,204 @@
+//! Budget: created in the emulator; diffs (limit, notifications, subscribers) and refusals through
+//! an in-memory Budgets double, because the emulator has no UpdateBudget, UpdateNotification or
+//! subscriber calls and always reports zero spend.
+
+use landing_zone_operator::aws::AwsPorts;
+use landing_zone_tests::double::FakeBudgets;
+use landing_zone_tests::{Emulator, report, run_dir};
+use std::sync::Arc;
+
+const BUDGET: &str = "apiVersion: landingzone.dev/v1alpha1
+kind: Budget
+metadata: {name: org}
+spec:
+  budgetName: org-monthly
+  limit: {amount: \"LIMIT\"}
+  deletionPolicy: Delete
+  notifications:
+  - {notificationType: ACTUAL, threshold: 50, subscribers: {emails: [finops@example.com]}}
+  - {notificationType: ACTUAL, threshold: 80, subscribers: {emails: [finops@example.com]}}
+  - {notificationType: FORECASTED, threshold: 100, subscribers: {emails: [finops@example.com]}}
+";
+
+#[tokio::test]
+async fn budgets_are_created_in_the_emulator_with_their_scope_and_notifications() {
+    let emu = Emulator::start().await;
+    let dir = landing_zone_tests::examples_copy();
+    let state = dir.path().join("state.json");
+    let run = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert!(!run.failed(), "{:?}", run.reports);
+    let prod = report(&run, "AwsAccount", "payments-prod")
+        .id
+        .clone()
+        .unwrap();
+    let conf = aws_sdk_budgets::Config::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&emu.endpoint)
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .build();
+    let client = aws_sdk_budgets::Client::from_conf(conf);
+    let b = client
+        .describe_budget()
+        .account_id("123456789012")
+        .budget_name("payments-prod-monthly")
+        .show_filter_expression(true)
+        .send()
+        .await
+        .unwrap();
+    let dims = b
+        .budget()
+        .unwrap()
+        .filter_expression()
+        .unwrap()
+        .dimensions()
+        .unwrap();
+    assert_eq!(
+        dims.values(),
+        [prod.as_str()],
+        "scoped to the payments-prod account"
+    );
+    let n = client
+        .describe_notifications_for_budget()
+        .account_id("123456789012")
+        .budget_name("organization-monthly")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        n.notifications().len(),
+        4,
+        "50/80/90 % actual and 100 % forecasted"
+    );
+}
+
+async fn fake_run(
+    emu: &Emulator,
+    fake: &Arc<FakeBudgets>,
+    dir: &std::path::Path,
+    prune: bool,
+) -> landing_zone_operator::cli::RunResult {
+    let ports = emu.ports().await;
+    let ports = AwsPorts {
+        budgets: fake.clone(),
+        ..ports
+    };
+    run_dir(ports, dir, &dir.join("state.json"), true, prune).await
+}
+
+#[tokio::test]
+async fn notifications_and_subscribers_are_diffed_one_by_one_never_recreated() {
+    let emu = Emulator::start().await;
+    let fake = Arc::new(FakeBudgets::default());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("budget.yaml");
+    std::fs::write(&file, BUDGET.replace("LIMIT", "1000")).unwrap();
+    let first = fake_run(&emu, &fake, dir.path(), false).await;
+    assert!(!first.failed(), "{:?}", first.reports);
+
+    // Spec changes: a higher limit, the 80 % threshold moved to 90 %, a subscriber swapped, the forecast alert removed.
+    std::fs::write(
+        &file,
+        BUDGET
+            .replace("LIMIT", "1500")
+            .replace("threshold: 80, subscribers: {emails: [finops@example.com]}", "threshold: 90, subscribers: {emails: [team@example.com]}")
+            .replace("  - {notificationType: FORECASTED, threshold: 100, subscribers: {emails: [finops@example.com]}}\n", ""),
+    )
+    .unwrap();
+    fake.calls.lock().unwrap().clear();
+    let second = fake_run(&emu, &fake, dir.path(), false).await;
+    assert!(!second.failed(), "{:?}", second.reports);
+    let calls = fake.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls,
+        vec![
+            "UpdateBudget org-monthly",
+            "UpdateNotification org-monthly",
+            "CreateSubscriber org-monthly",
+            "DeleteSubscriber org-monthly",
+            "DeleteNotification org-monthly"
+        ],
+        "diffed one by one, never deleted and recreated"
+    );
+
+    // Spend is read from AWS each pass (the emulator always says 0; the double says 25 of 1500).
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json")).unwrap())
+            .unwrap();
+    let status = &doc["resources"]["Budget/org"]["status"];
+    assert_eq!(
+        (
+            status["actualSpend"].as_str(),
+            status["percentUsed"].as_str()
+        ),
+        (Some("25.0 USD"), Some("1.7"))
+    );
+    // Out of band: someone removes a subscriber. Reported and put back.
+    fake.budgets
+        .lock()
+        .unwrap()
+        .get_mut("org-monthly")
+        .unwrap()
+        .notifications[0]
+        .1
+        .clear();
+    fake.calls.lock().unwrap().clear();
+    let third = fake_run(&emu, &fake, dir.path(), false).await;
+    let p = report(&third, "Budget", "org").result.as_ref().unwrap();
+    assert_eq!(p.drift.len(), 1, "{:?}", p.drift);
+    assert!(p.drift[0].field.contains("subscribers"));
+    assert_eq!(
+        fake.calls.lock().unwrap().clone(),
+        vec!["CreateSubscriber org-monthly"]
+    );
+
+    // In sync: no writes.
+    fake.calls.lock().unwrap().clear();
+    fake_run(&emu, &fake, dir.path(), false).await;
+    assert!(fake.calls.lock().unwrap().is_empty());
+
+    // Delete policy: the budget goes when the file does.
+    std::fs::remove_file(&file).unwrap();
+    let pruned = fake_run(&emu, &fake, dir.path(), true).await;
+    assert!(!pruned.failed());
+    assert!(
+        fake.budgets.lock().unwrap().is_empty(),
+        "{:?} {:?}",
+        pruned.deletions,
+        pruned.notes
+    );
+}
+
+#[tokio::test]
+async fn a_refused_sns_topic_is_a_clear_not_ready_condition() {
+    let emu = Emulator::start().await;
+    let fake = Arc::new(FakeBudgets::default());
+    let topic = "arn:aws:sns:us-east-1:123456789012:locked";
+    fake.refused_topics.lock().unwrap().push(topic.to_string());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("budget.yaml"),
+        BUDGET.replace("LIMIT", "100").replace("emails: [finops@example.com]}}\n  - {notificationType: ACTUAL, threshold: 80", &format!("emails: [finops@example.com], snsTopicArn: {topic}}}}}\n  - {{notificationType: ACTUAL, threshold: 80")),
+    )
+    .unwrap();
+    let run = fake_run(&emu, &fake, dir.path(), false).await;
+    let err = report(&run, "Budget", "org").result.as_ref().unwrap_err();
+    assert_eq!(err.reason(), "NotificationRefused");
+    assert!(err.to_string().contains("budgets.amazonaws.com"), "{err}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json")).unwrap())
+            .unwrap();
+    let ready = doc["resources"]["Budget/org"]["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (ready["status"].as_str(), ready["reason"].as_str()),
+        (Some("False"), Some("NotificationRefused"))
+    );
+}
