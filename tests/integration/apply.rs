@@ -54,8 +54,10 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
     }
     assert!(!first.failed());
     let first_writes = first.metrics.aws_calls_of_kind("write");
-    // 3 OUs + 5 accounts created, 5 accounts moved into their OU, 2 budgets created.
-    assert_eq!(first_writes, 15, "{:?}", first.metrics.aws_call_counts());
+    // 3 OUs + 5 accounts created, 5 accounts moved into their OU, 2 budgets created, and the trail:
+    // trusted access, bucket + 5 safeguards (public access, encryption, versioning, policy, lifecycle),
+    // the trail, logging started.
+    assert_eq!(first_writes, 24, "{:?}", first.metrics.aws_call_counts());
 
     // AWS matches: the payments OU is under Workloads, and payments-prod is in it with its tags.
     let workloads = report(&first, "OrganizationalUnit", "workloads")
@@ -84,7 +86,7 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
     );
 
     // Kinds whose reconcilers have not landed are listed, not failed.
-    assert!(!report(&first, "AuditTrail", "organization-trail").supported);
+    assert!(!report(&first, "IdentityGroup", "sysadmins").supported);
 
     let second = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
     assert_eq!(

@@ -3,6 +3,7 @@
 
 mod admission;
 mod apply;
+mod audit_trail;
 mod budgets;
 mod controller;
 mod create_flow;

@@ -196,6 +196,12 @@ impl Organizations for Double {
     async fn untag_resource(&self, resource_id: &str, keys: &[String]) -> AwsResult<()> {
         self.inner.untag_resource(resource_id, keys).await
     }
+    async fn list_service_access(&self) -> AwsResult<Vec<String>> {
+        self.inner.list_service_access().await
+    }
+    async fn enable_service_access(&self, principal: &str) -> AwsResult<()> {
+        self.inner.enable_service_access(principal).await
+    }
     async fn close_account(&self, account_id: &str) -> AwsResult<()> {
         if self.faults.close_quota_exceeded.load(Ordering::SeqCst) {
             return Err(AwsError::new(
@@ -385,5 +391,41 @@ impl Budgets for FakeBudgets {
                 subs.retain(|x| x != s);
             }
         })
+    }
+}
+
+/// CloudTrail forwarding to the emulator, except that it can report a delivery error
+/// (the emulator never does).
+pub struct TrailDouble {
+    pub inner: Arc<dyn CloudTrail>,
+    pub delivery_error: Mutex<Option<String>>,
+}
+
+use landing_zone_operator::aws::CloudTrail;
+use landing_zone_operator::aws::cloudtrail::{TrailInfo, TrailStatus};
+
+#[async_trait]
+impl CloudTrail for TrailDouble {
+    async fn get_trail(&self, name: &str) -> AwsResult<Option<TrailInfo>> {
+        self.inner.get_trail(name).await
+    }
+    async fn create_trail(&self, trail: &TrailInfo) -> AwsResult<String> {
+        self.inner.create_trail(trail).await
+    }
+    async fn update_trail(&self, trail: &TrailInfo) -> AwsResult<()> {
+        self.inner.update_trail(trail).await
+    }
+    async fn trail_status(&self, name: &str) -> AwsResult<TrailStatus> {
+        let mut s = self.inner.trail_status(name).await?;
+        if let Some(e) = self.delivery_error.lock().unwrap().clone() {
+            s.latest_delivery_error = Some(e);
+        }
+        Ok(s)
+    }
+    async fn start_logging(&self, name: &str) -> AwsResult<()> {
+        self.inner.start_logging(name).await
+    }
+    async fn delete_trail(&self, name: &str) -> AwsResult<()> {
+        self.inner.delete_trail(name).await
     }
 }

@@ -203,3 +203,37 @@ pub fn examples_copy() -> tempfile::TempDir {
     }
     dir
 }
+
+impl Emulator {
+    fn conf_parts(&self) -> (aws_config::Region, Credentials) {
+        (
+            aws_config::Region::new("us-east-1"),
+            Credentials::new("testing", "testing", None, None, "test"),
+        )
+    }
+
+    pub fn cloudtrail_client(&self) -> aws_sdk_cloudtrail::Client {
+        let (region, creds) = self.conf_parts();
+        aws_sdk_cloudtrail::Client::from_conf(
+            aws_sdk_cloudtrail::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(region)
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(creds)
+                .build(),
+        )
+    }
+
+    pub fn s3_client(&self) -> aws_sdk_s3::Client {
+        let (region, creds) = self.conf_parts();
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(region)
+                .endpoint_url(&self.endpoint)
+                .force_path_style(true)
+                .credentials_provider(creds)
+                .build(),
+        )
+    }
+}

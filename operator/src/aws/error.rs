@@ -84,15 +84,22 @@ impl AwsError {
             SdkError::ServiceError(ctx) => {
                 let e = ctx.err();
                 let raw = ctx.raw();
-                let html = raw
-                    .body()
-                    .bytes()
-                    .is_some_and(|b| b.trim_ascii_start().starts_with(b"<"));
+                let html = raw.body().bytes().is_some_and(|b| {
+                    let head = String::from_utf8_lossy(&b[..b.len().min(64)]).to_ascii_lowercase();
+                    let head = head.trim_start();
+                    head.starts_with("<!doctype html") || head.starts_with("<html")
+                });
                 // AWS always answers an error with a code; an HTML page without one comes from an
-                // endpoint that does not implement the operation (e.g. an emulator).
-                let code = e
-                    .code()
-                    .unwrap_or(if html { "Unimplemented" } else { "Unknown" });
+                // endpoint that does not implement the operation (e.g. an emulator). A success
+                // status whose body cannot be read is a response this SDK does not understand.
+                let fallback = if html {
+                    "Unimplemented"
+                } else if raw.status().is_success() {
+                    "BadResponse"
+                } else {
+                    "Unknown"
+                };
+                let code = e.code().unwrap_or(fallback);
                 let message = e
                     .message()
                     .map(str::to_string)

@@ -4,10 +4,12 @@
 //! call counts, latency and throttles are measured once for all services.
 
 pub mod budgets;
+pub mod cloudtrail;
 pub mod error;
 pub mod organizations;
 
 pub use budgets::{Budgets, SdkBudgets};
+pub use cloudtrail::{Buckets, CloudTrail, SdkBuckets, SdkCloudTrail};
 pub use error::AwsError;
 pub use organizations::{Organizations, SdkOrganizations};
 
@@ -42,6 +44,10 @@ pub struct AwsSettings {
 pub struct AwsPorts {
     pub organizations: Arc<dyn Organizations>,
     pub budgets: Arc<dyn Budgets>,
+    pub cloudtrail: Arc<dyn CloudTrail>,
+    pub buckets: Arc<dyn Buckets>,
+    /// The region calls go to (for ARNs).
+    pub region: String,
     pub sdk_config: aws_config::SdkConfig,
     pub metrics: Metrics,
 }
@@ -61,11 +67,31 @@ impl AwsPorts {
         let budgets = aws_sdk_budgets::config::Builder::from(&sdk_config)
             .interceptor(recorder.clone())
             .build();
+        let cloudtrail = aws_sdk_cloudtrail::config::Builder::from(&sdk_config)
+            .interceptor(recorder.clone())
+            .build();
+        // Path-style addressing when an endpoint is set: emulators do not resolve bucket host names.
+        let s3 = aws_sdk_s3::config::Builder::from(&sdk_config)
+            .interceptor(recorder.clone())
+            .force_path_style(sdk_config.endpoint_url().is_some())
+            .build();
+        let region = sdk_config
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into());
         Self {
             organizations: Arc::new(SdkOrganizations::new(
                 aws_sdk_organizations::Client::from_conf(orgs),
             )),
             budgets: Arc::new(SdkBudgets::new(aws_sdk_budgets::Client::from_conf(budgets))),
+            cloudtrail: Arc::new(SdkCloudTrail::new(aws_sdk_cloudtrail::Client::from_conf(
+                cloudtrail,
+            ))),
+            buckets: Arc::new(SdkBuckets::new(
+                aws_sdk_s3::Client::from_conf(s3),
+                region.clone(),
+            )),
+            region,
             sdk_config,
             metrics,
         }
@@ -115,9 +141,9 @@ impl std::fmt::Debug for CallRecorder {
     }
 }
 
-/// Read calls are Describe*/List*/Get*; anything else changes AWS.
+/// Read calls are Describe*/List*/Get*/Head*; anything else changes AWS.
 pub fn call_kind(operation: &str) -> &'static str {
-    if ["Describe", "List", "Get"]
+    if ["Describe", "List", "Get", "Head"]
         .iter()
         .any(|p| operation.starts_with(p))
     {

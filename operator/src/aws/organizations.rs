@@ -86,6 +86,9 @@ pub trait Organizations: Send + Sync {
     async fn tag_resource(&self, resource_id: &str, tags: &Tags) -> AwsResult<()>;
     async fn untag_resource(&self, resource_id: &str, keys: &[String]) -> AwsResult<()>;
     async fn close_account(&self, account_id: &str) -> AwsResult<()>;
+    /// Service principals with trusted access to the Organization.
+    async fn list_service_access(&self) -> AwsResult<Vec<String>>;
+    async fn enable_service_access(&self, principal: &str) -> AwsResult<()>;
 }
 
 pub struct SdkOrganizations {
@@ -426,6 +429,34 @@ impl Organizations for SdkOrganizations {
             .send()
             .await
             .map_err(err("CloseAccount"))?;
+        Ok(())
+    }
+
+    async fn list_service_access(&self) -> AwsResult<Vec<String>> {
+        let mut pages = self
+            .client
+            .list_aws_service_access_for_organization()
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err("ListAWSServiceAccessForOrganization"))?;
+            out.extend(
+                page.enabled_service_principals()
+                    .iter()
+                    .filter_map(|p| p.service_principal().map(str::to_string)),
+            );
+        }
+        Ok(out)
+    }
+
+    async fn enable_service_access(&self, principal: &str) -> AwsResult<()> {
+        self.client
+            .enable_aws_service_access()
+            .service_principal(principal)
+            .send()
+            .await
+            .map_err(err("EnableAWSServiceAccess"))?;
         Ok(())
     }
 }

@@ -45,12 +45,19 @@ impl StatusSink for KubeStatusSink {
     }
 }
 
-/// Equal for the purpose of writing: `lastSyncTime` alone changing is not worth a write.
+/// Fields that change on every read without anything having happened worth a write: the time of
+/// this sync, and the trail's last delivery (CloudTrail delivers every few minutes). They are
+/// written along with any other change.
+const VOLATILE: &[&str] = &["lastSyncTime", "latestDeliveryTime"];
+
+/// Equal for the purpose of writing: volatile fields alone changing are not worth a write.
 pub fn same_status(a: &Value, b: &Value) -> bool {
     fn strip(v: &Value) -> Value {
         let mut v = v.clone();
         if let Some(o) = v.as_object_mut() {
-            o.remove("lastSyncTime");
+            for f in VOLATILE {
+                o.remove(*f);
+            }
         }
         v
     }

@@ -3,6 +3,7 @@
 //! The CLI (`plan` / `apply --dir`) and the in-cluster controller share this module; only where
 //! desired state comes from and where status goes differ (`StatusSink`).
 
+pub mod audit_trail;
 pub mod aws_account;
 pub mod budget;
 pub mod conditions;
@@ -422,7 +423,7 @@ pub fn dependency_order(resources: &[Resource]) -> (Vec<usize>, Vec<(usize, Stri
 pub fn is_supported(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::OrganizationalUnit | Kind::AwsAccount | Kind::Budget
+        Kind::OrganizationalUnit | Kind::AwsAccount | Kind::Budget | Kind::AuditTrail
     )
 }
 
@@ -437,6 +438,7 @@ pub async fn reconcile_resource(
         Resource::OrganizationalUnit(_) => organizational_unit::reconcile(resource, pass).await,
         Resource::AwsAccount(_) => aws_account::reconcile(resource, pass).await,
         Resource::Budget(_) => budget::reconcile(resource, pass).await,
+        Resource::AuditTrail(_) => audit_trail::reconcile(resource, pass).await,
         _ => Ok(Progress {
             ready: Readiness::NotReady {
                 reason: "NotYetSupported",
@@ -503,6 +505,7 @@ pub async fn delete_resource(resource: &mut Resource, pass: &mut Pass) -> Result
         Resource::OrganizationalUnit(_) => organizational_unit::delete(resource, pass).await,
         Resource::AwsAccount(_) => aws_account::delete(resource, pass).await,
         Resource::Budget(_) => budget::delete(resource, pass).await,
+        Resource::AuditTrail(_) => audit_trail::delete(resource, pass).await,
         _ => Ok(Progress::ready(
             "Retained",
             "nothing to delete for this kind yet",
