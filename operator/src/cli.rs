@@ -370,11 +370,6 @@ pub async fn execute(
 
 fn readiness(r: &Report) -> (String, String, String) {
     match &r.result {
-        _ if !r.supported => (
-            "-".into(),
-            "NotYetSupported".into(),
-            "this kind's reconciler has not landed yet".into(),
-        ),
         Ok(p) => match &p.ready {
             Readiness::Ready { reason, message } => {
                 ("True".into(), reason.to_string(), message.clone())
@@ -473,14 +468,6 @@ pub fn print_result(result: &RunResult, applied: bool, output: Output) {
                 actions,
                 drift,
                 format!("{reason}: {message}"),
-            ]
-        } else if !r.supported {
-            vec![
-                r.key.kind.to_string(),
-                r.key.name.clone(),
-                id,
-                "not yet supported (skipped)".into(),
-                "-".into(),
             ]
         } else {
             vec![

@@ -22,7 +22,7 @@ spec:
 
 #[tokio::test]
 async fn budgets_are_created_in_the_emulator_with_their_scope_and_notifications() {
-    let emu = Emulator::start().await;
+    let emu = Emulator::with_managed_policies().await;
     let dir = landing_zone_tests::examples_copy();
     let state = dir.path().join("state.json");
     let run = run_dir(emu.ports().await, dir.path(), &state, true, false).await;

@@ -30,7 +30,7 @@ fn condition(obj: &Value, type_: &str) -> Option<(String, String)> {
         })
 }
 
-/// Every OU, account, budget and trail Ready=True (the kinds whose reconcilers exist).
+/// Every resource of every kind Ready=True.
 fn all_ready(cp: &ControlPlane) -> bool {
     [
         "organizationalunits",
@@ -103,7 +103,7 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
         return;
     };
     let cp = &k8s.cp;
-    let emu = Emulator::start().await;
+    let emu = Emulator::with_managed_policies().await;
     install(cp);
     let op = Operator::start(cp, &emu, "op-a", &["--resync-interval", "2s"]);
     let started = Instant::now();
@@ -124,10 +124,14 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
     let payments = status_field(cp, "ou", "payments", "id").unwrap();
     let security = status_field(cp, "ou", "security", "id").unwrap();
     assert_eq!(parent_of(&emu, &prod).await, payments);
-    let unsupported = get_json(cp, &["identitygroup", "sysadmins"]);
+    let group = get_json(cp, &["identitygroup", "payments-dev-developers"]);
     assert_eq!(
-        condition(&unsupported, "Ready"),
-        Some(("False".into(), "NotYetSupported".into()))
+        condition(&group, "Ready"),
+        Some(("True".into(), "Available".into()))
+    );
+    assert_eq!(
+        group["status"]["members"],
+        serde_json::json!(["dev-alice", "dev-bob"])
     );
 
     // Idle: 10 resyncs of 2 s write no status and call no AWS write.
@@ -278,7 +282,7 @@ async fn spec_changes_apply_at_once_and_deletion_follows_the_policy() {
         return;
     };
     let cp = &k8s.cp;
-    let emu = Emulator::start().await;
+    let emu = Emulator::with_managed_policies().await;
     install(cp);
     // A resync of an hour: anything below happens because of the watch, not the resync.
     let op = Operator::start(cp, &emu, "op-a", &["--resync-interval", "1h"]);
@@ -413,7 +417,7 @@ async fn only_the_leader_writes_and_the_standby_takes_over() {
         return;
     };
     let cp = &k8s.cp;
-    let emu = Emulator::start().await;
+    let emu = Emulator::with_managed_policies().await;
     install(cp);
     let mut a = Operator::start(cp, &emu, "op-a", &["--resync-interval", "3s"]);
     wait_for(Duration::from_secs(20), "op-a leading", || {

@@ -67,6 +67,12 @@ impl Emulator {
         Self::start_with_env(&[]).await
     }
 
+    /// An emulator with AWS managed IAM policies (AdministratorAccess, …), which the example
+    /// landing zone attaches. Slower: each new account loads them (~2 s).
+    pub async fn with_managed_policies() -> Emulator {
+        Self::start_with_env(&[("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")]).await
+    }
+
     pub async fn start_with_env(env: &[(&str, &str)]) -> Emulator {
         let bin = moto_server();
         let mut last_err = String::new();

@@ -141,7 +141,19 @@ impl AwsError {
                     ),
                 )
             },
-            _ => Self::new(service, operation, "InvalidRequest", error_chain(&err)),
+            _ => {
+                let chain = error_chain(&err);
+                // Credentials for a member account come from AssumeRole: right after CreateAccount
+                // the role is not assumable for a while, which passes.
+                if chain.contains("AssumeRole") {
+                    Self {
+                        retryable: true,
+                        ..Self::new(service, operation, "AssumeRoleFailed", chain)
+                    }
+                } else {
+                    Self::new(service, operation, "InvalidRequest", chain)
+                }
+            }
         }
     }
 }

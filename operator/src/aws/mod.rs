@@ -6,6 +6,8 @@
 pub mod budgets;
 pub mod cloudtrail;
 pub mod error;
+pub mod iam;
+pub mod member;
 pub mod organizations;
 
 pub use budgets::{Budgets, SdkBudgets};
@@ -48,6 +50,8 @@ pub struct AwsPorts {
     pub buckets: Arc<dyn Buckets>,
     /// The region calls go to (for ARNs).
     pub region: String,
+    /// IAM and contacts in the management account and, through their access role, member accounts.
+    pub members: Arc<dyn member::Members>,
     pub sdk_config: aws_config::SdkConfig,
     pub metrics: Metrics,
 }
@@ -92,6 +96,10 @@ impl AwsPorts {
                 region.clone(),
             )),
             region,
+            members: Arc::new(member::MemberAccess::new(
+                sdk_config.clone(),
+                recorder.clone(),
+            )),
             sdk_config,
             metrics,
         }
@@ -131,7 +139,7 @@ impl Storable for CallStart {
 
 /// Counts every SDK operation by service and operation, with its latency and outcome.
 #[derive(Clone)]
-struct CallRecorder {
+pub struct CallRecorder {
     metrics: Metrics,
 }
 
@@ -141,8 +149,12 @@ impl std::fmt::Debug for CallRecorder {
     }
 }
 
-/// Read calls are Describe*/List*/Get*/Head*; anything else changes AWS.
+/// Read calls are Describe*/List*/Get*/Head* (and AssumeRole, which changes nothing); anything
+/// else changes AWS.
 pub fn call_kind(operation: &str) -> &'static str {
+    if operation == "AssumeRole" {
+        return "read";
+    }
     if ["Describe", "List", "Get", "Head"]
         .iter()
         .any(|p| operation.starts_with(p))

@@ -36,6 +36,7 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Aws(e) if e.is_throttle() => "Throttled",
+            Error::Aws(e) if e.code == "AssumeRoleFailed" => "AccountNotYetAccessible",
             Error::Aws(e) if e.code == "Unreachable" || e.code == "Timeout" => "AwsUnreachable",
             Error::Aws(e) if e.code.contains("AccessDenied") => "AccessDenied",
             Error::Aws(e) if e.retryable => "AwsTransientError",

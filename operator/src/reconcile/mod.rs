@@ -8,6 +8,7 @@ pub mod aws_account;
 pub mod budget;
 pub mod conditions;
 pub mod error;
+pub mod identity_group;
 pub mod organizational_unit;
 pub mod snapshot;
 pub mod tags;
@@ -373,8 +374,6 @@ pub struct Report {
     pub key: Key,
     pub id: Option<String>,
     pub result: Result<Progress, Error>,
-    /// False for kinds whose reconciler has not landed yet.
-    pub supported: bool,
 }
 
 /// Orders resources so that every resource comes after the ones it refers to; cycles are reported.
@@ -419,14 +418,6 @@ pub fn dependency_order(resources: &[Resource]) -> (Vec<usize>, Vec<(usize, Stri
     (order, cyclic)
 }
 
-/// Whether the kind's reconciler has landed.
-pub fn is_supported(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::OrganizationalUnit | Kind::AwsAccount | Kind::Budget | Kind::AuditTrail
-    )
-}
-
 /// Reconciles one resource (observe → plan → apply for its kind) and folds the result into its
 /// common status (conditions, drift, observedGeneration). The caller persists the status.
 pub async fn reconcile_resource(
@@ -439,14 +430,7 @@ pub async fn reconcile_resource(
         Resource::AwsAccount(_) => aws_account::reconcile(resource, pass).await,
         Resource::Budget(_) => budget::reconcile(resource, pass).await,
         Resource::AuditTrail(_) => audit_trail::reconcile(resource, pass).await,
-        _ => Ok(Progress {
-            ready: Readiness::NotReady {
-                reason: "NotYetSupported",
-                message: "this kind's reconciler has not landed yet; nothing was done in AWS"
-                    .into(),
-            },
-            ..Progress::ready("", "")
-        }),
+        Resource::IdentityGroup(_) => identity_group::reconcile(resource, pass).await,
     };
     match (&result, resource.aws_id()) {
         (Ok(_), Some(id)) => {
@@ -482,7 +466,6 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
         };
         let key = resource.key();
         reports.push(Report {
-            supported: is_supported(key.kind),
             key,
             id: resource.aws_id(),
             result,
@@ -493,7 +476,6 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
             key: resources[i].key(),
             id: None,
             result: Err(Error::InvalidSpec { message: why }),
-            supported: true,
         });
     }
     reports
@@ -506,10 +488,7 @@ pub async fn delete_resource(resource: &mut Resource, pass: &mut Pass) -> Result
         Resource::AwsAccount(_) => aws_account::delete(resource, pass).await,
         Resource::Budget(_) => budget::delete(resource, pass).await,
         Resource::AuditTrail(_) => audit_trail::delete(resource, pass).await,
-        _ => Ok(Progress::ready(
-            "Retained",
-            "nothing to delete for this kind yet",
-        )),
+        Resource::IdentityGroup(_) => identity_group::delete(resource, pass).await,
     }
 }
 
@@ -526,7 +505,6 @@ pub async fn run_deletions(resources: &mut [Resource], pass: &mut Pass) -> Vec<R
             key: resource.key(),
             id: resource.aws_id(),
             result,
-            supported: true,
         });
     }
     reports

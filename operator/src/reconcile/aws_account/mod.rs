@@ -1,10 +1,13 @@
 //! AwsAccount: observe (snapshot, create request, tags) → identify → plan → apply.
 
+pub mod baseline;
 pub mod plan;
 
 use self::plan::{Action, Desired, Identity};
 use super::{Error, Mode, Pass, Progress, Readiness, Resource};
 use crate::api::{AccountDeletionPolicy, AwsAccount, AwsAccountStatus, ManagementPolicy, Tags};
+use crate::aws::AwsError;
+use crate::aws::member::AccountClients;
 use crate::aws::organizations::{AccountInfo, CreateAccountStatus};
 
 fn account_of(resource: &mut Resource) -> &mut AwsAccount {
@@ -87,10 +90,13 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                 Identity::Known(a) => record(status, a),
                 Identity::Adopted { account, by } => {
                     record(status, account);
-                    progress.actions.push(format!(
-                        "adopt existing account {} (found by {by})",
-                        account.id
-                    ));
+                    // Right after our own CreateAccount, finding the account is not an adoption.
+                    if progress.writes == 0 {
+                        progress.actions.push(format!(
+                            "adopt existing account {} (found by {by})",
+                            account.id
+                        ));
+                    }
                 }
                 Identity::Created { account_id, .. } => {
                     status.account_id = Some(account_id.clone())
@@ -192,6 +198,64 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             }
         }
     }
+    // The baseline inside the account, once it is usable: alias, password policy, contacts, security report.
+    let active = account_of(resource)
+        .status
+        .as_ref()
+        .filter(|s| s.state.as_deref() == Some("ACTIVE"))
+        .and_then(|s| s.account_id.clone());
+    if let (Some(id), Readiness::Ready { .. }) = (active, &progress.ready) {
+        let created = progress
+            .actions
+            .iter()
+            .any(|a| a.starts_with("create account"));
+        let clients = pass.aws.members.clients(
+            Some(&id),
+            pass.snapshot.management_account_id(),
+            &spec.role_name,
+        );
+        let want = baseline::Desired {
+            alias: spec.alias.clone(),
+            password_policy: spec.password_policy.clone(),
+            contacts: baseline::contacts_of(&spec.alternate_contacts),
+        };
+        let observed = observe_baseline(&clients, &want).await?;
+        let (actions, drift) = baseline::plan(&want, &observed);
+        let report = baseline::report(&observed);
+        let findings = baseline::findings(&report);
+        let generation = account_of(resource).metadata.generation;
+        let status = status_of(resource);
+        status.security = Some(report);
+        super::conditions::set_condition(
+            &mut status.common.conditions,
+            "SecurityFindings",
+            findings.is_some(),
+            if findings.is_some() {
+                "RootUserAtRisk"
+            } else {
+                "NoFindings"
+            },
+            findings
+                .as_deref()
+                .unwrap_or("the root user has MFA and no access keys"),
+            generation,
+            &pass.now,
+        );
+        if !created {
+            progress.drift.extend(drift.iter().cloned());
+        }
+        progress
+            .actions
+            .extend(actions.iter().map(ToString::to_string));
+        if write {
+            for action in &actions {
+                apply_baseline(action, &clients, &want, &id).await?;
+                progress.writes += 1;
+            }
+        } else {
+            progress.remaining.extend(drift);
+        }
+    }
     if let Readiness::Ready { message, .. } = &mut progress.ready
         && message.is_empty()
     {
@@ -233,6 +297,48 @@ async fn apply(action: &Action, pass: &mut Pass) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Reads the baseline inside the account (through its access role).
+async fn observe_baseline(
+    clients: &AccountClients,
+    want: &baseline::Desired,
+) -> Result<baseline::Observed, Error> {
+    let mut contacts = Vec::new();
+    for (kind, _) in &want.contacts {
+        contacts.push((*kind, clients.contacts.contact(kind).await?));
+    }
+    Ok(baseline::Observed {
+        alias: clients.iam.account_alias().await?,
+        password_policy: clients.iam.password_policy().await?,
+        contacts,
+        root: clients.iam.root_security().await?,
+    })
+}
+
+async fn apply_baseline(
+    action: &baseline::Action,
+    clients: &AccountClients,
+    want: &baseline::Desired,
+    id: &str,
+) -> Result<(), Error> {
+    match action {
+        baseline::Action::SetAlias(alias) => clients.iam.set_account_alias(alias).await.map_err(|e: AwsError| {
+            if e.code == "EntityAlreadyExists" {
+                Error::conflict(
+                    "AliasTaken",
+                    format!("the account alias {alias} is taken (aliases are unique across all of AWS): choose another for account {id}"),
+                )
+            } else {
+                e.into()
+            }
+        }),
+        baseline::Action::SetPasswordPolicy => Ok(clients.iam.set_password_policy(&want.password_policy).await?),
+        baseline::Action::SetContact(kind) => {
+            let contact = want.contacts.iter().find(|(k, _)| k == kind).map(|(_, c)| c).expect("planned from the spec");
+            Ok(clients.contacts.set_contact(kind, contact).await?)
+        }
+    }
 }
 
 /// Carries out the deletion policy: Retain leaves the account; Close closes it.

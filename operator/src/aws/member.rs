@@ -1,0 +1,138 @@
+//! Clients inside member accounts: AssumeRole into `arn:aws:iam::<id>:role/<roleName>` from the
+//! management account's credentials, with the session cached until shortly before it expires
+//! (one AssumeRole per account per expiry window, not per call).
+
+use super::iam::{Contacts, Iam, SdkContacts, SdkIam};
+use super::{AwsError, CallRecorder};
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::{
+    ProvideCredentials, SharedCredentialsProvider, error::CredentialsError, future,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One account's clients.
+#[derive(Clone)]
+pub struct AccountClients {
+    pub iam: Arc<dyn Iam>,
+    pub contacts: Arc<dyn Contacts>,
+}
+
+/// Clients inside an account (a port, so tests can stand in for member accounts).
+pub trait Members: Send + Sync {
+    /// Clients in `account_id` through its access role; the management account's own clients
+    /// when `account_id` is `None` or the management account.
+    fn clients(
+        &self,
+        account_id: Option<&str>,
+        management_account_id: Option<&str>,
+        role_name: &str,
+    ) -> AccountClients;
+}
+
+/// Hands out clients per account; the SDK's identity cache keeps each assumed session until
+/// shortly before expiry.
+pub struct MemberAccess {
+    base: aws_config::SdkConfig,
+    recorder: CallRecorder,
+    sts: aws_sdk_sts::Client,
+    management: AccountClients,
+    cache: std::sync::Mutex<HashMap<(String, String), AccountClients>>,
+}
+
+#[derive(Debug)]
+struct AssumeRole {
+    sts: aws_sdk_sts::Client,
+    role_arn: String,
+}
+
+impl ProvideCredentials for AssumeRole {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let out = self
+                .sts
+                .assume_role()
+                .role_arn(&self.role_arn)
+                .role_session_name("landing-zone-operator")
+                .duration_seconds(3600)
+                .send()
+                .await
+                .map_err(|e| {
+                    CredentialsError::provider_error(AwsError::from_sdk("sts", "AssumeRole", e))
+                })?;
+            let c = out.credentials().ok_or_else(|| {
+                CredentialsError::provider_error("AssumeRole returned no credentials")
+            })?;
+            Ok(Credentials::new(
+                c.access_key_id(),
+                c.secret_access_key(),
+                Some(c.session_token().to_string()),
+                std::time::SystemTime::try_from(*c.expiration()).ok(),
+                "landing-zone-assume-role",
+            ))
+        })
+    }
+}
+
+fn clients(config: &aws_config::SdkConfig, recorder: &CallRecorder) -> AccountClients {
+    let iam = aws_sdk_iam::config::Builder::from(config)
+        .interceptor(recorder.clone())
+        .build();
+    let account = aws_sdk_account::config::Builder::from(config)
+        .interceptor(recorder.clone())
+        .build();
+    AccountClients {
+        iam: Arc::new(SdkIam::new(aws_sdk_iam::Client::from_conf(iam))),
+        contacts: Arc::new(SdkContacts::new(aws_sdk_account::Client::from_conf(
+            account,
+        ))),
+    }
+}
+
+impl MemberAccess {
+    pub(super) fn new(base: aws_config::SdkConfig, recorder: CallRecorder) -> Self {
+        let sts = aws_sdk_sts::config::Builder::from(&base)
+            .interceptor(recorder.clone())
+            .build();
+        Self {
+            management: clients(&base, &recorder),
+            sts: aws_sdk_sts::Client::from_conf(sts),
+            base,
+            recorder,
+            cache: Default::default(),
+        }
+    }
+}
+
+impl Members for MemberAccess {
+    fn clients(
+        &self,
+        account_id: Option<&str>,
+        management_account_id: Option<&str>,
+        role_name: &str,
+    ) -> AccountClients {
+        let Some(id) = account_id.filter(|id| Some(*id) != management_account_id) else {
+            return self.management.clone();
+        };
+        let key = (id.to_string(), role_name.to_string());
+        let mut cache = self.cache.lock().expect("not poisoned");
+        cache
+            .entry(key)
+            .or_insert_with(|| {
+                let provider = AssumeRole {
+                    sts: self.sts.clone(),
+                    role_arn: format!("arn:aws:iam::{id}:role/{role_name}"),
+                };
+                let config = self
+                    .base
+                    .to_builder()
+                    .credentials_provider(SharedCredentialsProvider::new(provider))
+                    .build();
+                clients(&config, &self.recorder)
+            })
+            .clone()
+    }
+}

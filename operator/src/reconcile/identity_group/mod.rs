@@ -1,0 +1,221 @@
+//! IdentityGroup: observe (the group, its policies and members, inside its account) → plan → apply.
+
+pub mod plan;
+
+use self::plan::{Action, Desired, Observed};
+use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness, Resource};
+use crate::api::aws_account::DEFAULT_ROLE_NAME;
+use crate::api::{DeletionPolicy, IdentityGroup, ManagementPolicy};
+use crate::aws::iam::Iam;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+fn group_of(resource: &mut Resource) -> &mut IdentityGroup {
+    match resource {
+        Resource::IdentityGroup(g) => g,
+        _ => unreachable!("the driver dispatches by kind"),
+    }
+}
+
+fn desired(g: &IdentityGroup) -> Result<Desired, Error> {
+    let s = &g.spec;
+    let mut inline = BTreeMap::new();
+    for p in &s.inline_policies {
+        let doc = serde_json::from_str(&p.document).map_err(|e| Error::InvalidSpec {
+            message: format!("inlinePolicies[{}].document is not JSON: {e}", p.name),
+        })?;
+        inline.insert(p.name.clone(), doc);
+    }
+    Ok(Desired {
+        name: s.group_name.clone(),
+        path: s.path.clone(),
+        managed: s.managed_policy_arns.iter().cloned().collect(),
+        inline,
+        members: s.members.iter().cloned().collect(),
+        create_missing_users: s.create_missing_users,
+    })
+}
+
+/// The account holding the group and its IAM client (through the access role for members).
+fn target(g: &IdentityGroup, pass: &Pass) -> Result<(String, Arc<dyn Iam>), Error> {
+    let management = pass.snapshot.management_account_id().map(str::to_string);
+    let account = match &g.spec.account_ref {
+        Some(r) => pass.resolve(&Key::new(Kind::AwsAccount, &r.name))?,
+        None => management.clone().ok_or_else(|| {
+            Error::conflict("NoOrganization", "the management account is not known")
+        })?,
+    };
+    let clients =
+        pass.aws
+            .members
+            .clients(Some(&account), management.as_deref(), DEFAULT_ROLE_NAME);
+    Ok((account, clients.iam))
+}
+
+async fn observe(
+    iam: &dyn Iam,
+    d: &Desired,
+) -> Result<(Observed, Option<crate::aws::iam::GroupInfo>), Error> {
+    let Some(group) = iam.group(&d.name).await? else {
+        let mut missing = BTreeSet::new();
+        for u in &d.members {
+            if !iam.user_exists(u).await? {
+                missing.insert(u.clone());
+            }
+        }
+        return Ok((
+            Observed {
+                missing_users: missing,
+                ..Default::default()
+            },
+            None,
+        ));
+    };
+    let mut inline = BTreeMap::new();
+    for (name, doc) in iam.inline_policies(&d.name).await? {
+        inline.insert(
+            name,
+            serde_json::from_str(&doc).unwrap_or(serde_json::Value::String(doc)),
+        );
+    }
+    let members: BTreeSet<String> = group.members.iter().cloned().collect();
+    let mut missing = BTreeSet::new();
+    for u in d.members.difference(&members) {
+        if !iam.user_exists(u).await? {
+            missing.insert(u.clone());
+        }
+    }
+    Ok((
+        Observed {
+            path: Some(group.path.clone()),
+            managed: iam.attached_policies(&d.name).await?.into_iter().collect(),
+            inline,
+            members,
+            missing_users: missing,
+        },
+        Some(group),
+    ))
+}
+
+async fn apply(iam: &dyn Iam, d: &Desired, action: &Action) -> Result<(), Error> {
+    let g = d.name.as_str();
+    match action {
+        Action::CreateGroup => {
+            iam.create_group(g, &d.path).await?;
+        }
+        Action::SetPath(p) => iam.set_group_path(g, p).await?,
+        Action::Attach(arn) => iam.attach_policy(g, arn).await.map_err(|e| {
+            if e.is_not_found() {
+                Error::InvalidSpec {
+                    message: format!("managed policy {arn} does not exist in this account"),
+                }
+            } else {
+                e.into()
+            }
+        })?,
+        Action::Detach(arn) => iam.detach_policy(g, arn).await?,
+        Action::PutInline(name) => {
+            iam.put_inline_policy(g, name, &d.inline[name].to_string())
+                .await?
+        }
+        Action::DeleteInline(name) => iam.delete_inline_policy(g, name).await?,
+        Action::CreateUser(u) => iam.create_user(u).await?,
+        Action::AddMember(u) => iam.add_member(g, u).await?,
+        Action::RemoveMember(u) => iam.remove_member(g, u).await?,
+    }
+    Ok(())
+}
+
+pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
+    let g = group_of(resource).clone();
+    let d = desired(&g)?;
+    let (account, iam) = target(&g, pass)?;
+    // In a plan, an account that apply would create has no groups yet: nothing to read.
+    let (observed, info) = if account
+        == super::planned_id(&Key::new(
+            Kind::AwsAccount,
+            g.spec.account_ref.as_ref().map_or("", |r| r.name.as_str()),
+        )) {
+        (
+            Observed {
+                missing_users: d.members.clone(),
+                ..Default::default()
+            },
+            None,
+        )
+    } else {
+        observe(iam.as_ref(), &d).await?
+    };
+    let plan = plan::plan(&d, &observed)?;
+    let write = pass.mode == Mode::Apply && g.spec.management_policy == ManagementPolicy::Manage;
+    let mut progress = Progress {
+        actions: plan.actions.iter().map(ToString::to_string).collect(),
+        writes: 0,
+        drift: plan.drift.clone(),
+        remaining: if write { vec![] } else { plan.drift.clone() },
+        ready: Readiness::Ready {
+            reason: if write { "Available" } else { "Observed" },
+            message: "the group, its policies and its members match the spec".into(),
+        },
+    };
+    let status = group_of(resource)
+        .status
+        .get_or_insert_with(Default::default);
+    status.account_id = Some(account);
+    if let Some(info) = &info {
+        status.arn = Some(info.arn.clone());
+        status.group_id = Some(info.group_id.clone());
+        status.members = observed.members.iter().cloned().collect();
+    }
+    if !write {
+        if info.is_none() {
+            progress.ready = pass.missing(format!("no IAM group named {:?} exists", d.name));
+        }
+        return Ok(progress);
+    }
+    for action in &plan.actions {
+        apply(iam.as_ref(), &d, action).await?;
+        progress.writes += 1;
+    }
+    if progress.writes > 0 {
+        // Read back what AWS now holds (ARN and id of a new group, the members).
+        if let Some(info) = iam.group(&d.name).await? {
+            let status = group_of(resource)
+                .status
+                .get_or_insert_with(Default::default);
+            status.arn = Some(info.arn);
+            status.group_id = Some(info.group_id);
+            status.members = info.members;
+        }
+    }
+    Ok(progress)
+}
+
+/// Retain leaves the group; Delete empties it (members, policies) and deletes it.
+pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
+    let g = group_of(resource).clone();
+    if g.spec.deletion_policy != DeletionPolicy::Delete
+        || g.spec.management_policy == ManagementPolicy::Observe
+    {
+        return Ok(Progress::ready("Retained", "the group was left as it is"));
+    }
+    let d = desired(&g)?;
+    let (_, iam) = target(&g, pass)?;
+    let (observed, info) = observe(iam.as_ref(), &d).await?;
+    let mut progress = Progress::ready("Deleted", "the group was emptied and deleted");
+    if info.is_none() {
+        return Ok(progress);
+    }
+    let actions = plan::plan_delete(&observed);
+    progress.actions = actions.iter().map(ToString::to_string).collect();
+    progress.actions.push("delete the group".into());
+    if pass.mode == Mode::Apply {
+        for action in &actions {
+            apply(iam.as_ref(), &d, action).await?;
+            progress.writes += 1;
+        }
+        iam.delete_group(&d.name).await?;
+        progress.writes += 1;
+    }
+    Ok(progress)
+}
