@@ -346,6 +346,11 @@ pub async fn execute(
                 let mut pass = Pass::begin(aws.clone(), Mode::Apply, sink.clone())
                     .await
                     .map_err(|e| format!("cannot read the AWS Organization: {e}"))?;
+                for r in &resources {
+                    if let Some(id) = r.aws_id() {
+                        pass.ids.insert(r.key(), id);
+                    }
+                }
                 deletions = reconcile::run_deletions(&mut orphans, &mut pass).await;
                 for d in deletions.iter().filter(|d| d.result.is_ok()) {
                     state.forget(&d.key)?;

@@ -4,6 +4,7 @@
 mod admission;
 mod apply;
 mod audit_trail;
+mod baseline;
 mod budgets;
 mod controller;
 mod create_flow;

@@ -429,3 +429,139 @@ impl CloudTrail for TrailDouble {
         self.inner.delete_trail(name).await
     }
 }
+
+/// Member-account access whose IAM answers like AWS where the emulator cannot: the root user's
+/// MFA and access keys (the emulator always says 0), a globally taken alias, and an access role
+/// that cannot be assumed yet (right after CreateAccount).
+pub struct MembersDouble {
+    pub inner: Arc<dyn Members>,
+    pub root: Mutex<Option<RootSecurity>>,
+    pub taken_aliases: Mutex<Vec<String>>,
+    pub not_yet_accessible: AtomicBool,
+}
+
+use landing_zone_operator::api::aws_account::PasswordPolicy;
+use landing_zone_operator::aws::iam::{GroupInfo, Iam, RootSecurity};
+use landing_zone_operator::aws::member::{AccountClients, Members};
+
+struct IamDouble {
+    inner: Arc<dyn Iam>,
+    root: Option<RootSecurity>,
+    taken: Vec<String>,
+    denied: bool,
+}
+
+impl IamDouble {
+    fn gate(&self, op: &'static str) -> AwsResult<()> {
+        if self.denied {
+            return Err(AwsError {
+                retryable: true,
+                ..AwsError::new(
+                    "iam",
+                    op,
+                    "AssumeRoleFailed",
+                    "AssumeRole: AccessDenied: the role cannot be assumed yet (injected)",
+                )
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Members for MembersDouble {
+    fn clients(
+        &self,
+        account_id: Option<&str>,
+        management: Option<&str>,
+        role: &str,
+    ) -> AccountClients {
+        let real = self.inner.clients(account_id, management, role);
+        AccountClients {
+            iam: Arc::new(IamDouble {
+                inner: real.iam,
+                root: self.root.lock().unwrap().clone(),
+                taken: self.taken_aliases.lock().unwrap().clone(),
+                denied: self.not_yet_accessible.load(Ordering::SeqCst),
+            }),
+            contacts: real.contacts,
+        }
+    }
+}
+
+#[async_trait]
+impl Iam for IamDouble {
+    async fn account_alias(&self) -> AwsResult<Option<String>> {
+        self.gate("ListAccountAliases")?;
+        self.inner.account_alias().await
+    }
+    async fn set_account_alias(&self, alias: &str) -> AwsResult<()> {
+        if self.taken.iter().any(|t| t == alias) {
+            return Err(AwsError::new(
+                "iam",
+                "CreateAccountAlias",
+                "EntityAlreadyExists",
+                "The account alias already exists.",
+            ));
+        }
+        self.inner.set_account_alias(alias).await
+    }
+    async fn delete_account_alias(&self, alias: &str) -> AwsResult<()> {
+        self.inner.delete_account_alias(alias).await
+    }
+    async fn password_policy(&self) -> AwsResult<Option<PasswordPolicy>> {
+        self.gate("GetAccountPasswordPolicy")?;
+        self.inner.password_policy().await
+    }
+    async fn set_password_policy(&self, p: &PasswordPolicy) -> AwsResult<()> {
+        self.inner.set_password_policy(p).await
+    }
+    async fn root_security(&self) -> AwsResult<RootSecurity> {
+        self.gate("GetAccountSummary")?;
+        match &self.root {
+            Some(r) => Ok(r.clone()),
+            None => self.inner.root_security().await,
+        }
+    }
+    async fn group(&self, name: &str) -> AwsResult<Option<GroupInfo>> {
+        self.inner.group(name).await
+    }
+    async fn create_group(&self, name: &str, path: &str) -> AwsResult<GroupInfo> {
+        self.inner.create_group(name, path).await
+    }
+    async fn set_group_path(&self, name: &str, path: &str) -> AwsResult<()> {
+        self.inner.set_group_path(name, path).await
+    }
+    async fn delete_group(&self, name: &str) -> AwsResult<()> {
+        self.inner.delete_group(name).await
+    }
+    async fn attached_policies(&self, group: &str) -> AwsResult<Vec<String>> {
+        self.inner.attached_policies(group).await
+    }
+    async fn attach_policy(&self, group: &str, arn: &str) -> AwsResult<()> {
+        self.inner.attach_policy(group, arn).await
+    }
+    async fn detach_policy(&self, group: &str, arn: &str) -> AwsResult<()> {
+        self.inner.detach_policy(group, arn).await
+    }
+    async fn inline_policies(&self, group: &str) -> AwsResult<Vec<(String, String)>> {
+        self.inner.inline_policies(group).await
+    }
+    async fn put_inline_policy(&self, group: &str, name: &str, doc: &str) -> AwsResult<()> {
+        self.inner.put_inline_policy(group, name, doc).await
+    }
+    async fn delete_inline_policy(&self, group: &str, name: &str) -> AwsResult<()> {
+        self.inner.delete_inline_policy(group, name).await
+    }
+    async fn user_exists(&self, user: &str) -> AwsResult<bool> {
+        self.inner.user_exists(user).await
+    }
+    async fn create_user(&self, user: &str) -> AwsResult<()> {
+        self.inner.create_user(user).await
+    }
+    async fn add_member(&self, group: &str, user: &str) -> AwsResult<()> {
+        self.inner.add_member(group, user).await
+    }
+    async fn remove_member(&self, group: &str, user: &str) -> AwsResult<()> {
+        self.inner.remove_member(group, user).await
+    }
+}

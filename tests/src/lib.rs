@@ -243,3 +243,56 @@ impl Emulator {
         )
     }
 }
+
+impl Emulator {
+    /// An IAM client inside `account_id`, through its access role (as the operator gets one).
+    pub async fn iam_in(&self, account_id: &str) -> aws_sdk_iam::Client {
+        let (region, creds) = self.conf_parts();
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(region.clone())
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(creds.clone())
+                .build(),
+        );
+        let out = sts
+            .assume_role()
+            .role_arn(format!(
+                "arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole"
+            ))
+            .role_session_name("test")
+            .send()
+            .await
+            .expect("assume role");
+        let c = out.credentials().expect("credentials");
+        let member = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "test",
+        );
+        aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(region)
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(member)
+                .build(),
+        )
+    }
+
+    /// IAM in the management account.
+    pub fn iam_management(&self) -> aws_sdk_iam::Client {
+        let (region, creds) = self.conf_parts();
+        aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::Config::builder()
+                .behavior_version(aws_config::BehaviorVersion::latest())
+                .region(region)
+                .endpoint_url(&self.endpoint)
+                .credentials_provider(creds)
+                .build(),
+        )
+    }
+}

@@ -495,6 +495,13 @@ pub async fn delete_resource(resource: &mut Resource, pass: &mut Pass) -> Result
 /// Carries out the deletion policy of resources that are gone from the desired state,
 /// dependents first (accounts before their OUs, child OUs before parents).
 pub async fn run_deletions(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report> {
+    // References may point at resources being deleted too, or at ones still desired (the caller
+    // seeds those): both are known by the ids in their status.
+    for r in resources.iter() {
+        if let Some(id) = r.aws_id() {
+            pass.ids.entry(r.key()).or_insert(id);
+        }
+    }
     let (mut order, _) = dependency_order(resources);
     order.reverse();
     let mut reports = Vec::new();

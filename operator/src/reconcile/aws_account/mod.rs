@@ -221,7 +221,12 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         };
         let observed = observe_baseline(&clients, &want).await?;
         let (actions, drift) = baseline::plan(&want, &observed);
-        let report = baseline::report(&observed);
+        // The report describes the account as this pass leaves it.
+        let mut after = observed.clone();
+        if write {
+            after.password_policy = Some(want.password_policy.clone());
+        }
+        let report = baseline::report(&after);
         let findings = baseline::findings(&report);
         let generation = account_of(resource).metadata.generation;
         let status = status_of(resource);

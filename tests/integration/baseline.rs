@@ -1,0 +1,311 @@
+//! The account baseline (alias, password policy, contacts, security report) and IdentityGroup,
+//! against an emulator with AWS managed policies. What the emulator cannot show — root MFA and
+//! root access keys (always 0 there), a globally taken alias, a role not yet assumable — goes
+//! through `MembersDouble`.
+
+use landing_zone_operator::aws::AwsPorts;
+use landing_zone_operator::aws::iam::RootSecurity;
+use landing_zone_tests::double::MembersDouble;
+use landing_zone_tests::{Emulator, report, run_dir};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+const LZ: &str = r#"apiVersion: landingzone.dev/v1alpha1
+kind: AwsAccount
+metadata: {name: dev}
+spec:
+  accountName: dev
+  email: aws-dev@example.com
+  alias: example-dev
+  alternateContacts:
+    security: {name: Sec Team, title: Security, email: security@example.com, phoneNumber: "+1 555 0100"}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: IdentityGroup
+metadata: {name: dev-developers}
+spec:
+  groupName: developers
+  accountRef: {name: dev}
+  deletionPolicy: Delete
+  managedPolicyArns: [arn:aws:iam::aws:policy/PowerUserAccess]
+  inlinePolicies:
+  - name: deny-billing
+    document: '{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": ["aws-portal:*"], "Resource": "*"}]}'
+  members: [alice, bob]
+  createMissingUsers: true
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: IdentityGroup
+metadata: {name: sysadmins}
+spec:
+  groupName: sysadmins
+  managedPolicyArns: [arn:aws:iam::aws:policy/AdministratorAccess]
+"#;
+
+fn state_doc(path: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn accounts_are_baselined_groups_are_isolated_and_drift_is_corrected() {
+    let emu = Emulator::with_managed_policies().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lz.yaml");
+    std::fs::write(&file, LZ).unwrap();
+    let state = dir.path().join("state.json");
+    let first = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert!(!first.failed(), "{:?}", first.reports);
+    let dev = report(&first, "AwsAccount", "dev").id.clone().unwrap();
+    let actions = &report(&first, "AwsAccount", "dev")
+        .result
+        .as_ref()
+        .unwrap()
+        .actions;
+    assert!(
+        actions.contains(&"set the security contact".to_string()),
+        "{actions:?}"
+    );
+
+    // Inside the member account, through its access role.
+    let iam = emu.iam_in(&dev).await;
+    let aliases = iam.list_account_aliases().send().await.unwrap();
+    assert_eq!(aliases.account_aliases(), ["example-dev"]);
+    let policy = iam.get_account_password_policy().send().await.unwrap();
+    let policy = policy.password_policy().unwrap();
+    assert_eq!(
+        (
+            policy.minimum_password_length(),
+            policy.password_reuse_prevention()
+        ),
+        (Some(14), Some(24))
+    );
+    assert!(
+        policy.require_symbols()
+            && policy.require_numbers()
+            && policy.require_uppercase_characters()
+            && policy.require_lowercase_characters()
+    );
+    let group = iam
+        .get_group()
+        .group_name("developers")
+        .send()
+        .await
+        .unwrap();
+    let mut members: Vec<&str> = group.users().iter().map(|u| u.user_name()).collect();
+    members.sort();
+    assert_eq!(members, ["alice", "bob"]);
+    let keys = iam
+        .list_access_keys()
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        keys.access_key_metadata().is_empty(),
+        "users are created without credentials"
+    );
+    // Isolation: the member's group is not in the management account.
+    assert!(
+        emu.iam_management()
+            .get_group()
+            .group_name("developers")
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        emu.iam_management()
+            .get_group()
+            .group_name("sysadmins")
+            .send()
+            .await
+            .is_ok()
+    );
+    // The security report (the emulator's root has no MFA).
+    let doc = state_doc(&state);
+    let status = &doc["resources"]["AwsAccount/dev"]["status"];
+    assert_eq!(status["security"]["rootMfaEnabled"], false);
+    assert_eq!(status["security"]["rootAccessKeysPresent"], false);
+    assert_eq!(status["security"]["passwordPolicyCompliant"], true);
+    let finding = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "SecurityFindings")
+        .unwrap()
+        .clone();
+    assert_eq!(finding["status"], "True");
+    assert!(finding["message"].as_str().unwrap().contains("no MFA"));
+
+    // A second apply: zero writes, and one AssumeRole per member account (the session is cached).
+    let second = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert_eq!(
+        second.metrics.aws_calls_of_kind("write"),
+        0,
+        "{:?}",
+        second.metrics.aws_call_counts()
+    );
+    let calls = second.metrics.aws_call_counts();
+    assert_eq!(
+        calls[&("sts".into(), "AssumeRole".into())].1,
+        1,
+        "{calls:?}"
+    );
+
+    // Drift out of band: a policy detached, a stranger added, the password policy weakened.
+    iam.detach_group_policy()
+        .group_name("developers")
+        .policy_arn("arn:aws:iam::aws:policy/PowerUserAccess")
+        .send()
+        .await
+        .unwrap();
+    iam.create_user().user_name("mallory").send().await.unwrap();
+    iam.add_user_to_group()
+        .group_name("developers")
+        .user_name("mallory")
+        .send()
+        .await
+        .unwrap();
+    iam.update_account_password_policy()
+        .minimum_password_length(8)
+        .send()
+        .await
+        .unwrap();
+    let fix = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let group_drift: Vec<String> = report(&fix, "IdentityGroup", "dev-developers")
+        .result
+        .as_ref()
+        .unwrap()
+        .drift
+        .iter()
+        .map(|d| d.field.clone())
+        .collect();
+    assert_eq!(group_drift, ["managedPolicyArns", "members"]);
+    let acct_drift: Vec<String> = report(&fix, "AwsAccount", "dev")
+        .result
+        .as_ref()
+        .unwrap()
+        .drift
+        .iter()
+        .map(|d| d.field.clone())
+        .collect();
+    assert!(
+        acct_drift.contains(&"passwordPolicy.minimumPasswordLength".to_string()),
+        "{acct_drift:?}"
+    );
+    let group = iam
+        .get_group()
+        .group_name("developers")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        group.users().iter().all(|u| u.user_name() != "mallory"),
+        "membership is exclusive"
+    );
+    let attached = iam
+        .list_attached_group_policies()
+        .group_name("developers")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attached.attached_policies().len(), 1);
+    assert_eq!(
+        iam.get_account_password_policy()
+            .send()
+            .await
+            .unwrap()
+            .password_policy()
+            .unwrap()
+            .minimum_password_length(),
+        Some(14)
+    );
+    let again = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert_eq!(again.metrics.aws_calls_of_kind("write"), 0);
+
+    // Delete: memberships and policies go first, then the group.
+    std::fs::write(
+        &file,
+        LZ.split("---").take(1).collect::<Vec<_>>().join("---"),
+    )
+    .unwrap();
+    let pruned = run_dir(emu.ports().await, dir.path(), &state, true, true).await;
+    assert!(!pruned.failed(), "{:?}", pruned.deletions);
+    assert!(
+        iam.get_group()
+            .group_name("developers")
+            .send()
+            .await
+            .is_err(),
+        "deleted"
+    );
+    assert!(
+        iam.get_user().user_name("alice").send().await.is_ok(),
+        "users are kept"
+    );
+    assert!(
+        emu.iam_management()
+            .get_group()
+            .group_name("sysadmins")
+            .send()
+            .await
+            .is_ok(),
+        "Retain by default"
+    );
+}
+
+#[tokio::test]
+async fn root_keys_taken_aliases_and_roles_not_yet_assumable_are_reported_plainly() {
+    let emu = Emulator::start().await;
+    let ports = emu.ports().await;
+    let members = Arc::new(MembersDouble {
+        inner: ports.members.clone(),
+        root: Mutex::new(Some(RootSecurity {
+            mfa_enabled: true,
+            access_keys_present: true,
+        })),
+        taken_aliases: Mutex::new(vec!["example-dev".into()]),
+        not_yet_accessible: AtomicBool::new(false),
+    });
+    let ports = AwsPorts {
+        members: members.clone(),
+        ..ports
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lz.yaml"), LZ.split("---").next().unwrap()).unwrap();
+    let state = dir.path().join("state.json");
+
+    let run = run_dir(ports.clone(), dir.path(), &state, true, false).await;
+    let err = report(&run, "AwsAccount", "dev")
+        .result
+        .as_ref()
+        .unwrap_err();
+    assert_eq!(err.reason(), "AliasTaken");
+    assert!(err.to_string().contains("choose another"), "{err}");
+    let doc = state_doc(&state);
+    let status = &doc["resources"]["AwsAccount/dev"]["status"];
+    assert_eq!(status["security"]["rootAccessKeysPresent"], true);
+    let finding = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "SecurityFindings")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (finding["status"].as_str(), finding["reason"].as_str()),
+        (Some("True"), Some("RootUserAtRisk"))
+    );
+    assert!(finding["message"].as_str().unwrap().contains("access keys"));
+
+    // Right after CreateAccount the access role cannot be assumed yet: retried, said plainly.
+    members.not_yet_accessible.store(true, Ordering::SeqCst);
+    members.taken_aliases.lock().unwrap().clear();
+    let run = run_dir(ports, dir.path(), &state, true, false).await;
+    let err = report(&run, "AwsAccount", "dev")
+        .result
+        .as_ref()
+        .unwrap_err();
+    assert_eq!(err.reason(), "AccountNotYetAccessible");
+    assert!(err.is_retryable());
+}
