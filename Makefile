@@ -22,6 +22,7 @@ test:
 
 crds: build
 	$(BIN) crds --out crds
+	$(BIN) crds --out charts/landing-zone-operator/crds
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,6 +1,8 @@
 //! The one Prometheus registry (prefix `landingzone_`), built once and shared.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 use std::collections::BTreeMap;
 
 #[derive(Clone)]
@@ -20,6 +22,16 @@ pub struct Metrics {
     pub drift_corrected: IntCounterVec,
     /// 1 while this replica holds the leader lease.
     pub leader: IntGauge,
+    /// Per resource (a bounded set: the landing zone's own objects).
+    pub resource_ready: IntGaugeVec,
+    pub resource_drift: IntGaugeVec,
+    pub account_active: IntGaugeVec,
+    pub account_root_mfa: IntGaugeVec,
+    pub account_root_keys: IntGaugeVec,
+    pub budget_limit: GaugeVec,
+    pub budget_actual: GaugeVec,
+    pub budget_forecast: GaugeVec,
+    pub trail_logging: IntGaugeVec,
 }
 
 impl Default for Metrics {
@@ -97,6 +109,64 @@ impl Metrics {
         .expect("valid metric");
         let leader = IntGauge::new("leader", "1 while this replica holds the leader lease")
             .expect("valid metric");
+        let igauge = |name: &str, help: &str, labels: &[&str]| {
+            IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
+        };
+        let gauge = |name: &str, help: &str| {
+            GaugeVec::new(Opts::new(name, help), &["name"]).expect("valid metric")
+        };
+        let resource_ready = igauge(
+            "resource_ready",
+            "1 when the resource's Ready condition is True",
+            &["kind", "name"],
+        );
+        let resource_drift = igauge(
+            "resource_drift_fields",
+            "Fields drifted from the spec and not corrected",
+            &["kind", "name"],
+        );
+        let account_active = igauge(
+            "account_active",
+            "1 when the account is ACTIVE",
+            &["name", "account_id"],
+        );
+        let account_root_mfa = igauge(
+            "account_root_mfa_enabled",
+            "1 when the account's root user has MFA",
+            &["name", "account_id"],
+        );
+        let account_root_keys = igauge(
+            "account_root_access_keys_present",
+            "1 when the account's root user has access keys",
+            &["name", "account_id"],
+        );
+        let budget_limit = gauge("budget_limit_amount", "Budget limit");
+        let budget_actual = gauge(
+            "budget_actual_spend_amount",
+            "Actual spend in the budget period, from AWS",
+        );
+        let budget_forecast = gauge(
+            "budget_forecasted_spend_amount",
+            "Forecasted spend in the budget period, from AWS",
+        );
+        let trail_logging = igauge("trail_logging", "1 when the trail is logging", &["name"]);
+        for g in [
+            &resource_ready,
+            &resource_drift,
+            &account_active,
+            &account_root_mfa,
+            &account_root_keys,
+            &trail_logging,
+        ] {
+            registry
+                .register(Box::new(g.clone()))
+                .expect("registered once");
+        }
+        for g in [&budget_limit, &budget_actual, &budget_forecast] {
+            registry
+                .register(Box::new(g.clone()))
+                .expect("registered once");
+        }
         for c in [
             &aws_calls,
             &aws_errors,
@@ -133,6 +203,15 @@ impl Metrics {
             drift_found,
             drift_corrected,
             leader,
+            resource_ready,
+            resource_drift,
+            account_active,
+            account_root_mfa,
+            account_root_keys,
+            budget_limit,
+            budget_actual,
+            budget_forecast,
+            trail_logging,
         }
     }
 
@@ -168,5 +247,225 @@ impl Metrics {
             .filter(|(k, _)| k == kind)
             .map(|(_, n)| n)
             .sum()
+    }
+}
+
+impl Metrics {
+    /// Every metric name this process exports (with the prefix), whether or not it has samples yet.
+    pub fn names(&self) -> Vec<String> {
+        use prometheus::core::Collector;
+        let collectors: Vec<Box<dyn Collector>> = vec![
+            Box::new(self.aws_calls.clone()),
+            Box::new(self.aws_errors.clone()),
+            Box::new(self.aws_throttles.clone()),
+            Box::new(self.aws_latency.clone()),
+            Box::new(self.reconciles.clone()),
+            Box::new(self.reconcile_duration.clone()),
+            Box::new(self.status_writes.clone()),
+            Box::new(self.drift_found.clone()),
+            Box::new(self.drift_corrected.clone()),
+            Box::new(self.leader.clone()),
+            Box::new(self.resource_ready.clone()),
+            Box::new(self.resource_drift.clone()),
+            Box::new(self.account_active.clone()),
+            Box::new(self.account_root_mfa.clone()),
+            Box::new(self.account_root_keys.clone()),
+            Box::new(self.budget_limit.clone()),
+            Box::new(self.budget_actual.clone()),
+            Box::new(self.budget_forecast.clone()),
+            Box::new(self.trail_logging.clone()),
+        ];
+        let mut names: Vec<String> = collectors
+            .iter()
+            .flat_map(|c| {
+                c.desc()
+                    .into_iter()
+                    .map(|d| format!("landingzone_{}", d.fq_name))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        // Histograms are scraped as _bucket, _sum and _count.
+        for h in [
+            "aws_api_call_duration_seconds",
+            "reconcile_duration_seconds",
+        ] {
+            for suffix in ["_bucket", "_sum", "_count"] {
+                names.push(format!("landingzone_{h}{suffix}"));
+            }
+        }
+        names.sort();
+        names
+    }
+
+    /// The per-resource gauges, from a resource's status after a reconcile.
+    pub fn observe(&self, resource: &crate::reconcile::Resource) {
+        use crate::reconcile::Resource;
+        let key = resource.key();
+        let (kind, name) = (key.kind.as_str(), key.name.as_str());
+        let common = match resource {
+            Resource::OrganizationalUnit(r) => r.status.as_ref().map(|s| &s.common),
+            Resource::AwsAccount(r) => r.status.as_ref().map(|s| &s.common),
+            Resource::IdentityGroup(r) => r.status.as_ref().map(|s| &s.common),
+            Resource::Budget(r) => r.status.as_ref().map(|s| &s.common),
+            Resource::AuditTrail(r) => r.status.as_ref().map(|s| &s.common),
+        };
+        let Some(common) = common else { return };
+        let ready = common
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        self.resource_ready
+            .with_label_values(&[kind, name])
+            .set(i64::from(ready));
+        self.resource_drift
+            .with_label_values(&[kind, name])
+            .set(i64::from(common.drift_count));
+        match resource {
+            Resource::AwsAccount(a) => {
+                let Some(s) = &a.status else { return };
+                let Some(id) = s.account_id.as_deref() else {
+                    return;
+                };
+                self.account_active
+                    .with_label_values(&[name, id])
+                    .set(i64::from(s.state.as_deref() == Some("ACTIVE")));
+                if let Some(sec) = &s.security {
+                    self.account_root_mfa
+                        .with_label_values(&[name, id])
+                        .set(i64::from(sec.root_mfa_enabled));
+                    self.account_root_keys
+                        .with_label_values(&[name, id])
+                        .set(i64::from(sec.root_access_keys_present));
+                }
+            }
+            Resource::Budget(b) => {
+                let amount = |s: &Option<String>| {
+                    s.as_deref()
+                        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+                };
+                if let Ok(limit) = b.spec.limit.amount.parse::<f64>() {
+                    self.budget_limit.with_label_values(&[name]).set(limit);
+                }
+                if let Some(s) = &b.status {
+                    if let Some(v) = amount(&s.actual_spend) {
+                        self.budget_actual.with_label_values(&[name]).set(v);
+                    }
+                    if let Some(v) = amount(&s.forecasted_spend) {
+                        self.budget_forecast.with_label_values(&[name]).set(v);
+                    }
+                }
+            }
+            Resource::AuditTrail(t) => {
+                if let Some(logging) = t.status.as_ref().and_then(|s| s.is_logging) {
+                    self.trail_logging
+                        .with_label_values(&[name])
+                        .set(i64::from(logging));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Drops a deleted resource's series.
+    pub fn forget(&self, resource: &crate::reconcile::Resource) {
+        let key = resource.key();
+        let (kind, name) = (key.kind.as_str(), key.name.as_str());
+        let _ = self.resource_ready.remove_label_values(&[kind, name]);
+        let _ = self.resource_drift.remove_label_values(&[kind, name]);
+        if let (crate::reconcile::Resource::AwsAccount(_), Some(id)) = (resource, resource.aws_id())
+        {
+            for g in [
+                &self.account_active,
+                &self.account_root_mfa,
+                &self.account_root_keys,
+            ] {
+                let _ = g.remove_label_values(&[name, id.as_str()]);
+            }
+        }
+        for g in [
+            &self.budget_limit,
+            &self.budget_actual,
+            &self.budget_forecast,
+        ] {
+            let _ = g.remove_label_values(&[name]);
+        }
+        let _ = self.trail_logging.remove_label_values(&[name]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    fn root() -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    }
+
+    /// Every `landingzone_*` name in a text.
+    fn metric_names(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while let Some(i) = rest.find("landingzone_") {
+            let tail = &rest[i..];
+            let end = tail
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(tail.len());
+            out.push(tail[..end].to_string());
+            rest = &tail[end..];
+        }
+        out
+    }
+
+    #[test]
+    fn dashboard_and_alerts_use_only_exported_metrics() {
+        let exported = Metrics::new().names();
+        let dashboard = std::fs::read_to_string(
+            root().join("charts/landing-zone-operator/dashboards/landing-zone-operator.json"),
+        )
+        .unwrap();
+        let copy =
+            std::fs::read_to_string(root().join("manifests/grafana/landing-zone-operator.json"))
+                .unwrap();
+        assert_eq!(
+            dashboard, copy,
+            "manifests/grafana/ must be the chart's dashboard (copy it)"
+        );
+        let doc: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+        let mut exprs = Vec::new();
+        for p in doc["panels"].as_array().unwrap() {
+            for t in p["targets"].as_array().unwrap() {
+                exprs.push(t["expr"].as_str().unwrap().to_string());
+            }
+        }
+        assert!(exprs.len() >= 15, "{} panel queries", exprs.len());
+        let alerts = std::fs::read_to_string(
+            root().join("charts/landing-zone-operator/templates/prometheusrule.yaml"),
+        )
+        .unwrap();
+        let mut used = metric_names(&exprs.join("\n"));
+        let alert_names = metric_names(&alerts);
+        assert!(alert_names.len() >= 7, "{alert_names:?}");
+        used.extend(alert_names);
+        let unknown: Vec<&String> = used.iter().filter(|n| !exported.contains(n)).collect();
+        assert!(
+            unknown.is_empty(),
+            "not exported: {unknown:?}; exported: {exported:?}"
+        );
+        // And the dashboard shows the kinds of signal it promises.
+        for needed in [
+            "drift",
+            "resource_ready",
+            "reconciles_total",
+            "aws_api_throttles",
+            "budget_",
+            "root_mfa",
+            "root_access_keys",
+            "trail_logging",
+        ] {
+            assert!(
+                exprs.iter().any(|e| e.contains(needed)),
+                "no panel on {needed}"
+            );
+        }
     }
 }

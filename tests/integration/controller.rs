@@ -134,6 +134,52 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
         serde_json::json!(["dev-alice", "dev-bob"])
     );
 
+    // /metrics after the reconciles: per-resource readiness, accounts, budgets, the trail, AWS calls.
+    assert_eq!(
+        op.metric("landingzone_resource_ready", &[]),
+        14.0,
+        "every resource Ready"
+    );
+    assert_eq!(
+        op.metric("landingzone_account_active", &["name=\"payments-prod\""]),
+        1.0
+    );
+    assert_eq!(
+        op.metric("landingzone_account_root_mfa_enabled", &[]),
+        0.0,
+        "the emulator's root users have no MFA"
+    );
+    assert_eq!(
+        op.metric("landingzone_account_root_access_keys_present", &[]),
+        0.0
+    );
+    assert_eq!(
+        op.metric(
+            "landingzone_budget_limit_amount",
+            &["name=\"organization-monthly\""]
+        ),
+        1000.0
+    );
+    assert_eq!(
+        op.metric(
+            "landingzone_trail_logging",
+            &["name=\"organization-trail\""]
+        ),
+        1.0
+    );
+    assert!(
+        op.metric(
+            "landingzone_aws_api_calls_total",
+            &["operation=\"CreateAccount\""]
+        ) == 5.0
+    );
+    assert!(
+        op.metric(
+            "landingzone_reconcile_duration_seconds_count",
+            &["kind=\"AwsAccount\""]
+        ) >= 5.0
+    );
+
     // Idle: 10 resyncs of 2 s write no status and call no AWS write.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let writes_before = op.metric("landingzone_status_writes_total", &[]);

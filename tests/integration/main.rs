@@ -3,9 +3,12 @@
 
 mod admission;
 mod apply;
+mod argocd;
 mod audit_trail;
 mod baseline;
 mod budgets;
+mod chart;
 mod controller;
 mod create_flow;
+mod iam_policy;
 mod lifecycle;

@@ -66,6 +66,16 @@ mod tests {
         }
         let on_disk = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
         assert_eq!(on_disk, 5, "crds/ holds exactly the generated files");
+        // The chart ships the same CRDs.
+        let chart = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../charts/landing-zone-operator/crds");
+        for (name, yaml) in crd_files() {
+            let copy = std::fs::read_to_string(chart.join(&name)).unwrap_or_default();
+            assert!(
+                copy == yaml,
+                "charts/landing-zone-operator/crds/{name} differs: run `make crds`"
+            );
+        }
     }
 
     #[test]

@@ -189,6 +189,39 @@ impl Intercept for CallRecorder {
         Ok(())
     }
 
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let (Some(md), Some(resp)) = (cfg.load::<Metadata>(), context.response()) else {
+            return Ok(());
+        };
+        let status = resp.status().as_u16();
+        let says = |needle: &[u8]| {
+            resp.headers()
+                .get("x-amzn-errortype")
+                .is_some_and(|v| v.as_bytes().windows(needle.len()).any(|w| w == needle))
+                || resp
+                    .body()
+                    .bytes()
+                    .is_some_and(|b| b.windows(needle.len()).any(|w| w == needle))
+        };
+        // Every attempt AWS answered "slow down", including those the SDK's retry then got past.
+        if status == 429
+            || (status >= 400
+                && (says(b"Throttl") || says(b"TooManyRequests") || says(b"RequestLimitExceeded")))
+        {
+            let service = md.service().to_ascii_lowercase();
+            self.metrics
+                .aws_throttles
+                .with_label_values(&[service.as_str(), md.name()])
+                .inc();
+        }
+        Ok(())
+    }
+
     fn read_after_execution(
         &self,
         context: &FinalizerInterceptorContextRef<'_>,

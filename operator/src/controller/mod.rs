@@ -298,6 +298,7 @@ async fn apply<K: LandingZoneKind>(obj: Arc<K>, ctx: &Context) -> Result<Action,
         )
         .await;
     }
+    ctx.metrics.observe(&resource);
     let after = resource.status_json();
     if !status::same_status(&before, &after) {
         use crate::reconcile::StatusSink;
@@ -422,6 +423,7 @@ async fn cleanup<K: LandingZoneKind>(
             let reason = match &p.ready {
                 Readiness::Ready { reason, .. } | Readiness::NotReady { reason, .. } => *reason,
             };
+            ctx.metrics.forget(&resource);
             let note = if p.actions.is_empty() {
                 "AWS left untouched (deletionPolicy)".to_string()
             } else {

@@ -1,0 +1,228 @@
+//! The Helm chart with the real `helm`: lint, template (default and non-default values, and a value
+//! the schema refuses), and an install into a real kube-apiserver where the admission policy
+//! refuses an unconfirmed closing delete of an AwsAccount.
+
+use landing_zone_tests::k8s::{ControlPlane, kubectl, say};
+use landing_zone_tests::workspace_root;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn helm(cp: Option<&ControlPlane>, args: &[&str]) -> Result<String, String> {
+    let bin = std::env::var("LZ_HELM")
+        .map(PathBuf::from)
+        .ok()
+        .or_else(|| {
+            let path = std::env::var("PATH").ok()?;
+            std::env::split_paths(&path)
+                .map(|d| d.join("helm"))
+                .find(|p| p.is_file())
+        });
+    let bin = bin
+        .or_else(|| cp.map(|c| c.kubectl.with_file_name("helm")))
+        .ok_or("helm not found")?;
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
+    if let Some(cp) = cp {
+        cmd.env("KUBECONFIG", &cp.kubeconfig);
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
+
+fn chart() -> String {
+    workspace_root()
+        .join("charts/landing-zone-operator")
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[tokio::test]
+async fn chart_lints_templates_installs_and_guards_closing_deletes() {
+    let Some(k8s) =
+        ControlPlane::dedicated("chart_lints_templates_installs_and_guards_closing_deletes").await
+    else {
+        return;
+    };
+    let cp = &k8s.cp;
+    if helm(Some(cp), &["version"]).is_err() {
+        say(
+            "SKIPPED chart test: helm not found (../shared/k8s/tools installs it; .ci/run puts it on PATH)",
+        );
+        return;
+    }
+    let chart = chart();
+    helm(Some(cp), &["lint", "--strict", &chart]).expect("helm lint");
+
+    let default = helm(
+        Some(cp),
+        &["template", "lz", &chart, "--namespace", "lz-system"],
+    )
+    .expect("template with defaults");
+    for kind in [
+        "kind: Deployment",
+        "kind: ClusterRole",
+        "kind: Role",
+        "kind: ServiceAccount",
+        "kind: Service",
+        "kind: PodDisruptionBudget",
+        "kind: ValidatingAdmissionPolicy",
+        "kind: ConfigMap",
+    ] {
+        assert!(default.contains(kind), "{kind} missing with default values");
+    }
+    for hardening in [
+        "runAsNonRoot: true",
+        "readOnlyRootFilesystem: true",
+        "allowPrivilegeEscalation: false",
+        "type: RuntimeDefault",
+        "drop: [ALL]",
+        "grafana_dashboard: \"1\"",
+    ] {
+        assert!(default.contains(hardening), "{hardening} missing");
+    }
+    assert!(
+        !default.contains("kind: ServiceMonitor") && !default.contains("kind: PrometheusRule"),
+        "optional parts are off by default"
+    );
+
+    let custom = helm(
+        Some(cp),
+        &[
+            "template", "lz", &chart, "--namespace", "lz-system",
+            "--set", "serviceMonitor.enabled=true",
+            "--set", "prometheusRule.enabled=true",
+            "--set", "replicaCount=3",
+            "--set", "operator.dryRun=true",
+            "--set", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/lzo",
+        ],
+    )
+    .expect("template with other values");
+    for want in [
+        "kind: ServiceMonitor",
+        "kind: PrometheusRule",
+        "replicas: 3",
+        "eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/lzo",
+        "value: \"true\"",
+        "LandingZoneTrailNotLogging",
+    ] {
+        assert!(
+            custom.contains(want),
+            "{want} missing with non-default values"
+        );
+    }
+    let refused = helm(
+        Some(cp),
+        &["template", "lz", &chart, "--set", "operator.logFormat=xml"],
+    )
+    .expect_err("the schema refuses it");
+    assert!(refused.contains("logFormat"), "{refused}");
+
+    // Install for real: CRDs, RBAC, the Deployment (no kubelet here, so no pod runs) and the policy.
+    helm(
+        Some(cp),
+        &[
+            "install",
+            "lz",
+            &chart,
+            "--namespace",
+            "lz-system",
+            "--create-namespace",
+            "--wait=false",
+        ],
+    )
+    .expect("helm install");
+    kubectl(
+        cp,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+        None,
+    )
+    .expect("CRDs established");
+    // The operator's RBAC lets it do its job, and no more.
+    let sa = "system:serviceaccount:lz-system:lz-landing-zone-operator";
+    for (verb, resource, allowed) in [
+        ("patch", "awsaccounts.landingzone.dev/status", true),
+        ("watch", "budgets.landingzone.dev", true),
+        ("delete", "awsaccounts.landingzone.dev", false),
+        ("get", "secrets", false),
+    ] {
+        let out =
+            kubectl(cp, &["auth", "can-i", verb, resource, "--as", sa], None).unwrap_or_else(|e| e);
+        assert_eq!(
+            out.trim().ends_with("yes"),
+            allowed,
+            "{verb} {resource}: {out}"
+        );
+    }
+    let account = "apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: sandbox}\nspec: {accountName: sandbox, email: aws-sandbox@example.com, deletionPolicy: Close}\n";
+    kubectl(cp, &["apply", "-f", "-"], Some(account)).expect("account");
+    let mut refused = String::new();
+    for _ in 0..40 {
+        // The policy takes a moment to be loaded by the API server.
+        match kubectl(
+            cp,
+            &[
+                "delete",
+                "awsaccount",
+                "sandbox",
+                "--wait=false",
+                "--dry-run=server",
+            ],
+            None,
+        ) {
+            Err(e) => {
+                refused = e;
+                break;
+            }
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
+    assert!(
+        refused.contains("landingzone.dev/confirm-close"),
+        "an unconfirmed closing delete must be refused: {refused}"
+    );
+    kubectl(
+        cp,
+        &[
+            "annotate",
+            "awsaccount",
+            "sandbox",
+            "landingzone.dev/confirm-close=sandbox",
+        ],
+        None,
+    )
+    .unwrap();
+    kubectl(
+        cp,
+        &["delete", "awsaccount", "sandbox", "--wait=false"],
+        None,
+    )
+    .expect("a confirmed delete is let through");
+    // A Retain account is never in the way.
+    kubectl(
+        cp,
+        &["apply", "-f", "-"],
+        Some(&account.replace("Close", "Retain")),
+    )
+    .unwrap();
+    let _ = kubectl(
+        cp,
+        &["delete", "awsaccount", "sandbox", "--wait=false"],
+        None,
+    )
+    .expect("Retain deletes freely");
+}

@@ -1,0 +1,128 @@
+//! docs/iam-policy.json grants exactly the actions the operator calls (found in operator/src/aws/),
+//! plus the two CloudTrail needs on the caller to create an organization trail.
+
+use landing_zone_tests::workspace_root;
+use std::collections::BTreeSet;
+
+/// The IAM action for an SDK operation of a service (where the names differ).
+fn action(service: &str, op: &str) -> String {
+    let mapped = match (service, op) {
+        ("budgets", o) if o.starts_with("Describe") => "ViewBudget",
+        ("budgets", _) => "ModifyBudget",
+        ("s3", "HeadBucket") => "ListBucket",
+        ("s3", "GetPublicAccessBlock") => "GetBucketPublicAccessBlock",
+        ("s3", "PutPublicAccessBlock") => "PutBucketPublicAccessBlock",
+        ("s3", "GetBucketEncryption") => "GetEncryptionConfiguration",
+        ("s3", "PutBucketEncryption") => "PutEncryptionConfiguration",
+        ("s3", "GetBucketLifecycleConfiguration") => "GetLifecycleConfiguration",
+        ("s3", "PutBucketLifecycleConfiguration") => "PutLifecycleConfiguration",
+        (_, o) => o,
+    };
+    format!("{service}:{mapped}")
+}
+
+/// (service, operation) of every AWS call in the AWS layer, from the names its errors carry.
+fn calls_in_source() -> BTreeSet<(String, String)> {
+    let dir = workspace_root().join("operator/src/aws");
+    let mut out = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_stem().unwrap().to_string_lossy().to_string();
+        let text: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let default_service = match file.as_str() {
+            "organizations" => "organizations",
+            "budgets" => "budgets",
+            "iam" => "iam",
+            _ => "",
+        };
+        // err("Op") / ct_err("Op") / s3_err("Op") / from_sdk("svc", "Op" / from_sdk(SERVICE, "Op" / const OP: &str = "Op"
+        for (marker, service) in [
+            ("ct_err(\"", "cloudtrail"),
+            ("s3_err(\"", "s3"),
+            (" err(\"", default_service),
+            ("(err(\"", default_service),
+        ] {
+            for part in text.split(marker).skip(1) {
+                let op: String = part
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect();
+                if !service.is_empty() && !op.is_empty() {
+                    out.insert((service.to_string(), op));
+                }
+            }
+        }
+        for part in text.split("from_sdk(").skip(1) {
+            let mut args = part.splitn(3, ',');
+            let svc = args.next().unwrap_or("").trim().trim_matches('"');
+            let op = args.next().unwrap_or("").trim().trim_matches('"');
+            let svc = if svc == "SERVICE" {
+                default_service
+            } else {
+                svc
+            };
+            if !svc.is_empty()
+                && op.chars().all(|c| c.is_ascii_alphanumeric())
+                && !op.is_empty()
+                && op != "operation"
+            {
+                out.insert((svc.to_string(), op.to_string()));
+            }
+        }
+        for part in text.split("const OP: &str = \"").skip(1) {
+            let op: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            out.insert((default_service.to_string(), op));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_documented_policy_is_exactly_what_the_operator_calls() {
+    let calls = calls_in_source();
+    assert!(
+        calls.len() >= 70,
+        "found only {} calls: {calls:?}",
+        calls.len()
+    );
+    let needed: BTreeSet<String> = calls.iter().map(|(s, o)| action(s, o)).collect();
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("docs/iam-policy.json")).unwrap(),
+    )
+    .unwrap();
+    let granted: BTreeSet<String> = doc["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| {
+            s["Action"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+        })
+        .collect();
+    // CloudTrail checks these on the caller when it creates an organization trail.
+    let prerequisites: BTreeSet<String> = ["iam:CreateServiceLinkedRole", "iam:GetRole"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let missing: Vec<&String> = needed.difference(&granted).collect();
+    let extra: Vec<&String> = granted
+        .difference(&needed)
+        .filter(|a| !prerequisites.contains(*a))
+        .collect();
+    assert!(missing.is_empty(), "the policy lacks {missing:?}");
+    assert!(
+        extra.is_empty(),
+        "the policy grants actions the operator never calls: {extra:?}"
+    );
+    assert!(!granted.iter().any(|a| a.ends_with(":*")), "no wildcards");
+}
