@@ -90,14 +90,26 @@ pub struct AwsArgs {
     /// SDK attempts per AWS call (throttling and transient errors back off with jitter).
     #[arg(long, env = "LZ_AWS_MAX_ATTEMPTS", default_value_t = 5)]
     pub max_attempts: u32,
+    /// Client-side rate limit of one AWS operation, `Operation=rate[/burst]` (repeatable), e.g.
+    /// `--rate-limit MoveAccount=1/2`. Defaults sit below AWS's published quotas.
+    #[arg(long = "rate-limit", value_name = "OP=RATE[/BURST]")]
+    pub rate_limits: Vec<String>,
 }
 
 impl AwsArgs {
     pub fn settings(&self) -> AwsSettings {
+        let mut rate_limits = crate::aws::pacing::RateLimits::default();
+        for spec in &self.rate_limits {
+            if let Err(e) = rate_limits.set(spec) {
+                eprintln!("error: --rate-limit {e}");
+                std::process::exit(2);
+            }
+        }
         AwsSettings {
             region: self.region.clone(),
             endpoint_url: self.endpoint_url.clone(),
             max_attempts: self.max_attempts,
+            rate_limits,
         }
     }
 }

@@ -214,3 +214,47 @@ async fn access_denied_is_terminal_and_says_so_while_the_rest_is_applied() {
         (Some("False"), Some("AccessDenied"))
     );
 }
+
+#[tokio::test]
+async fn at_most_five_create_requests_are_in_flight() {
+    // Emulator gap: CreateAccount finishes at once there; the double keeps requests IN_PROGRESS.
+    let emu = Emulator::start().await;
+    let (ports, double) = with_double(&emu).await;
+    double
+        .faults
+        .async_create_polls
+        .store(1000, Ordering::SeqCst);
+    let yaml: Vec<String> = (1..=6)
+        .map(|i| format!("apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {{name: a{i}}}\nspec: {{accountName: a{i}, email: aws-a{i}@example.com}}\n"))
+        .collect();
+    let dir = dir_with(&yaml.join("---\n"));
+    let state = dir.path().join("state.json");
+    let mut args = landing_zone_operator::cli::DirArgs {
+        dir: dir.path().to_path_buf(),
+        state: state.clone(),
+        output: landing_zone_operator::cli::Output::Json,
+        aws: landing_zone_operator::cli::AwsArgs {
+            region: None,
+            endpoint_url: None,
+            max_attempts: 2,
+            rate_limits: vec![],
+        },
+    };
+    args.state = state;
+    let apply = landing_zone_operator::cli::ApplyArgs {
+        dir: args.clone(),
+        prune: false,
+        wait: std::time::Duration::ZERO,
+        poll_interval: std::time::Duration::from_millis(10),
+    };
+    let run = landing_zone_operator::cli::execute(&args, Some(&apply), ports)
+        .await
+        .unwrap();
+    assert_eq!(double.creates.lock().unwrap().len(), 5, "the sixth waits");
+    let queued = report(&run, "AwsAccount", "a6")
+        .result
+        .as_ref()
+        .unwrap_err();
+    assert_eq!(queued.reason(), "Queued");
+    assert!(queued.is_retryable());
+}

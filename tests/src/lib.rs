@@ -127,6 +127,7 @@ impl Emulator {
             region: Some("us-east-1".into()),
             endpoint_url: Some(self.endpoint.clone()),
             max_attempts: 2,
+            ..Default::default()
         })
         .await;
         base.into_builder()
@@ -172,6 +173,7 @@ pub async fn run_dir(
             region: None,
             endpoint_url: None,
             max_attempts: 2,
+            rate_limits: vec![],
         },
     };
     let apply_args = ApplyArgs {

@@ -9,6 +9,7 @@ pub mod error;
 pub mod iam;
 pub mod member;
 pub mod organizations;
+pub mod pacing;
 
 pub use budgets::{Budgets, SdkBudgets};
 pub use cloudtrail::{Buckets, CloudTrail, SdkBuckets, SdkCloudTrail};
@@ -39,6 +40,8 @@ pub struct AwsSettings {
     pub endpoint_url: Option<String>,
     /// SDK attempts per call (throttling and transient errors back off with jitter).
     pub max_attempts: u32,
+    /// Client-side rate limits per operation.
+    pub rate_limits: pacing::RateLimits,
 }
 
 /// The ports, built once from the standard credential chain.
@@ -58,15 +61,30 @@ pub struct AwsPorts {
 
 impl AwsPorts {
     pub async fn connect(settings: &AwsSettings, metrics: Metrics) -> Self {
-        Self::from_config(load_sdk_config(settings).await, metrics)
+        Self::with_limits(
+            load_sdk_config(settings).await,
+            metrics,
+            settings.rate_limits.clone(),
+        )
     }
 
+    /// Ports with the default client-side rate limits.
     pub fn from_config(sdk_config: aws_config::SdkConfig, metrics: Metrics) -> Self {
+        Self::with_limits(sdk_config, metrics, pacing::RateLimits::default())
+    }
+
+    pub fn with_limits(
+        sdk_config: aws_config::SdkConfig,
+        metrics: Metrics,
+        limits: pacing::RateLimits,
+    ) -> Self {
+        let pacer = Arc::new(pacing::Pacer::new(limits));
         let recorder = CallRecorder {
             metrics: metrics.clone(),
         };
         let orgs = aws_sdk_organizations::config::Builder::from(&sdk_config)
             .interceptor(recorder.clone())
+            .retry_classifier(pacing::RetryConcurrentModification)
             .build();
         let budgets = aws_sdk_budgets::config::Builder::from(&sdk_config)
             .interceptor(recorder.clone())
@@ -86,6 +104,7 @@ impl AwsPorts {
         Self {
             organizations: Arc::new(SdkOrganizations::new(
                 aws_sdk_organizations::Client::from_conf(orgs),
+                pacer.clone(),
             )),
             budgets: Arc::new(SdkBudgets::new(aws_sdk_budgets::Client::from_conf(budgets))),
             cloudtrail: Arc::new(SdkCloudTrail::new(aws_sdk_cloudtrail::Client::from_conf(

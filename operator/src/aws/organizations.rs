@@ -93,11 +93,12 @@ pub trait Organizations: Send + Sync {
 
 pub struct SdkOrganizations {
     client: orgs::Client,
+    pacer: std::sync::Arc<super::pacing::Pacer>,
 }
 
 impl SdkOrganizations {
-    pub fn new(client: orgs::Client) -> Self {
-        Self { client }
+    pub fn new(client: orgs::Client, pacer: std::sync::Arc<super::pacing::Pacer>) -> Self {
+        Self { client, pacer }
     }
 }
 
@@ -156,6 +157,7 @@ fn sdk_tags(tags: &Tags) -> Vec<orgs::types::Tag> {
 #[async_trait]
 impl Organizations for SdkOrganizations {
     async fn describe_organization(&self) -> AwsResult<OrgInfo> {
+        self.pacer.acquire("DescribeOrganization").await;
         let out = self
             .client
             .describe_organization()
@@ -180,7 +182,11 @@ impl Organizations for SdkOrganizations {
     async fn list_root_ids(&self) -> AwsResult<Vec<String>> {
         let mut pages = self.client.list_roots().into_paginator().send();
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
+        loop {
+            self.pacer.acquire("ListRoots").await;
+            let Some(page) = pages.next().await else {
+                break;
+            };
             let page = page.map_err(err("ListRoots"))?;
             out.extend(
                 page.roots()
@@ -199,7 +205,11 @@ impl Organizations for SdkOrganizations {
             .into_paginator()
             .send();
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
+        loop {
+            self.pacer.acquire("ListOrganizationalUnitsForParent").await;
+            let Some(page) = pages.next().await else {
+                break;
+            };
             let page = page.map_err(err("ListOrganizationalUnitsForParent"))?;
             out.extend(page.organizational_units().iter().map(|ou| OuInfo {
                 id: ou.id().unwrap_or_default().to_string(),
@@ -214,7 +224,11 @@ impl Organizations for SdkOrganizations {
     async fn list_accounts(&self) -> AwsResult<Vec<AccountInfo>> {
         let mut pages = self.client.list_accounts().into_paginator().send();
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
+        loop {
+            self.pacer.acquire("ListAccounts").await;
+            let Some(page) = pages.next().await else {
+                break;
+            };
             let page = page.map_err(err("ListAccounts"))?;
             out.extend(page.accounts().iter().map(|a| account_info(a, None)));
         }
@@ -229,7 +243,11 @@ impl Organizations for SdkOrganizations {
             .into_paginator()
             .send();
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
+        loop {
+            self.pacer.acquire("ListAccountsForParent").await;
+            let Some(page) = pages.next().await else {
+                break;
+            };
             let page = page.map_err(err("ListAccountsForParent"))?;
             out.extend(
                 page.accounts()
@@ -248,7 +266,11 @@ impl Organizations for SdkOrganizations {
             .into_paginator()
             .send();
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
+        loop {
+            self.pacer.acquire("ListCreateAccountStatus").await;
+            let Some(page) = pages.next().await else {
+                break;
+            };
             let page = page.map_err(err("ListCreateAccountStatus"))?;
             out.extend(page.create_account_statuses().iter().map(create_status));
         }
@@ -258,6 +280,7 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn parent_of(&self, child_id: &str) -> AwsResult<Option<String>> {
+        self.pacer.acquire("ListParents").await;
         let out = self
             .client
             .list_parents()
@@ -276,6 +299,7 @@ impl Organizations for SdkOrganizations {
         &self,
         request_id: &str,
     ) -> AwsResult<CreateAccountStatus> {
+        self.pacer.acquire("DescribeCreateAccountStatus").await;
         let out = self
             .client
             .describe_create_account_status()
@@ -303,7 +327,11 @@ impl Organizations for SdkOrganizations {
             .into_paginator()
             .send();
         let mut out = Tags::new();
-        while let Some(page) = pages.next().await {
+        loop {
+            self.pacer.acquire("ListTagsForResource").await;
+            let Some(page) = pages.next().await else {
+                break;
+            };
             let page = page.map_err(err("ListTagsForResource"))?;
             for t in page.tags() {
                 out.insert(t.key().to_string(), t.value().to_string());
@@ -313,6 +341,7 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn create_ou(&self, parent_id: &str, name: &str, tags: &Tags) -> AwsResult<OuInfo> {
+        self.pacer.acquire("CreateOrganizationalUnit").await;
         let out = self
             .client
             .create_organizational_unit()
@@ -339,6 +368,7 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn rename_ou(&self, ou_id: &str, name: &str) -> AwsResult<()> {
+        self.pacer.acquire("UpdateOrganizationalUnit").await;
         self.client
             .update_organizational_unit()
             .organizational_unit_id(ou_id)
@@ -350,6 +380,7 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn delete_ou(&self, ou_id: &str) -> AwsResult<()> {
+        self.pacer.acquire("DeleteOrganizationalUnit").await;
         self.client
             .delete_organizational_unit()
             .organizational_unit_id(ou_id)
@@ -360,6 +391,7 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn create_account(&self, account: &NewAccount) -> AwsResult<CreateAccountStatus> {
+        self.pacer.acquire("CreateAccount").await;
         let out = self
             .client
             .create_account()
@@ -389,6 +421,7 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn move_account(&self, account_id: &str, from: &str, to: &str) -> AwsResult<()> {
+        self.pacer.acquire("MoveAccount").await;
         self.client
             .move_account()
             .account_id(account_id)
@@ -401,6 +434,7 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn tag_resource(&self, resource_id: &str, tags: &Tags) -> AwsResult<()> {
+        self.pacer.acquire("TagResource").await;
         self.client
             .tag_resource()
             .resource_id(resource_id)
@@ -412,6 +446,7 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn untag_resource(&self, resource_id: &str, keys: &[String]) -> AwsResult<()> {
+        self.pacer.acquire("UntagResource").await;
         self.client
             .untag_resource()
             .resource_id(resource_id)
@@ -423,6 +458,7 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn close_account(&self, account_id: &str) -> AwsResult<()> {
+        self.pacer.acquire("CloseAccount").await;
         self.client
             .close_account()
             .account_id(account_id)
@@ -439,7 +475,13 @@ impl Organizations for SdkOrganizations {
             .into_paginator()
             .send();
         let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
+        loop {
+            self.pacer
+                .acquire("ListAWSServiceAccessForOrganization")
+                .await;
+            let Some(page) = pages.next().await else {
+                break;
+            };
             let page = page.map_err(err("ListAWSServiceAccessForOrganization"))?;
             out.extend(
                 page.enabled_service_principals()
@@ -451,6 +493,7 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn enable_service_access(&self, principal: &str) -> AwsResult<()> {
+        self.pacer.acquire("EnableAWSServiceAccess").await;
         self.client
             .enable_aws_service_access()
             .service_principal(principal)

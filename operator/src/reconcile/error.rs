@@ -13,6 +13,9 @@ pub enum Error {
         name: String,
         why: String,
     },
+    /// An AWS concurrency limit is reached (accounts being created or closed): retried later.
+    #[error("{message}")]
+    Queued { message: String },
     /// The spec cannot be applied as written; a human must change it.
     #[error("{message}")]
     InvalidSpec { message: String },
@@ -42,6 +45,7 @@ impl Error {
             Error::Aws(e) if e.retryable => "AwsTransientError",
             Error::Aws(_) => "AwsApiError",
             Error::WaitingForDependency { .. } => "WaitingForDependency",
+            Error::Queued { .. } => "Queued",
             Error::InvalidSpec { .. } => "InvalidSpec",
             Error::Conflict { reason, .. } => reason,
         }
@@ -51,7 +55,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Aws(e) => e.retryable,
-            Error::WaitingForDependency { .. } => true,
+            Error::WaitingForDependency { .. } | Error::Queued { .. } => true,
             Error::InvalidSpec { .. } | Error::Conflict { .. } => false,
         }
     }

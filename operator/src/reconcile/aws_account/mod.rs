@@ -140,7 +140,18 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         for action in &plan.actions {
             match action {
                 Action::Create(new) => {
+                    let in_flight = pass.snapshot.in_flight.len();
+                    if in_flight >= crate::aws::pacing::MAX_CREATE_IN_FLIGHT {
+                        return Err(Error::Queued {
+                            message: format!(
+                                "{in_flight} CreateAccount requests are in flight (AWS allows 5): this account is created when one finishes"
+                            ),
+                        });
+                    }
                     let result = pass.aws.organizations.create_account(new).await?;
+                    if result.state == crate::aws::organizations::CreateState::InProgress {
+                        pass.snapshot.in_flight.push(result.clone());
+                    }
                     progress.writes += 1;
                     // The request id is made durable before anything else, so a crash never creates twice.
                     status_of(resource).create_request_id = Some(result.request_id.clone());
@@ -362,6 +373,19 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
         policy,
         pass.snapshot.management_account_id(),
     )?;
+    let closing = pass
+        .snapshot
+        .accounts
+        .values()
+        .filter(|a| a.state == "PENDING_CLOSURE")
+        .count();
+    if !actions.is_empty() && closing >= crate::aws::pacing::MAX_CLOSE_IN_FLIGHT {
+        return Err(Error::Queued {
+            message: format!(
+                "{closing} accounts are closing (AWS allows 3 at once): this one is closed when one finishes"
+            ),
+        });
+    }
     let mut progress = Progress::ready(
         if actions.is_empty() {
             "Retained"
