@@ -10,5 +10,6 @@ mod budgets;
 mod chart;
 mod controller;
 mod create_flow;
+mod faults;
 mod iam_policy;
 mod lifecycle;

@@ -4,6 +4,7 @@
 pub mod double;
 pub mod k8s;
 pub mod operator;
+pub mod proxy;
 
 use aws_credential_types::Credentials;
 use landing_zone_operator::aws::{AwsPorts, AwsSettings, load_sdk_config};
@@ -296,5 +297,28 @@ impl Emulator {
                 .credentials_provider(creds)
                 .build(),
         )
+    }
+}
+
+impl Emulator {
+    /// The operator's ports sending every call to `endpoint` (e.g. a fault proxy in front of this
+    /// emulator), with `max_attempts` SDK attempts per call.
+    pub async fn ports_via(&self, endpoint: &str, max_attempts: u32) -> AwsPorts {
+        let base = load_sdk_config(&AwsSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some(endpoint.to_string()),
+            max_attempts,
+            ..Default::default()
+        })
+        .await;
+        let config = base
+            .into_builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
+                    "testing", "testing", None, None, "test",
+                )),
+            )
+            .build();
+        AwsPorts::from_config(config, Metrics::new())
     }
 }
