@@ -7,7 +7,7 @@ ifneq ($(wildcard $(CURDIR)/../shared/k8s/up),)
 export LZ_K8S_UP ?= $(abspath $(CURDIR)/../shared/k8s/up)
 endif
 
-.PHONY: demo test build crds lint emulator
+.PHONY: demo test build crds lint emulator bench
 
 build:
 	$(CARGO) build --locked -p landing-zone-operator
@@ -27,3 +27,9 @@ crds: build
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+# Not part of `make test`: API calls, time and memory at N = 100 and 1,000 accounts (LZ_BENCH_ACCOUNTS).
+bench:
+	scripts/install-emulator
+	$(CARGO) build --locked -p landing-zone-operator
+	$(CARGO) run --locked -p landing-zone-tests --bin bench -- $(or $(LZ_BENCH_ACCOUNTS),100,1000)

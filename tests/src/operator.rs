@@ -11,11 +11,14 @@ use std::time::Duration;
 /// `target/debug/landing-zone-operator`, next to this test binary's `deps/` directory.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .join("landing-zone-operator");
+    let dir = exe.parent().expect("binary dir");
+    // Test binaries live in target/debug/deps/, other binaries in target/debug/.
+    let dir = if dir.ends_with("deps") {
+        dir.parent().expect("target dir")
+    } else {
+        dir
+    };
+    let bin = dir.join("landing-zone-operator");
     assert!(
         bin.is_file(),
         "{} is missing: `make test` builds it first (or run `cargo build -p landing-zone-operator`)",
@@ -79,6 +82,10 @@ impl Operator {
             metrics_addr,
             log,
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
     /// SIGTERM, then the exit code (graceful shutdown).

@@ -1,0 +1,372 @@
+//! `make bench`: the API-call, time and memory budget of keeping N accounts in sync.
+//!
+//! Seeds the emulator with N accounts over a two-level OU tree, writes matching resources, adopts
+//! them once, then measures in one run: an in-sync pass (time, calls by operation, writes), the same
+//! pass done the naive way (describe + list-parents + list-tags per resource), convergence after K
+//! out-of-band drifts, and — with `LZ_K8S_UP` — the operator process's peak and idle memory and its
+//! status writes over a resync in controller mode.
+//!
+//! `cargo run -p landing-zone-tests --bin bench -- 100,1000` (default 100,1000; `LZ_BENCH_DRIFTS`=K).
+
+use landing_zone_operator::metrics::Metrics;
+use landing_zone_tests::k8s::{ControlPlane, kubectl};
+use landing_zone_tests::operator::{Operator, wait_for};
+use landing_zone_tests::{Emulator, run_dir, workspace_root};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const TOP: usize = 5;
+const CHILDREN: usize = 4;
+
+fn by_op(m: &Metrics) -> BTreeMap<String, u64> {
+    m.aws_call_counts()
+        .into_iter()
+        .map(|((s, o), (_, n))| (format!("{s}:{o}"), n))
+        .collect()
+}
+
+async fn seed(emu: &Emulator, n: usize, dir: &std::path::Path) -> Vec<(String, String)> {
+    let o = emu.org_client();
+    let root = o.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let mut yaml = String::new();
+    let mut leaves = Vec::new();
+    for t in 0..TOP {
+        let top = o
+            .create_organizational_unit()
+            .parent_id(&root)
+            .name(format!("Top{t}"))
+            .send()
+            .await
+            .unwrap();
+        let top_id = top.organizational_unit().unwrap().id().unwrap().to_string();
+        yaml += &format!(
+            "---\napiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {{name: top{t}}}\nspec: {{name: Top{t}}}\n"
+        );
+        for c in 0..CHILDREN {
+            let leaf = o
+                .create_organizational_unit()
+                .parent_id(&top_id)
+                .name(format!("Leaf{t}-{c}"))
+                .send()
+                .await
+                .unwrap();
+            leaves.push((
+                leaf.organizational_unit()
+                    .unwrap()
+                    .id()
+                    .unwrap()
+                    .to_string(),
+                format!("leaf{t}-{c}"),
+            ));
+            yaml += &format!(
+                "---\napiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {{name: leaf{t}-{c}}}\nspec: {{name: Leaf{t}-{c}, parentRef: {{name: top{t}}}}}\n"
+            );
+        }
+    }
+    let mut accounts = Vec::new();
+    for i in 0..n {
+        let out = o
+            .create_account()
+            .account_name(format!("acct-{i}"))
+            .email(format!("aws-acct-{i}@example.com"))
+            .tags(
+                aws_sdk_organizations::types::Tag::builder()
+                    .key("team")
+                    .value(format!("t{}", i % 10))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let id = out
+            .create_account_status()
+            .unwrap()
+            .account_id()
+            .unwrap()
+            .to_string();
+        let (leaf, leaf_name) = &leaves[i % leaves.len()];
+        o.move_account()
+            .account_id(&id)
+            .source_parent_id(&root)
+            .destination_parent_id(leaf)
+            .send()
+            .await
+            .unwrap();
+        yaml += &format!(
+            "---\napiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {{name: acct-{i}}}\nspec: {{accountName: acct-{i}, email: aws-acct-{i}@example.com, organizationalUnitRef: {{name: {leaf_name}}}, tags: {{team: t{}}}}}\n",
+            i % 10
+        );
+        accounts.push((id, leaf.clone()));
+    }
+    std::fs::write(dir.join("lz.yaml"), yaml).unwrap();
+    accounts
+}
+
+fn rss_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn controller_memory(emu: &Emulator, dir: &std::path::Path, resources: usize) -> Value {
+    let Some(k8s) = ControlPlane::dedicated("bench controller memory").await else {
+        return json!("skipped: no Kubernetes control plane (set LZ_K8S_UP)");
+    };
+    let cp = &k8s.cp;
+    kubectl(
+        cp,
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            workspace_root().join("crds").to_str().unwrap(),
+        ],
+        None,
+    )
+    .unwrap();
+    kubectl(
+        cp,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+        None,
+    )
+    .unwrap();
+    let op = Operator::start(
+        cp,
+        emu,
+        "bench",
+        &["--resync-interval", "60s", "--concurrency", "8"],
+    );
+    kubectl(
+        cp,
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            dir.join("lz.yaml").to_str().unwrap(),
+        ],
+        None,
+    )
+    .expect("apply the resources");
+    let started = Instant::now();
+    let ready_metric = |op: &Operator| op.metric("landingzone_resource_ready", &[]);
+    wait_for(Duration::from_secs(1800), "every resource Ready", || {
+        (ready_metric(&op) as usize >= resources).then_some(())
+    })
+    .await;
+    let to_ready = started.elapsed().as_secs_f64();
+    let pid = op.pid();
+    let peak = rss_kb(pid, "VmHWM");
+    // One full resync with nothing to do.
+    let writes = op.metric("landingzone_status_writes_total", &[]);
+    let aws_writes = op.metric("landingzone_aws_api_calls_total", &["kind=\"write\""]);
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    json!({
+        "resources": resources,
+        "secondsToAllReady": (to_ready * 10.0).round() / 10.0,
+        "peakRssMiB": peak as f64 / 1024.0,
+        "idleRssMiB": rss_kb(pid, "VmRSS") as f64 / 1024.0,
+        "statusWritesOverOneIdleResync": op.metric("landingzone_status_writes_total", &[]) - writes,
+        "awsWritesOverOneIdleResync": op.metric("landingzone_aws_api_calls_total", &["kind=\"write\""]) - aws_writes,
+    })
+}
+
+async fn bench(n: usize, drifts: usize) -> Value {
+    let emu = Emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let accounts = seed(&emu, n, dir.path()).await;
+    let seed_secs = t.elapsed().as_secs_f64();
+    let state = dir.path().join("state.json");
+    let ous = TOP + TOP * CHILDREN;
+
+    // Adopt once (sets each account's password policy), then the measured in-sync pass.
+    let adopt = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert!(
+        !adopt.failed(),
+        "adoption failed: {:?}",
+        adopt.reports.iter().find(|r| r.result.is_err())
+    );
+    let t = Instant::now();
+    let pass = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let pass_secs = t.elapsed().as_secs_f64();
+    let calls = by_op(&pass.metrics);
+    let sum = |f: &dyn Fn(&str) -> bool| {
+        calls
+            .iter()
+            .filter(|(k, _)| f(k))
+            .map(|(_, v)| v)
+            .sum::<u64>()
+    };
+    let structure =
+        sum(&|k| k.starts_with("organizations:") && !k.ends_with("ListTagsForResource"));
+    let tags = sum(&|k| k.ends_with("ListTagsForResource"));
+    let member =
+        sum(&|k| k.starts_with("iam:") || k.starts_with("sts:") || k.starts_with("account:"));
+    let writes = pass.metrics.aws_calls_of_kind("write");
+
+    // The naive way: one describe, one list-parents and one list-tags per resource.
+    let o = emu.org_client();
+    let t = Instant::now();
+    let mut naive_structure = 0u64;
+    let mut naive_tags = 0u64;
+    for (id, _) in &accounts {
+        o.describe_account().account_id(id).send().await.unwrap();
+        o.list_parents().child_id(id).send().await.unwrap();
+        o.list_tags_for_resource()
+            .resource_id(id)
+            .send()
+            .await
+            .unwrap();
+        naive_structure += 2;
+        naive_tags += 1;
+    }
+    let snapshot = landing_zone_operator::reconcile::OrgSnapshot::load(
+        emu.ports().await.organizations.as_ref(),
+    )
+    .await
+    .unwrap();
+    for ou in snapshot.ous.keys() {
+        o.describe_organizational_unit()
+            .organizational_unit_id(ou)
+            .send()
+            .await
+            .unwrap();
+        o.list_parents().child_id(ou).send().await.unwrap();
+        o.list_tags_for_resource()
+            .resource_id(ou)
+            .send()
+            .await
+            .unwrap();
+        naive_structure += 2;
+        naive_tags += 1;
+    }
+    let naive_secs = t.elapsed().as_secs_f64();
+
+    // K drifts out of band (half moved to the root, half with a tag removed): time to converge.
+    let root = snapshot.root_id.clone();
+    for (i, (id, leaf)) in accounts.iter().take(drifts).enumerate() {
+        if i % 2 == 0 {
+            o.move_account()
+                .account_id(id)
+                .source_parent_id(leaf)
+                .destination_parent_id(&root)
+                .send()
+                .await
+                .unwrap();
+        } else {
+            o.untag_resource()
+                .resource_id(id)
+                .tag_keys("team")
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let t = Instant::now();
+    let fix = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let converge_secs = t.elapsed().as_secs_f64();
+    let fixed_writes = fix.metrics.aws_calls_of_kind("write");
+    let memory = controller_memory(&emu, dir.path(), n + ous).await;
+
+    let round = |x: f64| (x * 100.0).round() / 100.0;
+    json!({
+        "accounts": n,
+        "ous": ous,
+        "seedSeconds": round(seed_secs),
+        "inSyncPass": {
+            "seconds": round(pass_secs),
+            "structureReads": structure,
+            "structureBudget": n / 20 + 2 * ous + 5,
+            "tagReads": tags,
+            "memberAccountReads": member,
+            "writes": writes,
+            "callsByOperation": calls,
+        },
+        "naivePass": {"seconds": round(naive_secs), "structureReads": naive_structure, "tagReads": naive_tags},
+        "structureRatio": round(naive_structure as f64 / structure.max(1) as f64),
+        "organizationsRatio": round((naive_structure + naive_tags) as f64 / (structure + tags).max(1) as f64),
+        "drift": {"k": drifts, "secondsToConverge": round(converge_secs), "writes": fixed_writes},
+        "controller": memory,
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let arg = std::env::args().nth(1).unwrap_or_else(|| {
+        std::env::var("LZ_BENCH_ACCOUNTS").unwrap_or_else(|_| "100,1000".into())
+    });
+    let sizes: Vec<usize> = arg
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let drifts: usize = std::env::var("LZ_BENCH_DRIFTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let mut reports = Vec::new();
+    println!(
+        "{:>6} {:>4} {:>9} {:>10} {:>7} {:>8} {:>6} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9}",
+        "N",
+        "OUs",
+        "pass s",
+        "struct rd",
+        "budget",
+        "tag rd",
+        "writes",
+        "naive rd",
+        "naive s",
+        "ratio",
+        "drift s",
+        "peak MiB",
+        "idle MiB"
+    );
+    for n in sizes {
+        let r = bench(n, drifts).await;
+        let c = &r["controller"];
+        println!(
+            "{:>6} {:>4} {:>9} {:>10} {:>7} {:>8} {:>6} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9}",
+            n,
+            r["ous"],
+            r["inSyncPass"]["seconds"],
+            r["inSyncPass"]["structureReads"],
+            r["inSyncPass"]["structureBudget"],
+            r["inSyncPass"]["tagReads"],
+            r["inSyncPass"]["writes"],
+            r["naivePass"]["structureReads"].as_u64().unwrap_or(0)
+                + r["naivePass"]["tagReads"].as_u64().unwrap_or(0),
+            r["naivePass"]["seconds"],
+            r["structureRatio"],
+            r["drift"]["secondsToConverge"],
+            c["peakRssMiB"]
+                .as_f64()
+                .map_or("-".into(), |v| format!("{v:.1}")),
+            c["idleRssMiB"]
+                .as_f64()
+                .map_or("-".into(), |v| format!("{v:.1}")),
+        );
+        reports.push(r);
+    }
+    let out = workspace_root().join("target/bench");
+    std::fs::create_dir_all(&out).unwrap();
+    let path = out.join("report.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&Value::Array(reports)).unwrap(),
+    )
+    .unwrap();
+    println!("report: {}", path.display());
+}
