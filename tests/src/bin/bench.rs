@@ -148,7 +148,14 @@ async fn controller_memory(emu: &Emulator, dir: &std::path::Path, resources: usi
         cp,
         emu,
         "bench",
-        &["--resync-interval", "60s", "--concurrency", "8"],
+        &[
+            "--resync-interval",
+            "60s",
+            "--concurrency",
+            "8",
+            "--snapshot-ttl",
+            "30s",
+        ],
     );
     kubectl(
         cp,
