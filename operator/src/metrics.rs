@@ -240,15 +240,6 @@ impl Metrics {
         out
     }
 
-    /// AWS Organizations write calls so far (they make the shared Organization snapshot stale).
-    pub fn organizations_writes(&self) -> u64 {
-        self.aws_call_counts()
-            .iter()
-            .filter(|((s, _), (k, _))| s == "organizations" && k == "write")
-            .map(|(_, (_, n))| n)
-            .sum()
-    }
-
     /// Total AWS calls of one kind ("read" or "write").
     pub fn aws_calls_of_kind(&self, kind: &str) -> u64 {
         self.aws_call_counts()

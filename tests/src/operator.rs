@@ -61,13 +61,7 @@ impl Operator {
                 "--lease-namespace",
                 "default",
             ])
-            .args(["--lease-duration", "6s"])
-            // A short snapshot life so drift made in a test is seen at once (unless the caller sets one).
-            .args(if extra.contains(&"--snapshot-ttl") {
-                vec![]
-            } else {
-                vec!["--snapshot-ttl", "1s"]
-            })
+            .args(["--lease-duration", "6s", "--snapshot-ttl", "1s"])
             .args(extra)
             .env("KUBECONFIG", &cp.kubeconfig)
             .env("AWS_ENDPOINT_URL", &emu.endpoint)

@@ -255,7 +255,6 @@ async fn apply<K: LandingZoneKind>(obj: Arc<K>, ctx: &Context) -> Result<Action,
     let mut resource = (*obj).clone().into_resource();
     let key = resource.key();
     let before = resource.status_json();
-    let org_writes_before = ctx.metrics.organizations_writes();
     let result = match ctx.pass(&resource).await {
         Ok(mut pass) => reconcile::reconcile_resource(&mut resource, &mut pass).await,
         Err(e) => {
@@ -273,12 +272,8 @@ async fn apply<K: LandingZoneKind>(obj: Arc<K>, ctx: &Context) -> Result<Action,
     };
     let label = K::KIND.as_str();
     if let Ok(p) = &result {
-        // Only a change to the Organization makes the shared snapshot stale (IAM, budgets and
-        // trails are read per resource).
-        if ctx.metrics.organizations_writes() > org_writes_before {
-            ctx.snapshot.invalidate().await;
-        }
         if p.writes > 0 {
+            ctx.snapshot.invalidate().await;
             ctx.event(
                 &*obj,
                 EventType::Normal,
@@ -337,12 +332,10 @@ async fn apply<K: LandingZoneKind>(obj: Arc<K>, ctx: &Context) -> Result<Action,
                 _ => Action::requeue(jitter(ctx.settings.resync_interval, 0.1)),
             })
         }
-        // Re-queued by the watch on the dependency when it changes. That event can reach this
-        // controller before the dependency's own store has the new status, so look again shortly
-        // too (a bounded, slow-ish safety net, not a poll loop).
-        Err(reconcile::Error::WaitingForDependency { .. }) => Ok(Action::requeue(
-            ctx.settings.resync_interval.min(Duration::from_secs(10)),
-        )),
+        // Re-queued by the watch on the dependency when it changes; the slow resync is a safety net.
+        Err(reconcile::Error::WaitingForDependency { .. }) => {
+            Ok(Action::requeue(ctx.settings.resync_interval))
+        }
         Err(e) => Err(e.into()),
     }
 }

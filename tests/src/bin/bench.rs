@@ -148,14 +148,7 @@ async fn controller_memory(emu: &Emulator, dir: &std::path::Path, resources: usi
         cp,
         emu,
         "bench",
-        &[
-            "--resync-interval",
-            "60s",
-            "--concurrency",
-            "8",
-            "--snapshot-ttl",
-            "30s",
-        ],
+        &["--resync-interval", "60s", "--concurrency", "8"],
     );
     kubectl(
         cp,
