@@ -139,11 +139,12 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
     );
 
     // /metrics after the reconciles: per-resource readiness, accounts, budgets, the trail, AWS calls.
-    assert_eq!(
-        op.metric("landingzone_resource_ready", &[]),
-        14.0,
-        "every resource Ready"
-    );
+    wait_for(
+        Duration::from_secs(30),
+        "the readiness gauges of all 14 resources",
+        || (op.metric("landingzone_resource_ready", &[]) == 14.0).then_some(()),
+    )
+    .await;
     assert_eq!(
         op.metric("landingzone_account_active", &["name=\"payments-prod\""]),
         1.0
@@ -286,12 +287,20 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
         prod_reasons.contains(&"DriftCorrected".to_string()),
         "{prod_reasons:?}"
     );
-    assert!(
-        op.metric(
-            "landingzone_drift_corrected_total",
-            &["kind=\"AwsAccount\"", "field=\"parentId\""]
-        ) >= 1.0
-    );
+    // The reconcile that moved the account back records the correction once it has also read the
+    // account's baseline, a moment after AWS shows the move.
+    wait_for(
+        Duration::from_secs(20),
+        "the parentId correction in the metrics",
+        || {
+            (op.metric(
+                "landingzone_drift_corrected_total",
+                &["kind=\"AwsAccount\"", "field=\"parentId\""],
+            ) >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
 
     // In Observe mode the drift stays, and is reported in status.drift.
     kubectl(

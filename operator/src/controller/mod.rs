@@ -159,12 +159,13 @@ impl Context {
         let mut ids = BTreeMap::new();
         for dep in resource.dependencies() {
             let found = match dep.kind {
-                Kind::OrganizationalUnit => self
-                    .ous
-                    .get(&ObjectRef::new(&dep.name))
-                    .and_then(|o| ready_id(o.status.as_ref().map(|s| (&s.common, s.id.clone())))),
+                Kind::OrganizationalUnit => {
+                    self.ous.get(&ObjectRef::new(&dep.name)).and_then(|o| {
+                        existing_id(o.status.as_ref().map(|s| (&s.common, s.id.clone())))
+                    })
+                }
                 Kind::AwsAccount => self.accounts.get(&ObjectRef::new(&dep.name)).and_then(|a| {
-                    ready_id(a.status.as_ref().map(|s| (&s.common, s.account_id.clone())))
+                    existing_id(a.status.as_ref().map(|s| (&s.common, s.account_id.clone())))
                 }),
                 _ => None,
             };
@@ -223,7 +224,7 @@ impl Context {
 
 /// The id of a referenced resource once it exists in AWS. Not "Ready": a dependency that is
 /// momentarily not ready (a retry, a re-list) must not make what refers to it flap.
-fn ready_id(status: Option<(&crate::api::CommonStatus, Option<String>)>) -> Option<String> {
+fn existing_id(status: Option<(&crate::api::CommonStatus, Option<String>)>) -> Option<String> {
     status?.1
 }
 
@@ -709,11 +710,11 @@ mod tests {
         use k8s_openapi::jiff::Timestamp;
         let mut common = CommonStatus::default();
         assert_eq!(
-            ready_id(Some((&common, Some("ou-1".into())))).as_deref(),
+            existing_id(Some((&common, Some("ou-1".into())))).as_deref(),
             Some("ou-1"),
             "an id is enough, whatever the conditions"
         );
-        assert_eq!(ready_id(Some((&common, None))), None, "no id yet");
+        assert_eq!(existing_id(Some((&common, None))), None, "no id yet");
         let now = Time(Timestamp::now());
         reconcile::conditions::set_condition(
             &mut common.conditions,
@@ -725,9 +726,9 @@ mod tests {
             &now,
         );
         assert_eq!(
-            ready_id(Some((&common, Some("ou-1".into())))).as_deref(),
+            existing_id(Some((&common, Some("ou-1".into())))).as_deref(),
             Some("ou-1")
         );
-        assert_eq!(ready_id(None), None);
+        assert_eq!(existing_id(None), None);
     }
 }
