@@ -2,35 +2,9 @@
 
 use landing_zone_operator::reconcile::Readiness;
 use landing_zone_tests::{Emulator, examples_copy, report, run_dir};
-use std::collections::BTreeMap;
 
 fn is_ready(r: &landing_zone_operator::reconcile::Report) -> bool {
     matches!(&r.result, Ok(p) if matches!(p.ready, Readiness::Ready { .. }))
-}
-
-async fn tags_of(emu: &Emulator, id: &str) -> BTreeMap<String, String> {
-    let out = emu
-        .org_client()
-        .list_tags_for_resource()
-        .resource_id(id)
-        .send()
-        .await
-        .unwrap();
-    out.tags()
-        .iter()
-        .map(|t| (t.key().to_string(), t.value().to_string()))
-        .collect()
-}
-
-async fn parent_of(emu: &Emulator, id: &str) -> String {
-    let out = emu
-        .org_client()
-        .list_parents()
-        .child_id(id)
-        .send()
-        .await
-        .unwrap();
-    out.parents()[0].id().unwrap().to_string()
 }
 
 #[tokio::test]
@@ -69,14 +43,14 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
         .id
         .clone()
         .unwrap();
-    assert_eq!(parent_of(&emu, &payments).await, workloads);
+    assert_eq!(emu.parent_of(&payments).await, workloads);
     let prod = report(&first, "AwsAccount", "payments-prod")
         .id
         .clone()
         .unwrap();
-    assert_eq!(parent_of(&emu, &prod).await, payments);
+    assert_eq!(emu.parent_of(&prod).await, payments);
     assert_eq!(
-        tags_of(&emu, &prod).await.get("stage").map(String::as_str),
+        emu.tags_of(&prod).await.get("stage").map(String::as_str),
         Some("prod")
     );
     let accounts = emu.org_client().list_accounts().send().await.unwrap();
@@ -214,8 +188,8 @@ async fn drift_made_out_of_band_is_reported_then_corrected() {
 
     let fix = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
     assert!(!fix.failed());
-    assert_eq!(parent_of(&emu, &prod).await, payments);
-    let tags = tags_of(&emu, &prod).await;
+    assert_eq!(emu.parent_of(&prod).await, payments);
+    let tags = emu.tags_of(&prod).await;
     assert_eq!(
         (tags["owner"].as_str(), tags["stage"].as_str()),
         ("payments-team", "prod")

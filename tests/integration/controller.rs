@@ -82,17 +82,6 @@ fn status_field(cp: &ControlPlane, kind: &str, name: &str, field: &str) -> Optio
         .map(str::to_string)
 }
 
-async fn parent_of(emu: &Emulator, id: &str) -> String {
-    let out = emu
-        .org_client()
-        .list_parents()
-        .child_id(id)
-        .send()
-        .await
-        .unwrap();
-    out.parents()[0].id().unwrap().to_string()
-}
-
 #[tokio::test]
 async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing() {
     let Some(k8s) = ControlPlane::dedicated(
@@ -123,7 +112,7 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
     let prod = status_field(cp, "awsaccount", "payments-prod", "accountId").unwrap();
     let payments = status_field(cp, "ou", "payments", "id").unwrap();
     let security = status_field(cp, "ou", "security", "id").unwrap();
-    assert_eq!(parent_of(&emu, &prod).await, payments);
+    assert_eq!(emu.parent_of(&prod).await, payments);
     let group = wait_for(
         Duration::from_secs(30),
         "the developers group Ready",
@@ -250,7 +239,7 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
             .send()
             .await
             .unwrap();
-        if parent_of(&emu, &prod).await == payments
+        if emu.parent_of(&prod).await == payments
             && tags.tags().iter().any(|t| t.key() == "owner")
             && ou.organizational_unit().unwrap().name() == Some("Security")
         {
@@ -379,7 +368,7 @@ async fn spec_changes_apply_at_once_and_deletion_follows_the_policy() {
             .send()
             .await
             .unwrap();
-        if parent_of(&emu, &dev).await == security
+        if emu.parent_of(&dev).await == security
             && tags
                 .tags()
                 .iter()
@@ -408,7 +397,7 @@ async fn spec_changes_apply_at_once_and_deletion_follows_the_policy() {
     .expect("delete with Retain completes");
     let acct = o.describe_account().account_id(&dev).send().await.unwrap();
     assert_eq!(acct.account().unwrap().state().unwrap().as_str(), "ACTIVE");
-    assert_eq!(parent_of(&emu, &dev).await, security, "AWS untouched");
+    assert_eq!(emu.parent_of(&dev).await, security, "AWS untouched");
 
     // Delete: an empty OU is deleted in AWS, then the object goes.
     let sandbox = "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: sandbox}\nspec: {name: Sandbox, deletionPolicy: Delete}\n";

@@ -229,24 +229,8 @@ async fn at_most_five_create_requests_are_in_flight() {
         .collect();
     let dir = dir_with(&yaml.join("---\n"));
     let state = dir.path().join("state.json");
-    let mut args = landing_zone_operator::cli::DirArgs {
-        dir: dir.path().to_path_buf(),
-        state: state.clone(),
-        output: landing_zone_operator::cli::Output::Json,
-        aws: landing_zone_operator::cli::AwsArgs {
-            region: None,
-            endpoint_url: None,
-            max_attempts: 2,
-            rate_limits: vec![],
-        },
-    };
-    args.state = state;
-    let apply = landing_zone_operator::cli::ApplyArgs {
-        dir: args.clone(),
-        prune: false,
-        wait: std::time::Duration::ZERO,
-        poll_interval: std::time::Duration::from_millis(10),
-    };
+    let (args, apply) =
+        landing_zone_tests::cli_args(dir.path(), &state, false, std::time::Duration::ZERO);
     let run = landing_zone_operator::cli::execute(&args, Some(&apply), ports)
         .await
         .unwrap();

@@ -253,23 +253,8 @@ async fn aws_unreachable_for_a_while_deletes_nothing_and_recovers() {
         down: true,
         ..Default::default()
     });
-    let args = landing_zone_operator::cli::DirArgs {
-        dir: d.path().to_path_buf(),
-        state: state.clone(),
-        output: landing_zone_operator::cli::Output::Json,
-        aws: landing_zone_operator::cli::AwsArgs {
-            region: None,
-            endpoint_url: None,
-            max_attempts: 2,
-            rate_limits: vec![],
-        },
-    };
-    let apply = landing_zone_operator::cli::ApplyArgs {
-        dir: args.clone(),
-        prune: true,
-        wait: std::time::Duration::ZERO,
-        poll_interval: std::time::Duration::from_millis(10),
-    };
+    let (args, apply) =
+        landing_zone_tests::cli_args(d.path(), &state, true, std::time::Duration::ZERO);
     let err = landing_zone_operator::cli::execute(
         &args,
         Some(&apply),

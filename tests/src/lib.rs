@@ -157,15 +157,18 @@ impl Emulator {
     }
 }
 
-/// Runs the CLI core (`plan`, or `apply` when `apply` is set) over a directory.
-pub async fn run_dir(
-    ports: AwsPorts,
+/// The CLI's arguments for a directory and state file (JSON output, 2 SDK attempts), and the
+/// apply arguments with `prune` and how long to wait for accounts being created.
+pub fn cli_args(
     dir: &Path,
     state: &Path,
-    apply: bool,
     prune: bool,
-) -> landing_zone_operator::cli::RunResult {
-    use landing_zone_operator::cli::{ApplyArgs, AwsArgs, DirArgs, Output, execute};
+    wait: Duration,
+) -> (
+    landing_zone_operator::cli::DirArgs,
+    landing_zone_operator::cli::ApplyArgs,
+) {
+    use landing_zone_operator::cli::{ApplyArgs, AwsArgs, DirArgs, Output};
     let args = DirArgs {
         dir: dir.to_path_buf(),
         state: state.to_path_buf(),
@@ -177,12 +180,25 @@ pub async fn run_dir(
             rate_limits: vec![],
         },
     };
-    let apply_args = ApplyArgs {
+    let apply = ApplyArgs {
         dir: args.clone(),
         prune,
-        wait: Duration::from_secs(60),
+        wait,
         poll_interval: Duration::from_millis(50),
     };
+    (args, apply)
+}
+
+/// Runs the CLI core (`plan`, or `apply` when `apply` is set) over a directory.
+pub async fn run_dir(
+    ports: AwsPorts,
+    dir: &Path,
+    state: &Path,
+    apply: bool,
+    prune: bool,
+) -> landing_zone_operator::cli::RunResult {
+    use landing_zone_operator::cli::execute;
+    let (args, apply_args) = cli_args(dir, state, prune, Duration::from_secs(60));
     execute(&args, apply.then_some(&apply_args), ports)
         .await
         .expect("the run starts")
@@ -214,6 +230,33 @@ pub fn examples_copy() -> tempfile::TempDir {
 }
 
 impl Emulator {
+    /// The parent (root or OU id) of an account or OU, read directly from AWS.
+    pub async fn parent_of(&self, id: &str) -> String {
+        let out = self
+            .org_client()
+            .list_parents()
+            .child_id(id)
+            .send()
+            .await
+            .expect("list parents");
+        out.parents()[0].id().expect("parent id").to_string()
+    }
+
+    /// The tags of an account or OU, read directly from AWS.
+    pub async fn tags_of(&self, id: &str) -> std::collections::BTreeMap<String, String> {
+        let out = self
+            .org_client()
+            .list_tags_for_resource()
+            .resource_id(id)
+            .send()
+            .await
+            .expect("list tags");
+        out.tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    }
+
     fn conf_parts(&self) -> (aws_config::Region, Credentials) {
         (
             aws_config::Region::new("us-east-1"),
