@@ -89,7 +89,10 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
     };
     assert_eq!(count("DescribeAccount"), 0);
     assert_eq!(count("ListParents"), 0);
-    assert_eq!(count("ListAccounts"), 1);
+    assert_eq!(count("ListAccounts"), 0, "the tree walk sees every account");
+    // One page of child OUs and one of accounts per parent: the root and the 3 OUs.
+    assert_eq!(count("ListOrganizationalUnitsForParent"), 4);
+    assert_eq!(count("ListAccountsForParent"), 4);
     assert_eq!(
         count("ListTagsForResource"),
         8,

@@ -1,8 +1,12 @@
 //! Fault injection: the operator's real SDK clients talk to the emulator through `FaultProxy`,
 //! which throttles, drops, or cuts AWS off on command.
 
+use landing_zone_operator::aws::AwsPorts;
+use landing_zone_operator::aws::pacing::RateLimits;
+use landing_zone_operator::metrics::Metrics;
 use landing_zone_tests::proxy::{Fault, FaultProxy, Faults};
 use landing_zone_tests::{Emulator, report, run_dir};
+use std::time::{Duration, Instant};
 
 /// A small landing zone: two OUs, three accounts.
 const LZ: &str = "apiVersion: landingzone.dev/v1alpha1
@@ -301,5 +305,48 @@ async fn aws_unreachable_for_a_while_deletes_nothing_and_recovers() {
         back.metrics.aws_calls_of_kind("write"),
         0,
         "in sync as before"
+    );
+}
+
+/// Pacing holds for every service (here IAM, not only Organizations) and for every attempt,
+/// retries included. Lower bounds only: the limiter can make calls slower, never faster.
+#[tokio::test]
+async fn pacing_spaces_every_attempt_of_every_service() {
+    let emu = Emulator::start().await;
+    let proxy = FaultProxy::start(&emu.endpoint).await;
+    let mut limits = RateLimits::default();
+    limits.set("GetAccountSummary=2/1").unwrap();
+    limits.set("ListRoots=2/1").unwrap();
+    let ports = AwsPorts::with_limits(
+        emu.sdk_config_via(&proxy.endpoint, 4).await,
+        Metrics::new(),
+        limits,
+    );
+
+    // 1 at once, then one every 0.5 s.
+    let iam = ports.members.clients(None, None, "unused").iam;
+    let t = Instant::now();
+    for _ in 0..4 {
+        iam.root_security().await.unwrap();
+    }
+    assert!(
+        t.elapsed() >= Duration::from_millis(1400),
+        "4 IAM calls at 2/s took {:?}",
+        t.elapsed()
+    );
+
+    // Every attempt of a throttled call waits for its token too: 4 attempts, ≥ 1.5 s.
+    proxy.set(Faults {
+        inject: Some((Fault::Throttle, 1.0)),
+        only: vec!["ListRoots".into()],
+        ..Default::default()
+    });
+    let t = Instant::now();
+    assert!(ports.organizations.list_root_ids().await.is_err());
+    assert_eq!(proxy.count("ListRoots"), 4, "4 attempts");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1400),
+        "4 attempts at 2/s took {:?}",
+        t.elapsed()
     );
 }

@@ -347,6 +347,14 @@ impl Emulator {
     /// The operator's ports sending every call to `endpoint` (e.g. a fault proxy in front of this
     /// emulator), with `max_attempts` SDK attempts per call.
     pub async fn ports_via(&self, endpoint: &str, max_attempts: u32) -> AwsPorts {
+        AwsPorts::from_config(
+            self.sdk_config_via(endpoint, max_attempts).await,
+            Metrics::new(),
+        )
+    }
+
+    /// SDK config for the management account sending every call to `endpoint`.
+    pub async fn sdk_config_via(&self, endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
         let base = load_sdk_config(&AwsSettings {
             region: Some("us-east-1".into()),
             endpoint_url: Some(endpoint.to_string()),
@@ -354,14 +362,12 @@ impl Emulator {
             ..Default::default()
         })
         .await;
-        let config = base
-            .into_builder()
+        base.into_builder()
             .credentials_provider(
                 aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
                     "testing", "testing", None, None, "test",
                 )),
             )
-            .build();
-        AwsPorts::from_config(config, Metrics::new())
+            .build()
     }
 }

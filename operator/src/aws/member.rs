@@ -131,7 +131,7 @@ impl Members for MemberAccess {
                     .to_builder()
                     .credentials_provider(SharedCredentialsProvider::new(provider))
                     .build();
-                clients(&config, &self.recorder)
+                clients(&config, &self.recorder.for_account(id))
             })
             .clone()
     }

@@ -20,7 +20,8 @@ use crate::metrics::Metrics;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+    FinalizerInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -78,9 +79,25 @@ impl AwsPorts {
         metrics: Metrics,
         limits: pacing::RateLimits,
     ) -> Self {
-        let pacer = Arc::new(pacing::Pacer::new(limits));
+        // One HTTP client for every SDK client (one connection pool and TLS setup, not one per
+        // member account), pacing every attempt.
+        let http = sdk_config.http_client().unwrap_or_else(|| {
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .build_https()
+        });
+        let sdk_config = sdk_config
+            .to_builder()
+            .http_client(pacing::PacedHttpClient::new(
+                http,
+                Arc::new(pacing::Pacer::new(limits)),
+            ))
+            .build();
         let recorder = CallRecorder {
             metrics: metrics.clone(),
+            scope: "management".into(),
         };
         let orgs = aws_sdk_organizations::config::Builder::from(&sdk_config)
             .interceptor(recorder.clone())
@@ -104,7 +121,6 @@ impl AwsPorts {
         Self {
             organizations: Arc::new(SdkOrganizations::new(
                 aws_sdk_organizations::Client::from_conf(orgs),
-                pacer.clone(),
             )),
             budgets: Arc::new(SdkBudgets::new(aws_sdk_budgets::Client::from_conf(budgets))),
             cloudtrail: Arc::new(SdkCloudTrail::new(aws_sdk_cloudtrail::Client::from_conf(
@@ -156,10 +172,23 @@ impl Storable for CallStart {
     type Storer = StoreReplace<Self>;
 }
 
-/// Counts every SDK operation by service and operation, with its latency and outcome.
+/// Counts every SDK operation by service and operation, with its latency and outcome, and names
+/// the pacing bucket (account and operation) of each attempt.
 #[derive(Clone)]
 pub struct CallRecorder {
     metrics: Metrics,
+    /// Whose quota the calls use: `management` or a member account id.
+    scope: Arc<str>,
+}
+
+impl CallRecorder {
+    /// The same recorder for calls made in a member account (paced apart: AWS throttles per account).
+    pub fn for_account(&self, account_id: &str) -> Self {
+        Self {
+            metrics: self.metrics.clone(),
+            scope: account_id.into(),
+        }
+    }
 }
 
 impl std::fmt::Debug for CallRecorder {
@@ -205,6 +234,22 @@ impl Intercept for CallRecorder {
                 .inc();
         }
         cfg.interceptor_state().store_put(CallStart(Instant::now()));
+        Ok(())
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(md) = cfg.load::<Metadata>() {
+            // After signing, so it is not signed; the paced connector removes it before sending.
+            context
+                .request_mut()
+                .headers_mut()
+                .insert(pacing::PACE_HEADER, format!("{}/{}", self.scope, md.name()));
+        }
         Ok(())
     }
 

@@ -93,12 +93,11 @@ pub trait Organizations: Send + Sync {
 
 pub struct SdkOrganizations {
     client: orgs::Client,
-    pacer: std::sync::Arc<super::pacing::Pacer>,
 }
 
 impl SdkOrganizations {
-    pub fn new(client: orgs::Client, pacer: std::sync::Arc<super::pacing::Pacer>) -> Self {
-        Self { client, pacer }
+    pub fn new(client: orgs::Client) -> Self {
+        Self { client }
     }
 }
 
@@ -157,7 +156,6 @@ fn sdk_tags(tags: &Tags) -> Vec<orgs::types::Tag> {
 #[async_trait]
 impl Organizations for SdkOrganizations {
     async fn describe_organization(&self) -> AwsResult<OrgInfo> {
-        self.pacer.acquire("DescribeOrganization").await;
         let out = self
             .client
             .describe_organization()
@@ -183,7 +181,6 @@ impl Organizations for SdkOrganizations {
         let mut pages = self.client.list_roots().into_paginator().send();
         let mut out = Vec::new();
         loop {
-            self.pacer.acquire("ListRoots").await;
             let Some(page) = pages.next().await else {
                 break;
             };
@@ -202,11 +199,11 @@ impl Organizations for SdkOrganizations {
             .client
             .list_organizational_units_for_parent()
             .parent_id(parent_id)
+            .max_results(20) // AWS's largest page
             .into_paginator()
             .send();
         let mut out = Vec::new();
         loop {
-            self.pacer.acquire("ListOrganizationalUnitsForParent").await;
             let Some(page) = pages.next().await else {
                 break;
             };
@@ -225,7 +222,6 @@ impl Organizations for SdkOrganizations {
         let mut pages = self.client.list_accounts().into_paginator().send();
         let mut out = Vec::new();
         loop {
-            self.pacer.acquire("ListAccounts").await;
             let Some(page) = pages.next().await else {
                 break;
             };
@@ -240,11 +236,11 @@ impl Organizations for SdkOrganizations {
             .client
             .list_accounts_for_parent()
             .parent_id(parent_id)
+            .max_results(20) // AWS's largest page
             .into_paginator()
             .send();
         let mut out = Vec::new();
         loop {
-            self.pacer.acquire("ListAccountsForParent").await;
             let Some(page) = pages.next().await else {
                 break;
             };
@@ -267,7 +263,6 @@ impl Organizations for SdkOrganizations {
             .send();
         let mut out = Vec::new();
         loop {
-            self.pacer.acquire("ListCreateAccountStatus").await;
             let Some(page) = pages.next().await else {
                 break;
             };
@@ -280,7 +275,6 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn parent_of(&self, child_id: &str) -> AwsResult<Option<String>> {
-        self.pacer.acquire("ListParents").await;
         let out = self
             .client
             .list_parents()
@@ -299,7 +293,6 @@ impl Organizations for SdkOrganizations {
         &self,
         request_id: &str,
     ) -> AwsResult<CreateAccountStatus> {
-        self.pacer.acquire("DescribeCreateAccountStatus").await;
         let out = self
             .client
             .describe_create_account_status()
@@ -328,7 +321,6 @@ impl Organizations for SdkOrganizations {
             .send();
         let mut out = Tags::new();
         loop {
-            self.pacer.acquire("ListTagsForResource").await;
             let Some(page) = pages.next().await else {
                 break;
             };
@@ -341,7 +333,6 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn create_ou(&self, parent_id: &str, name: &str, tags: &Tags) -> AwsResult<OuInfo> {
-        self.pacer.acquire("CreateOrganizationalUnit").await;
         let out = self
             .client
             .create_organizational_unit()
@@ -368,7 +359,6 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn rename_ou(&self, ou_id: &str, name: &str) -> AwsResult<()> {
-        self.pacer.acquire("UpdateOrganizationalUnit").await;
         self.client
             .update_organizational_unit()
             .organizational_unit_id(ou_id)
@@ -380,7 +370,6 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn delete_ou(&self, ou_id: &str) -> AwsResult<()> {
-        self.pacer.acquire("DeleteOrganizationalUnit").await;
         self.client
             .delete_organizational_unit()
             .organizational_unit_id(ou_id)
@@ -391,7 +380,6 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn create_account(&self, account: &NewAccount) -> AwsResult<CreateAccountStatus> {
-        self.pacer.acquire("CreateAccount").await;
         let out = self
             .client
             .create_account()
@@ -421,7 +409,6 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn move_account(&self, account_id: &str, from: &str, to: &str) -> AwsResult<()> {
-        self.pacer.acquire("MoveAccount").await;
         self.client
             .move_account()
             .account_id(account_id)
@@ -434,7 +421,6 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn tag_resource(&self, resource_id: &str, tags: &Tags) -> AwsResult<()> {
-        self.pacer.acquire("TagResource").await;
         self.client
             .tag_resource()
             .resource_id(resource_id)
@@ -446,7 +432,6 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn untag_resource(&self, resource_id: &str, keys: &[String]) -> AwsResult<()> {
-        self.pacer.acquire("UntagResource").await;
         self.client
             .untag_resource()
             .resource_id(resource_id)
@@ -458,7 +443,6 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn close_account(&self, account_id: &str) -> AwsResult<()> {
-        self.pacer.acquire("CloseAccount").await;
         self.client
             .close_account()
             .account_id(account_id)
@@ -476,9 +460,6 @@ impl Organizations for SdkOrganizations {
             .send();
         let mut out = Vec::new();
         loop {
-            self.pacer
-                .acquire("ListAWSServiceAccessForOrganization")
-                .await;
             let Some(page) = pages.next().await else {
                 break;
             };
@@ -493,7 +474,6 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn enable_service_access(&self, principal: &str) -> AwsResult<()> {
-        self.pacer.acquire("EnableAWSServiceAccess").await;
         self.client
             .enable_aws_service_access()
             .service_principal(principal)

@@ -1,14 +1,28 @@
-//! Client-side pacing: a token bucket per AWS operation, set below the published quotas, so the
-//! operator slows itself down before AWS has to throttle it; and ConcurrentModificationException
-//! retried by the SDK like throttling.
+//! Client-side pacing: a token bucket per account and AWS operation, set below the published
+//! quotas, so the operator slows itself down before AWS has to throttle it; and
+//! ConcurrentModificationException retried by the SDK like throttling.
+//!
+//! Pacing sits in the HTTP client every SDK client shares, so it applies to every service and to
+//! every attempt, retries included. The call recorder names the bucket of each request in an
+//! internal header (after signing) that the paced connector reads and removes before sending.
 
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Requests per second and burst, per operation (default: 5/s, burst 5).
+/// Internal request header naming the pacing bucket: `<account scope>/<Operation>`.
+pub(crate) const PACE_HEADER: &str = "x-landingzone-pace";
+
+/// Requests per second and burst, per operation (default: 8/s, burst 8). IAM and the other
+/// per-account services get one bucket per account, as AWS throttles them per account.
 #[derive(Clone, Debug)]
 pub struct RateLimits {
     pub per_operation: HashMap<String, (f64, f64)>,
@@ -85,8 +99,10 @@ impl Pacer {
         }
     }
 
-    /// How long to wait before `operation` may be sent (and takes its token).
-    fn reserve(&self, operation: &str) -> Duration {
+    /// How long to wait before a request in `bucket` (`<scope>/<Operation>`) may be sent, taking
+    /// its token.
+    fn reserve(&self, bucket: &str) -> Duration {
+        let operation = bucket.rsplit('/').next().unwrap_or(bucket);
         let (rate, burst) = self
             .limits
             .per_operation
@@ -95,7 +111,7 @@ impl Pacer {
             .unwrap_or(self.limits.default);
         let mut buckets = self.buckets.lock().expect("not poisoned");
         let now = Instant::now();
-        let b = buckets.entry(operation.to_string()).or_insert(Bucket {
+        let b = buckets.entry(bucket.to_string()).or_insert(Bucket {
             tokens: burst,
             at: now,
         });
@@ -109,11 +125,62 @@ impl Pacer {
         }
     }
 
-    pub async fn acquire(&self, operation: &str) {
-        let wait = self.reserve(operation);
+    pub async fn acquire(&self, bucket: &str) {
+        let wait = self.reserve(bucket);
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// The HTTP client shared by every SDK client of the process, pacing each request.
+#[derive(Clone, Debug)]
+pub struct PacedHttpClient {
+    inner: SharedHttpClient,
+    pacer: Arc<Pacer>,
+}
+
+impl PacedHttpClient {
+    pub fn new(inner: SharedHttpClient, pacer: Arc<Pacer>) -> Self {
+        Self { inner, pacer }
+    }
+}
+
+impl HttpClient for PacedHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(PacedConnector {
+            inner: self.inner.http_connector(settings, components),
+            pacer: self.pacer.clone(),
+        })
+    }
+}
+
+#[derive(Debug)]
+struct PacedConnector {
+    inner: SharedHttpConnector,
+    pacer: Arc<Pacer>,
+}
+
+impl HttpConnector for PacedConnector {
+    fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
+        let bucket = request.headers_mut().remove(PACE_HEADER);
+        let (inner, pacer) = (self.inner.clone(), self.pacer.clone());
+        HttpConnectorFuture::new(async move {
+            if let Some(bucket) = bucket {
+                pacer.acquire(&bucket).await;
+            }
+            inner.call(request).await
+        })
+    }
+}
+
+impl std::fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pacer")
     }
 }
 
@@ -157,7 +224,7 @@ mod tests {
         let mut limits = RateLimits::default();
         limits.set("Op=2/3").unwrap();
         let p = Pacer::new(limits);
-        let waits: Vec<Duration> = (0..5).map(|_| p.reserve("Op")).collect();
+        let waits: Vec<Duration> = (0..5).map(|_| p.reserve("management/Op")).collect();
         assert!(
             waits[..3].iter().all(|w| w.is_zero()),
             "burst of 3: {waits:?}"
@@ -167,6 +234,8 @@ mod tests {
             "then 2/s: {waits:?}"
         );
         assert!((waits[4].as_secs_f64() - 1.0).abs() < 0.05, "{waits:?}");
+        // Another account has its own bucket.
+        assert!(p.reserve("111111111111/Op").is_zero());
         assert!(RateLimits::default().set("Op=0").is_err());
         assert!(RateLimits::default().set("nonsense").is_err());
     }

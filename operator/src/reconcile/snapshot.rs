@@ -1,8 +1,10 @@
 //! One read of the Organization per pass, shared by every OU and account reconcile.
 //!
 //! The tree is walked from the root (ListOrganizationalUnitsForParent and ListAccountsForParent per
-//! parent, ListAccounts once, ListCreateAccountStatus once), so the cost grows with pages of results
-//! and the number of OUs, never with a ListParents or DescribeAccount per account.
+//! parent, ListCreateAccountStatus once), so the cost grows with pages of results and the number of
+//! OUs, never with a ListParents or DescribeAccount per account: 2 × (OUs + 1) calls, one more per
+//! further page of 20 accounts, and DescribeOrganization, ListRoots, ListCreateAccountStatus. Every
+//! account sits under the root or an OU, so the walk sees them all without ListAccounts.
 
 use crate::aws::AwsResult;
 use crate::aws::organizations::{AccountInfo, CreateAccountStatus, OrgInfo, Organizations, OuInfo};
@@ -32,9 +34,6 @@ impl OrgSnapshot {
             root_id: root_id.clone(),
             ..Default::default()
         };
-        for a in orgs.list_accounts().await? {
-            snap.accounts.insert(a.id.clone(), a);
-        }
         // Breadth-first walk: parentage of every OU and account without a call per account.
         let mut parents = vec![root_id];
         while let Some(parent) = parents.pop() {
@@ -43,10 +42,7 @@ impl OrgSnapshot {
                 snap.ous.insert(ou.id.clone(), ou);
             }
             for a in orgs.list_accounts_for_parent(&parent).await? {
-                snap.accounts
-                    .entry(a.id.clone())
-                    .and_modify(|known| known.parent_id = Some(parent.clone()))
-                    .or_insert(a);
+                snap.accounts.insert(a.id.clone(), a);
             }
         }
         snap.in_flight = orgs.list_in_progress_create_requests().await?;
