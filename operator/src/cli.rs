@@ -350,6 +350,9 @@ pub async fn execute(
             _ => break,
         }
     }
+    if mode == Mode::Apply {
+        state.write()?; // the volatile fields (lastSyncTime) the saves left for the end
+    }
     let mut orphans = state.orphans(&resources);
     let mut deletions = Vec::new();
     if !orphans.is_empty() {

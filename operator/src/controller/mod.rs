@@ -78,7 +78,7 @@ kind!(AuditTrail);
 /// One Organization snapshot shared by the reconciles of a resync, reloaded when stale or after a write.
 pub struct SnapshotCache {
     ttl: Duration,
-    inner: tokio::sync::Mutex<Option<(Instant, OrgSnapshot)>>,
+    inner: tokio::sync::Mutex<Option<(Instant, Arc<OrgSnapshot>)>>,
 }
 
 impl SnapshotCache {
@@ -89,15 +89,16 @@ impl SnapshotCache {
         }
     }
 
-    /// A copy of the current snapshot; only one reconcile loads it when it is stale.
-    pub async fn get(&self, orgs: &dyn Organizations) -> Result<OrgSnapshot, AwsError> {
+    /// The current snapshot (a reconcile that writes gets its own copy); only one reconcile loads
+    /// it when it is stale.
+    pub async fn get(&self, orgs: &dyn Organizations) -> Result<Arc<OrgSnapshot>, AwsError> {
         let mut guard = self.inner.lock().await;
         if let Some((at, snap)) = guard.as_ref()
             && at.elapsed() < self.ttl
         {
             return Ok(snap.clone());
         }
-        let snap = OrgSnapshot::load(orgs).await?;
+        let snap = Arc::new(OrgSnapshot::load(orgs).await?);
         *guard = Some((Instant::now(), snap.clone()));
         Ok(snap)
     }
@@ -181,6 +182,7 @@ impl Context {
         Ok(Pass {
             aws: self.aws.clone(),
             snapshot,
+            creates_sent: Default::default(),
             mode: if self.settings.dry_run {
                 Mode::Plan
             } else {
@@ -298,7 +300,7 @@ async fn apply<K: LandingZoneKind>(obj: Arc<K>, ctx: &Context) -> Result<Action,
     }
     ctx.metrics.observe(&resource);
     let after = resource.status_json();
-    if !status::same_status(&before, &after) {
+    if !reconcile::same_status(&before, &after) {
         use crate::reconcile::StatusSink;
         ctx.sink
             .save(&key, &after)

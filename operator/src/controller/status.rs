@@ -44,36 +44,3 @@ impl StatusSink for KubeStatusSink {
         Ok(())
     }
 }
-
-/// Fields that change on every read without anything having happened worth a write: the time of
-/// this sync, and the trail's last delivery (CloudTrail delivers every few minutes). They are
-/// written along with any other change.
-const VOLATILE: &[&str] = &["lastSyncTime", "latestDeliveryTime"];
-
-/// Equal for the purpose of writing: volatile fields alone changing are not worth a write.
-pub fn same_status(a: &Value, b: &Value) -> bool {
-    fn strip(v: &Value) -> Value {
-        let mut v = v.clone();
-        if let Some(o) = v.as_object_mut() {
-            for f in VOLATILE {
-                o.remove(*f);
-            }
-        }
-        v
-    }
-    strip(a) == strip(b)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_last_sync_time_changing_is_no_change() {
-        let a = json!({"id": "ou-1", "lastSyncTime": "2026-01-01T00:00:00Z", "conditions": []});
-        let b = json!({"id": "ou-1", "lastSyncTime": "2026-01-01T00:05:00Z", "conditions": []});
-        let c = json!({"id": "ou-2", "lastSyncTime": "2026-01-01T00:05:00Z", "conditions": []});
-        assert!(same_status(&a, &b));
-        assert!(!same_status(&a, &c));
-    }
-}

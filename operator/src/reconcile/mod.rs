@@ -21,10 +21,12 @@ use crate::api::{
 };
 use crate::aws::AwsPorts;
 use async_trait::async_trait;
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
@@ -216,6 +218,25 @@ pub trait StatusSink: Send + Sync {
     async fn save(&self, key: &Key, status: &serde_json::Value) -> Result<(), String>;
 }
 
+/// Fields that change on every read without anything having happened worth a write: the time of
+/// this sync, and the trail's last delivery (CloudTrail delivers every few minutes). They are
+/// written along with any other change.
+const VOLATILE: &[&str] = &["lastSyncTime", "latestDeliveryTime"];
+
+/// Equal for the purpose of writing: volatile fields alone changing are not worth a write.
+pub fn same_status(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    fn strip(v: &serde_json::Value) -> serde_json::Value {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            for f in VOLATILE {
+                o.remove(*f);
+            }
+        }
+        v
+    }
+    strip(a) == strip(b)
+}
+
 /// A sink that keeps nothing (for `plan`).
 pub struct NoSink;
 
@@ -229,7 +250,10 @@ impl StatusSink for NoSink {
 /// Everything one pass over the resources shares.
 pub struct Pass {
     pub aws: AwsPorts,
-    pub snapshot: OrgSnapshot,
+    /// Shared by the reconciles of a pass; one that writes gets its own copy (`snapshot_mut`).
+    pub snapshot: Arc<OrgSnapshot>,
+    /// CreateAccount requests sent by this pass (and its forks) since the snapshot was read.
+    pub creates_sent: Arc<AtomicUsize>,
     pub mode: Mode,
     /// AWS ids of resources, by key, as known so far in this pass (for references).
     pub ids: BTreeMap<Key, String>,
@@ -249,15 +273,34 @@ impl Pass {
         mode: Mode,
         sink: Arc<dyn StatusSink>,
     ) -> Result<Pass, Error> {
-        let snapshot = OrgSnapshot::load(aws.organizations.as_ref()).await?;
+        let snapshot = Arc::new(OrgSnapshot::load(aws.organizations.as_ref()).await?);
         Ok(Pass {
             aws,
             snapshot,
+            creates_sent: Arc::default(),
             mode,
             ids: BTreeMap::new(),
             sink,
             now: Time(k8s_openapi::jiff::Timestamp::now()),
         })
+    }
+
+    /// The snapshot, to record what this reconcile changed in AWS (copied on first write).
+    pub fn snapshot_mut(&mut self) -> &mut OrgSnapshot {
+        Arc::make_mut(&mut self.snapshot)
+    }
+
+    /// A pass for one resource reconciled alongside others: same snapshot and ids so far.
+    fn fork(&self) -> Pass {
+        Pass {
+            aws: self.aws.clone(),
+            snapshot: self.snapshot.clone(),
+            creates_sent: self.creates_sent.clone(),
+            mode: self.mode,
+            ids: self.ids.clone(),
+            sink: self.sink.clone(),
+            now: self.now.clone(),
+        }
     }
 
     /// Id of a referenced resource, or why there is none yet.
@@ -376,6 +419,30 @@ pub struct Report {
     pub result: Result<Progress, Error>,
 }
 
+/// Resources reconciled at once within a wave of a pass.
+pub const PASS_CONCURRENCY: usize = 8;
+
+/// Splits a dependency order into waves: a resource goes one wave after the last resource it
+/// refers to.
+fn waves(resources: &[Resource], order: &[usize]) -> Vec<Vec<usize>> {
+    let mut level: BTreeMap<Key, usize> = BTreeMap::new();
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for &i in order {
+        let l = resources[i]
+            .dependencies()
+            .iter()
+            .filter_map(|d| level.get(d).map(|l| l + 1))
+            .max()
+            .unwrap_or(0);
+        level.insert(resources[i].key(), l);
+        if waves.len() <= l {
+            waves.resize_with(l + 1, Vec::new);
+        }
+        waves[l].push(i);
+    }
+    waves
+}
+
 /// Orders resources so that every resource comes after the ones it refers to; cycles are reported.
 pub fn dependency_order(resources: &[Resource]) -> (Vec<usize>, Vec<(usize, String)>) {
     let index: BTreeMap<Key, usize> = resources
@@ -457,19 +524,52 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
     }
     let (order, cyclic) = dependency_order(resources);
     let mut reports = Vec::new();
-    for i in order {
-        let resource = &mut resources[i];
-        let result = reconcile_resource(resource, pass).await;
-        let result = match (result, pass.checkpoint(resource).await) {
-            (Ok(_), Err(e)) => Err(e),
-            (r, _) => r,
-        };
-        let key = resource.key();
-        reports.push(Report {
-            key,
-            id: resource.aws_id(),
-            result,
-        });
+    // Each wave holds resources whose references all come from earlier waves; a wave's resources
+    // are reconciled concurrently, each with its own fork of the pass.
+    for wave in waves(resources, &order) {
+        let base = pass.snapshot.clone();
+        let forks: Vec<_> = wave
+            .iter()
+            .map(|&i| (i, resources[i].clone(), pass.fork()))
+            .collect();
+        let mut done: Vec<_> = futures::stream::iter(forks)
+            .map(|(i, mut resource, mut fork)| async move {
+                let result = reconcile_resource(&mut resource, &mut fork).await;
+                let result = match (result, fork.checkpoint(&resource).await) {
+                    (Ok(_), Err(e)) => Err(e),
+                    (r, _) => r,
+                };
+                (i, resource, result, fork)
+            })
+            .buffer_unordered(PASS_CONCURRENCY)
+            .collect()
+            .await;
+        done.sort_by_key(|(i, ..)| wave.iter().position(|w| w == i));
+        let mut wrote = false;
+        for (i, resource, result, fork) in done {
+            let key = resource.key();
+            match fork.ids.get(&key) {
+                Some(id) => pass.ids.insert(key.clone(), id.clone()),
+                None => pass.ids.remove(&key),
+            };
+            wrote |= !Arc::ptr_eq(&fork.snapshot, &base);
+            resources[i] = resource;
+            reports.push(Report {
+                key,
+                id: resources[i].aws_id(),
+                result,
+            });
+        }
+        // What the wave changed, as AWS now has it, for the waves that refer to it.
+        if wrote {
+            match OrgSnapshot::load(pass.aws.organizations.as_ref()).await {
+                Ok(s) => {
+                    pass.snapshot = Arc::new(s);
+                    pass.creates_sent = Arc::default();
+                }
+                Err(e) => tracing::warn!(error = %e, "could not read the Organization again"),
+            }
+        }
     }
     for (i, why) in cyclic {
         reports.push(Report {
@@ -515,4 +615,19 @@ pub async fn run_deletions(resources: &mut [Resource], pass: &mut Pass) -> Vec<R
         });
     }
     reports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn only_last_sync_time_changing_is_no_change() {
+        let a = json!({"id": "ou-1", "lastSyncTime": "2026-01-01T00:00:00Z", "conditions": []});
+        let b = json!({"id": "ou-1", "lastSyncTime": "2026-01-01T00:05:00Z", "conditions": []});
+        let c = json!({"id": "ou-2", "lastSyncTime": "2026-01-01T00:05:00Z", "conditions": []});
+        assert!(same_status(&a, &b));
+        assert!(!same_status(&a, &c));
+    }
 }

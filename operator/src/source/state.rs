@@ -2,10 +2,11 @@
 //! request id, conditions), plus the last applied object so a resource removed from the directory
 //! can still have its deletion policy carried out (`apply --prune`).
 //!
-//! Every save rewrites the file atomically (temp file + rename), so a crash right after
-//! CreateAccount still leaves the request id on disk.
+//! A save that changes more than the volatile fields (`same_status`) rewrites the file atomically
+//! (temp file + rename), so a crash right after CreateAccount still leaves the request id on disk;
+//! the CLI writes the file once more at the end of a run.
 
-use crate::reconcile::{Key, Kind, Resource, StatusSink};
+use crate::reconcile::{Key, Kind, Resource, StatusSink, same_status};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -107,10 +108,9 @@ impl StateFile {
     }
 
     pub fn write(&self) -> Result<(), String> {
-        let text = {
-            let state = self.state.lock().expect("not poisoned");
-            serde_json::to_string_pretty(&*state).map_err(|e| e.to_string())?
-        };
+        // Held until the rename: concurrent saves must not interleave on the temp file.
+        let state = self.state.lock().expect("not poisoned");
+        let text = serde_json::to_string_pretty(&*state).map_err(|e| e.to_string())?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
@@ -138,13 +138,14 @@ fn object_json(r: &Resource) -> Value {
 #[async_trait]
 impl StatusSink for StateFile {
     async fn save(&self, key: &Key, status: &Value) -> Result<(), String> {
-        self.state
-            .lock()
-            .expect("not poisoned")
-            .resources
-            .entry(key.to_string())
-            .or_default()
-            .status = status.clone();
-        self.write()
+        let changed = {
+            let mut state = self.state.lock().expect("not poisoned");
+            let entry = state.resources.entry(key.to_string()).or_default();
+            let changed = !same_status(&entry.status, status);
+            entry.status = status.clone();
+            changed
+        };
+        // Rewriting N statuses per resource would make a pass O(N²); volatile fields wait.
+        if changed { self.write() } else { Ok(()) }
     }
 }

@@ -9,6 +9,7 @@ use crate::api::{AccountDeletionPolicy, AwsAccount, AwsAccountStatus, Management
 use crate::aws::AwsError;
 use crate::aws::member::AccountClients;
 use crate::aws::organizations::{AccountInfo, CreateAccountStatus};
+use std::sync::atomic::Ordering;
 
 fn account_of(resource: &mut Resource) -> &mut AwsAccount {
     match resource {
@@ -140,18 +141,25 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         for action in &plan.actions {
             match action {
                 Action::Create(new) => {
-                    let in_flight = pass.snapshot.in_flight.len();
+                    // Requests in flight when the pass read the Organization, and those this
+                    // pass has sent since (resources are reconciled concurrently).
+                    let sent = pass.creates_sent.fetch_add(1, Ordering::SeqCst);
+                    let in_flight = pass.snapshot.in_flight.len() + sent;
                     if in_flight >= crate::aws::pacing::MAX_CREATE_IN_FLIGHT {
+                        pass.creates_sent.fetch_sub(1, Ordering::SeqCst);
                         return Err(Error::Queued {
                             message: format!(
                                 "{in_flight} CreateAccount requests are in flight (AWS allows 5): this account is created when one finishes"
                             ),
                         });
                     }
-                    let result = pass.aws.organizations.create_account(new).await?;
-                    if result.state == crate::aws::organizations::CreateState::InProgress {
-                        pass.snapshot.in_flight.push(result.clone());
-                    }
+                    let result = match pass.aws.organizations.create_account(new).await {
+                        Ok(r) => r,
+                        Err(e) => {
+                            pass.creates_sent.fetch_sub(1, Ordering::SeqCst);
+                            return Err(e.into());
+                        }
+                    };
                     progress.writes += 1;
                     // The request id is made durable before anything else, so a crash never creates twice.
                     status_of(resource).create_request_id = Some(result.request_id.clone());
@@ -170,7 +178,8 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                     (&result.account_id, result.state)
                 {
                     // New accounts start under the root, tagged as requested.
-                    pass.snapshot.accounts.insert(
+                    let root = pass.snapshot.root_id.clone();
+                    pass.snapshot_mut().accounts.insert(
                         id.clone(),
                         AccountInfo {
                             id: id.clone(),
@@ -178,7 +187,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                             name: desired.name.clone(),
                             email: desired.email.clone(),
                             state: "ACTIVE".into(),
-                            parent_id: Some(pass.snapshot.root_id.clone()),
+                            parent_id: Some(root),
                         },
                     );
                 }
@@ -192,7 +201,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                             && a.email.eq_ignore_ascii_case(&desired.email)
                         {
                             a.parent_id = pass.aws.organizations.parent_of(&a.id).await?;
-                            pass.snapshot.accounts.insert(a.id.clone(), a);
+                            pass.snapshot_mut().accounts.insert(a.id.clone(), a);
                         }
                     }
                 }
@@ -286,7 +295,7 @@ async fn apply(action: &Action, pass: &mut Pass) -> Result<(), Error> {
         Action::Create(_) => unreachable!("handled where the request id is persisted"),
         Action::Move { id, from, to } => {
             orgs.move_account(id, from, to).await?;
-            if let Some(a) = pass.snapshot.accounts.get_mut(id) {
+            if let Some(a) = pass.snapshot_mut().accounts.get_mut(id) {
                 a.parent_id = Some(to.clone());
             }
         }
@@ -307,7 +316,7 @@ async fn apply(action: &Action, pass: &mut Pass) -> Result<(), Error> {
                     e.into()
                 }
             })?;
-            if let Some(a) = pass.snapshot.accounts.get_mut(id) {
+            if let Some(a) = pass.snapshot_mut().accounts.get_mut(id) {
                 a.state = "PENDING_CLOSURE".into();
             }
         }

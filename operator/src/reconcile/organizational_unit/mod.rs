@@ -131,11 +131,11 @@ async fn apply(
             status.id = Some(created.id.clone());
             status.arn = Some(created.arn.clone());
             status.parent_id = Some(created.parent_id.clone());
-            pass.snapshot.ous.insert(created.id.clone(), created);
+            pass.snapshot_mut().ous.insert(created.id.clone(), created);
         }
         Action::Rename { id, to } => {
             orgs.rename_ou(id, to).await?;
-            if let Some(ou) = pass.snapshot.ous.get_mut(id) {
+            if let Some(ou) = pass.snapshot_mut().ous.get_mut(id) {
                 ou.name = to.clone();
             }
         }
@@ -152,7 +152,7 @@ async fn apply(
                     e.into()
                 }
             })?;
-            pass.snapshot.ous.remove(id);
+            pass.snapshot_mut().ous.remove(id);
         }
     }
     Ok(())
