@@ -138,6 +138,9 @@ impl ControllerError {
     }
 }
 
+/// How soon a resource waiting for a dependency looks again.
+const WAITING_RECHECK: Duration = Duration::from_secs(5);
+
 fn jitter(d: Duration, spread: f64) -> Duration {
     // Cheap and good enough to spread requeues: the clock's nanoseconds.
     let nanos = std::time::SystemTime::now()
@@ -332,10 +335,12 @@ async fn apply<K: LandingZoneKind>(obj: Arc<K>, ctx: &Context) -> Result<Action,
                 _ => Action::requeue(jitter(ctx.settings.resync_interval, 0.1)),
             })
         }
-        // Re-queued by the watch on the dependency when it changes; the slow resync is a safety net.
-        Err(reconcile::Error::WaitingForDependency { .. }) => {
-            Ok(Action::requeue(ctx.settings.resync_interval))
-        }
+        // Re-queued by the watch on the dependency when it changes; the store read here can lag
+        // that event, so look again soon (no AWS call is made while waiting).
+        Err(reconcile::Error::WaitingForDependency { .. }) => Ok(Action::requeue(jitter(
+            ctx.settings.resync_interval.min(WAITING_RECHECK),
+            0.2,
+        ))),
         Err(e) => Err(e.into()),
     }
 }
