@@ -61,7 +61,13 @@ impl Operator {
                 "--lease-namespace",
                 "default",
             ])
-            .args(["--lease-duration", "6s", "--snapshot-ttl", "1s"])
+            .args(["--lease-duration", "6s"])
+            // Out-of-band drift is seen within a second, unless the caller says otherwise.
+            .args(if extra.contains(&"--snapshot-ttl") {
+                &[][..]
+            } else {
+                &["--snapshot-ttl", "1s"][..]
+            })
             .args(extra)
             .env("KUBECONFIG", &cp.kubeconfig)
             .env("AWS_ENDPOINT_URL", &emu.endpoint)

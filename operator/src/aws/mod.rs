@@ -28,6 +28,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_smithy_types::retry::RetryConfig;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 pub type AwsResult<T> = Result<T, AwsError>;
@@ -58,6 +59,8 @@ pub struct AwsPorts {
     pub members: Arc<dyn member::Members>,
     pub sdk_config: aws_config::SdkConfig,
     pub metrics: Metrics,
+    /// AWS Organizations write calls sent so far (a snapshot read before the last one is stale).
+    pub organizations_writes: Arc<AtomicU64>,
 }
 
 impl AwsPorts {
@@ -98,6 +101,7 @@ impl AwsPorts {
         let recorder = CallRecorder {
             metrics: metrics.clone(),
             scope: "management".into(),
+            organizations_writes: Arc::default(),
         };
         let orgs = aws_sdk_organizations::config::Builder::from(&sdk_config)
             .interceptor(recorder.clone())
@@ -137,6 +141,7 @@ impl AwsPorts {
             )),
             sdk_config,
             metrics,
+            organizations_writes: recorder.organizations_writes.clone(),
         }
     }
 }
@@ -179,6 +184,7 @@ pub struct CallRecorder {
     metrics: Metrics,
     /// Whose quota the calls use: `management` or a member account id.
     scope: Arc<str>,
+    organizations_writes: Arc<AtomicU64>,
 }
 
 impl CallRecorder {
@@ -187,6 +193,7 @@ impl CallRecorder {
         Self {
             metrics: self.metrics.clone(),
             scope: account_id.into(),
+            organizations_writes: self.organizations_writes.clone(),
         }
     }
 }
@@ -228,10 +235,14 @@ impl Intercept for CallRecorder {
     ) -> Result<(), BoxError> {
         if let Some(md) = cfg.load::<Metadata>() {
             let service = md.service().to_ascii_lowercase();
+            let kind = call_kind(md.name());
             self.metrics
                 .aws_calls
-                .with_label_values(&[service.as_str(), md.name(), call_kind(md.name())])
+                .with_label_values(&[service.as_str(), md.name(), kind])
                 .inc();
+            if service == "organizations" && kind == "write" {
+                self.organizations_writes.fetch_add(1, Ordering::SeqCst);
+            }
         }
         cfg.interceptor_state().store_put(CallStart(Instant::now()));
         Ok(())

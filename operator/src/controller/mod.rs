@@ -6,7 +6,7 @@ pub mod leader;
 pub mod status;
 
 use crate::api::{AuditTrail, AwsAccount, Budget, IdentityGroup, OrganizationalUnit};
-use crate::aws::{AwsError, AwsPorts, Organizations};
+use crate::aws::{AwsError, AwsPorts};
 use crate::metrics::Metrics;
 use crate::reconcile::{self, Key, Kind, Mode, OrgSnapshot, Pass, Progress, Readiness, Resource};
 use futures::StreamExt;
@@ -75,10 +75,12 @@ kind!(IdentityGroup);
 kind!(Budget);
 kind!(AuditTrail);
 
-/// One Organization snapshot shared by the reconciles of a resync, reloaded when stale or after a write.
+/// One Organization snapshot shared by the reconciles of a resync, read again when older than the
+/// TTL (changes made out of band) or when AWS Organizations has been written since it was read.
 pub struct SnapshotCache {
     ttl: Duration,
-    inner: tokio::sync::Mutex<Option<(Instant, Arc<OrgSnapshot>)>>,
+    /// (when read, Organizations writes counted before the read, the snapshot)
+    inner: tokio::sync::Mutex<Option<(Instant, u64, Arc<OrgSnapshot>)>>,
 }
 
 impl SnapshotCache {
@@ -89,22 +91,22 @@ impl SnapshotCache {
         }
     }
 
-    /// The current snapshot (a reconcile that writes gets its own copy); only one reconcile loads
-    /// it when it is stale.
-    pub async fn get(&self, orgs: &dyn Organizations) -> Result<Arc<OrgSnapshot>, AwsError> {
+    /// The current snapshot (a reconcile that writes gets its own copy); only one reconcile reads
+    /// the Organization when it is stale. IAM, budget and trail writes leave it valid.
+    pub async fn get(&self, aws: &AwsPorts) -> Result<Arc<OrgSnapshot>, AwsError> {
         let mut guard = self.inner.lock().await;
-        if let Some((at, snap)) = guard.as_ref()
+        let writes = aws
+            .organizations_writes
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if let Some((at, read_after, snap)) = guard.as_ref()
             && at.elapsed() < self.ttl
+            && *read_after == writes
         {
             return Ok(snap.clone());
         }
-        let snap = Arc::new(OrgSnapshot::load(orgs).await?);
-        *guard = Some((Instant::now(), snap.clone()));
+        let snap = Arc::new(OrgSnapshot::load(aws.organizations.as_ref()).await?);
+        *guard = Some((Instant::now(), writes, snap.clone()));
         Ok(snap)
-    }
-
-    pub async fn invalidate(&self) {
-        *self.inner.lock().await = None;
     }
 }
 
@@ -181,7 +183,7 @@ impl Context {
     }
 
     async fn pass(&self, resource: &Resource) -> Result<Pass, reconcile::Error> {
-        let snapshot = self.snapshot.get(self.aws.organizations.as_ref()).await?;
+        let snapshot = self.snapshot.get(&self.aws).await?;
         Ok(Pass {
             aws: self.aws.clone(),
             snapshot,
@@ -276,7 +278,6 @@ async fn apply<K: LandingZoneKind>(obj: Arc<K>, ctx: &Context) -> Result<Action,
     let label = K::KIND.as_str();
     if let Ok(p) = &result {
         if p.writes > 0 {
-            ctx.snapshot.invalidate().await;
             ctx.event(
                 &*obj,
                 EventType::Normal,
@@ -422,9 +423,6 @@ async fn cleanup<K: LandingZoneKind>(
     let mut pass = ctx.pass(&resource).await?;
     match reconcile::delete_resource(&mut resource, &mut pass).await {
         Ok(p) => {
-            if p.writes > 0 {
-                ctx.snapshot.invalidate().await;
-            }
             let reason = match &p.ready {
                 Readiness::Ready { reason, .. } | Readiness::NotReady { reason, .. } => *reason,
             };

@@ -144,11 +144,20 @@ async fn controller_memory(emu: &Emulator, dir: &std::path::Path, resources: usi
         None,
     )
     .unwrap();
+    // A resync at least as long as one paced round of tag reads (8/s) takes.
+    let resync = Duration::from_secs((resources as u64 * 3 / 20).max(60));
     let op = Operator::start(
         cp,
         emu,
         "bench",
-        &["--resync-interval", "60s", "--concurrency", "8"],
+        &[
+            "--resync-interval",
+            &format!("{}s", resync.as_secs()),
+            "--concurrency",
+            "8",
+            "--snapshot-ttl",
+            "30s", // the default
+        ],
     );
     kubectl(
         cp,
@@ -173,9 +182,10 @@ async fn controller_memory(emu: &Emulator, dir: &std::path::Path, resources: usi
     // One full resync with nothing to do.
     let writes = op.metric("landingzone_status_writes_total", &[]);
     let aws_writes = op.metric("landingzone_aws_api_calls_total", &["kind=\"write\""]);
-    tokio::time::sleep(Duration::from_secs(70)).await;
+    tokio::time::sleep(resync + Duration::from_secs(10)).await;
     json!({
         "resources": resources,
+        "resyncSeconds": resync.as_secs(),
         "secondsToAllReady": (to_ready * 10.0).round() / 10.0,
         "peakRssMiB": peak as f64 / 1024.0,
         "idleRssMiB": rss_kb(pid, "VmRSS") as f64 / 1024.0,
