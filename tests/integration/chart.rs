@@ -102,6 +102,7 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
             "--set", "prometheusRule.enabled=true",
             "--set", "replicaCount=3",
             "--set", "operator.dryRun=true",
+            "--set", "operator.rateLimits.MoveAccount=1/2",
             "--set", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/lzo",
         ],
     )
@@ -113,6 +114,7 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
         "eks.amazonaws.com/role-arn: arn:aws:iam::123456789012:role/lzo",
         "value: \"true\"",
         "LandingZoneTrailNotLogging",
+        "- \"--rate-limit=MoveAccount=1/2\"",
     ] {
         assert!(
             custom.contains(want),
