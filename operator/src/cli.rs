@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// How long one read of the Organization is shared by the reconciles of a resync.
     #[arg(long, env = "LZ_SNAPSHOT_TTL", value_parser = parse_duration, default_value = "30s")]
     pub snapshot_ttl: Duration,
+    /// How long a closure AWS refused for its closure quota (a share of accounts per 30 days) waits
+    /// before it is tried again.
+    #[arg(long, env = "LZ_CLOSE_RETRY_INTERVAL", value_parser = parse_duration, default_value = "6h")]
+    pub close_retry_interval: Duration,
     #[arg(long, env = "LZ_LEASE_NAME", default_value = "landing-zone-operator")]
     pub lease_name: String,
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
@@ -223,6 +227,7 @@ async fn run(args: RunArgs) -> ExitCode {
         concurrency: args.concurrency,
         dry_run: args.dry_run,
         snapshot_ttl: args.snapshot_ttl,
+        close_retry_interval: args.close_retry_interval,
         lease_name: args.lease_name.clone(),
         lease_namespace: args.lease_namespace.clone(),
         identity,

@@ -38,6 +38,8 @@ pub struct Settings {
     pub dry_run: bool,
     /// How long one Organization snapshot is shared by reconciles.
     pub snapshot_ttl: Duration,
+    /// Wait after AWS refused a closure for its quota.
+    pub close_retry_interval: Duration,
     pub lease_name: String,
     pub lease_namespace: String,
     pub identity: String,
@@ -463,12 +465,20 @@ async fn cleanup<K: LandingZoneKind>(
     }
 }
 
+/// The 30-day closure quota frees up slowly: a refused closure is parked, not retried every resync.
+fn parked(err: &ControllerError) -> bool {
+    matches!(err, ControllerError::Reconcile(e) if e.reason() == reconcile::aws_account::CLOSE_REFUSED)
+}
+
 fn error_policy<K: LandingZoneKind>(
     obj: Arc<K>,
     err: &ControllerError,
     ctx: Arc<Context>,
 ) -> Action {
     let key = Key::new(K::KIND, obj.name_any());
+    if parked(err) {
+        return Action::requeue(ctx.settings.close_retry_interval);
+    }
     if !err.retryable() {
         // Needs a human: wait for a spec change (the watch) or the slow resync, no hot loop.
         return Action::requeue(ctx.settings.resync_interval);
@@ -689,6 +699,15 @@ fn watch_dependency<K: LandingZoneKind, D: LandingZoneKind>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_closure_refused_for_its_quota_is_parked() {
+        let refused = reconcile::Error::conflict(reconcile::aws_account::CLOSE_REFUSED, "quota");
+        let other = reconcile::Error::conflict("OrganizationalUnitNotEmpty", "not empty");
+        assert!(parked(&refused.into()));
+        assert!(!parked(&other.into()));
+        assert!(!parked(&ControllerError::Kube("conflict".into())));
+    }
 
     #[test]
     fn backoff_grows_exponentially_with_jitter_and_is_capped() {

@@ -51,6 +51,9 @@ fn record(status: &mut AwsAccountStatus, account: &AccountInfo) {
     status.parent_id = account.parent_id.clone();
 }
 
+/// Reason of a closure AWS refused for its closure quota (the controller parks it).
+pub const CLOSE_REFUSED: &str = "CloseAccountRefused";
+
 pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
     let spec = account_of(resource).spec.clone();
     let desired = Desired {
@@ -305,7 +308,7 @@ async fn apply(action: &Action, pass: &mut Pass) -> Result<(), Error> {
             orgs.close_account(id).await.map_err(|e| {
                 if e.code == "ConstraintViolationException" {
                     Error::conflict(
-                        "CloseAccountRefused",
+                        CLOSE_REFUSED,
                         format!(
                             "AWS refused to close account {id}: {}. AWS limits closures (a share of member accounts per 30 days); \
                              the account stays open and closing is retried on the next resync",
