@@ -309,3 +309,47 @@ async fn root_keys_taken_aliases_and_roles_not_yet_assumable_are_reported_plainl
     assert_eq!(err.reason(), "AccountNotYetAccessible");
     assert!(err.is_retryable());
 }
+
+/// One AssumeRole per member account per process, however many accounts: the SDK's identity cache
+/// keeps 64 sessions unless told otherwise, and evicting them would mean an AssumeRole per reconcile.
+#[tokio::test]
+async fn member_sessions_are_kept_for_more_than_64_accounts() {
+    let emu = Emulator::start().await;
+    let org = emu.org_client();
+    let mut ids = Vec::new();
+    for i in 0..70 {
+        let out = org
+            .create_account()
+            .account_name(format!("acct-{i}"))
+            .email(format!("acct-{i}@example.com"))
+            .send()
+            .await
+            .unwrap();
+        ids.push(
+            out.create_account_status()
+                .unwrap()
+                .account_id()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let ports = emu.ports().await;
+    let assumed = || {
+        ports
+            .metrics
+            .aws_call_counts()
+            .get(&("sts".to_string(), "AssumeRole".to_string()))
+            .map_or(0, |(_, n)| *n)
+    };
+    for _round in 0..2 {
+        for id in &ids {
+            let clients = ports.members.clients(
+                Some(id),
+                Some("000000000000"),
+                "OrganizationAccountAccessRole",
+            );
+            clients.iam.password_policy().await.unwrap();
+        }
+    }
+    assert_eq!(assumed(), 70, "one AssumeRole per account over two rounds");
+}

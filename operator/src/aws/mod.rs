@@ -33,6 +33,9 @@ use std::time::{Duration, Instant};
 
 pub type AwsResult<T> = Result<T, AwsError>;
 
+/// Member-account sessions kept at once (AWS allows 10,000 accounts per Organization by default).
+const MAX_ACCOUNT_SESSIONS: usize = 10_000;
+
 /// Where and how to reach AWS.
 #[derive(Clone, Debug, Default)]
 pub struct AwsSettings {
@@ -97,6 +100,13 @@ impl AwsPorts {
                 http,
                 Arc::new(pacing::Pacer::new(limits)),
             ))
+            // One partition per member account's assumed role: the SDK's default keeps 64 and
+            // evicts the rest, which would mean an AssumeRole per reconcile in a large Organization.
+            .identity_cache(
+                aws_config::identity::IdentityCache::lazy()
+                    .max_partitions(MAX_ACCOUNT_SESSIONS)
+                    .build(),
+            )
             .build();
         let recorder = CallRecorder {
             metrics: metrics.clone(),
