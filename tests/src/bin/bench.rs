@@ -19,6 +19,32 @@ use std::time::{Duration, Instant};
 const TOP: usize = 5;
 const CHILDREN: usize = 4;
 
+/// Seconds spent in AWS calls (SDK retries and pacing waits included) per operation: where a pass's
+/// time goes.
+fn seconds_by_op(m: &Metrics) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for family in m.registry.gather() {
+        if family.name() != "landingzone_aws_api_call_duration_seconds" {
+            continue;
+        }
+        for s in family.get_metric() {
+            let label = |n: &str| {
+                s.get_label()
+                    .iter()
+                    .find(|l| l.name() == n)
+                    .map(|l| l.value().to_string())
+                    .unwrap_or_default()
+            };
+            let secs = s.get_histogram().get_sample_sum();
+            out.insert(
+                format!("{}:{}", label("service"), label("operation")),
+                (secs * 10.0).round() / 10.0,
+            );
+        }
+    }
+    out
+}
+
 fn by_op(m: &Metrics) -> BTreeMap<String, u64> {
     m.aws_call_counts()
         .into_iter()
@@ -305,6 +331,7 @@ async fn bench(n: usize, drifts: usize) -> Value {
             "memberAccountReads": member,
             "writes": writes,
             "callsByOperation": calls,
+            "callSecondsByOperation": seconds_by_op(&pass.metrics),
         },
         "naivePass": {"seconds": round(naive_secs), "structureReads": naive_structure, "tagReads": naive_tags},
         "structureRatio": round(naive_structure as f64 / structure.max(1) as f64),
