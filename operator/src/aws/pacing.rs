@@ -45,6 +45,8 @@ impl Default for RateLimits {
             ("UpdateTrail", 0.9, 1.0),
             ("StartLogging", 0.9, 1.0),
             ("DeleteTrail", 0.9, 1.0),
+            // STS allows 600/s per account and Region; one call per member account and hour.
+            ("AssumeRole", 50.0, 50.0),
         ];
         Self {
             per_operation: table
