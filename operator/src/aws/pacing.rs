@@ -254,6 +254,7 @@ mod tests {
             ("MoveAccount", 2.0),
             ("CreateAccount", 0.1),
             ("CloseAccount", 0.05),
+            ("AssumeRole", 600.0),
         ] {
             assert!(l.per_operation[op].0 <= quota, "{op}");
         }
