@@ -1,6 +1,10 @@
 //! Clients inside member accounts: AssumeRole into `arn:aws:iam::<id>:role/<roleName>` from the
 //! management account's credentials, with the session cached until shortly before it expires
 //! (one AssumeRole per account per expiry window, not per call).
+//!
+//! Only the credentials provider is kept per account (its identity-cache partition holds the
+//! session); SDK clients are built per reconcile, as a pair of clients per account for 1,000 accounts
+//! would stay in memory for nothing between resyncs.
 
 use super::iam::{Contacts, Iam, SdkContacts, SdkIam};
 use super::{AwsError, CallRecorder};
@@ -37,7 +41,7 @@ pub struct MemberAccess {
     recorder: CallRecorder,
     sts: aws_sdk_sts::Client,
     management: AccountClients,
-    cache: std::sync::Mutex<HashMap<(String, String), AccountClients>>,
+    sessions: std::sync::Mutex<HashMap<(String, String), SharedCredentialsProvider>>,
 }
 
 #[derive(Debug)]
@@ -102,7 +106,7 @@ impl MemberAccess {
             sts: aws_sdk_sts::Client::from_conf(sts),
             base,
             recorder,
-            cache: Default::default(),
+            sessions: Default::default(),
         }
     }
 }
@@ -118,21 +122,23 @@ impl Members for MemberAccess {
             return self.management.clone();
         };
         let key = (id.to_string(), role_name.to_string());
-        let mut cache = self.cache.lock().expect("not poisoned");
-        cache
+        let provider = self
+            .sessions
+            .lock()
+            .expect("not poisoned")
             .entry(key)
             .or_insert_with(|| {
-                let provider = AssumeRole {
+                SharedCredentialsProvider::new(AssumeRole {
                     sts: self.sts.clone(),
                     role_arn: format!("arn:aws:iam::{id}:role/{role_name}"),
-                };
-                let config = self
-                    .base
-                    .to_builder()
-                    .credentials_provider(SharedCredentialsProvider::new(provider))
-                    .build();
-                clients(&config, &self.recorder.for_account(id))
+                })
             })
-            .clone()
+            .clone();
+        let config = self
+            .base
+            .to_builder()
+            .credentials_provider(provider)
+            .build();
+        clients(&config, &self.recorder.for_account(id))
     }
 }
