@@ -16,8 +16,8 @@ use kube::api::Api;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource as KubeResource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -647,11 +647,11 @@ pub async fn run(
 
     let wc = watcher::Config::default().any_semantic();
     let cfg = ControllerConfig::default().concurrency(settings.concurrency);
-    let ou_ctrl = Controller::new(Api::<OrganizationalUnit>::all(client.clone()), wc.clone());
-    let acct_ctrl = Controller::new(Api::<AwsAccount>::all(client.clone()), wc.clone());
-    let idg_ctrl = Controller::new(Api::<IdentityGroup>::all(client.clone()), wc.clone());
-    let bud_ctrl = Controller::new(Api::<Budget>::all(client.clone()), wc.clone());
-    let trail_ctrl = Controller::new(Api::<AuditTrail>::all(client.clone()), wc.clone());
+    let ou_ctrl = controller_for::<OrganizationalUnit>(&client, &wc);
+    let acct_ctrl = controller_for::<AwsAccount>(&client, &wc);
+    let idg_ctrl = controller_for::<IdentityGroup>(&client, &wc);
+    let bud_ctrl = controller_for::<Budget>(&client, &wc);
+    let trail_ctrl = controller_for::<AuditTrail>(&client, &wc);
     let metrics = aws.metrics.clone();
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -722,6 +722,21 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A controller whose cache keeps objects without `managedFields`: server-side apply's bookkeeping,
+/// the largest part of an object with conditions in its status, and never read here (kube-rs's
+/// advice for memory; `for_stream` is behind kube's `unstable-runtime` feature).
+fn controller_for<K: LandingZoneKind>(client: &Client, wc: &watcher::Config) -> Controller<K> {
+    let (reader, writer) = reflector::store();
+    let objects = watcher(Api::<K>::all(client.clone()), wc.clone())
+        .default_backoff()
+        .modify(|o| {
+            o.managed_fields_mut().clear();
+        })
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(objects, reader)
 }
 
 /// Re-queues the resources that refer to a changed dependency (watch + mapper), instead of polling.
