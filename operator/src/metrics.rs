@@ -215,14 +215,18 @@ impl Metrics {
         }
     }
 
-    /// AWS calls so far, keyed by (service, operation), with the kind.
-    pub fn aws_call_counts(&self) -> BTreeMap<(String, String), (String, u64)> {
-        let mut out = BTreeMap::new();
-        for family in self.registry.gather() {
-            if family.name() != "landingzone_aws_api_calls_total" {
+    /// The samples of one metric family, each with a reader of its labels.
+    fn samples<T>(
+        &self,
+        family: &str,
+        mut each: impl FnMut(&dyn Fn(&str) -> String, &prometheus::proto::Metric) -> T,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        for f in self.registry.gather() {
+            if f.name() != family {
                 continue;
             }
-            for m in family.get_metric() {
+            for m in f.get_metric() {
                 let label = |n: &str| {
                     m.get_label()
                         .iter()
@@ -230,14 +234,34 @@ impl Metrics {
                         .map(|l| l.value().to_string())
                         .unwrap_or_default()
                 };
-                let count = m.get_counter().get_value() as u64;
-                out.insert(
-                    (label("service"), label("operation")),
-                    (label("kind"), count),
-                );
+                out.push(each(&label, m));
             }
         }
         out
+    }
+
+    /// AWS calls so far, keyed by (service, operation), with the kind.
+    pub fn aws_call_counts(&self) -> BTreeMap<(String, String), (String, u64)> {
+        self.samples("landingzone_aws_api_calls_total", |label, m| {
+            (
+                (label("service"), label("operation")),
+                (label("kind"), m.get_counter().get_value() as u64),
+            )
+        })
+        .into_iter()
+        .collect()
+    }
+
+    /// Seconds spent in AWS calls so far (retries and pacing waits included), by (service, operation).
+    pub fn aws_call_seconds(&self) -> BTreeMap<(String, String), f64> {
+        self.samples("landingzone_aws_api_call_duration_seconds", |label, m| {
+            (
+                (label("service"), label("operation")),
+                m.get_histogram().get_sample_sum(),
+            )
+        })
+        .into_iter()
+        .collect()
     }
 
     /// Total AWS calls of one kind ("read" or "write").

@@ -19,30 +19,12 @@ use std::time::{Duration, Instant};
 const TOP: usize = 5;
 const CHILDREN: usize = 4;
 
-/// Seconds spent in AWS calls (SDK retries and pacing waits included) per operation: where a pass's
-/// time goes.
+/// Seconds spent in AWS calls per operation: where a pass's time goes.
 fn seconds_by_op(m: &Metrics) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    for family in m.registry.gather() {
-        if family.name() != "landingzone_aws_api_call_duration_seconds" {
-            continue;
-        }
-        for s in family.get_metric() {
-            let label = |n: &str| {
-                s.get_label()
-                    .iter()
-                    .find(|l| l.name() == n)
-                    .map(|l| l.value().to_string())
-                    .unwrap_or_default()
-            };
-            let secs = s.get_histogram().get_sample_sum();
-            out.insert(
-                format!("{}:{}", label("service"), label("operation")),
-                (secs * 10.0).round() / 10.0,
-            );
-        }
-    }
-    out
+    m.aws_call_seconds()
+        .into_iter()
+        .map(|((s, o), secs)| (format!("{s}:{o}"), (secs * 10.0).round() / 10.0))
+        .collect()
 }
 
 fn by_op(m: &Metrics) -> BTreeMap<String, u64> {
