@@ -124,20 +124,7 @@ impl Emulator {
 
     /// SDK config for the management account, pointed at this emulator, with static test credentials.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        let base = load_sdk_config(&AwsSettings {
-            region: Some("us-east-1".into()),
-            endpoint_url: Some(self.endpoint.clone()),
-            max_attempts: 2,
-            ..Default::default()
-        })
-        .await;
-        base.into_builder()
-            .credentials_provider(
-                aws_credential_types::provider::SharedCredentialsProvider::new(Credentials::new(
-                    "testing", "testing", None, None, "test",
-                )),
-            )
-            .build()
+        self.sdk_config_via(&self.endpoint, 2).await
     }
 
     /// The operator's ports (with a fresh call counter) against this emulator.
