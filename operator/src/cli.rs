@@ -341,14 +341,14 @@ pub async fn execute(
             .await
             .map_err(|e| format!("cannot read the AWS Organization: {e}"))?;
         reports = reconcile::run_pass(&mut resources, &mut pass).await;
-        let creating = reports.iter().any(|r| {
-            matches!(&r.result, Ok(p) if matches!(&p.ready, Readiness::NotReady { reason: "Creating" | "AccountNotYetVisible", .. }))
-        });
+        let pending: Vec<&Report> = reports.iter().filter(|r| in_progress(r)).collect();
         match apply {
-            Some(a) if creating && started.elapsed() + a.poll_interval < a.wait => {
-                tracing::info!(
-                    "accounts are being created; checking again in {:?}",
-                    a.poll_interval
+            Some(a) if !pending.is_empty() && started.elapsed() + a.poll_interval < a.wait => {
+                eprintln!(
+                    "{}; checking again in {} s (up to --wait {} s)",
+                    describe_pending(&pending),
+                    a.poll_interval.as_secs_f64().ceil(),
+                    a.wait.as_secs()
                 );
                 tokio::time::sleep(a.poll_interval).await;
             }
@@ -391,6 +391,44 @@ pub async fn execute(
         notes,
         metrics: aws.metrics.clone(),
     })
+}
+
+/// Work AWS or the operator is still doing that finishes without a human: accounts being created
+/// or queued behind AWS's limits, accounts not yet accessible, and what waits for them.
+pub fn in_progress(r: &Report) -> bool {
+    match &r.result {
+        Ok(p) => matches!(
+            &p.ready,
+            Readiness::NotReady {
+                reason: "Creating" | "AccountNotYetVisible",
+                ..
+            }
+        ),
+        Err(e) => {
+            matches!(
+                e,
+                reconcile::Error::Queued { .. }
+                    | reconcile::Error::Transient { .. }
+                    | reconcile::Error::WaitingForDependency { .. }
+            ) || e.reason() == "AccountNotYetAccessible"
+        }
+    }
+}
+
+fn describe_pending(pending: &[&Report]) -> String {
+    let mut by_reason: std::collections::BTreeMap<String, usize> = Default::default();
+    for r in pending {
+        *by_reason.entry(readiness(r).1).or_default() += 1;
+    }
+    let parts: Vec<String> = by_reason
+        .iter()
+        .map(|(reason, n)| format!("{n} {reason}"))
+        .collect();
+    format!(
+        "{} resource(s) still in progress ({})",
+        pending.len(),
+        parts.join(", ")
+    )
 }
 
 fn readiness(r: &Report) -> (String, String, String) {

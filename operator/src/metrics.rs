@@ -27,6 +27,7 @@ pub struct Metrics {
     pub resource_drift: IntGaugeVec,
     pub account_active: IntGaugeVec,
     pub account_root_mfa: IntGaugeVec,
+    pub account_root_password: IntGaugeVec,
     pub account_root_keys: IntGaugeVec,
     pub budget_limit: GaugeVec,
     pub budget_actual: GaugeVec,
@@ -135,6 +136,11 @@ impl Metrics {
             "1 when the account's root user has MFA",
             &["name", "account_id"],
         );
+        let account_root_password = igauge(
+            "account_root_password_present",
+            "1 when the account's root user has a password (without one, missing MFA is no risk)",
+            &["name", "account_id"],
+        );
         let account_root_keys = igauge(
             "account_root_access_keys_present",
             "1 when the account's root user has access keys",
@@ -155,6 +161,7 @@ impl Metrics {
             &resource_drift,
             &account_active,
             &account_root_mfa,
+            &account_root_password,
             &account_root_keys,
             &trail_logging,
         ] {
@@ -207,6 +214,7 @@ impl Metrics {
             resource_drift,
             account_active,
             account_root_mfa,
+            account_root_password,
             account_root_keys,
             budget_limit,
             budget_actual,
@@ -293,6 +301,7 @@ impl Metrics {
             Box::new(self.resource_drift.clone()),
             Box::new(self.account_active.clone()),
             Box::new(self.account_root_mfa.clone()),
+            Box::new(self.account_root_password.clone()),
             Box::new(self.account_root_keys.clone()),
             Box::new(self.budget_limit.clone()),
             Box::new(self.budget_actual.clone()),
@@ -360,6 +369,9 @@ impl Metrics {
                     self.account_root_keys
                         .with_label_values(&[name, id])
                         .set(i64::from(sec.root_access_keys_present));
+                    self.account_root_password
+                        .with_label_values(&[name, id])
+                        .set(i64::from(sec.root_password_present));
                 }
             }
             Resource::Budget(b) => {
@@ -401,6 +413,7 @@ impl Metrics {
             for g in [
                 &self.account_active,
                 &self.account_root_mfa,
+                &self.account_root_password,
                 &self.account_root_keys,
             ] {
                 let _ = g.remove_label_values(&[name, id.as_str()]);

@@ -1,14 +1,9 @@
 //! The account baseline (alias, password policy, contacts, security report) and IdentityGroup,
-//! against an emulator with AWS managed policies. What the emulator cannot show — root MFA and
-//! root access keys (always 0 there), a globally taken alias, a role not yet assumable — goes
-//! through `MembersDouble`.
+//! against an emulator with AWS managed policies. What the emulator cannot show — the root user's
+//! MFA, access keys and password, a globally taken alias — the realism layer answers at the wire.
 
-use landing_zone_operator::aws::AwsPorts;
-use landing_zone_operator::aws::iam::RootSecurity;
-use landing_zone_tests::double::MembersDouble;
+use landing_zone_tests::proxy::{AwsProxy, Realism};
 use landing_zone_tests::{Emulator, report, run_dir};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 const LZ: &str = r#"apiVersion: landingzone.dev/v1alpha1
 kind: AwsAccount
@@ -256,21 +251,16 @@ async fn accounts_are_baselined_groups_are_isolated_and_drift_is_corrected() {
 
 #[tokio::test]
 async fn root_keys_taken_aliases_and_roles_not_yet_assumable_are_reported_plainly() {
+    // Emulator gaps (root MFA, keys and password always absent; aliases never taken; every role
+    // assumable at once) answered at the wire by the realism layer, as AWS answers them.
     let emu = Emulator::start().await;
-    let ports = emu.ports().await;
-    let members = Arc::new(MembersDouble {
-        inner: ports.members.clone(),
-        root: Mutex::new(Some(RootSecurity {
-            mfa_enabled: true,
-            access_keys_present: true,
-        })),
-        taken_aliases: Mutex::new(vec!["example-dev".into()]),
-        not_yet_accessible: AtomicBool::new(false),
+    let proxy = AwsProxy::start(&emu.endpoint).await;
+    proxy.realism(Realism {
+        root_user: Some((true, true, true)),
+        taken_aliases: ["example-dev".to_string()].into(),
+        ..Default::default()
     });
-    let ports = AwsPorts {
-        members: members.clone(),
-        ..ports
-    };
+    let ports = emu.ports_via(&proxy.endpoint, 2).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("lz.yaml"), LZ.split("---").next().unwrap()).unwrap();
     let state = dir.path().join("state.json");
@@ -285,29 +275,50 @@ async fn root_keys_taken_aliases_and_roles_not_yet_assumable_are_reported_plainl
     let doc = state_doc(&state);
     let status = &doc["resources"]["AwsAccount/dev"]["status"];
     assert_eq!(status["security"]["rootAccessKeysPresent"], true);
-    let finding = status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "SecurityFindings")
-        .unwrap()
-        .clone();
+    assert_eq!(status["security"]["rootPasswordPresent"], true);
+    let finding = |doc: &serde_json::Value| {
+        doc["resources"]["AwsAccount/dev"]["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "SecurityFindings")
+            .unwrap()
+            .clone()
+    };
+    let f = finding(&doc);
     assert_eq!(
-        (finding["status"].as_str(), finding["reason"].as_str()),
+        (f["status"].as_str(), f["reason"].as_str()),
         (Some("True"), Some("RootUserAtRisk"))
     );
-    assert!(finding["message"].as_str().unwrap().contains("access keys"));
+    assert!(f["message"].as_str().unwrap().contains("access keys"));
 
-    // Right after CreateAccount the access role cannot be assumed yet: retried, said plainly.
-    members.not_yet_accessible.store(true, Ordering::SeqCst);
-    members.taken_aliases.lock().unwrap().clear();
-    let run = run_dir(ports, dir.path(), &state, true, false).await;
-    let err = report(&run, "AwsAccount", "dev")
-        .result
-        .as_ref()
-        .unwrap_err();
-    assert_eq!(err.reason(), "AccountNotYetAccessible");
-    assert!(err.is_retryable());
+    // No root password (accounts made by CreateAccount have none): missing MFA is no finding.
+    proxy.realism(Realism {
+        root_user: Some((false, false, false)),
+        ..Default::default()
+    });
+    let run = run_dir(ports.clone(), dir.path(), &state, true, false).await;
+    assert!(!run.failed(), "{:?}", run.reports);
+    let doc = state_doc(&state);
+    assert_eq!(
+        doc["resources"]["AwsAccount/dev"]["status"]["security"]["rootPasswordPresent"],
+        false
+    );
+    let f = finding(&doc);
+    assert_eq!(f["status"], "False", "{f}");
+    assert!(
+        f["message"].as_str().unwrap().contains("no password"),
+        "{f}"
+    );
+    // … but a password without MFA is.
+    proxy.realism(Realism {
+        root_user: Some((false, false, true)),
+        ..Default::default()
+    });
+    run_dir(ports.clone(), dir.path(), &state, true, false).await;
+    let f = finding(&state_doc(&state));
+    assert_eq!(f["status"], "True", "{f}");
+    assert!(f["message"].as_str().unwrap().contains("no MFA"), "{f}");
 }
 
 /// One AssumeRole per member account per process, however many accounts: the SDK's identity cache

@@ -1,12 +1,13 @@
-//! The crash-safe CreateAccount flow. The emulator's CreateAccount finishes at once and never says
-//! EMAIL_ALREADY_EXISTS, so these tests put the test double of the port (`Double`) in front of it.
+//! The crash-safe CreateAccount flow against AWS as it behaves: through the realism layer
+//! (`proxy::Realism`), CreateAccount is IN_PROGRESS for a while, the new account is listed only
+//! some seconds after SUCCEEDED, its access role is assumable later still, the in-flight limit and
+//! the failure reasons come back in AWS's wire shapes, and the operator's real SDK clients read them.
 
-use landing_zone_operator::aws::AwsPorts;
-use landing_zone_operator::aws::Organizations;
+use landing_zone_operator::cli::RunResult;
 use landing_zone_operator::reconcile::Readiness;
-use landing_zone_tests::double::Double;
-use landing_zone_tests::{Emulator, report, run_dir};
-use std::sync::atomic::Ordering;
+use landing_zone_tests::proxy::{AwsProxy, CreateAccountModel, Fault, Faults, Realism};
+use landing_zone_tests::{Emulator, apply_waiting, assert_readable, report};
+use std::time::{Duration, Instant};
 
 const ACCOUNT: &str = "apiVersion: landingzone.dev/v1alpha1
 kind: AwsAccount
@@ -23,47 +24,71 @@ fn dir_with(yaml: &str) -> tempfile::TempDir {
     dir
 }
 
-async fn with_double(emu: &Emulator) -> (AwsPorts, std::sync::Arc<Double>) {
-    let ports = emu.ports().await;
-    let double = Double::new(ports.organizations.clone());
-    (
-        AwsPorts {
-            organizations: double.clone(),
-            ..ports
-        },
-        double,
-    )
+fn accounts(n: usize, extra: &str) -> String {
+    (1..=n)
+        .map(|i| format!("apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {{name: a{i}}}\nspec: {{accountName: a{i}, email: aws-a{i}@example.com{extra}}}\n"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// An emulator with CreateAccount as AWS runs it, `secs` seconds in progress.
+async fn realistic(secs: u64) -> (Emulator, AwsProxy) {
+    let emu = Emulator::start().await;
+    let proxy = AwsProxy::start(&emu.endpoint).await;
+    proxy.realism(Realism {
+        latency: Duration::from_millis(10),
+        create_account: Some(CreateAccountModel {
+            duration: Duration::from_secs(secs),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    (emu, proxy)
 }
 
 async fn accounts_with_email(emu: &Emulator, email: &str) -> usize {
     let out = emu.org_client().list_accounts().send().await.unwrap();
     out.accounts()
         .iter()
-        .filter(|a| a.email() == Some(email))
+        .filter(|a| a.email().is_some_and(|e| e.eq_ignore_ascii_case(email)))
         .count()
 }
 
+fn reason(run: &RunResult, name: &str) -> String {
+    let r = report(run, "AwsAccount", name);
+    match &r.result {
+        Ok(p) => match &p.ready {
+            Readiness::Ready { reason, .. } | Readiness::NotReady { reason, .. } => {
+                reason.to_string()
+            }
+        },
+        Err(e) => e.reason().to_string(),
+    }
+}
+
+fn ready(run: &RunResult, name: &str) -> bool {
+    matches!(
+        report(run, "AwsAccount", name).result,
+        Ok(ref p) if matches!(p.ready, Readiness::Ready { .. })
+    )
+}
+
 #[tokio::test]
-async fn asynchronous_create_is_polled_to_completion_without_a_second_create() {
-    // Emulator gap: CreateAccount is SUCCEEDED at once there; real AWS answers IN_PROGRESS.
-    let emu = Emulator::start().await;
-    let (ports, double) = with_double(&emu).await;
-    double.faults.async_create_polls.store(3, Ordering::SeqCst);
+async fn an_asynchronous_create_is_followed_to_a_usable_account_in_one_run() {
+    let (emu, proxy) = realistic(2).await;
+    let ports = emu.ports_via(&proxy.endpoint, 3).await;
     let dir = dir_with(ACCOUNT);
     let state = dir.path().join("state.json");
-    let run = run_dir(ports, dir.path(), &state, true, false).await;
+    let run = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(60)).await;
     assert!(!run.failed(), "{:?}", run.reports);
-    let r = report(&run, "AwsAccount", "payments-prod");
-    assert!(
-        matches!(r.result.as_ref().unwrap().ready, Readiness::Ready { .. }),
-        "{:?}",
-        r.result
-    );
+    assert!(ready(&run, "payments-prod"), "{:?}", run.reports);
+    assert_readable(&run);
     assert_eq!(
-        double.creates.lock().unwrap().len(),
+        proxy.create_requests().len(),
         1,
-        "polled, never created twice"
+        "followed, never sent twice"
     );
+    assert_eq!(proxy.count("CreateAccount"), 1);
     assert_eq!(
         accounts_with_email(&emu, "aws-payments-prod@example.com").await,
         1
@@ -71,125 +96,347 @@ async fn asynchronous_create_is_polled_to_completion_without_a_second_create() {
 }
 
 #[tokio::test]
-async fn a_lost_create_request_in_flight_is_found_by_name_after_a_crash() {
-    // The process dies right after CreateAccount returned IN_PROGRESS, before the request id is saved
-    // (simulated: the state file is thrown away). The next run must follow that request, not create.
-    let emu = Emulator::start().await;
-    let (ports, double) = with_double(&emu).await;
-    double.faults.async_create_polls.store(2, Ordering::SeqCst);
+async fn succeeded_but_not_yet_listed_is_waited_for_never_not_in_the_organization() {
+    let (emu, proxy) = realistic(1).await;
+    proxy.update_realism(|r| {
+        let m = r.create_account.as_mut().unwrap();
+        m.visible_after = Duration::from_secs(3);
+    });
     let dir = dir_with(ACCOUNT);
-    let request = double
-        .create_account(&landing_zone_operator::aws::organizations::NewAccount {
-            name: "payments-prod".into(),
-            email: "aws-payments-prod@example.com".into(),
-            role_name: "OrganizationAccountAccessRole".into(),
-            iam_user_access_to_billing: None,
-            tags: Default::default(),
-        })
+    let state = dir.path().join("state.json");
+    // One pass at a time, as the controller's reconciles see it.
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(40) {
+        let ports = emu.ports_via(&proxy.endpoint, 3).await;
+        let run = apply_waiting(ports, dir.path(), &state, false, Duration::ZERO).await;
+        assert_readable(&run);
+        let r = reason(&run, "payments-prod");
+        if seen.last() != Some(&r) {
+            seen.push(r);
+        }
+        if ready(&run, "payments-prod") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("Available"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|r| r == "AccountNotYetVisible"),
+        "SUCCEEDED before listed: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|r| r == "AccountNotInOrganization"),
+        "{seen:?}"
+    );
+    assert_eq!(proxy.create_requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_request_in_flight_under_its_name_is_adopted_only_by_its_email() {
+    // A crash right after CreateAccount, before the request id was saved (the state file is
+    // thrown away): the next run must not create a second account.
+    let (emu, proxy) = realistic(3).await;
+    let request = emu
+        .org_client_via(&proxy.endpoint)
+        .create_account()
+        .account_name("payments-prod")
+        .email("aws-payments-prod@example.com")
+        .send()
         .await
         .unwrap();
     assert_eq!(
-        request.state,
-        landing_zone_operator::aws::organizations::CreateState::InProgress
+        request
+            .create_account_status()
+            .unwrap()
+            .state()
+            .unwrap()
+            .as_str(),
+        "IN_PROGRESS"
     );
+    let dir = dir_with(ACCOUNT);
     let state = dir.path().join("fresh-state.json");
-    let run = run_dir(ports, dir.path(), &state, true, false).await;
+    let ports = emu.ports_via(&proxy.endpoint, 3).await;
+    let run = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(60)).await;
     assert!(!run.failed(), "{:?}", run.reports);
+    assert_readable(&run);
+    // It followed that request (its id is in status) and adopted its account.
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let status = &doc["resources"]["AwsAccount/payments-prod"]["status"];
     assert_eq!(
-        double.creates.lock().unwrap().len(),
-        1,
-        "the in-flight request was followed"
+        status["createRequestId"],
+        request.create_account_status().unwrap().id().unwrap()
     );
+    assert_eq!(
+        status["accountId"].as_str(),
+        proxy.create_requests()[0].account_id.as_deref()
+    );
+    assert_eq!(proxy.create_requests().len(), 1, "no second CreateAccount");
     assert_eq!(
         accounts_with_email(&emu, "aws-payments-prod@example.com").await,
         1
     );
-    let doc: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
-    assert_eq!(
-        doc["resources"]["AwsAccount/payments-prod"]["status"]["createRequestId"],
-        request.request_id
-    );
+}
+
+#[tokio::test]
+async fn two_accounts_with_one_name_never_bind_to_one_account() {
+    // Someone else's request for an account of the same name is in flight: this resource waits
+    // for it, sees another email, and creates its own.
+    let (emu, proxy) = realistic(2).await;
+    emu.org_client_via(&proxy.endpoint)
+        .create_account()
+        .account_name("payments-prod")
+        .email("someone-else@example.com")
+        .send()
+        .await
+        .unwrap();
+    let dir = dir_with(ACCOUNT);
+    let state = dir.path().join("state.json");
+    let ports = emu.ports_via(&proxy.endpoint, 3).await;
+    let run = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(60)).await;
+    assert!(!run.failed(), "{:?}", run.reports);
+    let id = report(&run, "AwsAccount", "payments-prod")
+        .id
+        .clone()
+        .unwrap();
+    let mine = proxy
+        .create_requests()
+        .into_iter()
+        .find(|r| r.email == "aws-payments-prod@example.com")
+        .expect("its own request");
+    assert_eq!(mine.account_id.as_deref(), Some(id.as_str()));
+    assert_eq!(proxy.create_requests().len(), 2);
 }
 
 #[tokio::test]
 async fn a_create_whose_answer_was_lost_is_adopted_by_email_on_the_next_run() {
-    // CreateAccount reached AWS and created the account, but the answer never arrived (crash or
-    // network): the first run fails, the second finds the account by its email. One account.
-    let emu = Emulator::start().await;
-    let (ports, double) = with_double(&emu).await;
-    double
-        .faults
-        .lose_create_response
-        .store(true, Ordering::SeqCst);
+    // CreateAccount reached AWS, but the answer never came back (every attempt): the first run
+    // fails saying so; the second finds the request by name and the account by its email.
+    let (emu, proxy) = realistic(2).await;
+    proxy.set(Faults {
+        inject: Some((Fault::LoseResponse, 1.0)),
+        only: vec!["CreateAccount".into()],
+        down: false,
+    });
     let dir = dir_with(ACCOUNT);
     let state = dir.path().join("state.json");
-    let first = run_dir(ports, dir.path(), &state, true, false).await;
+    let ports = emu.ports_via(&proxy.endpoint, 2).await;
+    let first = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(60)).await;
     assert!(first.failed());
-    assert_eq!(
-        report(&first, "AwsAccount", "payments-prod")
-            .result
-            .as_ref()
-            .unwrap_err()
-            .reason(),
-        "AwsUnreachable"
-    );
-
-    let (ports, double2) = with_double(&emu).await;
-    let second = run_dir(ports, dir.path(), &state, true, false).await;
-    assert!(!second.failed(), "{:?}", second.reports);
-    let r = report(&second, "AwsAccount", "payments-prod")
+    assert_readable(&first);
+    let err = report(&first, "AwsAccount", "payments-prod")
         .result
         .as_ref()
-        .unwrap();
-    assert!(
-        r.actions[0].contains("adopt existing account"),
-        "{:?}",
-        r.actions
-    );
-    assert!(
-        double2.creates.lock().unwrap().is_empty(),
-        "no second CreateAccount"
-    );
+        .unwrap_err();
+    assert_eq!(err.reason(), "AwsUnreachable", "{err}");
+    assert!(err.to_string().contains("CreateAccount"), "{err}");
+
+    proxy.set(Faults::default());
+    let ports = emu.ports_via(&proxy.endpoint, 2).await;
+    let second = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(60)).await;
+    assert!(!second.failed(), "{:?}", second.reports);
+    assert_readable(&second);
     assert_eq!(
         accounts_with_email(&emu, "aws-payments-prod@example.com").await,
+        1,
+        "one account, however many attempts"
+    );
+    assert_eq!(
+        proxy
+            .create_requests()
+            .iter()
+            .filter(|r| r.failure.is_none())
+            .count(),
         1
     );
 }
 
 #[tokio::test]
-async fn email_already_exists_is_adopted() {
-    // Emulator gap: it accepts a duplicate email. The double reports EMAIL_ALREADY_EXISTS after the
-    // account appeared behind the operator's back (after its snapshot).
-    let emu = Emulator::start().await;
-    let (ports, double) = with_double(&emu).await;
-    double
-        .faults
-        .email_already_exists
-        .store(true, Ordering::SeqCst);
+async fn failure_reasons_are_retried_when_they_pass_and_said_plainly_when_not() {
+    let (emu, proxy) = realistic(1).await;
+    proxy.update_realism(|r| {
+        r.create_account.as_mut().unwrap().failures = vec![
+            "INTERNAL_FAILURE".into(),
+            "CONCURRENT_ACCOUNT_MODIFICATION".into(),
+        ]
+    });
     let dir = dir_with(ACCOUNT);
     let state = dir.path().join("state.json");
-    let run = run_dir(ports, dir.path(), &state, true, false).await;
+    let ports = emu.ports_via(&proxy.endpoint, 3).await;
+    let run = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(60)).await;
     assert!(!run.failed(), "{:?}", run.reports);
-    let r = report(&run, "AwsAccount", "payments-prod");
-    assert!(r.id.is_some());
+    assert_eq!(
+        proxy.create_requests().len(),
+        3,
+        "two transient failures, then done"
+    );
+
+    // A limit needs a human: terminal, with AWS's reason.
+    let (emu, proxy) = realistic(1).await;
+    proxy.update_realism(|r| {
+        r.create_account.as_mut().unwrap().failures = vec!["ACCOUNT_LIMIT_EXCEEDED".into()]
+    });
+    let state = dir.path().join("state2.json");
+    let ports = emu.ports_via(&proxy.endpoint, 3).await;
+    let run = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(60)).await;
+    assert_readable(&run);
+    let err = report(&run, "AwsAccount", "payments-prod")
+        .result
+        .as_ref()
+        .unwrap_err();
+    assert_eq!(err.reason(), "CreateAccountFailed");
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("ACCOUNT_LIMIT_EXCEEDED"), "{err}");
+
+    // An email taken outside the Organization: nothing created, the human told what to do.
+    let (emu, proxy) = realistic(1).await;
+    proxy.update_realism(|r| {
+        r.create_account.as_mut().unwrap().failures = vec!["EMAIL_ALREADY_EXISTS".into()]
+    });
+    let state = dir.path().join("state3.json");
+    let ports = emu.ports_via(&proxy.endpoint, 3).await;
+    let run = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(60)).await;
+    let err = report(&run, "AwsAccount", "payments-prod")
+        .result
+        .as_ref()
+        .unwrap_err();
+    assert_eq!(err.reason(), "EmailAlreadyInUse");
+    assert!(err.to_string().contains("use another mailbox"), "{err}");
     assert_eq!(
         accounts_with_email(&emu, "aws-payments-prod@example.com").await,
-        1
+        0
     );
+}
+
+#[tokio::test]
+async fn more_new_accounts_than_aws_allows_in_flight_converge_in_one_run() {
+    let (emu, proxy) = realistic(3).await;
+    let dir = dir_with(&accounts(12, ""));
+    let state = dir.path().join("state.json");
+    let ports = emu.ports_via(&proxy.endpoint, 3).await;
+    let run = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(120)).await;
+    assert!(!run.failed(), "{:?}", run.reports);
+    assert_readable(&run);
+    assert!((1..=12).all(|i| ready(&run, &format!("a{i}"))));
+    // The operator kept AWS's limit itself: AWS never had to refuse a request.
+    assert_eq!(proxy.count("CreateAccount"), 12, "one request per account");
+    assert_eq!(proxy.create_requests().len(), 12);
+}
+
+#[tokio::test]
+async fn pacing_waits_never_fail_a_call() {
+    // A request waiting for its pacing slot longer than the SDK's upload-stall grace (5 s) once
+    // failed with ThroughputBelowMinimum, and each retry queued further behind. Three OUs at one
+    // creation per 6.7 s: the last waits 13 s, and all are created.
+    let (emu, proxy) = realistic(1).await;
+    let yaml = (1..=3)
+        .map(|i| format!("apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {{name: ou{i}}}\nspec: {{name: OU{i}}}\n"))
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let dir = dir_with(&yaml);
+    let state = dir.path().join("state.json");
+    let mut limits = landing_zone_operator::aws::pacing::RateLimits::default();
+    limits.set("CreateOrganizationalUnit=0.15/1").unwrap();
+    let ports = landing_zone_operator::aws::AwsPorts::with_limits(
+        emu.sdk_config_via(&proxy.endpoint, 3).await,
+        landing_zone_operator::metrics::Metrics::new(),
+        limits,
+    );
+    let start = Instant::now();
+    let run = apply_waiting(ports, dir.path(), &state, false, Duration::ZERO).await;
+    assert!(!run.failed(), "{:?}", run.reports);
+    assert!(
+        start.elapsed() >= Duration::from_secs(12),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(proxy.count("CreateOrganizationalUnit"), 3, "each sent once");
+}
+
+#[tokio::test]
+async fn a_new_accounts_role_is_waited_for_and_an_invited_accounts_missing_role_is_said_plainly() {
+    let (emu, proxy) = realistic(1).await;
+    proxy.update_realism(|r| {
+        r.create_account.as_mut().unwrap().assumable_after = Duration::from_secs(4);
+    });
+    let dir = dir_with(ACCOUNT);
+    let state = dir.path().join("state.json");
+    let ports = emu.ports_via(&proxy.endpoint, 3).await;
+    let run = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(60)).await;
+    assert!(ready(&run, "payments-prod"), "{:?}", run.reports);
+
+    // An invited account: no OrganizationAccountAccessRole, and it joined long ago.
+    let invited = emu
+        .org_client()
+        .create_account()
+        .account_name("legacy")
+        .email("aws-legacy@example.com")
+        .send()
+        .await
+        .unwrap()
+        .create_account_status()
+        .unwrap()
+        .account_id()
+        .unwrap()
+        .to_string();
+    proxy.update_realism(|r| {
+        r.joined_long_ago.insert(invited.clone(), "INVITED".into());
+        r.no_access_role.insert(invited.clone());
+    });
+    let legacy = "apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: legacy}\nspec: {accountName: legacy, email: aws-legacy@example.com}\n";
+    let dir = dir_with(legacy);
+    let state = dir.path().join("state.json");
+    let ports = emu.ports_via(&proxy.endpoint, 3).await;
+    let run = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(30)).await;
+    assert_readable(&run);
+    let err = report(&run, "AwsAccount", "legacy")
+        .result
+        .as_ref()
+        .unwrap_err();
+    assert_eq!(err.reason(), "MemberAccessDenied", "{err}");
+    assert!(!err.is_retryable());
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "arn:aws:iam::{invited}:role/OrganizationAccountAccessRole"
+        )) && text.contains("invited")
+            && text.contains("AccessDenied"),
+        "{text}"
+    );
+    // Opting out of the baseline manages it from the Organization only.
+    std::fs::write(
+        dir.path().join("account.yaml"),
+        legacy.replace(
+            "email: aws-legacy@example.com",
+            "email: aws-legacy@example.com, baseline: false",
+        ),
+    )
+    .unwrap();
+    let ports = emu.ports_via(&proxy.endpoint, 3).await;
+    let run = apply_waiting(ports, dir.path(), &state, false, Duration::ZERO).await;
+    assert!(ready(&run, "legacy"), "{:?}", run.reports);
 }
 
 #[tokio::test]
 async fn access_denied_is_terminal_and_says_so_while_the_rest_is_applied() {
-    // Emulator gap: it never denies access.
-    let emu = Emulator::start().await;
-    let (ports, double) = with_double(&emu).await;
-    double.faults.denied.lock().unwrap().push("CreateAccount");
+    let (emu, proxy) = realistic(1).await;
+    proxy.set(Faults {
+        inject: Some((Fault::AccessDenied, 1.0)),
+        only: vec!["CreateAccount".into()],
+        down: false,
+    });
     let dir = dir_with(&format!(
         "{ACCOUNT}---\napiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {{name: security}}\nspec: {{name: Security}}\n"
     ));
     let state = dir.path().join("state.json");
-    let run = run_dir(ports, dir.path(), &state, true, false).await;
+    let ports = emu.ports_via(&proxy.endpoint, 3).await;
+    let run = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(30)).await;
+    assert_readable(&run);
     let err = report(&run, "AwsAccount", "payments-prod")
         .result
         .as_ref()
@@ -213,32 +460,4 @@ async fn access_denied_is_terminal_and_says_so_while_the_rest_is_applied() {
         (synced["status"].as_str(), synced["reason"].as_str()),
         (Some("False"), Some("AccessDenied"))
     );
-}
-
-#[tokio::test]
-async fn at_most_five_create_requests_are_in_flight() {
-    // Emulator gap: CreateAccount finishes at once there; the double keeps requests IN_PROGRESS.
-    let emu = Emulator::start().await;
-    let (ports, double) = with_double(&emu).await;
-    double
-        .faults
-        .async_create_polls
-        .store(1000, Ordering::SeqCst);
-    let yaml: Vec<String> = (1..=6)
-        .map(|i| format!("apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {{name: a{i}}}\nspec: {{accountName: a{i}, email: aws-a{i}@example.com}}\n"))
-        .collect();
-    let dir = dir_with(&yaml.join("---\n"));
-    let state = dir.path().join("state.json");
-    let (args, apply) =
-        landing_zone_tests::cli_args(dir.path(), &state, false, std::time::Duration::ZERO);
-    let run = landing_zone_operator::cli::execute(&args, Some(&apply), ports)
-        .await
-        .unwrap();
-    assert_eq!(double.creates.lock().unwrap().len(), 5, "the sixth waits");
-    let queued = report(&run, "AwsAccount", "a6")
-        .result
-        .as_ref()
-        .unwrap_err();
-    assert_eq!(queued.reason(), "Queued");
-    assert!(queued.is_retryable());
 }

@@ -134,10 +134,15 @@ impl Emulator {
 
     /// A plain SDK client for making changes out of band, as a person would in the console.
     pub fn org_client(&self) -> aws_sdk_organizations::Client {
+        self.org_client_via(&self.endpoint)
+    }
+
+    /// The same, sending its calls to `endpoint` (e.g. through the realism layer).
+    pub fn org_client_via(&self, endpoint: &str) -> aws_sdk_organizations::Client {
         let conf = aws_sdk_organizations::Config::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&self.endpoint)
+            .endpoint_url(endpoint)
             .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
             .build();
         aws_sdk_organizations::Client::from_conf(conf)
@@ -357,4 +362,58 @@ impl Emulator {
             )
             .build()
     }
+}
+
+/// Text that gives away a Rust `Debug` dump rather than a sentence for a human.
+pub fn debug_dump(text: &str) -> Option<&'static str> {
+    [
+        "{ ",
+        "DispatchFailure",
+        "ConnectorError",
+        "SdkError",
+        "ServiceError",
+        "TimeoutError",
+        "Some(",
+        "{source",
+        "Timeout {",
+    ]
+    .into_iter()
+    .find(|p| text.contains(p))
+}
+
+/// Fails when any message of a run (each resource's condition message or error, every note) is a
+/// `Debug` dump.
+pub fn assert_readable(result: &landing_zone_operator::cli::RunResult) {
+    use landing_zone_operator::reconcile::Readiness;
+    for r in result.reports.iter().chain(&result.deletions) {
+        let text = match &r.result {
+            Ok(p) => match &p.ready {
+                Readiness::Ready { message, .. } | Readiness::NotReady { message, .. } => {
+                    message.clone()
+                }
+            },
+            Err(e) => e.to_string(),
+        };
+        if let Some(p) = debug_dump(&text) {
+            panic!("{}: the message holds {p:?}, a Debug dump: {text}", r.key);
+        }
+    }
+    for n in &result.notes {
+        assert!(debug_dump(n).is_none(), "note is a Debug dump: {n}");
+    }
+}
+
+/// Runs `apply` once over a directory with the given `--wait` (zero: one pass, no waiting).
+pub async fn apply_waiting(
+    ports: AwsPorts,
+    dir: &Path,
+    state: &Path,
+    prune: bool,
+    wait: Duration,
+) -> landing_zone_operator::cli::RunResult {
+    let (args, mut apply) = cli_args(dir, state, prune, wait);
+    apply.poll_interval = Duration::from_millis(500);
+    landing_zone_operator::cli::execute(&args, Some(&apply), ports)
+        .await
+        .expect("the run starts")
 }

@@ -1,6 +1,13 @@
-//! A fault-injecting HTTP proxy between the SDK and the emulator: on command it answers a chosen
-//! fraction of calls (optionally only some operations) with TooManyRequestsException,
-//! ConcurrentModificationException, a 500, or a dropped connection; or drops everything (AWS down).
+//! The realism layer: an HTTP proxy between the SDK and the emulator that answers the way AWS does.
+//!
+//! The emulator (moto) answers at once and says yes. This proxy makes the same calls behave as
+//! they do against AWS, with AWS's own wire shapes (JSON protocol errors with `__type` and
+//! `Reason` for Organizations, `<ErrorResponse>` XML for IAM and STS), so the operator's real SDK
+//! clients parse, retry and classify them. Every behaviour is off until a test turns it on
+//! ([`Realism`]); `docs/aws-realism.md` lists what is modelled and the AWS documentation behind it.
+//!
+//! It also injects plain faults on command ([`Faults`]): a fraction of calls answered with
+//! throttling, concurrent modification, a 500 or a dropped connection, or AWS down altogether.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -8,8 +15,10 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::collections::BTreeMap;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -17,6 +26,12 @@ pub enum Fault {
     ConcurrentModification,
     ServerError,
     Drop,
+    /// AccessDeniedException, as for a caller whose policy lacks the action.
+    AccessDenied,
+    /// DeleteOrganizationalUnit: OrganizationalUnitNotEmptyException (a child arrived meanwhile).
+    NotEmpty,
+    /// The call reaches AWS and takes effect, but its answer is lost (a crash, a cut connection).
+    LoseResponse,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -29,72 +44,440 @@ pub struct Faults {
     pub down: bool,
 }
 
+/// How AWS behaves, per behaviour; the default is the emulator as it is.
+#[derive(Clone, Debug, Default)]
+pub struct Realism {
+    /// Every call takes this long (AWS answers in tens of milliseconds, not at once).
+    pub latency: Duration,
+    /// These operations take this long instead.
+    pub slow: BTreeMap<String, Duration>,
+    /// CreateAccount is asynchronous (Organizations API: CreateAccount, DescribeCreateAccountStatus).
+    pub create_account: Option<CreateAccountModel>,
+    /// Accounts that joined the Organization long ago, by id, with how (`INVITED` or `CREATED`).
+    pub joined_long_ago: BTreeMap<String, String>,
+    /// Accounts whose access role cannot be assumed (e.g. invited accounts without
+    /// OrganizationAccountAccessRole): AssumeRole is AccessDenied.
+    pub no_access_role: BTreeSet<String>,
+    /// Role names the management account may assume (the operator's IAM policy); others are
+    /// AccessDenied. Empty: any.
+    pub assumable_role_names: BTreeSet<String>,
+    /// IAM is eventually consistent: a group or user is NoSuchEntity for this long after it was
+    /// created (IAM User Guide, "Changes that I make are not always immediately visible").
+    pub iam_visibility_lag: Duration,
+    /// Writes naming these IAM groups answer `ConcurrentModification` (IAM's code) this many times.
+    pub iam_concurrent_modification: BTreeMap<String, u32>,
+    /// CloseAccount goes PENDING_CLOSURE, then SUSPENDED; closures are limited.
+    pub close_account: Option<CloseAccountModel>,
+    /// HeadBucket answers these status codes with an empty body (403: another account's bucket,
+    /// 301: a bucket in another region).
+    pub head_bucket: BTreeMap<String, u16>,
+    /// GetAccountSummary reports the root user as (MFA enabled, access keys present, password
+    /// present) — the emulator always says no MFA, no keys and leaves the password out.
+    pub root_user: Option<(bool, bool, bool)>,
+    /// Account aliases taken by other AWS accounts (aliases are unique across AWS):
+    /// CreateAccountAlias answers EntityAlreadyExists.
+    pub taken_aliases: BTreeSet<String>,
+    /// CloudTrail returns the trail's KmsKeyId as the full key ARN, whatever was sent.
+    pub trail_kms_key_as_arn: bool,
+    /// CreateTrail / UpdateTrail answer InsufficientS3BucketPolicyException for this long after
+    /// the bucket's policy was put, and CloudTrailAccessNotEnabledException for this long after
+    /// trusted access was enabled.
+    pub trail_policy_lag: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct CreateAccountModel {
+    /// IN_PROGRESS for this long, then SUCCEEDED (or the failure queued in `failures`).
+    pub duration: Duration,
+    /// Listed (ListAccounts, ListAccountsForParent, DescribeAccount) only this long after SUCCEEDED.
+    pub visible_after: Duration,
+    /// AssumeRole into the new account is AccessDenied until this long after SUCCEEDED.
+    pub assumable_after: Duration,
+    /// Requests in flight at once (AWS: 5).
+    pub max_in_flight: usize,
+    /// Accounts created per day (AWS: a quota; ConstraintViolation ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED).
+    pub daily_limit: usize,
+    /// The next requests fail with these FailureReasons, in order (e.g. INTERNAL_FAILURE).
+    pub failures: Vec<String>,
+}
+
+impl Default for CreateAccountModel {
+    fn default() -> Self {
+        Self {
+            duration: Duration::from_secs(3),
+            visible_after: Duration::from_secs(1),
+            assumable_after: Duration::from_secs(2),
+            max_in_flight: 5,
+            daily_limit: 1000,
+            failures: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct CloseAccountModel {
+    /// PENDING_CLOSURE for this long, then SUSPENDED.
+    pub pending: Duration,
+    /// Closures allowed in the 30-day window (CLOSE_ACCOUNT_QUOTA_EXCEEDED beyond).
+    pub quota: usize,
+    /// Accounts closing at once (CLOSE_ACCOUNT_REQUESTS_LIMIT_EXCEEDED beyond; AWS: 3).
+    pub max_in_flight: usize,
+}
+
+impl Default for CloseAccountModel {
+    fn default() -> Self {
+        Self {
+            pending: Duration::from_secs(3),
+            quota: 100,
+            max_in_flight: 3,
+        }
+    }
+}
+
+/// One CreateAccount request as AWS tracks it.
+#[derive(Clone, Debug)]
+pub struct CreateRequest {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub at: Instant,
+    pub account_id: Option<String>,
+    pub failure: Option<String>,
+}
+
 #[derive(Default)]
 struct State {
     faults: Faults,
+    realism: Realism,
     seen: u64,
     /// Requests per operation, faults included.
     counts: BTreeMap<String, u64>,
     injected: u64,
+    creates: Vec<CreateRequest>,
+    /// account id → when CloseAccount was accepted.
+    closing: BTreeMap<String, Instant>,
+    closed: usize,
+    /// (caller's access key, "group:NAME" / "user:NAME") → created at.
+    iam_created: BTreeMap<(String, String), Instant>,
+    policy_put_at: Option<Instant>,
+    trusted_access_at: Option<Instant>,
+    sequence: u64,
 }
 
-pub struct FaultProxy {
+impl State {
+    fn create_model(&self) -> Option<&CreateAccountModel> {
+        self.realism.create_account.as_ref()
+    }
+
+    fn create_state(&self, r: &CreateRequest, now: Instant) -> &'static str {
+        let m = self.create_model().cloned().unwrap_or_default();
+        if now < r.at + m.duration {
+            "IN_PROGRESS"
+        } else if r.failure.is_some() {
+            "FAILED"
+        } else {
+            "SUCCEEDED"
+        }
+    }
+
+    /// Accounts AWS does not list yet: in creation, or created moments ago.
+    fn hidden_accounts(&self, now: Instant) -> BTreeSet<String> {
+        let Some(m) = self.create_model() else {
+            return BTreeSet::new();
+        };
+        self.creates
+            .iter()
+            .filter(|r| now < r.at + m.duration + m.visible_after)
+            .filter_map(|r| r.account_id.clone())
+            .collect()
+    }
+
+    fn not_yet_assumable(&self, account: &str, now: Instant) -> bool {
+        let Some(m) = self.create_model() else {
+            return false;
+        };
+        self.creates.iter().any(|r| {
+            r.account_id.as_deref() == Some(account)
+                && now < r.at + m.duration + m.visible_after + m.assumable_after
+        })
+    }
+
+    fn closing_now(&self, now: Instant) -> BTreeSet<String> {
+        let Some(m) = &self.realism.close_account else {
+            return BTreeSet::new();
+        };
+        self.closing
+            .iter()
+            .filter(|(_, at)| now < **at + m.pending)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn create_status_json(&self, r: &CreateRequest, now: Instant) -> Value {
+        let state = self.create_state(r, now);
+        let mut v = json!({
+            "Id": r.id, "AccountName": r.name, "State": state,
+            "RequestedTimestamp": 1.7e9,
+        });
+        match state {
+            "SUCCEEDED" => {
+                v["AccountId"] = json!(r.account_id);
+                v["CompletedTimestamp"] = json!(1.7e9);
+            }
+            "FAILED" => v["FailureReason"] = json!(r.failure),
+            _ => {}
+        }
+        v
+    }
+}
+
+/// The proxy: realism and faults in front of one emulator.
+pub struct AwsProxy {
     pub endpoint: String,
     state: Arc<Mutex<State>>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl Drop for FaultProxy {
+/// The name the fault-injection tests know it by.
+pub type FaultProxy = AwsProxy;
+
+impl Drop for AwsProxy {
     fn drop(&mut self) {
         self.task.abort();
     }
 }
 
-fn operation(req: &hyper::http::request::Parts, body: &[u8]) -> String {
-    if let Some(t) = req
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-    {
-        return t.rsplit('.').next().unwrap_or(t).to_string();
-    }
-    let text = String::from_utf8_lossy(body);
-    text.split('&')
-        .find_map(|kv| kv.strip_prefix("Action="))
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("{} {}", req.method, req.uri.path()))
+/// One request as the proxy sees it.
+struct Call {
+    parts: hyper::http::request::Parts,
+    body: Bytes,
+    /// `organizations`, `iam`, `sts`, `s3`, … (from the SigV4 credential scope).
+    service: String,
+    operation: String,
+    /// The caller's access key (one per account session).
+    caller: String,
+    /// Query-protocol parameters (IAM, STS).
+    form: BTreeMap<String, String>,
+    /// JSON-protocol body (Organizations, CloudTrail, Budgets).
+    json: Value,
 }
 
-fn error(status: u16, code: &str, message: &str) -> Response<Full<Bytes>> {
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Call {
+    fn new(parts: hyper::http::request::Parts, body: Bytes) -> Self {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let auth = header("authorization");
+        // Credential=AKID/20260101/us-east-1/iam/aws4_request
+        let scope: Vec<&str> = auth
+            .split("Credential=")
+            .nth(1)
+            .and_then(|c| c.split(',').next())
+            .map(|c| c.split('/').collect())
+            .unwrap_or_default();
+        let caller = scope.first().copied().unwrap_or_default().to_string();
+        let service = scope.get(3).copied().unwrap_or_default().to_string();
+        let text = String::from_utf8_lossy(&body);
+        let form: BTreeMap<String, String> =
+            if header("content-type").contains("x-www-form-urlencoded") {
+                text.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (percent_decode(k), percent_decode(v)))
+                    .collect()
+            } else {
+                BTreeMap::new()
+            };
+        let target = header("x-amz-target");
+        let operation = if !target.is_empty() {
+            target.rsplit('.').next().unwrap_or(&target).to_string()
+        } else if let Some(action) = form.get("Action") {
+            action.clone()
+        } else if service == "s3" {
+            let path = parts.uri.path().trim_matches('/');
+            let query = parts.uri.query().unwrap_or_default();
+            match (parts.method.as_str(), path.contains('/'), query) {
+                ("HEAD", false, _) => "HeadBucket".to_string(),
+                ("PUT", false, q) if q.starts_with("policy") => "PutBucketPolicy".to_string(),
+                ("PUT", false, q) if q.starts_with("lifecycle") => {
+                    "PutBucketLifecycleConfiguration".to_string()
+                }
+                (m, _, q) => format!("{m} s3 {q}"),
+            }
+        } else {
+            format!("{} {}", parts.method, parts.uri.path())
+        };
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Call {
+            parts,
+            body,
+            service,
+            operation,
+            caller,
+            form,
+            json,
+        }
+    }
+
+    fn is_organizations(&self) -> bool {
+        self.service == "organizations"
+    }
+}
+
+type Answer = Response<Full<Bytes>>;
+
+fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Answer {
     Response::builder()
         .status(status)
-        .header("content-type", "application/x-amz-json-1.1")
-        .header("x-amzn-errortype", code)
-        .body(Full::new(Bytes::from(format!(
-            "{{\"__type\":\"{code}\",\"Message\":\"{message}\"}}"
-        ))))
+        .header("content-type", content_type)
+        .header("x-amzn-requestid", "00000000-0000-4000-8000-000000000000")
+        .body(Full::new(body.into()))
         .expect("valid response")
 }
 
-impl FaultProxy {
-    pub async fn start(upstream: &str) -> FaultProxy {
+/// An AWS JSON-protocol error (Organizations, CloudTrail, Budgets).
+pub fn json_error(status: u16, code: &str, message: &str, reason: Option<&str>) -> Answer {
+    let mut body = json!({"__type": code, "Message": message});
+    if let Some(r) = reason {
+        body["Reason"] = json!(r);
+    }
+    let mut resp = respond(status, "application/x-amz-json-1.1", body.to_string());
+    resp.headers_mut()
+        .insert("x-amzn-errortype", code.parse().expect("header value"));
+    resp
+}
+
+fn json_ok(body: Value) -> Answer {
+    respond(200, "application/x-amz-json-1.1", body.to_string())
+}
+
+/// An AWS query-protocol error (IAM, STS): `<ErrorResponse>` XML.
+pub fn xml_error(service: &str, status: u16, code: &str, message: &str) -> Answer {
+    let ns = match service {
+        "sts" => "https://sts.amazonaws.com/doc/2011-06-15/",
+        _ => "https://iam.amazonaws.com/doc/2010-05-08/",
+    };
+    respond(
+        status,
+        "text/xml",
+        format!(
+            "<ErrorResponse xmlns=\"{ns}\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>00000000-0000-4000-8000-000000000000</RequestId></ErrorResponse>"
+        ),
+    )
+}
+
+#[derive(Clone)]
+struct Upstream {
+    url: String,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl Upstream {
+    async fn send(&self, call: &Call, body: Bytes) -> Result<(u16, Answer, Bytes), std::io::Error> {
+        let uri = format!(
+            "{}{}",
+            self.url,
+            call.parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+        );
+        let mut fwd = Request::builder()
+            .method(call.parts.method.clone())
+            .uri(uri);
+        for (k, v) in &call.parts.headers {
+            if k != "content-length" {
+                fwd = fwd.header(k, v);
+            }
+        }
+        let resp = self
+            .client
+            .request(fwd.body(Full::new(body)).map_err(std::io::Error::other)?)
+            .await
+            .map_err(std::io::Error::other)?;
+        let (mut parts, rbody) = resp.into_parts();
+        let bytes = rbody
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        parts.headers.remove("content-length");
+        Ok((
+            parts.status.as_u16(),
+            Response::from_parts(parts, Full::new(bytes.clone())),
+            bytes,
+        ))
+    }
+
+    async fn forward(&self, call: &Call) -> Result<Answer, std::io::Error> {
+        Ok(self.send(call, call.body.clone()).await?.1)
+    }
+
+    /// Forwards, then lets `edit` rewrite a successful JSON answer.
+    async fn forward_json(
+        &self,
+        call: &Call,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<Answer, std::io::Error> {
+        let (status, answer, bytes) = self.send(call, call.body.clone()).await?;
+        if status != 200 {
+            return Ok(answer);
+        }
+        let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
+            return Ok(answer);
+        };
+        edit(&mut v);
+        Ok(json_ok(v))
+    }
+}
+
+impl AwsProxy {
+    pub async fn start(upstream: &str) -> AwsProxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
         let state: Arc<Mutex<State>> = Arc::default();
-        let upstream = upstream.to_string();
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let upstream = Upstream {
+            url: upstream.to_string(),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        };
         let st = state.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (st, client, upstream) = (st.clone(), client.clone(), upstream.clone());
+                let (st, upstream) = (st.clone(), upstream.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (st, client, upstream) = (st.clone(), client.clone(), upstream.clone());
+                        let (st, upstream) = (st.clone(), upstream.clone());
                         async move {
                             let (parts, body) = req.into_parts();
                             let body = body
@@ -102,87 +485,7 @@ impl FaultProxy {
                                 .await
                                 .map_err(std::io::Error::other)?
                                 .to_bytes();
-                            let op = operation(&parts, &body);
-                            let organizations = parts
-                                .headers
-                                .get("x-amz-target")
-                                .and_then(|v| v.to_str().ok())
-                                .is_some_and(|t| t.starts_with("AWSOrganizations"));
-                            let fault = {
-                                let mut s = st.lock().unwrap();
-                                *s.counts.entry(op.clone()).or_default() += 1;
-                                if s.faults.down {
-                                    Some(Fault::Drop)
-                                } else {
-                                    let matches = if s.faults.only.is_empty() {
-                                        organizations
-                                    } else {
-                                        s.faults.only.contains(&op)
-                                    };
-                                    match s.faults.inject {
-                                        Some((fault, fraction)) if matches => {
-                                            s.seen += 1;
-                                            let n = s.seen as f64;
-                                            let hit = (n * fraction).floor()
-                                                > ((n - 1.0) * fraction).floor();
-                                            if hit {
-                                                s.injected += 1;
-                                            }
-                                            hit.then_some(fault)
-                                        }
-                                        _ => None,
-                                    }
-                                }
-                            };
-                            match fault {
-                                Some(Fault::Throttle) => {
-                                    Ok(error(400, "TooManyRequestsException", "Rate exceeded"))
-                                }
-                                Some(Fault::ConcurrentModification) => Ok(error(
-                                    400,
-                                    "ConcurrentModificationException",
-                                    "another change is in progress",
-                                )),
-                                Some(Fault::ServerError) => {
-                                    Ok(error(500, "ServiceException", "internal error"))
-                                }
-                                Some(Fault::Drop) => Err(std::io::Error::new(
-                                    std::io::ErrorKind::ConnectionReset,
-                                    "dropped by the fault proxy",
-                                )),
-                                None => {
-                                    let uri = format!(
-                                        "{upstream}{}",
-                                        parts
-                                            .uri
-                                            .path_and_query()
-                                            .map(|p| p.as_str())
-                                            .unwrap_or("/")
-                                    );
-                                    let mut fwd =
-                                        Request::builder().method(parts.method.clone()).uri(uri);
-                                    for (k, v) in &parts.headers {
-                                        fwd = fwd.header(k, v);
-                                    }
-                                    let resp = client
-                                        .request(
-                                            fwd.body(Full::new(body))
-                                                .map_err(std::io::Error::other)?,
-                                        )
-                                        .await
-                                        .map_err(std::io::Error::other)?;
-                                    let (rparts, rbody) = resp.into_parts();
-                                    let bytes = rbody
-                                        .collect()
-                                        .await
-                                        .map_err(std::io::Error::other)?
-                                        .to_bytes();
-                                    Ok::<_, std::io::Error>(Response::from_parts(
-                                        rparts,
-                                        Full::new(bytes),
-                                    ))
-                                }
-                            }
+                            handle(Call::new(parts, body), &st, &upstream).await
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -191,7 +494,7 @@ impl FaultProxy {
                 });
             }
         });
-        FaultProxy {
+        AwsProxy {
             endpoint,
             state,
             task,
@@ -202,6 +505,21 @@ impl FaultProxy {
         let mut s = self.state.lock().unwrap();
         s.faults = faults;
         s.seen = 0;
+    }
+
+    /// Turns AWS's behaviours on (or off) from now on.
+    pub fn realism(&self, realism: Realism) {
+        self.state.lock().unwrap().realism = realism;
+    }
+
+    /// Changes part of the realism in place (e.g. queue a CreateAccount failure).
+    pub fn update_realism(&self, f: impl FnOnce(&mut Realism)) {
+        f(&mut self.state.lock().unwrap().realism);
+    }
+
+    /// Every CreateAccount request AWS accepted, in order.
+    pub fn create_requests(&self) -> Vec<CreateRequest> {
+        self.state.lock().unwrap().creates.clone()
     }
 
     pub fn count(&self, op: &str) -> u64 {
@@ -227,4 +545,615 @@ impl FaultProxy {
         s.counts.clear();
         s.injected = 0;
     }
+}
+
+/// The injected fault for this call, if any (and counts the call).
+fn fault_for(s: &mut State, call: &Call) -> Option<Fault> {
+    *s.counts.entry(call.operation.clone()).or_default() += 1;
+    if s.faults.down {
+        return Some(Fault::Drop);
+    }
+    let matches = if s.faults.only.is_empty() {
+        call.is_organizations()
+    } else {
+        s.faults.only.contains(&call.operation)
+    };
+    match s.faults.inject {
+        Some((fault, fraction)) if matches => {
+            s.seen += 1;
+            let n = s.seen as f64;
+            let hit = (n * fraction).floor() > ((n - 1.0) * fraction).floor();
+            if hit {
+                s.injected += 1;
+            }
+            hit.then_some(fault)
+        }
+        _ => None,
+    }
+}
+
+async fn handle(
+    call: Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<Answer, std::io::Error> {
+    let (fault, delay) = {
+        let mut s = st.lock().unwrap();
+        let delay = s
+            .realism
+            .slow
+            .get(&call.operation)
+            .copied()
+            .unwrap_or(s.realism.latency);
+        (fault_for(&mut s, &call), delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match fault {
+        Some(Fault::Throttle) => {
+            return Ok(json_error(
+                400,
+                "TooManyRequestsException",
+                "Rate exceeded",
+                None,
+            ));
+        }
+        Some(Fault::ConcurrentModification) => {
+            return Ok(json_error(
+                400,
+                "ConcurrentModificationException",
+                "AWS Organizations can't complete your request because it conflicts with another attempt to modify the same entity. Try again later.",
+                None,
+            ));
+        }
+        Some(Fault::ServerError) => {
+            return Ok(json_error(
+                500,
+                "ServiceException",
+                "AWS Organizations can't complete your request because of an internal service error. Try again later.",
+                None,
+            ));
+        }
+        Some(Fault::Drop) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "dropped by the fault proxy",
+            ));
+        }
+        Some(Fault::AccessDenied) => {
+            return Ok(json_error(
+                400,
+                "AccessDeniedException",
+                "You don't have permissions to access this resource.",
+                None,
+            ));
+        }
+        Some(Fault::NotEmpty) => {
+            return Ok(json_error(
+                400,
+                "OrganizationalUnitNotEmptyException",
+                "You can't delete an organizational unit (OU) that contains accounts or other OUs.",
+                None,
+            ));
+        }
+        Some(Fault::LoseResponse) => {
+            let _ = Box::pin(dispatch(&call, st, upstream)).await;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "the answer was lost on the way back",
+            ));
+        }
+        None => {}
+    }
+    dispatch(&call, st, upstream).await
+}
+
+/// The answer AWS would give (no faults).
+async fn dispatch(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<Answer, std::io::Error> {
+    match call.service.as_str() {
+        "organizations" => organizations(call, st, upstream).await,
+        "sts" => sts(call, st, upstream).await,
+        "iam" => iam(call, st, upstream).await,
+        "s3" => s3(call, st, upstream).await,
+        "cloudtrail" => cloudtrail(call, st, upstream).await,
+        _ => upstream.forward(call).await,
+    }
+}
+
+fn str_of<'a>(v: &'a Value, field: &str) -> &'a str {
+    v.get(field).and_then(Value::as_str).unwrap_or_default()
+}
+
+async fn organizations(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<Answer, std::io::Error> {
+    let now = Instant::now();
+    let (creating, closing, hidden) = {
+        let s = st.lock().unwrap();
+        (
+            s.realism.create_account.clone(),
+            s.realism.close_account.clone(),
+            s.hidden_accounts(now),
+        )
+    };
+    let closing_now = st.lock().unwrap().closing_now(now);
+    let old = st.lock().unwrap().realism.joined_long_ago.clone();
+    // Accounts in creation or not yet listed do not exist for the other calls either.
+    let target = [
+        str_of(&call.json, "AccountId"),
+        str_of(&call.json, "ResourceId"),
+        str_of(&call.json, "ChildId"),
+    ]
+    .into_iter()
+    .find(|id| !id.is_empty())
+    .unwrap_or_default()
+    .to_string();
+    if hidden.contains(&target) {
+        let code = match call.operation.as_str() {
+            "TagResource" | "UntagResource" | "ListTagsForResource" => "TargetNotFoundException",
+            "ListParents" => "ChildNotFoundException",
+            _ => "AccountNotFoundException",
+        };
+        return Ok(json_error(
+            400,
+            code,
+            "You specified an account that doesn't exist.",
+            None,
+        ));
+    }
+    let rewrite = |a: &mut Value| {
+        let id = str_of(a, "Id").to_string();
+        if closing_now.contains(&id) {
+            a["Status"] = json!("PENDING_CLOSURE");
+            a["State"] = json!("PENDING_CLOSURE");
+        }
+        if let Some(method) = old.get(&id) {
+            a["JoinedMethod"] = json!(method);
+            a["JoinedTimestamp"] = json!(1.5e9);
+        }
+    };
+    let hide_and_close = |v: &mut Value| {
+        if let Some(accounts) = v.get_mut("Accounts").and_then(Value::as_array_mut) {
+            accounts.retain(|a| !hidden.contains(str_of(a, "Id")));
+            accounts.iter_mut().for_each(rewrite);
+        }
+        if let Some(a) = v.get_mut("Account") {
+            rewrite(a);
+        }
+    };
+    match (call.operation.as_str(), creating, closing) {
+        ("CreateAccount", Some(model), _) => create_account(call, st, upstream, &model).await,
+        ("DescribeCreateAccountStatus", Some(_), _) => {
+            let id = str_of(&call.json, "CreateAccountRequestId");
+            let s = st.lock().unwrap();
+            match s.creates.iter().find(|r| r.id == id) {
+                Some(r) => Ok(json_ok(
+                    json!({"CreateAccountStatus": s.create_status_json(r, now)}),
+                )),
+                None => Ok(json_error(
+                    400,
+                    "CreateAccountStatusNotFoundException",
+                    "We can't find a create account request with the CreateAccountRequestId that you specified.",
+                    None,
+                )),
+            }
+        }
+        ("ListCreateAccountStatus", Some(_), _) => {
+            let states: Vec<String> = call
+                .json
+                .get("States")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let s = st.lock().unwrap();
+            let statuses: Vec<Value> = s
+                .creates
+                .iter()
+                .filter(|r| states.is_empty() || states.iter().any(|x| x == s.create_state(r, now)))
+                .map(|r| s.create_status_json(r, now))
+                .collect();
+            Ok(json_ok(json!({"CreateAccountStatuses": statuses})))
+        }
+        ("CloseAccount", _, Some(model)) => {
+            let id = str_of(&call.json, "AccountId").to_string();
+            {
+                let s = st.lock().unwrap();
+                if s.closing_now(now).len() >= model.max_in_flight {
+                    return Ok(json_error(
+                        400,
+                        "ConstraintViolationException",
+                        "You attempted to exceed the number of accounts that you can close at a time.",
+                        Some("CLOSE_ACCOUNT_REQUESTS_LIMIT_EXCEEDED"),
+                    ));
+                }
+                if s.closed >= model.quota {
+                    return Ok(json_error(
+                        400,
+                        "ConstraintViolationException",
+                        "You have exceeded close account quota for the past 30 days.",
+                        Some("CLOSE_ACCOUNT_QUOTA_EXCEEDED"),
+                    ));
+                }
+            }
+            let (status, answer, _) = upstream.send(call, call.body.clone()).await?;
+            if status == 200 {
+                let mut s = st.lock().unwrap();
+                s.closing.insert(id, now);
+                s.closed += 1;
+            }
+            Ok(answer)
+        }
+        ("ListAccounts" | "ListAccountsForParent" | "DescribeAccount", _, _)
+            if !hidden.is_empty() || !closing_now.is_empty() || !old.is_empty() =>
+        {
+            upstream.forward_json(call, hide_and_close).await
+        }
+        ("EnableAWSServiceAccess", _, _) => {
+            let (status, answer, _) = upstream.send(call, call.body.clone()).await?;
+            if status == 200 {
+                st.lock().unwrap().trusted_access_at = Some(now);
+            }
+            Ok(answer)
+        }
+        _ => upstream.forward(call).await,
+    }
+}
+
+async fn create_account(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+    model: &CreateAccountModel,
+) -> Result<Answer, std::io::Error> {
+    let now = Instant::now();
+    let name = str_of(&call.json, "AccountName").to_string();
+    let email = str_of(&call.json, "Email").to_string();
+    let failure = {
+        let mut s = st.lock().unwrap();
+        let in_flight = s
+            .creates
+            .iter()
+            .filter(|r| s.create_state(r, now) == "IN_PROGRESS")
+            .count();
+        if in_flight >= model.max_in_flight {
+            return Ok(json_error(
+                400,
+                "TooManyRequestsException",
+                "You have reached the limit on the number of concurrent account creation requests.",
+                None,
+            ));
+        }
+        if s.creates.iter().filter(|r| r.failure.is_none()).count() >= model.daily_limit {
+            return Ok(json_error(
+                400,
+                "ConstraintViolationException",
+                "You attempted to exceed the number of accounts that you can create in one day.",
+                Some("ACCOUNT_CREATION_RATE_LIMIT_EXCEEDED"),
+            ));
+        }
+        let queued = s
+            .realism
+            .create_account
+            .as_mut()
+            .map(|m| (!m.failures.is_empty()).then(|| m.failures.remove(0)))
+            .unwrap_or_default();
+        // One root email, one account, across all of AWS (the request fails; nothing is created).
+        let taken = s
+            .creates
+            .iter()
+            .any(|r| r.failure.is_none() && r.email.eq_ignore_ascii_case(&email));
+        queued.or(taken.then(|| "EMAIL_ALREADY_EXISTS".to_string()))
+    };
+    let failure = match failure {
+        Some(f) => Some(f),
+        None => {
+            // Accounts the emulator already has (made before the model was on, or out of band).
+            let list = Call {
+                parts: call.parts.clone(),
+                body: Bytes::new(),
+                service: call.service.clone(),
+                operation: "ListAccounts".into(),
+                caller: call.caller.clone(),
+                form: BTreeMap::new(),
+                json: Value::Null,
+            };
+            let mut parts = list.parts;
+            parts.headers.insert(
+                "x-amz-target",
+                "AWSOrganizationsV20161128.ListAccounts".parse().unwrap(),
+            );
+            let list = Call { parts, ..list };
+            let (_, _, bytes) = upstream.send(&list, Bytes::from_static(b"{}")).await?;
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let exists = v
+                .get("Accounts")
+                .and_then(Value::as_array)
+                .is_some_and(|a| {
+                    a.iter()
+                        .any(|a| str_of(a, "Email").eq_ignore_ascii_case(&email))
+                });
+            exists.then(|| "EMAIL_ALREADY_EXISTS".to_string())
+        }
+    };
+    let request = match failure {
+        Some(reason) => {
+            let mut s = st.lock().unwrap();
+            s.sequence += 1;
+            CreateRequest {
+                id: format!("car-{:032x}", 0xfa11_0000_u64 + s.sequence),
+                name,
+                email,
+                at: now,
+                account_id: None,
+                failure: Some(reason),
+            }
+        }
+        None => {
+            let (status, answer, bytes) = upstream.send(call, call.body.clone()).await?;
+            if status != 200 {
+                return Ok(answer);
+            }
+            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            let s = &v["CreateAccountStatus"];
+            CreateRequest {
+                id: str_of(s, "Id").to_string(),
+                name,
+                email,
+                at: now,
+                account_id: Some(str_of(s, "AccountId").to_string()),
+                failure: None,
+            }
+        }
+    };
+    let mut s = st.lock().unwrap();
+    s.creates.push(request.clone());
+    let status = s.create_status_json(&request, now);
+    Ok(json_ok(json!({"CreateAccountStatus": status})))
+}
+
+async fn sts(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<Answer, std::io::Error> {
+    if call.operation == "AssumeRole" {
+        let arn = call.form.get("RoleArn").cloned().unwrap_or_default();
+        // arn:aws:iam::<account>:role/<name>
+        let account = arn.split(':').nth(4).unwrap_or_default().to_string();
+        let role = arn.rsplit('/').next().unwrap_or_default().to_string();
+        let denied = {
+            let s = st.lock().unwrap();
+            let now = Instant::now();
+            s.not_yet_assumable(&account, now)
+                || s.hidden_accounts(now).contains(&account)
+                || s.realism.no_access_role.contains(&account)
+                || (!s.realism.assumable_role_names.is_empty()
+                    && !s.realism.assumable_role_names.contains(&role))
+        };
+        if denied {
+            return Ok(xml_error(
+                "sts",
+                403,
+                "AccessDenied",
+                &format!(
+                    "User: arn:aws:iam::123456789012:user/landing-zone is not authorized to perform: sts:AssumeRole on resource: {arn}"
+                ),
+            ));
+        }
+    }
+    upstream.forward(call).await
+}
+
+async fn iam(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<Answer, std::io::Error> {
+    let group = call.form.get("GroupName").cloned();
+    let user = call.form.get("UserName").cloned();
+    let op = call.operation.as_str();
+    let now = Instant::now();
+    let root_user = st.lock().unwrap().realism.root_user;
+    if op == "GetAccountSummary"
+        && let Some((mfa, keys, password)) = root_user
+    {
+        let (status, answer, bytes) = upstream.send(call, call.body.clone()).await?;
+        if status != 200 {
+            return Ok(answer);
+        }
+        let mut xml = String::from_utf8_lossy(&bytes).into_owned();
+        for (key, on) in [
+            ("AccountMFAEnabled", mfa),
+            ("AccountAccessKeysPresent", keys),
+            ("AccountPasswordPresent", password),
+        ] {
+            xml = set_summary_entry(&xml, key, on);
+        }
+        return Ok(respond(200, "text/xml", xml));
+    }
+    if op == "CreateAccountAlias" {
+        let alias = call.form.get("AccountAlias").cloned().unwrap_or_default();
+        if st.lock().unwrap().realism.taken_aliases.contains(&alias) {
+            return Ok(xml_error(
+                "iam",
+                409,
+                "EntityAlreadyExists",
+                &format!("The account alias {alias} already exists."),
+            ));
+        }
+    }
+    {
+        let mut s = st.lock().unwrap();
+        if let Some(g) = &group
+            && !op.starts_with("Get")
+            && !op.starts_with("List")
+            && let Some(n) = s.realism.iam_concurrent_modification.get_mut(g)
+            && *n > 0
+        {
+            *n -= 1;
+            return Ok(xml_error(
+                "iam",
+                409,
+                "ConcurrentModification",
+                "Rate exceeded for the group; a concurrent modification is in progress.",
+            ));
+        }
+        let lag = s.realism.iam_visibility_lag;
+        if !lag.is_zero() && op != "CreateGroup" && op != "CreateUser" {
+            let young = |kind: &str, name: &Option<String>| {
+                name.as_ref().is_some_and(|n| {
+                    s.iam_created
+                        .get(&(call.caller.clone(), format!("{kind}:{n}")))
+                        .is_some_and(|at| now < *at + lag)
+                })
+            };
+            if young("group", &group) {
+                return Ok(xml_error(
+                    "iam",
+                    404,
+                    "NoSuchEntity",
+                    &format!(
+                        "The group with name {} cannot be found.",
+                        group.clone().unwrap_or_default()
+                    ),
+                ));
+            }
+            if young("user", &user) {
+                return Ok(xml_error(
+                    "iam",
+                    404,
+                    "NoSuchEntity",
+                    &format!(
+                        "The user with name {} cannot be found.",
+                        user.clone().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+    }
+    let (status, answer, _) = upstream.send(call, call.body.clone()).await?;
+    if status == 200 && (op == "CreateGroup" || op == "CreateUser") {
+        let (kind, name) = if op == "CreateGroup" {
+            ("group", group)
+        } else {
+            ("user", user)
+        };
+        st.lock().unwrap().iam_created.insert(
+            (
+                call.caller.clone(),
+                format!("{kind}:{}", name.unwrap_or_default()),
+            ),
+            now,
+        );
+    }
+    Ok(answer)
+}
+
+/// Sets `<entry><key>KEY</key><value>N</value></entry>` in a GetAccountSummary answer.
+fn set_summary_entry(xml: &str, key: &str, on: bool) -> String {
+    let value = u8::from(on);
+    let marker = format!("<key>{key}</key>");
+    if let Some(at) = xml.find(&marker) {
+        let rest = &xml[at..];
+        if let (Some(v0), Some(v1)) = (rest.find("<value>"), rest.find("</value>")) {
+            return format!("{}<value>{value}{}", &xml[..at + v0], &xml[at + v1..]);
+        }
+    }
+    xml.replacen(
+        "</SummaryMap>",
+        &format!("<entry>{marker}<value>{value}</value></entry></SummaryMap>"),
+        1,
+    )
+}
+
+async fn s3(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<Answer, std::io::Error> {
+    if call.operation == "HeadBucket" {
+        let bucket = call.parts.uri.path().trim_matches('/').to_string();
+        if let Some(code) = st.lock().unwrap().realism.head_bucket.get(&bucket).copied() {
+            // AWS answers HEAD with a status and no body at all.
+            let mut resp = respond(code, "application/xml", Bytes::new());
+            if code == 301 {
+                resp.headers_mut()
+                    .insert("x-amz-bucket-region", "eu-west-1".parse().unwrap());
+            }
+            return Ok(resp);
+        }
+    }
+    let (status, answer, _) = upstream.send(call, call.body.clone()).await?;
+    if status < 300 && call.operation == "PutBucketPolicy" {
+        st.lock().unwrap().policy_put_at = Some(Instant::now());
+    }
+    Ok(answer)
+}
+
+async fn cloudtrail(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<Answer, std::io::Error> {
+    let op = call.operation.as_str();
+    let (lag, policy_at, access_at, kms_arn) = {
+        let s = st.lock().unwrap();
+        (
+            s.realism.trail_policy_lag,
+            s.policy_put_at,
+            s.trusted_access_at,
+            s.realism.trail_kms_key_as_arn,
+        )
+    };
+    let now = Instant::now();
+    if (op == "CreateTrail" || op == "UpdateTrail") && !lag.is_zero() {
+        if access_at.is_some_and(|at| now < at + lag) {
+            return Ok(json_error(
+                400,
+                "CloudTrailAccessNotEnabledException",
+                "This organization has not enabled CloudTrail trusted access.",
+                None,
+            ));
+        }
+        if policy_at.is_some_and(|at| now < at + lag) {
+            return Ok(json_error(
+                400,
+                "InsufficientS3BucketPolicyException",
+                "Incorrect S3 bucket policy is detected for bucket.",
+                None,
+            ));
+        }
+    }
+    if kms_arn {
+        let to_arn = |v: &mut Value| {
+            let fix = |t: &mut Value| {
+                if let Some(k) = t.get("KmsKeyId").and_then(Value::as_str)
+                    && !k.starts_with("arn:")
+                {
+                    let id = k.trim_start_matches("alias/");
+                    t["KmsKeyId"] = json!(format!("arn:aws:kms:us-east-1:123456789012:key/{id}"));
+                }
+            };
+            fix(v);
+            if let Some(list) = v.get_mut("trailList").and_then(Value::as_array_mut) {
+                list.iter_mut().for_each(fix);
+            }
+            if let Some(t) = v.get_mut("Trail") {
+                fix(t);
+            }
+        };
+        return upstream.forward_json(call, to_arn).await;
+    }
+    upstream.forward(call).await
 }

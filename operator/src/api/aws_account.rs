@@ -75,11 +75,20 @@ pub struct AwsAccountSpec {
     pub password_policy: PasswordPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alternate_contacts: Option<AlternateContacts>,
+    /// Whether the operator works inside the account through `roleName` (alias, password policy,
+    /// contacts, the root-user report). `false` manages the account from the Organization only,
+    /// e.g. for an invited account without the access role.
+    #[serde(default = "yes_baseline")]
+    pub baseline: bool,
     #[serde(default)]
     pub management_policy: ManagementPolicy,
     /// `Close` closes the account when the resource is deleted.
     #[serde(default)]
     pub deletion_policy: AccountDeletionPolicy,
+}
+
+fn yes_baseline() -> bool {
+    true
 }
 
 pub fn default_role_name() -> String {
@@ -206,6 +215,11 @@ pub struct AwsAccountStatus {
     /// Id of the CreateAccount request, written before anything else so a crash never creates twice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_request_id: Option<String>,
+    /// The request was found in flight under this account name rather than sent by this resource
+    /// (a crash before its id was saved, or another resource's): its account is adopted only if
+    /// its email is `spec.email`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create_request_found_by_name: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub security: Option<SecurityReport>,
     #[serde(flatten)]
@@ -218,5 +232,8 @@ pub struct AwsAccountStatus {
 pub struct SecurityReport {
     pub root_mfa_enabled: bool,
     pub root_access_keys_present: bool,
+    /// The root user has a password; without one it cannot sign in, and missing MFA is no risk.
+    #[serde(default)]
+    pub root_password_present: bool,
     pub password_policy_compliant: bool,
 }

@@ -11,6 +11,8 @@ const RETRYABLE_CODES: &[&str] = &[
     "Throttling",
     "RequestLimitExceeded",
     "ConcurrentModificationException",
+    "ConcurrentModification",
+    "EntityTemporarilyUnmodifiable",
     "ServiceException",
     "ServiceUnavailableException",
     "InternalFailure",
@@ -117,18 +119,41 @@ impl AwsError {
                     service,
                     operation,
                     "Timeout",
-                    "the request to AWS timed out",
+                    format!("AWS did not answer {operation} in time"),
                 )
             },
-            SdkError::DispatchFailure(f) => Self {
-                retryable: true,
-                ..Self::new(
-                    service,
-                    operation,
-                    "Unreachable",
-                    format!("AWS could not be reached: {f:?}"),
-                )
-            },
+            SdkError::DispatchFailure(f) => {
+                // The SDK reports a failed credentials provider (AssumeRole into a member account)
+                // and our own pacing as dispatch failures: find them in the chain first.
+                if let Some(m) = find_in_chain::<MemberAccessError>(&err) {
+                    return m.to_aws_error(service, operation);
+                }
+                if let Some(p) = find_in_chain::<super::pacing::PacedTooLong>(&err) {
+                    return Self {
+                        retryable: true,
+                        ..Self::new(service, operation, "Paced", p.to_string())
+                    };
+                }
+                let what = if f.is_timeout() {
+                    "the connection timed out"
+                } else if f.is_io() {
+                    "the connection failed"
+                } else {
+                    "the request could not be sent"
+                };
+                Self {
+                    retryable: true,
+                    ..Self::new(
+                        service,
+                        operation,
+                        "Unreachable",
+                        format!(
+                            "AWS could not be reached for {operation}: {what} ({})",
+                            root_cause(&err)
+                        ),
+                    )
+                }
+            }
             SdkError::ResponseError(_) => Self {
                 retryable: true,
                 ..Self::new(
@@ -136,33 +161,77 @@ impl AwsError {
                     operation,
                     "BadResponse",
                     format!(
-                        "AWS sent a response that could not be read: {}",
-                        error_chain(&err)
+                        "AWS sent a response to {operation} that could not be read ({})",
+                        root_cause(&err)
                     ),
                 )
             },
             _ => {
-                let chain = error_chain(&err);
-                // Credentials for a member account come from AssumeRole: right after CreateAccount
-                // the role is not assumable for a while, which passes.
-                if chain.contains("AssumeRole") {
-                    Self {
-                        retryable: true,
-                        ..Self::new(service, operation, "AssumeRoleFailed", chain)
-                    }
-                } else {
-                    Self::new(service, operation, "InvalidRequest", chain)
+                if let Some(m) = find_in_chain::<MemberAccessError>(&err) {
+                    return m.to_aws_error(service, operation);
                 }
+                Self::new(service, operation, "InvalidRequest", error_chain(&err))
             }
         }
     }
+}
+
+/// AssumeRole into a member account failed: the credentials provider's error, which the SDK wraps
+/// into the failure of whatever call needed the credentials.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("could not assume {role_arn}: {cause}")]
+pub struct MemberAccessError {
+    pub role_arn: String,
+    pub cause: AwsError,
+}
+
+/// Code of an [`AwsError`] that failed because a member account's role could not be assumed;
+/// `AwsError::member_access` holds the STS code.
+pub const ASSUME_ROLE_FAILED: &str = "AssumeRoleFailed";
+
+impl MemberAccessError {
+    fn to_aws_error(&self, service: &'static str, operation: &'static str) -> AwsError {
+        AwsError {
+            service,
+            operation,
+            code: ASSUME_ROLE_FAILED.into(),
+            message: format!(
+                "{operation} needs the role {}, and STS refused it: {} ({})",
+                self.role_arn, self.cause.code, self.cause.message
+            ),
+            // Whether it passes depends on the account's age; the reconcile decides.
+            retryable: self.cause.retryable || self.cause.code.contains("AccessDenied"),
+        }
+    }
+}
+
+fn find_in_chain<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(t) = e.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// The innermost error's text: what actually went wrong, without the SDK's wrappers.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(s) = cur.source() {
+        cur = s;
+    }
+    cur.to_string()
 }
 
 fn is_retryable_code(code: &str) -> bool {
     RETRYABLE_CODES.contains(&code)
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

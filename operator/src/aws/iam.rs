@@ -11,6 +11,9 @@ use aws_sdk_iam as iam;
 pub struct RootSecurity {
     pub mfa_enabled: bool,
     pub access_keys_present: bool,
+    /// The root user has a password (can sign in); accounts made by CreateAccount have none until
+    /// someone resets it.
+    pub password_present: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -174,6 +177,7 @@ impl Iam for SdkIam {
         Ok(RootSecurity {
             mfa_enabled: get(iam::types::SummaryKeyType::AccountMfaEnabled) > 0,
             access_keys_present: get(iam::types::SummaryKeyType::AccountAccessKeysPresent) > 0,
+            password_present: get(iam::types::SummaryKeyType::AccountPasswordPresent) > 0,
         })
     }
 

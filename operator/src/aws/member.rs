@@ -6,6 +6,7 @@
 //! session); SDK clients are built per reconcile, as a pair of clients per account for 1,000 accounts
 //! would stay in memory for nothing between resyncs.
 
+use super::error::MemberAccessError;
 use super::iam::{Contacts, Iam, SdkContacts, SdkIam};
 use super::{AwsError, CallRecorder};
 use aws_credential_types::Credentials;
@@ -65,7 +66,10 @@ impl ProvideCredentials for AssumeRole {
                 .send()
                 .await
                 .map_err(|e| {
-                    CredentialsError::provider_error(AwsError::from_sdk("sts", "AssumeRole", e))
+                    CredentialsError::provider_error(MemberAccessError {
+                        role_arn: self.role_arn.clone(),
+                        cause: AwsError::from_sdk("sts", "AssumeRole", e),
+                    })
                 })?;
             let c = out.credentials().ok_or_else(|| {
                 CredentialsError::provider_error("AssumeRole returned no credentials")
@@ -84,6 +88,7 @@ impl ProvideCredentials for AssumeRole {
 fn clients(config: &aws_config::SdkConfig, recorder: &CallRecorder) -> AccountClients {
     let iam = aws_sdk_iam::config::Builder::from(config)
         .interceptor(recorder.clone())
+        .retry_classifier(super::pacing::RetryConcurrentModification)
         .build();
     let account = aws_sdk_account::config::Builder::from(config)
         .interceptor(recorder.clone())

@@ -64,6 +64,8 @@ pub struct AwsPorts {
     pub metrics: Metrics,
     /// AWS Organizations write calls sent so far (a snapshot read before the last one is stale).
     pub organizations_writes: Arc<AtomicU64>,
+    /// The client-side pacing every call goes through (the reconcile asks it before CreateAccount).
+    pub pacer: Arc<pacing::Pacer>,
 }
 
 impl AwsPorts {
@@ -94,12 +96,17 @@ impl AwsPorts {
                 ))
                 .build_https()
         });
+        let pacer = Arc::new(pacing::Pacer::new(limits));
         let sdk_config = sdk_config
             .to_builder()
-            .http_client(pacing::PacedHttpClient::new(
-                http,
-                Arc::new(pacing::Pacer::new(limits)),
-            ))
+            .http_client(pacing::PacedHttpClient::new(http, pacer.clone()))
+            // Request bodies here are a few KiB sent at once; the upload-throughput guard would only
+            // count a request waiting for its pacing slot as a stalled upload.
+            .stalled_stream_protection(
+                aws_smithy_runtime_api::client::stalled_stream_protection::StalledStreamProtectionConfig::enabled()
+                    .upload_enabled(false)
+                    .build(),
+            )
             // One partition per member account's assumed role: the SDK's default keeps 64 and
             // evicts the rest, which would mean an AssumeRole per reconcile in a large Organization.
             .identity_cache(
@@ -152,7 +159,16 @@ impl AwsPorts {
             sdk_config,
             metrics,
             organizations_writes: recorder.organizations_writes.clone(),
+            pacer,
         }
+    }
+}
+
+impl AwsPorts {
+    /// Marks every Organization snapshot read so far as outdated: AWS reported something (e.g. a
+    /// new account) that the snapshot lacks.
+    pub fn snapshot_outdated(&self) {
+        self.organizations_writes.fetch_add(1, Ordering::SeqCst);
     }
 }
 

@@ -30,6 +30,23 @@ pub struct AccountInfo {
     pub state: String,
     /// Known once the tree walk has seen the account under a parent.
     pub parent_id: Option<String>,
+    /// When it joined the Organization, and whether it was CREATED there or INVITED.
+    pub joined: Option<std::time::SystemTime>,
+    pub joined_method: Option<String>,
+}
+
+/// An account this young may still refuse AssumeRole into its access role: AWS sets the role up
+/// after CreateAccount reports SUCCEEDED.
+pub const NEW_ACCOUNT_GRACE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+impl AccountInfo {
+    /// Created in this Organization less than [`NEW_ACCOUNT_GRACE`] ago (or not known to be older).
+    pub fn is_new(&self) -> bool {
+        self.joined_method.as_deref() != Some("INVITED")
+            && self.joined.is_none_or(|t| {
+                t.elapsed().is_ok_and(|age| age < NEW_ACCOUNT_GRACE) || t.elapsed().is_err()
+            })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,11 +135,19 @@ fn account_info(a: &orgs::types::Account, parent_id: Option<&str>) -> AccountInf
         arn: a.arn().unwrap_or_default().to_string(),
         name: a.name().unwrap_or_default().to_string(),
         email: a.email().unwrap_or_default().to_string(),
+        // `State` replaced `Status` (deprecated, same values for active and suspended accounts);
+        // older answers carry only `Status`.
+        #[allow(deprecated)]
         state: a
             .state()
             .map(|s| s.as_str().to_string())
+            .or_else(|| a.status().map(|s| s.as_str().to_string()))
             .unwrap_or_else(|| "ACTIVE".to_string()),
         parent_id: parent_id.map(str::to_string),
+        joined: a
+            .joined_timestamp()
+            .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
+        joined_method: a.joined_method().map(|m| m.as_str().to_string()),
     }
 }
 
@@ -448,7 +473,20 @@ impl Organizations for SdkOrganizations {
             .account_id(account_id)
             .send()
             .await
-            .map_err(err("CloseAccount"))?;
+            .map_err(|e| {
+                // The reason tells the 30-day quota from the limit on closures at once.
+                let reason = e.as_service_error().and_then(|se| match se {
+                    orgs::operation::close_account::CloseAccountError::ConstraintViolationException(c) => {
+                        c.reason().map(|r| r.as_str().to_string())
+                    }
+                    _ => None,
+                });
+                let mut out = AwsError::from_sdk(SERVICE, "CloseAccount", e);
+                if let Some(r) = reason {
+                    out.message = format!("{r}: {}", out.message);
+                }
+                out
+            })?;
         Ok(())
     }
 

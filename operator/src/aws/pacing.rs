@@ -5,6 +5,12 @@
 //! Pacing sits in the HTTP client every SDK client shares, so it applies to every service and to
 //! every attempt, retries included. The call recorder names the bucket of each request in an
 //! internal header (after signing) that the paced connector reads and removes before sending.
+//!
+//! A request waits in the connector at most [`MAX_WAIT_IN_CONNECTOR`], and takes its token only
+//! when it is sent: a request given up (a timeout, a cancelled reconcile) spends nothing, so waiting
+//! requests never queue behind tokens spent by requests that were never sent. Operations AWS
+//! allows only a few of at a time (CreateAccount, CloseAccount) are held back in the reconcile
+//! instead (`Queued`), where waiting costs nothing.
 
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
@@ -12,6 +18,7 @@ use aws_smithy_runtime_api::client::http::{
 };
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use std::collections::HashMap;
@@ -39,7 +46,9 @@ impl Default for RateLimits {
             ("ListParents", 4.0, 4.0),
             ("DescribeAccount", 15.0, 15.0),
             ("MoveAccount", 1.5, 2.0),
-            ("CreateAccount", 0.1, 5.0),
+            // The binding limit is 5 requests in flight, kept by the reconcile; this only spaces
+            // bursts of new requests.
+            ("CreateAccount", 1.0, 5.0),
             ("CloseAccount", 0.05, 3.0),
             ("CreateTrail", 0.9, 1.0),
             ("UpdateTrail", 0.9, 1.0),
@@ -101,16 +110,19 @@ impl Pacer {
         }
     }
 
-    /// How long to wait before a request in `bucket` (`<scope>/<Operation>`) may be sent, taking
-    /// its token.
-    fn reserve(&self, bucket: &str) -> Duration {
+    fn rate(&self, bucket: &str) -> (f64, f64) {
         let operation = bucket.rsplit('/').next().unwrap_or(bucket);
-        let (rate, burst) = self
-            .limits
+        self.limits
             .per_operation
             .get(operation)
             .copied()
-            .unwrap_or(self.limits.default);
+            .unwrap_or(self.limits.default)
+    }
+
+    /// Refills the bucket and, with `take`, takes a token if one is there. `Err` is how long until
+    /// one will be.
+    fn check(&self, bucket: &str, take: bool) -> Result<(), Duration> {
+        let (rate, burst) = self.rate(bucket);
         let mut buckets = self.buckets.lock().expect("not poisoned");
         let now = Instant::now();
         let b = buckets.entry(bucket.to_string()).or_insert(Bucket {
@@ -119,21 +131,74 @@ impl Pacer {
         });
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
         b.at = now;
-        b.tokens -= 1.0;
-        if b.tokens >= 0.0 {
-            Duration::ZERO
+        if b.tokens >= 1.0 {
+            if take {
+                b.tokens -= 1.0;
+            }
+            Ok(())
         } else {
-            Duration::from_secs_f64(-b.tokens / rate)
+            Err(Duration::from_secs_f64((1.0 - b.tokens) / rate))
         }
     }
 
-    pub async fn acquire(&self, bucket: &str) {
-        let wait = self.reserve(bucket);
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+    /// Takes a token of `bucket` (`<scope>/<Operation>`) if one is there now.
+    pub fn try_acquire(&self, bucket: &str) -> Result<(), Duration> {
+        self.check(bucket, true)
+    }
+
+    /// Whether a request in `bucket` could be sent now, without taking the token (the request
+    /// takes it when it is sent); `Err` says how long until it could.
+    pub fn available(&self, bucket: &str) -> Result<(), Duration> {
+        self.check(bucket, false)
+    }
+
+    /// Waits for a token of `bucket`, at most `max_wait`; gives up at once when the token cannot
+    /// come in time. The token is taken only on success.
+    pub async fn acquire_within(
+        &self,
+        bucket: &str,
+        max_wait: Duration,
+    ) -> Result<(), PacedTooLong> {
+        let start = Instant::now();
+        loop {
+            match self.try_acquire(bucket) {
+                Ok(()) => return Ok(()),
+                Err(wait) if start.elapsed() + wait > max_wait => {
+                    return Err(PacedTooLong {
+                        bucket: bucket.to_string(),
+                        wait,
+                    });
+                }
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
         }
     }
 }
+
+/// Longest a request waits for its token inside the HTTP connector: far below the five minutes a
+/// SigV4 signature stays valid. Longer waits belong in the reconcile.
+pub const MAX_WAIT_IN_CONNECTOR: Duration = Duration::from_secs(20);
+
+/// A request was not sent because client-side pacing would have held it too long.
+#[derive(Debug, Clone)]
+pub struct PacedTooLong {
+    pub bucket: String,
+    pub wait: Duration,
+}
+
+impl std::fmt::Display for PacedTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (scope, op) = self.bucket.rsplit_once('/').unwrap_or(("", &self.bucket));
+        write!(
+            f,
+            "{op} ({scope}) was not sent: client-side pacing had no slot for it within {} s (the next in {} s); it is retried",
+            MAX_WAIT_IN_CONNECTOR.as_secs(),
+            self.wait.as_secs_f64().ceil()
+        )
+    }
+}
+
+impl std::error::Error for PacedTooLong {}
 
 /// The HTTP client shared by every SDK client of the process, pacing each request.
 #[derive(Clone, Debug)]
@@ -172,8 +237,10 @@ impl HttpConnector for PacedConnector {
         let bucket = request.headers_mut().remove(PACE_HEADER);
         let (inner, pacer) = (self.inner.clone(), self.pacer.clone());
         HttpConnectorFuture::new(async move {
-            if let Some(bucket) = bucket {
-                pacer.acquire(&bucket).await;
+            if let Some(bucket) = bucket
+                && let Err(e) = pacer.acquire_within(&bucket, MAX_WAIT_IN_CONNECTOR).await
+            {
+                return Err(ConnectorError::other(Box::new(e), None));
             }
             inner.call(request).await
         })
@@ -186,8 +253,32 @@ impl std::fmt::Debug for Pacer {
     }
 }
 
-/// AWS Organizations answers ConcurrentModificationException while another change is in flight;
-/// retry it with backoff like throttling.
+/// Error codes that mean "another change is in flight, try again": Organizations'
+/// ConcurrentModificationException, and IAM's ConcurrentModification and
+/// EntityTemporarilyUnmodifiable. The SDK retries them with backoff like throttling.
+const CONCURRENT_CODES: &[&str] = &[
+    "ConcurrentModificationException",
+    "ConcurrentModification",
+    "EntityTemporarilyUnmodifiable",
+];
+
+/// The error code of an AWS error answer: the JSON protocols' `x-amzn-errortype` header or
+/// `__type`, the query protocols' `<Code>`.
+pub(crate) fn error_code(
+    resp: &aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+) -> Option<String> {
+    if let Some(t) = resp.headers().get("x-amzn-errortype") {
+        return Some(t.split(':').next().unwrap_or(t).to_string());
+    }
+    let body = std::str::from_utf8(resp.body().bytes()?).ok()?;
+    if let Some(rest) = body.split("<Code>").nth(1) {
+        return rest.split("</Code>").next().map(str::to_string);
+    }
+    let v: serde_json::Value = serde_json::from_str(body).ok()?;
+    let t = v.get("__type")?.as_str()?;
+    Some(t.rsplit('#').next().unwrap_or(t).to_string())
+}
+
 #[derive(Debug, Default)]
 pub struct RetryConcurrentModification;
 
@@ -196,16 +287,9 @@ impl ClassifyRetry for RetryConcurrentModification {
         let Some(resp) = ctx.response() else {
             return RetryAction::NoActionIndicated;
         };
-        let needle = b"ConcurrentModificationException";
-        let in_header = resp
-            .headers()
-            .get("x-amzn-errortype")
-            .is_some_and(|v| v.contains("ConcurrentModification"));
-        let in_body = resp
-            .body()
-            .bytes()
-            .is_some_and(|b| b.windows(needle.len()).any(|w| w == needle));
-        if resp.status().as_u16() >= 400 && (in_header || in_body) {
+        if resp.status().as_u16() >= 400
+            && error_code(resp).is_some_and(|c| CONCURRENT_CODES.contains(&c.as_str()))
+        {
             RetryAction::throttling_error()
         } else {
             RetryAction::NoActionIndicated
@@ -226,20 +310,60 @@ mod tests {
         let mut limits = RateLimits::default();
         limits.set("Op=2/3").unwrap();
         let p = Pacer::new(limits);
-        let waits: Vec<Duration> = (0..5).map(|_| p.reserve("management/Op")).collect();
+        let taken: Vec<Result<(), Duration>> =
+            (0..5).map(|_| p.try_acquire("management/Op")).collect();
         assert!(
-            waits[..3].iter().all(|w| w.is_zero()),
-            "burst of 3: {waits:?}"
+            taken[..3].iter().all(|t| t.is_ok()),
+            "burst of 3: {taken:?}"
         );
-        assert!(
-            (waits[3].as_secs_f64() - 0.5).abs() < 0.05,
-            "then 2/s: {waits:?}"
-        );
-        assert!((waits[4].as_secs_f64() - 1.0).abs() < 0.05, "{waits:?}");
+        // Refused requests take nothing: each is told the same wait (half a token at 2/s).
+        for t in &taken[3..] {
+            let wait = t.expect_err("no token left");
+            assert!(
+                (wait.as_secs_f64() - 0.5).abs() < 0.05,
+                "then 2/s: {taken:?}"
+            );
+        }
+        // Looking does not take.
+        assert!(p.available("management/Op").is_err());
         // Another account has its own bucket.
-        assert!(p.reserve("111111111111/Op").is_zero());
+        assert!(p.try_acquire("111111111111/Op").is_ok());
         assert!(RateLimits::default().set("Op=0").is_err());
         assert!(RateLimits::default().set("nonsense").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_request_given_up_spends_no_token_and_long_waits_fail_at_once() {
+        let mut limits = RateLimits::default();
+        limits.set("Op=4/1").unwrap();
+        let p = Arc::new(Pacer::new(limits));
+        p.try_acquire("management/Op").unwrap();
+        // Ten waiters cancelled before their token came: none of them spent one.
+        for _ in 0..10 {
+            let p = p.clone();
+            let waiter = tokio::spawn(async move {
+                p.acquire_within("management/Op", Duration::from_secs(5))
+                    .await
+            });
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            waiter.abort();
+        }
+        tokio::time::sleep(Duration::from_millis(260)).await;
+        assert!(
+            p.try_acquire("management/Op").is_ok(),
+            "the refilled token is still there"
+        );
+        // A wait longer than allowed is refused at once, not slept through.
+        let start = Instant::now();
+        let err = p
+            .acquire_within("management/Op", Duration::from_millis(100))
+            .await
+            .expect_err("a 250 ms wait does not fit in 100 ms");
+        assert!(start.elapsed() < Duration::from_millis(50));
+        assert!(
+            err.to_string().contains("Op (management) was not sent"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -252,11 +376,13 @@ mod tests {
             ("ListParents", 5.0),
             ("DescribeAccount", 20.0),
             ("MoveAccount", 2.0),
-            ("CreateAccount", 0.1),
             ("CloseAccount", 0.05),
             ("AssumeRole", 600.0),
         ] {
             assert!(l.per_operation[op].0 <= quota, "{op}");
         }
+        // CreateAccount's binding limit is 5 requests in flight, kept by the reconcile; pacing
+        // never lets more than that go at once.
+        assert!(l.per_operation["CreateAccount"].1 <= MAX_CREATE_IN_FLIGHT as f64);
     }
 }

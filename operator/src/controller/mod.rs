@@ -83,6 +83,11 @@ pub struct SnapshotCache {
     ttl: Duration,
     /// (when read, Organizations writes counted before the read, the snapshot)
     current: Mutex<Option<(Instant, u64, Arc<OrgSnapshot>)>>,
+    /// CreateAccount requests sent by any reconcile since the current snapshot was read (its
+    /// in-flight list does not show them): with the list, they keep AWS's 5-in-flight limit.
+    creates_sent: Mutex<Arc<std::sync::atomic::AtomicUsize>>,
+    /// … and accounts closed since (AWS closes 3 at once).
+    closes_sent: Mutex<Arc<std::sync::atomic::AtomicUsize>>,
     /// Held by the one reconcile reading the Organization.
     loading: tokio::sync::Mutex<()>,
 }
@@ -112,6 +117,8 @@ impl SnapshotCache {
         Self {
             ttl,
             current: Mutex::default(),
+            creates_sent: Mutex::default(),
+            closes_sent: Mutex::default(),
             loading: tokio::sync::Mutex::new(()),
         }
     }
@@ -154,6 +161,8 @@ impl SnapshotCache {
             .load(std::sync::atomic::Ordering::SeqCst);
         let snap = Arc::new(OrgSnapshot::load(aws.organizations.as_ref()).await?);
         *self.current.lock().expect("not poisoned") = Some((Instant::now(), writes, snap.clone()));
+        *self.creates_sent.lock().expect("not poisoned") = Arc::default();
+        *self.closes_sent.lock().expect("not poisoned") = Arc::default();
         Ok(snap)
     }
 }
@@ -180,6 +189,13 @@ pub enum ControllerError {
 }
 
 impl ControllerError {
+    fn reason(&self) -> &'static str {
+        match self {
+            ControllerError::Reconcile(e) => e.reason(),
+            ControllerError::Kube(_) => "KubernetesError",
+        }
+    }
+
     fn retryable(&self) -> bool {
         match self {
             ControllerError::Reconcile(e) => e.is_retryable(),
@@ -230,18 +246,44 @@ impl Context {
         ids
     }
 
+    /// The access role of the accounts this resource refers to, by account id.
+    fn dependency_roles(&self, resource: &Resource) -> BTreeMap<String, String> {
+        resource
+            .dependencies()
+            .into_iter()
+            .filter(|d| d.kind == Kind::AwsAccount)
+            .filter_map(|d| self.accounts.get(&ObjectRef::new(&d.name)))
+            .filter_map(|a| {
+                let id = a.status.as_ref()?.account_id.clone()?;
+                Some((id, a.spec.role_name.clone()))
+            })
+            .collect()
+    }
+
     async fn pass(&self, resource: &Resource) -> Result<Pass, reconcile::Error> {
         let snapshot = self.snapshot.get(&self.aws).await?;
         Ok(Pass {
             aws: self.aws.clone(),
             snapshot,
-            creates_sent: Default::default(),
+            creates_sent: self
+                .snapshot
+                .creates_sent
+                .lock()
+                .expect("not poisoned")
+                .clone(),
+            closes_sent: self
+                .snapshot
+                .closes_sent
+                .lock()
+                .expect("not poisoned")
+                .clone(),
             mode: if self.settings.dry_run {
                 Mode::Plan
             } else {
                 Mode::Apply
             },
             ids: self.dependency_ids(resource),
+            role_names: self.dependency_roles(resource),
             sink: self.sink.clone(),
             now: Time(k8s_openapi::jiff::Timestamp::now()),
         })
@@ -522,18 +564,36 @@ fn error_policy<K: LandingZoneKind>(
     ctx: Arc<Context>,
 ) -> Action {
     let key = Key::new(K::KIND, obj.name_any());
-    if parked(err) {
-        return Action::requeue(ctx.settings.close_retry_interval);
-    }
-    if !err.retryable() {
+    let delay = if parked(err) {
+        ctx.settings.close_retry_interval
+    } else if !err.retryable() {
         // Needs a human: wait for a spec change (the watch) or the slow resync, no hot loop.
-        return Action::requeue(ctx.settings.resync_interval);
-    }
-    let mut backoff = ctx.backoff.lock().expect("not poisoned");
-    let attempt = backoff.entry(key).or_insert(0);
-    *attempt += 1;
-    Action::requeue(backoff_delay(*attempt - 1))
+        ctx.settings.resync_interval
+    } else if matches!(
+        err,
+        ControllerError::Reconcile(reconcile::Error::Queued { .. })
+    ) {
+        // Behind an AWS limit that frees up within seconds to minutes: look again at an even pace.
+        jitter(QUEUED_RECHECK, 0.2)
+    } else {
+        let mut backoff = ctx.backoff.lock().expect("not poisoned");
+        let attempt = backoff.entry(key).or_insert(0);
+        *attempt += 1;
+        backoff_delay(*attempt - 1)
+    };
+    tracing::warn!(
+        kind = %K::KIND,
+        name = %obj.name_any(),
+        reason = err.reason(),
+        retry_in_s = delay.as_secs(),
+        "reconcile failed: {err}; retrying in {} s",
+        delay.as_secs()
+    );
+    Action::requeue(delay)
 }
+
+/// How soon a resource queued behind an AWS limit (accounts in creation or closing) looks again.
+const QUEUED_RECHECK: Duration = Duration::from_secs(15);
 
 /// Refuses to start before the CRDs are installed, with a message saying how to install them.
 async fn check_crds(client: &Client) -> anyhow::Result<()> {

@@ -25,11 +25,25 @@ pub enum Error {
         reason: &'static str,
         message: String,
     },
+    /// AWS is in a state that passes on its own (eventual consistency, a transient failure
+    /// reported in a result rather than as an error code): retried with a short backoff.
+    #[error("{message}")]
+    Transient {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl Error {
     pub fn conflict(reason: &'static str, message: impl Into<String>) -> Self {
         Error::Conflict {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    pub fn transient(reason: &'static str, message: impl Into<String>) -> Self {
+        Error::Transient {
             reason,
             message: message.into(),
         }
@@ -47,7 +61,7 @@ impl Error {
             Error::WaitingForDependency { .. } => "WaitingForDependency",
             Error::Queued { .. } => "Queued",
             Error::InvalidSpec { .. } => "InvalidSpec",
-            Error::Conflict { reason, .. } => reason,
+            Error::Conflict { reason, .. } | Error::Transient { reason, .. } => reason,
         }
     }
 
@@ -55,7 +69,9 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Aws(e) => e.retryable,
-            Error::WaitingForDependency { .. } | Error::Queued { .. } => true,
+            Error::WaitingForDependency { .. } | Error::Queued { .. } | Error::Transient { .. } => {
+                true
+            }
             Error::InvalidSpec { .. } | Error::Conflict { .. } => false,
         }
     }

@@ -254,9 +254,14 @@ pub struct Pass {
     pub snapshot: Arc<OrgSnapshot>,
     /// CreateAccount requests sent by this pass (and its forks) since the snapshot was read.
     pub creates_sent: Arc<AtomicUsize>,
+    /// Accounts this pass (and its forks) asked AWS to close since the snapshot was read.
+    pub closes_sent: Arc<AtomicUsize>,
     pub mode: Mode,
     /// AWS ids of resources, by key, as known so far in this pass (for references).
     pub ids: BTreeMap<Key, String>,
+    /// The access role of member accounts that AwsAccount resources name (`spec.roleName`), by
+    /// account id; accounts not in it use the default role.
+    pub role_names: BTreeMap<String, String>,
     pub sink: Arc<dyn StatusSink>,
     pub now: Time,
 }
@@ -278,8 +283,10 @@ impl Pass {
             aws,
             snapshot,
             creates_sent: Arc::default(),
+            closes_sent: Arc::default(),
             mode,
             ids: BTreeMap::new(),
+            role_names: BTreeMap::new(),
             sink,
             now: Time(k8s_openapi::jiff::Timestamp::now()),
         })
@@ -296,8 +303,10 @@ impl Pass {
             aws: self.aws.clone(),
             snapshot: self.snapshot.clone(),
             creates_sent: self.creates_sent.clone(),
+            closes_sent: self.closes_sent.clone(),
             mode: self.mode,
             ids: self.ids.clone(),
+            role_names: self.role_names.clone(),
             sink: self.sink.clone(),
             now: self.now.clone(),
         }
@@ -527,6 +536,7 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
     // Each wave holds resources whose references all come from earlier waves; a wave's resources
     // are reconciled concurrently, each with its own fork of the pass.
     for wave in waves(resources, &order) {
+        pass.role_names = role_names(resources, &pass.ids);
         let base = pass.snapshot.clone();
         let forks: Vec<_> = wave
             .iter()
@@ -566,6 +576,7 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
                 Ok(s) => {
                     pass.snapshot = Arc::new(s);
                     pass.creates_sent = Arc::default();
+                    pass.closes_sent = Arc::default();
                 }
                 Err(e) => tracing::warn!(error = %e, "could not read the Organization again"),
             }
@@ -579,6 +590,29 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
         });
     }
     reports
+}
+
+/// The access role of every account an AwsAccount resource names, by account id.
+pub fn role_names(resources: &[Resource], ids: &BTreeMap<Key, String>) -> BTreeMap<String, String> {
+    resources
+        .iter()
+        .filter_map(|r| match r {
+            Resource::AwsAccount(a) => ids
+                .get(&r.key())
+                .map(|id| (id.clone(), a.spec.role_name.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Pass {
+    /// The role the operator assumes in `account_id`.
+    pub fn role_name(&self, account_id: &str) -> &str {
+        self.role_names
+            .get(account_id)
+            .map(String::as_str)
+            .unwrap_or(crate::api::aws_account::DEFAULT_ROLE_NAME)
+    }
 }
 
 /// Carries out the deletion policy of one resource (Retain: nothing in AWS).

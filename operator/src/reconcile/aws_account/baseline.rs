@@ -64,7 +64,17 @@ pub fn report(observed: &Observed) -> SecurityReport {
     SecurityReport {
         root_mfa_enabled: observed.root.mfa_enabled,
         root_access_keys_present: observed.root.access_keys_present,
+        root_password_present: observed.root.password_present,
         password_policy_compliant: observed.password_policy.as_ref().is_some_and(is_strong),
+    }
+}
+
+/// What the SecurityFindings condition says when there are no findings.
+pub fn in_order(r: &SecurityReport) -> &'static str {
+    if r.root_password_present {
+        "the root user has MFA and no access keys"
+    } else {
+        "the root user has no password (it cannot sign in) and no access keys"
     }
 }
 
@@ -74,8 +84,10 @@ pub fn findings(r: &SecurityReport) -> Option<String> {
     if r.root_access_keys_present {
         out.push("the root user has access keys: delete them (the operator never touches root credentials)");
     }
-    if !r.root_mfa_enabled {
-        out.push("the root user has no MFA: enable it");
+    // Without a password the root user cannot sign in, so MFA protects nothing (AWS's own
+    // advice for member accounts is no root credentials at all).
+    if r.root_password_present && !r.root_mfa_enabled {
+        out.push("the root user has a password but no MFA: enable MFA, or remove the password");
     }
     (!out.is_empty()).then(|| out.join("; "))
 }
@@ -164,6 +176,7 @@ mod tests {
             root: RootSecurity {
                 mfa_enabled: true,
                 access_keys_present: false,
+                password_present: true,
             },
         }
     }
@@ -227,9 +240,23 @@ mod tests {
         let mut o = in_sync();
         assert_eq!(findings(&report(&o)), None);
         assert!(report(&o).password_policy_compliant);
+        // No MFA is a finding only while the root user has a password.
+        o.root = RootSecurity {
+            mfa_enabled: false,
+            access_keys_present: false,
+            password_present: false,
+        };
+        assert_eq!(
+            findings(&report(&o)),
+            None,
+            "no password: nothing to protect"
+        );
+        o.root.password_present = true;
+        assert!(findings(&report(&o)).unwrap().contains("no MFA"));
         o.root = RootSecurity {
             mfa_enabled: false,
             access_keys_present: true,
+            password_present: true,
         };
         o.password_policy
             .as_mut()

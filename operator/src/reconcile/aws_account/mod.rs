@@ -24,24 +24,82 @@ fn status_of(resource: &mut Resource) -> &mut AwsAccountStatus {
         .get_or_insert_with(Default::default)
 }
 
-/// The create request to follow: the one in status (polled), else one in flight under this name.
+/// The create request to follow: the one this resource sent (its id is in status), polled.
 async fn create_request(
     status: &AwsAccountStatus,
-    name: &str,
     pass: &Pass,
 ) -> Result<Option<CreateAccountStatus>, Error> {
     if status.account_id.is_some() {
         return Ok(None);
     }
-    if let Some(id) = &status.create_request_id {
-        return Ok(Some(
+    match &status.create_request_id {
+        Some(id) => Ok(Some(
             pass.aws
                 .organizations
                 .describe_create_account_status(id)
                 .await?,
-        ));
+        )),
+        None => Ok(None),
     }
-    Ok(pass.snapshot.in_flight_for(name).cloned())
+}
+
+/// What STS said, without the operation that needed it.
+fn sts_refusal(message: &str) -> &str {
+    message
+        .split_once("STS refused it: ")
+        .map_or(message, |(_, why)| why)
+}
+
+/// A request found by name that is not this resource's: it failed (someone else's problem), or
+/// made an account with another email.
+fn foreign_request(req: &CreateAccountStatus, email: &str, snap: &super::OrgSnapshot) -> bool {
+    use crate::aws::organizations::CreateState;
+    match req.state {
+        CreateState::InProgress => false,
+        CreateState::Failed => true,
+        CreateState::Succeeded => req
+            .account_id
+            .as_ref()
+            .and_then(|id| snap.accounts.get(id))
+            .is_some_and(|a| !a.email.eq_ignore_ascii_case(email)),
+    }
+}
+
+/// An error from a call inside a member account. The SDK reports a refused AssumeRole as the
+/// failure of that call; whether it passes depends on the account: a new account's role is set
+/// up by AWS some time after CreateAccount succeeded, an older one needs a human.
+pub fn member_error(e: AwsError, account: Option<&AccountInfo>, role_name: &str) -> Error {
+    if e.code != crate::aws::error::ASSUME_ROLE_FAILED {
+        return e.into();
+    }
+    let id = account.map(|a| a.id.as_str()).unwrap_or("?");
+    match account {
+        Some(a) if a.is_new() => Error::transient(
+            "AccountNotYetAccessible",
+            format!(
+                "account {id} was created moments ago and AWS has not finished setting up its role {role_name} ({}); retrying shortly",
+                sts_refusal(&e.message)
+            ),
+        ),
+        Some(a) if a.joined_method.as_deref() == Some("INVITED") => Error::conflict(
+            "MemberAccessDenied",
+            format!(
+                "{}. Account {id} was invited into the Organization, so it has no {role_name} unless someone created it: \
+                 create that role in the account, trusting the management account, or set spec.roleName to a role that exists \
+                 (or spec.baseline: false to manage it from the Organization only); retried on the next resync",
+                e.message
+            ),
+        ),
+        _ => Error::conflict(
+            "MemberAccessDenied",
+            format!(
+                "{}. Check that {role_name} exists in account {id} and trusts the management account, and that the operator's \
+                 IAM policy allows sts:AssumeRole on it (docs/iam-policy.json names OrganizationAccountAccessRole; add a custom \
+                 roleName there); retried on the next resync",
+                e.message
+            ),
+        ),
+    }
 }
 
 fn record(status: &mut AwsAccountStatus, account: &AccountInfo) {
@@ -71,8 +129,29 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     let mut progress = Progress::ready("Available", "");
     let mut request = {
         let status = status_of(resource);
-        create_request(status, &desired.name, pass).await?
+        // A request in flight under this name that this resource did not record: perhaps its own,
+        // sent just before a crash, perhaps another resource's with the same name. Follow it; AWS
+        // tells its email only once the account exists.
+        if status.account_id.is_none()
+            && status.create_request_id.is_none()
+            && pass.snapshot.account_by_email(&desired.email).is_none()
+            && let Some(other) = pass.snapshot.in_flight_for(&desired.name)
+        {
+            status.create_request_id = Some(other.request_id.clone());
+            status.create_request_found_by_name = true;
+        }
+        create_request(status, pass).await?
     };
+    // … and adopt what it made only if it is this resource's account.
+    if status_of(resource).create_request_found_by_name
+        && let Some(req) = &request
+        && foreign_request(req, &desired.email, &pass.snapshot)
+    {
+        let status = status_of(resource);
+        status.create_request_id = None;
+        status.create_request_found_by_name = false;
+        request = None;
+    }
     // At most two rounds: the second one continues right after a CreateAccount that finished at once.
     for _round in 0..2 {
         let identity = {
@@ -83,7 +162,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                 request.as_ref(),
                 &pass.snapshot,
             ) {
-                Err(e) if e.reason() == "CreateAccountFailed" => {
+                Err(e) if [plan::CREATE_FAILED, plan::CREATE_RETRY].contains(&e.reason()) => {
                     // A failed request created nothing: forget it so the next reconcile may ask again.
                     status.create_request_id = None;
                     return Err(e);
@@ -102,8 +181,11 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                         ));
                     }
                 }
-                Identity::Created { account_id, .. } => {
-                    status.account_id = Some(account_id.clone())
+                // The id goes into status only once the account is listed: until then the request
+                // (whose id is in status) is polled, so the account is never "not in the Organization".
+                Identity::Created { .. } => {
+                    // AWS knows an account the snapshot lacks: the next reconcile reads it again.
+                    pass.aws.snapshot_outdated();
                 }
                 Identity::Creating { request_id } => {
                     status.create_request_id = Some(request_id.clone())
@@ -152,7 +234,17 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                         pass.creates_sent.fetch_sub(1, Ordering::SeqCst);
                         return Err(Error::Queued {
                             message: format!(
-                                "{in_flight} CreateAccount requests are in flight (AWS allows 5): this account is created when one finishes"
+                                "{in_flight} CreateAccount requests are in flight (AWS allows 5): this account is requested when one finishes"
+                            ),
+                        });
+                    }
+                    // Waiting for a pacing slot happens here, not inside the HTTP client.
+                    if let Err(wait) = pass.aws.pacer.available("management/CreateAccount") {
+                        pass.creates_sent.fetch_sub(1, Ordering::SeqCst);
+                        return Err(Error::Queued {
+                            message: format!(
+                                "CreateAccount is paced below AWS's rate: this account is requested in {} s",
+                                wait.as_secs_f64().ceil()
                             ),
                         });
                     }
@@ -160,6 +252,15 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                         Ok(r) => r,
                         Err(e) => {
                             pass.creates_sent.fetch_sub(1, Ordering::SeqCst);
+                            // AWS's own in-flight limit (another actor's requests count too).
+                            if e.is_throttle() {
+                                return Err(Error::Queued {
+                                    message: format!(
+                                        "AWS refused CreateAccount for now ({}: {}): this account is requested again shortly",
+                                        e.code, e.message
+                                    ),
+                                });
+                            }
                             return Err(e.into());
                         }
                     };
@@ -191,6 +292,8 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                             email: desired.email.clone(),
                             state: "ACTIVE".into(),
                             parent_id: Some(root),
+                            joined: Some(std::time::SystemTime::now()),
+                            joined_method: Some("CREATED".into()),
                         },
                     );
                 }
@@ -227,7 +330,9 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         .as_ref()
         .filter(|s| s.state.as_deref() == Some("ACTIVE"))
         .and_then(|s| s.account_id.clone());
-    if let (Some(id), Readiness::Ready { .. }) = (active, &progress.ready) {
+    if let (Some(id), Readiness::Ready { .. }, true) = (active, &progress.ready, spec.baseline) {
+        let info = pass.snapshot.accounts.get(&id).cloned();
+        let classify = |e: AwsError| member_error(e, info.as_ref(), &spec.role_name);
         let created = progress
             .actions
             .iter()
@@ -242,7 +347,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             password_policy: spec.password_policy.clone(),
             contacts: baseline::contacts_of(&spec.alternate_contacts),
         };
-        let observed = observe_baseline(&clients, &want).await?;
+        let observed = observe_baseline(&clients, &want).await.map_err(classify)?;
         let (actions, drift) = baseline::plan(&want, &observed);
         // The report describes the account as this pass leaves it.
         let mut after = observed.clone();
@@ -251,6 +356,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         }
         let report = baseline::report(&after);
         let findings = baseline::findings(&report);
+        let in_order = baseline::in_order(&report);
         let generation = account_of(resource).metadata.generation;
         let status = status_of(resource);
         status.security = Some(report);
@@ -263,9 +369,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             } else {
                 "NoFindings"
             },
-            findings
-                .as_deref()
-                .unwrap_or("the root user has MFA and no access keys"),
+            findings.as_deref().unwrap_or(in_order),
             generation,
             &pass.now,
         );
@@ -277,7 +381,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             .extend(actions.iter().map(ToString::to_string));
         if write {
             for action in &actions {
-                apply_baseline(action, &clients, &want, &id).await?;
+                apply_baseline(action, &clients, &want, &id, &classify).await?;
                 progress.writes += 1;
             }
         } else {
@@ -305,33 +409,60 @@ async fn apply(action: &Action, pass: &mut Pass) -> Result<(), Error> {
         Action::Tag { id, tags } => orgs.tag_resource(id, tags).await?,
         Action::Untag { id, keys } => orgs.untag_resource(id, keys).await?,
         Action::Close { id } => {
-            orgs.close_account(id).await.map_err(|e| {
-                if e.code == "ConstraintViolationException" {
-                    Error::conflict(
-                        CLOSE_REFUSED,
-                        format!(
-                            "AWS refused to close account {id}: {}. AWS limits closures (a share of member accounts per 30 days); \
-                             the account stays open and closing is retried on the next resync",
-                            e.message
-                        ),
-                    )
-                } else {
-                    e.into()
-                }
-            })?;
-            if let Some(a) = pass.snapshot_mut().accounts.get_mut(id) {
-                a.state = "PENDING_CLOSURE".into();
-            }
+            // Counted in `closes_sent` by the caller until the next read shows it PENDING_CLOSURE.
+            orgs.close_account(id)
+                .await
+                .map_err(|e| close_refused(id, e))?;
         }
     }
     Ok(())
+}
+
+/// A closure AWS refused: the 30-day quota is parked for hours; the limit on closures at once
+/// frees up within minutes (Organizations API: CloseAccount, ConstraintViolationException reasons).
+fn close_refused(id: &str, e: AwsError) -> Error {
+    if e.code != "ConstraintViolationException" {
+        return e.into();
+    }
+    if e.message
+        .starts_with("CLOSE_ACCOUNT_REQUESTS_LIMIT_EXCEEDED")
+    {
+        return Error::Queued {
+            message: format!(
+                "AWS is closing as many accounts at once as it allows (3): account {id} is closed when one of them finishes"
+            ),
+        };
+    }
+    if e.message.starts_with("CLOSE_ACCOUNT_QUOTA_EXCEEDED") {
+        return Error::conflict(
+            CLOSE_REFUSED,
+            format!(
+                "AWS refused to close account {id}: {}. AWS limits closures to a share of member accounts per 30 days; \
+                 the account stays open and closing is tried again after --close-retry-interval",
+                e.message
+            ),
+        );
+    }
+    Error::conflict(
+        "CloseAccountNotAllowed",
+        format!(
+            "AWS refused to close account {id}: {}; the account stays open, fix the cause and it is tried again on the next resync",
+            e.message
+        ),
+    )
+}
+
+#[doc(hidden)]
+/// For the tests: how a refused closure reads.
+pub fn close_refused_for_test(id: &str, e: AwsError) -> Error {
+    close_refused(id, e)
 }
 
 /// Reads the baseline inside the account (through its access role).
 async fn observe_baseline(
     clients: &AccountClients,
     want: &baseline::Desired,
-) -> Result<baseline::Observed, Error> {
+) -> Result<baseline::Observed, AwsError> {
     let mut contacts = Vec::new();
     for (kind, _) in &want.contacts {
         contacts.push((*kind, clients.contacts.contact(kind).await?));
@@ -349,6 +480,7 @@ async fn apply_baseline(
     clients: &AccountClients,
     want: &baseline::Desired,
     id: &str,
+    classify: &(dyn Fn(AwsError) -> Error + Sync),
 ) -> Result<(), Error> {
     match action {
         baseline::Action::SetAlias(alias) => clients.iam.set_account_alias(alias).await.map_err(|e: AwsError| {
@@ -358,13 +490,13 @@ async fn apply_baseline(
                     format!("the account alias {alias} is taken (aliases are unique across all of AWS): choose another for account {id}"),
                 )
             } else {
-                e.into()
+                classify(e)
             }
         }),
-        baseline::Action::SetPasswordPolicy => Ok(clients.iam.set_password_policy(&want.password_policy).await?),
+        baseline::Action::SetPasswordPolicy => clients.iam.set_password_policy(&want.password_policy).await.map_err(classify),
         baseline::Action::SetContact(kind) => {
             let contact = want.contacts.iter().find(|(k, _)| k == kind).map(|(_, c)| c).expect("planned from the spec");
-            Ok(clients.contacts.set_contact(kind, contact).await?)
+            clients.contacts.set_contact(kind, contact).await.map_err(classify)
         }
     }
 }
@@ -374,7 +506,43 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
     let account = account_of(resource);
     let close = account.spec.deletion_policy == AccountDeletionPolicy::Close;
     let policy = account.spec.management_policy;
-    let id = account.status.as_ref().and_then(|s| s.account_id.clone());
+    let mut id = account.status.as_ref().and_then(|s| s.account_id.clone());
+    let request_id = account
+        .status
+        .as_ref()
+        .and_then(|s| s.create_request_id.clone());
+    // Deleted while its CreateAccount is still running: close the account once it exists, so
+    // nothing leaks (Retain leaves it, as always).
+    if let (None, Some(request_id), true) = (&id, request_id, close) {
+        let request = pass
+            .aws
+            .organizations
+            .describe_create_account_status(&request_id)
+            .await?;
+        match (request.state, request.account_id) {
+            (crate::aws::organizations::CreateState::InProgress, _) => {
+                return Err(Error::Queued {
+                    message: format!(
+                        "CreateAccount request {request_id} is still running: the account is closed once it exists"
+                    ),
+                });
+            }
+            (crate::aws::organizations::CreateState::Succeeded, Some(new_id)) => {
+                if !pass.snapshot.accounts.contains_key(&new_id) {
+                    pass.aws.snapshot_outdated();
+                    return Err(Error::Queued {
+                        message: format!(
+                            "account {new_id} was just created and is not listed by AWS yet: it is closed once it is"
+                        ),
+                    });
+                }
+                status_of(resource).account_id = Some(new_id.clone());
+                id = Some(new_id);
+            }
+            // Failed: nothing was created, nothing to close.
+            _ => {}
+        }
+    }
     let found = id
         .as_deref()
         .and_then(|id| pass.snapshot.accounts.get(id))
@@ -385,12 +553,25 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
         policy,
         pass.snapshot.management_account_id(),
     )?;
+    // Closing now as the snapshot saw it, plus those this process closed since.
     let closing = pass
         .snapshot
         .accounts
         .values()
         .filter(|a| a.state == "PENDING_CLOSURE")
-        .count();
+        .count()
+        + pass.closes_sent.load(Ordering::SeqCst);
+    if !actions.is_empty()
+        && pass.mode == Mode::Apply
+        && let Err(wait) = pass.aws.pacer.available("management/CloseAccount")
+    {
+        return Err(Error::Queued {
+            message: format!(
+                "CloseAccount is paced below AWS's rate: this account is closed in {} s",
+                wait.as_secs_f64().ceil()
+            ),
+        });
+    }
     if !actions.is_empty() && closing >= crate::aws::pacing::MAX_CLOSE_IN_FLIGHT {
         return Err(Error::Queued {
             message: format!(
@@ -414,6 +595,9 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
     if pass.mode == Mode::Apply {
         for action in &actions {
             apply(action, pass).await?;
+            if matches!(action, Action::Close { .. }) {
+                pass.closes_sent.fetch_add(1, Ordering::SeqCst);
+            }
             progress.writes += 1;
         }
     }

@@ -17,6 +17,11 @@ pub struct Desired {
     pub policy: ManagementPolicy,
 }
 
+/// Reason of a CreateAccount request that failed for a cause a human must fix.
+pub const CREATE_FAILED: &str = "CreateAccountFailed";
+/// … and of one that failed for a cause that passes (it is requested again).
+pub const CREATE_RETRY: &str = "CreateAccountRetrying";
+
 /// Which AWS account (or create request) this resource is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Identity {
@@ -100,8 +105,21 @@ pub fn identify(
                         )),
                     };
                 }
+                // AWS's own hiccups: asking again is the documented remedy.
+                if matches!(
+                    reason.as_str(),
+                    "CONCURRENT_ACCOUNT_MODIFICATION" | "INTERNAL_FAILURE"
+                ) {
+                    return Err(Error::transient(
+                        CREATE_RETRY,
+                        format!(
+                            "CreateAccount request {} failed with {reason}, which passes on its own; the account is requested again shortly",
+                            req.request_id
+                        ),
+                    ));
+                }
                 return Err(Error::conflict(
-                    "CreateAccountFailed",
+                    CREATE_FAILED,
                     format!(
                         "CreateAccount request {} failed with {reason}; fix the cause (see the AWS Organizations docs for {reason}) \
                          and the account is requested again on the next reconcile",
@@ -308,6 +326,8 @@ mod tests {
             email: email.into(),
             state: "ACTIVE".into(),
             parent_id: Some(parent.into()),
+            joined: None,
+            joined_method: Some("CREATED".into()),
         }
     }
 

@@ -4,7 +4,6 @@ pub mod plan;
 
 use self::plan::{Action, Desired, Observed};
 use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness, Resource};
-use crate::api::aws_account::DEFAULT_ROLE_NAME;
 use crate::api::{DeletionPolicy, IdentityGroup, ManagementPolicy};
 use crate::aws::iam::Iam;
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,10 +44,11 @@ fn target(g: &IdentityGroup, pass: &Pass) -> Result<(String, Arc<dyn Iam>), Erro
             Error::conflict("NoOrganization", "the management account is not known")
         })?,
     };
-    let clients =
-        pass.aws
-            .members
-            .clients(Some(&account), management.as_deref(), DEFAULT_ROLE_NAME);
+    let clients = pass.aws.members.clients(
+        Some(&account),
+        management.as_deref(),
+        pass.role_name(&account),
+    );
     Ok((account, clients.iam))
 }
 
@@ -97,15 +97,58 @@ async fn observe(
     ))
 }
 
-async fn apply(iam: &dyn Iam, d: &Desired, action: &Action) -> Result<(), Error> {
+/// IAM is eventually consistent: a group or user created a moment ago can be NoSuchEntity to the
+/// next call, and one that observe did not see can already exist.
+const SETTLE_DELAYS_MS: [u64; 4] = [500, 1_000, 2_000, 4_000];
+
+fn not_yet_consistent(what: &str) -> Error {
+    Error::transient(
+        "IamNotYetConsistent",
+        format!(
+            "IAM reported {what} missing and then existing (IAM is eventually consistent); retrying shortly"
+        ),
+    )
+}
+
+async fn apply(iam: &dyn Iam, d: &Desired, action: &Action, created: bool) -> Result<(), Error> {
+    let mut delays = SETTLE_DELAYS_MS.iter();
+    loop {
+        match apply_once(iam, d, action).await {
+            // Right after this reconcile created the group (or a user), NoSuchEntity means IAM has
+            // not caught up yet, not that something is wrong.
+            Err(Error::Aws(e))
+                if created && e.code == "NoSuchEntity" && !e.message.contains("olicy") =>
+            {
+                match delays.next() {
+                    Some(ms) => tokio::time::sleep(std::time::Duration::from_millis(*ms)).await,
+                    None => return Err(not_yet_consistent(&format!("group {}", d.name))),
+                }
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn apply_once(iam: &dyn Iam, d: &Desired, action: &Action) -> Result<(), Error> {
     let g = d.name.as_str();
+    let exists = |what: String| {
+        move |e: crate::aws::AwsError| {
+            if e.code == "EntityAlreadyExists" {
+                not_yet_consistent(&what)
+            } else {
+                e.into()
+            }
+        }
+    };
     match action {
         Action::CreateGroup => {
-            iam.create_group(g, &d.path).await?;
+            iam.create_group(g, &d.path)
+                .await
+                .map_err(exists(format!("group {g}")))?;
         }
         Action::SetPath(p) => iam.set_group_path(g, p).await?,
         Action::Attach(arn) => iam.attach_policy(g, arn).await.map_err(|e| {
-            if e.is_not_found() {
+            if e.is_not_found() && e.message.contains("olicy") {
                 Error::InvalidSpec {
                     message: format!("managed policy {arn} does not exist in this account"),
                 }
@@ -119,7 +162,10 @@ async fn apply(iam: &dyn Iam, d: &Desired, action: &Action) -> Result<(), Error>
                 .await?
         }
         Action::DeleteInline(name) => iam.delete_inline_policy(g, name).await?,
-        Action::CreateUser(u) => iam.create_user(u).await?,
+        Action::CreateUser(u) => iam
+            .create_user(u)
+            .await
+            .map_err(exists(format!("user {u}")))?,
         Action::AddMember(u) => iam.add_member(g, u).await?,
         Action::RemoveMember(u) => iam.remove_member(g, u).await?,
     }
@@ -173,8 +219,10 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         }
         return Ok(progress);
     }
+    let mut created = false;
     for action in &plan.actions {
-        apply(iam.as_ref(), &d, action).await?;
+        apply(iam.as_ref(), &d, action, created).await?;
+        created |= matches!(action, Action::CreateGroup | Action::CreateUser(_));
         progress.writes += 1;
     }
     if progress.writes > 0 {
@@ -211,7 +259,7 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
     progress.actions.push("delete the group".into());
     if pass.mode == Mode::Apply {
         for action in &actions {
-            apply(iam.as_ref(), &d, action).await?;
+            apply(iam.as_ref(), &d, action, false).await?;
             progress.writes += 1;
         }
         iam.delete_group(&d.name).await?;

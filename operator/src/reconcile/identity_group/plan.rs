@@ -166,13 +166,23 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, crate::recon
     for user in &observed.missing_users {
         out.actions.push(Action::CreateUser(user.clone()));
     }
-    for user in desired.members.difference(&observed.members) {
+    // IAM user names are unique regardless of case: "Alice" and "alice" are one user.
+    let has = |set: &BTreeSet<String>, user: &str| set.iter().any(|u| u.eq_ignore_ascii_case(user));
+    for user in desired
+        .members
+        .iter()
+        .filter(|u| !has(&observed.members, u))
+    {
         if exists {
             out.drift.push(Drift::new("members", user, "<absent>"));
         }
         out.actions.push(Action::AddMember(user.clone()));
     }
-    for user in observed.members.difference(&desired.members) {
+    for user in observed
+        .members
+        .iter()
+        .filter(|u| !has(&desired.members, u))
+    {
         out.drift.push(Drift::new("members", "<absent>", user));
         out.actions.push(Action::RemoveMember(user.clone()));
     }
@@ -244,10 +254,17 @@ mod tests {
         changed_doc.inline.insert("stray".into(), json!({}));
         let mut missing = in_sync();
         missing.members.remove("bob");
+        let mut other_case = in_sync();
+        other_case.members = set(&["Alice", "BOB"]);
         let cases: Vec<(&str, Observed, Vec<&str>)> = vec![
             (
                 "in sync although IAM reshaped the document",
                 in_sync(),
+                vec![],
+            ),
+            (
+                "IAM user names ignore case: Alice is alice, no remove-and-add",
+                other_case,
                 vec![],
             ),
             (
