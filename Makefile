@@ -33,4 +33,4 @@ lint:
 bench:
 	scripts/install-emulator
 	$(CARGO) build --locked --release -p landing-zone-operator
-	$(CARGO) run --locked --release -p landing-zone-tests --bin bench -- $(or $(LZ_BENCH_ACCOUNTS),100,1000)
+	$(CARGO) run --locked --release -p landing-zone-tests --bin bench   # LZ_BENCH_ACCOUNTS (default 100,1000), LZ_BENCH_SCENARIOS (default sync,vending)

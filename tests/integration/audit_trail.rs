@@ -1,13 +1,12 @@
 //! AuditTrail against the emulator: trusted access, the bucket with its safeguards and policy, the
 //! trail's flags, logging restarted when stopped out of band, deletion policies. The emulator never
-//! reports a delivery error nor checks a bucket policy: a double reports one, and the policy's
-//! content is checked here.
+//! reports a delivery error nor checks a bucket policy: the realism layer reports one, and the
+//! policy's content is checked here.
 
-use landing_zone_operator::aws::AwsPorts;
 use landing_zone_operator::reconcile::Readiness;
-use landing_zone_tests::double::TrailDouble;
-use landing_zone_tests::{Emulator, report, run_dir};
-use std::sync::{Arc, Mutex};
+use landing_zone_tests::proxy::{AwsProxy, Realism};
+use landing_zone_tests::{Emulator, assert_readable, report, run_dir};
+use std::time::Duration;
 
 const TRAIL: &str = "apiVersion: landingzone.dev/v1alpha1
 kind: AuditTrail
@@ -265,15 +264,8 @@ async fn a_bucket_the_operator_does_not_own_is_never_modified_and_delete_keeps_i
 #[tokio::test]
 async fn a_delivery_error_makes_the_trail_not_ready() {
     let emu = Emulator::start().await;
-    let ports = emu.ports().await;
-    let double = Arc::new(TrailDouble {
-        inner: ports.cloudtrail.clone(),
-        delivery_error: Mutex::new(None),
-    });
-    let ports = AwsPorts {
-        cloudtrail: double.clone(),
-        ..ports
-    };
+    let proxy = AwsProxy::start(&emu.endpoint).await;
+    let ports = emu.ports_via(&proxy.endpoint, 2).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("trail.yaml"),
@@ -282,7 +274,10 @@ async fn a_delivery_error_makes_the_trail_not_ready() {
     .unwrap();
     let state = dir.path().join("state.json");
     run_dir(ports.clone(), dir.path(), &state, true, false).await;
-    *double.delivery_error.lock().unwrap() = Some("AccessDenied".into());
+    proxy.realism(Realism {
+        trail_delivery_error: Some("AccessDenied".into()),
+        ..Default::default()
+    });
     let run = run_dir(ports, dir.path(), &state, true, false).await;
     let p = report(&run, "AuditTrail", "org-trail")
         .result
@@ -298,5 +293,187 @@ async fn a_delivery_error_makes_the_trail_not_ready() {
     assert_eq!(
         doc["resources"]["AuditTrail/org-trail"]["status"]["latestDeliveryError"],
         "AccessDenied"
+    );
+}
+
+/// A trail whose bucket lives in another account (403 on HeadBucket) or region (301), with
+/// `s3.create: false`: logged into as it is, no error. With `s3.create: true` the operator says
+/// it cannot own that bucket.
+#[tokio::test]
+async fn a_bucket_in_another_account_or_region_is_used_as_it_is() {
+    let emu = Emulator::start().await;
+    let proxy = AwsProxy::start(&emu.endpoint).await;
+    // The bucket exists (CloudTrail in the emulator needs it) but answers HEAD as AWS does for
+    // another account's bucket.
+    emu.s3_client()
+        .create_bucket()
+        .bucket("central-logs")
+        .send()
+        .await
+        .unwrap();
+    for status in [403u16, 301] {
+        proxy.realism(Realism {
+            head_bucket: [("central-logs".to_string(), status)].into(),
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("trail.yaml"),
+            trail_yaml("central-logs", false, "Retain"),
+        )
+        .unwrap();
+        let state = dir.path().join("state.json");
+        let ports = emu.ports_via(&proxy.endpoint, 2).await;
+        let run = run_dir(ports, dir.path(), &state, true, false).await;
+        assert_readable(&run);
+        assert!(!run.failed(), "HEAD {status}: {:?}", run.reports);
+        assert_eq!(proxy.count("PutBucketPolicy"), 0, "not ours: never changed");
+
+        std::fs::write(
+            dir.path().join("trail.yaml"),
+            trail_yaml("central-logs", true, "Retain"),
+        )
+        .unwrap();
+        let ports = emu.ports_via(&proxy.endpoint, 2).await;
+        let run = run_dir(ports, dir.path(), &state, true, false).await;
+        assert_readable(&run);
+        let err = report(&run, "AuditTrail", "org-trail")
+            .result
+            .as_ref()
+            .unwrap_err();
+        assert_eq!(err.reason(), "BucketNotOwned", "{err}");
+        assert!(err.to_string().contains("s3.create: false"), "{err}");
+    }
+}
+
+/// CloudTrail sees a new bucket policy and trusted access only some seconds after they were set
+/// (InsufficientS3BucketPolicyException / CloudTrailAccessNotEnabledException meanwhile), and
+/// reports the KMS key as its full ARN: the trail is still created in one run, and the ARN is
+/// not drift.
+#[tokio::test]
+async fn cloudtrail_lag_and_the_kms_key_arn_are_taken_in_stride() {
+    let emu = Emulator::start().await;
+    let proxy = AwsProxy::start(&emu.endpoint).await;
+    proxy.realism(Realism {
+        trail_policy_lag: Duration::from_secs(3),
+        trail_kms_key_as_arn: true,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("trail.yaml"),
+        trail_yaml("audit-logs-kms", true, "Retain").replace(
+            "  trailName: org-trail\n",
+            "  trailName: org-trail\n  kmsKeyId: 1234abcd-12ab-34cd-56ef-1234567890ab\n",
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state.json");
+    let ports = emu.ports_via(&proxy.endpoint, 2).await;
+    let run = run_dir(ports, dir.path(), &state, true, false).await;
+    assert_readable(&run);
+    assert!(!run.failed(), "{:?}", run.reports);
+    assert!(
+        proxy.count("CreateTrail") >= 2,
+        "refused while CloudTrail lagged, then created"
+    );
+    let t = emu
+        .cloudtrail_client()
+        .get_trail()
+        .name("org-trail")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        t.trail().unwrap().kms_key_id().is_some(),
+        "the trail is encrypted with the key"
+    );
+    let again = run_dir(
+        emu.ports_via(&proxy.endpoint, 2).await,
+        dir.path(),
+        &state,
+        true,
+        false,
+    )
+    .await;
+    let p = report(&again, "AuditTrail", "org-trail")
+        .result
+        .as_ref()
+        .unwrap();
+    assert!(p.drift.is_empty() && p.writes == 0, "{p:?}");
+}
+
+/// Log retention really retains: the rule also expires noncurrent versions (the bucket is
+/// versioned), and rules others put on the bucket stay.
+#[tokio::test]
+async fn the_lifecycle_rule_expires_old_versions_and_keeps_other_rules() {
+    let emu = Emulator::start().await;
+    let s3 = emu.s3_client();
+    s3.create_bucket()
+        .bucket("audit-logs-lc")
+        .send()
+        .await
+        .unwrap();
+    let theirs = aws_sdk_s3::types::LifecycleRule::builder()
+        .id("someone-elses")
+        .status(aws_sdk_s3::types::ExpirationStatus::Enabled)
+        .filter(
+            aws_sdk_s3::types::LifecycleRuleFilter::builder()
+                .prefix("tmp/")
+                .build(),
+        )
+        .expiration(
+            aws_sdk_s3::types::LifecycleExpiration::builder()
+                .days(7)
+                .build(),
+        )
+        .build()
+        .unwrap();
+    s3.put_bucket_lifecycle_configuration()
+        .bucket("audit-logs-lc")
+        .lifecycle_configuration(
+            aws_sdk_s3::types::BucketLifecycleConfiguration::builder()
+                .rules(theirs)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("trail.yaml"),
+        trail_yaml("audit-logs-lc", true, "Retain"),
+    )
+    .unwrap();
+    let state = dir.path().join("state.json");
+    let run = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert!(!run.failed(), "{:?}", run.reports);
+    let rules = s3
+        .get_bucket_lifecycle_configuration()
+        .bucket("audit-logs-lc")
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<_> = rules.rules().iter().filter_map(|r| r.id()).collect();
+    assert!(ids.contains(&"someone-elses"), "{ids:?}");
+    let ours = rules
+        .rules()
+        .iter()
+        .find(|r| r.id() == Some("landing-zone-audit-trail"))
+        .expect("our rule");
+    assert_eq!(
+        ours.noncurrent_version_expiration()
+            .and_then(|n| n.noncurrent_days()),
+        Some(2555)
+    );
+    let again = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert_eq!(
+        report(&again, "AuditTrail", "org-trail")
+            .result
+            .as_ref()
+            .unwrap()
+            .writes,
+        0
     );
 }

@@ -129,8 +129,14 @@ async fn accounts_are_baselined_groups_are_isolated_and_drift_is_corrected() {
         .find(|c| c["type"] == "SecurityFindings")
         .unwrap()
         .clone();
-    assert_eq!(finding["status"], "True");
-    assert!(finding["message"].as_str().unwrap().contains("no MFA"));
+    // The emulator reports no root password (as AWS does for accounts made by CreateAccount):
+    // no MFA is then no finding, and the condition says why.
+    assert_eq!(status["security"]["rootPasswordPresent"], false);
+    assert_eq!(finding["status"], "False");
+    assert!(
+        finding["message"].as_str().unwrap().contains("no password"),
+        "{finding}"
+    );
 
     // A second apply: zero writes, and one AssumeRole per member account (the session is cached).
     let second = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
@@ -357,10 +363,82 @@ async fn member_sessions_are_kept_for_more_than_64_accounts() {
             let clients = ports.members.clients(
                 Some(id),
                 Some("000000000000"),
+                "aws",
                 "OrganizationAccountAccessRole",
             );
             clients.iam.password_policy().await.unwrap();
         }
     }
     assert_eq!(assumed(), 70, "one AssumeRole per account over two rounds");
+}
+
+/// IAM as it behaves: a group or user is NoSuchEntity for a moment after it was created, writes
+/// meet IAM's `ConcurrentModification`, and a group in a member account is reached through that
+/// account's own `roleName` (the operator's policy allows only that role here).
+#[tokio::test]
+async fn a_group_in_a_member_account_settles_through_iam_lag_and_its_accounts_role() {
+    let emu = Emulator::start().await;
+    let proxy = AwsProxy::start(&emu.endpoint).await;
+    proxy.realism(Realism {
+        assumable_role_names: ["AdminRole".to_string()].into(),
+        iam_visibility_lag: std::time::Duration::from_secs(2),
+        iam_concurrent_modification: [("developers".to_string(), 1)].into(),
+        ..Default::default()
+    });
+    let lz = r#"apiVersion: landingzone.dev/v1alpha1
+kind: AwsAccount
+metadata: {name: team}
+spec: {accountName: team, email: aws-team@example.com, roleName: AdminRole}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: IdentityGroup
+metadata: {name: team-developers}
+spec:
+  groupName: developers
+  accountRef: {name: team}
+  inlinePolicies:
+  - name: read-only
+    document: '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:Get*"], "Resource": "*"}]}'
+  members: [Carol]
+  createMissingUsers: true
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lz.yaml"), lz).unwrap();
+    let state = dir.path().join("state.json");
+    let ports = emu.ports_via(&proxy.endpoint, 3).await;
+    let run = landing_zone_tests::apply_waiting(
+        ports,
+        dir.path(),
+        &state,
+        false,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    landing_zone_tests::assert_readable(&run);
+    assert!(!run.failed(), "{:?}", run.reports);
+    let account = report(&run, "AwsAccount", "team").id.clone().unwrap();
+    let iam = emu.iam_in(&account).await;
+    let group = iam
+        .get_group()
+        .group_name("developers")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        group
+            .users()
+            .iter()
+            .map(|u| u.user_name().to_string())
+            .collect::<Vec<_>>(),
+        vec!["Carol".to_string()]
+    );
+    // IAM user names ignore case: "carol" in the spec is the same member, no remove-and-add.
+    std::fs::write(dir.path().join("lz.yaml"), lz.replace("[Carol]", "[carol]")).unwrap();
+    let ports = emu.ports_via(&proxy.endpoint, 3).await;
+    let again = run_dir(ports, dir.path(), &state, true, false).await;
+    let p = report(&again, "IdentityGroup", "team-developers")
+        .result
+        .as_ref()
+        .unwrap();
+    assert_eq!(p.writes, 0, "{p:?}");
 }

@@ -1,11 +1,9 @@
-//! Budget: created in the emulator; diffs (limit, notifications, subscribers) and refusals through
-//! an in-memory Budgets double, because the emulator has no UpdateBudget, UpdateNotification or
-//! subscriber calls and always reports zero spend.
+//! Budget: created in the emulator; diffs (limit, notifications, subscribers), spend and refusals
+//! through the realism layer, which answers AWS Budgets statefully at the wire: the emulator has no
+//! UpdateBudget, UpdateNotification or subscriber calls and always reports zero spend.
 
-use landing_zone_operator::aws::AwsPorts;
-use landing_zone_tests::double::FakeBudgets;
-use landing_zone_tests::{Emulator, report, run_dir};
-use std::sync::Arc;
+use landing_zone_tests::proxy::{AwsProxy, Realism};
+use landing_zone_tests::{Emulator, assert_readable, report, run_dir};
 
 const BUDGET: &str = "apiVersion: landingzone.dev/v1alpha1
 kind: Budget
@@ -74,28 +72,38 @@ async fn budgets_are_created_in_the_emulator_with_their_scope_and_notifications(
     );
 }
 
-async fn fake_run(
+/// Budgets through the realism layer, which answers the calls the emulator lacks (UpdateBudget,
+/// UpdateNotification, the subscriber calls) and reports spend, statefully at the wire.
+async fn budgets_at_the_wire(spend: &[(&str, (f64, f64))]) -> (Emulator, AwsProxy) {
+    let emu = Emulator::start().await;
+    let proxy = AwsProxy::start(&emu.endpoint).await;
+    proxy.realism(Realism {
+        budgets: Some(spend.iter().map(|(n, s)| (n.to_string(), *s)).collect()),
+        budget_refused_topics: ["arn:aws:sns:us-east-1:123456789012:locked".to_string()].into(),
+        ..Default::default()
+    });
+    (emu, proxy)
+}
+
+async fn wire_run(
     emu: &Emulator,
-    fake: &Arc<FakeBudgets>,
+    proxy: &AwsProxy,
     dir: &std::path::Path,
     prune: bool,
 ) -> landing_zone_operator::cli::RunResult {
-    let ports = emu.ports().await;
-    let ports = AwsPorts {
-        budgets: fake.clone(),
-        ..ports
-    };
-    run_dir(ports, dir, &dir.join("state.json"), true, prune).await
+    let ports = emu.ports_via(&proxy.endpoint, 2).await;
+    let run = run_dir(ports, dir, &dir.join("state.json"), true, prune).await;
+    assert_readable(&run);
+    run
 }
 
 #[tokio::test]
 async fn notifications_and_subscribers_are_diffed_one_by_one_never_recreated() {
-    let emu = Emulator::start().await;
-    let fake = Arc::new(FakeBudgets::default());
+    let (emu, proxy) = budgets_at_the_wire(&[("org-monthly", (25.0, 80.0))]).await;
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("budget.yaml");
     std::fs::write(&file, BUDGET.replace("LIMIT", "1000")).unwrap();
-    let first = fake_run(&emu, &fake, dir.path(), false).await;
+    let first = wire_run(&emu, &proxy, dir.path(), false).await;
     assert!(!first.failed(), "{:?}", first.reports);
 
     // Spec changes: a higher limit, the 80 % threshold moved to 90 %, a subscriber swapped, the forecast alert removed.
@@ -107,10 +115,10 @@ async fn notifications_and_subscribers_are_diffed_one_by_one_never_recreated() {
             .replace("  - {notificationType: FORECASTED, threshold: 100, subscribers: {emails: [finops@example.com]}}\n", ""),
     )
     .unwrap();
-    fake.calls.lock().unwrap().clear();
-    let second = fake_run(&emu, &fake, dir.path(), false).await;
+    proxy.clear_budget_writes();
+    let second = wire_run(&emu, &proxy, dir.path(), false).await;
     assert!(!second.failed(), "{:?}", second.reports);
-    let calls = fake.calls.lock().unwrap().clone();
+    let calls = proxy.budget_writes();
     assert_eq!(
         calls,
         vec![
@@ -123,7 +131,7 @@ async fn notifications_and_subscribers_are_diffed_one_by_one_never_recreated() {
         "diffed one by one, never deleted and recreated"
     );
 
-    // Spend is read from AWS each pass (the emulator always says 0; the double says 25 of 1500).
+    // Spend is read from AWS each pass (the emulator always says 0; the layer says 25 of 1500).
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json")).unwrap())
             .unwrap();
@@ -136,35 +144,29 @@ async fn notifications_and_subscribers_are_diffed_one_by_one_never_recreated() {
         (Some("25.0 USD"), Some("1.7"))
     );
     // Out of band: someone removes a subscriber. Reported and put back.
-    fake.budgets
-        .lock()
-        .unwrap()
-        .get_mut("org-monthly")
-        .unwrap()
-        .notifications[0]
-        .1
-        .clear();
-    fake.calls.lock().unwrap().clear();
-    let third = fake_run(&emu, &fake, dir.path(), false).await;
+    proxy.edit_budget("org-monthly", |notifications| notifications[0].1.clear());
+    proxy.clear_budget_writes();
+    let third = wire_run(&emu, &proxy, dir.path(), false).await;
     let p = report(&third, "Budget", "org").result.as_ref().unwrap();
     assert_eq!(p.drift.len(), 1, "{:?}", p.drift);
     assert!(p.drift[0].field.contains("subscribers"));
-    assert_eq!(
-        fake.calls.lock().unwrap().clone(),
-        vec!["CreateSubscriber org-monthly"]
-    );
+    assert_eq!(proxy.budget_writes(), vec!["CreateSubscriber org-monthly"]);
 
     // In sync: no writes.
-    fake.calls.lock().unwrap().clear();
-    fake_run(&emu, &fake, dir.path(), false).await;
-    assert!(fake.calls.lock().unwrap().is_empty());
+    proxy.clear_budget_writes();
+    wire_run(&emu, &proxy, dir.path(), false).await;
+    assert!(
+        proxy.budget_writes().is_empty(),
+        "{:?}",
+        proxy.budget_writes()
+    );
 
     // Delete policy: the budget goes when the file does.
     std::fs::remove_file(&file).unwrap();
-    let pruned = fake_run(&emu, &fake, dir.path(), true).await;
+    let pruned = wire_run(&emu, &proxy, dir.path(), true).await;
     assert!(!pruned.failed());
     assert!(
-        fake.budgets.lock().unwrap().is_empty(),
+        proxy.budget_names().is_empty(),
         "{:?} {:?}",
         pruned.deletions,
         pruned.notes
@@ -173,17 +175,15 @@ async fn notifications_and_subscribers_are_diffed_one_by_one_never_recreated() {
 
 #[tokio::test]
 async fn a_refused_sns_topic_is_a_clear_not_ready_condition() {
-    let emu = Emulator::start().await;
-    let fake = Arc::new(FakeBudgets::default());
+    let (emu, proxy) = budgets_at_the_wire(&[]).await;
     let topic = "arn:aws:sns:us-east-1:123456789012:locked";
-    fake.refused_topics.lock().unwrap().push(topic.to_string());
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("budget.yaml"),
         BUDGET.replace("LIMIT", "100").replace("emails: [finops@example.com]}}\n  - {notificationType: ACTUAL, threshold: 80", &format!("emails: [finops@example.com], snsTopicArn: {topic}}}}}\n  - {{notificationType: ACTUAL, threshold: 80")),
     )
     .unwrap();
-    let run = fake_run(&emu, &fake, dir.path(), false).await;
+    let run = wire_run(&emu, &proxy, dir.path(), false).await;
     let err = report(&run, "Budget", "org").result.as_ref().unwrap_err();
     assert_eq!(err.reason(), "NotificationRefused");
     assert!(err.to_string().contains("budgets.amazonaws.com"), "{err}");

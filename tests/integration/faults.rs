@@ -324,7 +324,7 @@ async fn pacing_spaces_every_attempt_of_every_service() {
     );
 
     // 1 at once, then one every 0.5 s.
-    let iam = ports.members.clients(None, None, "unused").iam;
+    let iam = ports.members.clients(None, None, "aws", "unused").iam;
     let t = Instant::now();
     for _ in 0..4 {
         iam.root_security().await.unwrap();

@@ -1,7 +1,6 @@
 //! Test harness: the AWS emulator (moto server) on a free loopback port, SDK config pointed at it,
-//! and a thin test double of the Organizations port for what the emulator cannot show.
+//! and the realism layer (`proxy`) that makes it answer the way AWS does.
 
-pub mod double;
 pub mod k8s;
 pub mod operator;
 pub mod proxy;

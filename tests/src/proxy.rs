@@ -77,6 +77,15 @@ pub struct Realism {
     /// Account aliases taken by other AWS accounts (aliases are unique across AWS):
     /// CreateAccountAlias answers EntityAlreadyExists.
     pub taken_aliases: BTreeSet<String>,
+    /// AWS Budgets answered by the proxy itself, statefully, with every call the emulator lacks
+    /// (UpdateBudget, UpdateNotification, the subscriber calls) and this spend per budget name
+    /// (actual, forecasted, in the budget's unit; absent: 0).
+    pub budgets: Option<BTreeMap<String, (f64, f64)>>,
+    /// SNS topics whose access policy does not let budgets.amazonaws.com publish.
+    pub budget_refused_topics: BTreeSet<String>,
+    /// GetTrailStatus reports this LatestDeliveryError (e.g. AccessDenied when the bucket policy
+    /// or KMS key policy stops CloudTrail); the emulator never reports one.
+    pub trail_delivery_error: Option<String>,
     /// CloudTrail returns the trail's KmsKeyId as the full key ARN, whatever was sent.
     pub trail_kms_key_as_arn: bool,
     /// CreateTrail / UpdateTrail answer InsufficientS3BucketPolicyException for this long after
@@ -134,6 +143,9 @@ impl Default for CloseAccountModel {
     }
 }
 
+/// A budget notification as sent, with its subscribers.
+pub type Notification = (Value, Vec<Value>);
+
 /// One CreateAccount request as AWS tracks it.
 #[derive(Clone, Debug)]
 pub struct CreateRequest {
@@ -162,6 +174,10 @@ struct State {
     policy_put_at: Option<Instant>,
     trusted_access_at: Option<Instant>,
     sequence: u64,
+    /// Budgets by name: the budget as sent, and its notifications with their subscribers.
+    budgets: BTreeMap<String, (Value, Vec<Notification>)>,
+    /// Budgets writes, as `Operation budget-name`.
+    budget_writes: Vec<String>,
 }
 
 impl State {
@@ -517,6 +533,26 @@ impl AwsProxy {
         f(&mut self.state.lock().unwrap().realism);
     }
 
+    /// Budgets writes so far, as `Operation budget-name`.
+    pub fn budget_writes(&self) -> Vec<String> {
+        self.state.lock().unwrap().budget_writes.clone()
+    }
+
+    pub fn clear_budget_writes(&self) {
+        self.state.lock().unwrap().budget_writes.clear();
+    }
+
+    /// Changes a budget as someone would in the console (notifications with their subscribers).
+    pub fn edit_budget(&self, name: &str, f: impl FnOnce(&mut Vec<Notification>)) {
+        if let Some((_, n)) = self.state.lock().unwrap().budgets.get_mut(name) {
+            f(n);
+        }
+    }
+
+    pub fn budget_names(&self) -> Vec<String> {
+        self.state.lock().unwrap().budgets.keys().cloned().collect()
+    }
+
     /// Every CreateAccount request AWS accepted, in order.
     pub fn create_requests(&self) -> Vec<CreateRequest> {
         self.state.lock().unwrap().creates.clone()
@@ -661,6 +697,7 @@ async fn dispatch(
         "iam" => iam(call, st, upstream).await,
         "s3" => s3(call, st, upstream).await,
         "cloudtrail" => cloudtrail(call, st, upstream).await,
+        "budgets" if st.lock().unwrap().realism.budgets.is_some() => Ok(budgets(call, st)),
         _ => upstream.forward(call).await,
     }
 }
@@ -1107,15 +1144,23 @@ async fn cloudtrail(
     upstream: &Upstream,
 ) -> Result<Answer, std::io::Error> {
     let op = call.operation.as_str();
-    let (lag, policy_at, access_at, kms_arn) = {
+    let (lag, policy_at, access_at, kms_arn, delivery_error) = {
         let s = st.lock().unwrap();
         (
             s.realism.trail_policy_lag,
             s.policy_put_at,
             s.trusted_access_at,
             s.realism.trail_kms_key_as_arn,
+            s.realism.trail_delivery_error.clone(),
         )
     };
+    if op == "GetTrailStatus"
+        && let Some(err) = delivery_error
+    {
+        return upstream
+            .forward_json(call, |v| v["LatestDeliveryError"] = json!(err))
+            .await;
+    }
     let now = Instant::now();
     if (op == "CreateTrail" || op == "UpdateTrail") && !lag.is_zero() {
         if access_at.is_some_and(|at| now < at + lag) {
@@ -1156,4 +1201,225 @@ async fn cloudtrail(
         return upstream.forward_json(call, to_arn).await;
     }
     upstream.forward(call).await
+}
+
+/// Notifications are identified by type, comparison, threshold and threshold type.
+fn same_notification(a: &Value, b: &Value) -> bool {
+    let num = |v: &Value| v.get("Threshold").and_then(Value::as_f64).unwrap_or(0.0);
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    text(a, "NotificationType") == text(b, "NotificationType")
+        && text(a, "ComparisonOperator") == text(b, "ComparisonOperator")
+        && (num(a) - num(b)).abs() < 1e-9
+        && text(a, "ThresholdType").replace("PERCENTAGE", "")
+            == text(b, "ThresholdType").replace("PERCENTAGE", "")
+}
+
+fn same_subscriber(a: &Value, b: &Value) -> bool {
+    str_of(a, "SubscriptionType") == str_of(b, "SubscriptionType")
+        && str_of(a, "Address") == str_of(b, "Address")
+}
+
+/// AWS Budgets, answered statefully (Budgets API Reference; errors: NotFoundException,
+/// DuplicateRecordException, InvalidParameterException).
+fn budgets(call: &Call, st: &Arc<Mutex<State>>) -> Answer {
+    let mut s = st.lock().unwrap();
+    let op = call.operation.as_str();
+    let j = &call.json;
+    let name = j
+        .get("BudgetName")
+        .and_then(Value::as_str)
+        .or_else(|| j.pointer("/Budget/BudgetName").and_then(Value::as_str))
+        .or_else(|| j.pointer("/NewBudget/BudgetName").and_then(Value::as_str))
+        .unwrap_or_default()
+        .to_string();
+    let not_found = || {
+        json_error(
+            400,
+            "NotFoundException",
+            &format!("Unable to get budget: {name} - the budget doesn't exist."),
+            None,
+        )
+    };
+    let refused = s.realism.budget_refused_topics.clone();
+    let refuses = |subs: &[Value]| {
+        subs.iter().any(|x| {
+            str_of(x, "SubscriptionType") == "SNS" && refused.contains(str_of(x, "Address"))
+        })
+    };
+    let refusal = || {
+        json_error(
+            400,
+            "InvalidParameterException",
+            "Budgets cannot publish to the SNS topic: its access policy does not allow budgets.amazonaws.com",
+            None,
+        )
+    };
+    let subs_of = |v: &Value, key: &str| -> Vec<Value> {
+        v.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    if !op.starts_with("Describe") {
+        s.budget_writes.push(format!("{op} {name}"));
+    }
+    match op {
+        "CreateBudget" => {
+            if s.budgets.contains_key(&name) {
+                return json_error(
+                    400,
+                    "DuplicateRecordException",
+                    &format!("Error creating budget: {name} - the budget already exists."),
+                    None,
+                );
+            }
+            let mut notes = Vec::new();
+            for n in j
+                .get("NotificationsWithSubscribers")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+            {
+                let subs = subs_of(&n, "Subscribers");
+                if refuses(&subs) {
+                    return refusal();
+                }
+                notes.push((n.get("Notification").cloned().unwrap_or(Value::Null), subs));
+            }
+            s.budgets.insert(
+                name,
+                (j.get("Budget").cloned().unwrap_or(Value::Null), notes),
+            );
+            json_ok(json!({}))
+        }
+        "DescribeBudget" => {
+            let Some((budget, _)) = s.budgets.get(&name) else {
+                return not_found();
+            };
+            let (actual, forecast) = s
+                .realism
+                .budgets
+                .as_ref()
+                .and_then(|m| m.get(&name).copied())
+                .unwrap_or((0.0, 0.0));
+            let unit = budget
+                .pointer("/BudgetLimit/Unit")
+                .and_then(Value::as_str)
+                .unwrap_or("USD");
+            let mut b = budget.clone();
+            b["CalculatedSpend"] = json!({
+                "ActualSpend": {"Amount": format!("{actual:.1}"), "Unit": unit},
+                "ForecastedSpend": {"Amount": format!("{forecast:.1}"), "Unit": unit},
+            });
+            b["TimePeriod"] = json!({"Start": 1.7e9, "End": 3.7e9});
+            json_ok(json!({"Budget": b}))
+        }
+        "DescribeBudgets" => {
+            let list: Vec<Value> = s.budgets.values().map(|(b, _)| b.clone()).collect();
+            json_ok(json!({"Budgets": list}))
+        }
+        "UpdateBudget" => match s.budgets.get_mut(&name) {
+            Some((b, _)) => {
+                *b = j.get("NewBudget").cloned().unwrap_or(Value::Null);
+                json_ok(json!({}))
+            }
+            None => not_found(),
+        },
+        "DeleteBudget" => match s.budgets.remove(&name) {
+            Some(_) => json_ok(json!({})),
+            None => not_found(),
+        },
+        "DescribeNotificationsForBudget" => match s.budgets.get(&name) {
+            Some((_, notes)) => {
+                let list: Vec<Value> = notes.iter().map(|(n, _)| n.clone()).collect();
+                json_ok(json!({"Notifications": list}))
+            }
+            None => not_found(),
+        },
+        _ => {
+            let Some((_, notes)) = s.budgets.get_mut(&name) else {
+                return not_found();
+            };
+            let wanted = j
+                .get("Notification")
+                .or_else(|| j.get("OldNotification"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            let at = notes
+                .iter()
+                .position(|(n, _)| same_notification(n, &wanted));
+            let missing = || {
+                json_error(
+                    400,
+                    "NotFoundException",
+                    "Unable to find the notification.",
+                    None,
+                )
+            };
+            match (op, at) {
+                ("CreateNotification", Some(_)) => json_error(
+                    400,
+                    "DuplicateRecordException",
+                    "Error creating notification: the notification already exists.",
+                    None,
+                ),
+                ("CreateNotification", None) => {
+                    let subs = subs_of(j, "Subscribers");
+                    if refuses(&subs) {
+                        return refusal();
+                    }
+                    notes.push((wanted, subs));
+                    json_ok(json!({}))
+                }
+                ("UpdateNotification", Some(i)) => {
+                    notes[i].0 = j.get("NewNotification").cloned().unwrap_or(Value::Null);
+                    json_ok(json!({}))
+                }
+                ("DeleteNotification", Some(i)) => {
+                    notes.remove(i);
+                    json_ok(json!({}))
+                }
+                ("DescribeSubscribersForNotification", Some(i)) => {
+                    json_ok(json!({"Subscribers": notes[i].1}))
+                }
+                ("CreateSubscriber", Some(i)) => {
+                    let sub = j.get("Subscriber").cloned().unwrap_or(Value::Null);
+                    if refuses(std::slice::from_ref(&sub)) {
+                        return refusal();
+                    }
+                    if notes[i].1.iter().any(|x| same_subscriber(x, &sub)) {
+                        return json_error(
+                            400,
+                            "DuplicateRecordException",
+                            "The subscriber already exists.",
+                            None,
+                        );
+                    }
+                    notes[i].1.push(sub);
+                    json_ok(json!({}))
+                }
+                ("UpdateSubscriber", Some(i)) => {
+                    let old = j.get("OldSubscriber").cloned().unwrap_or(Value::Null);
+                    match notes[i].1.iter().position(|x| same_subscriber(x, &old)) {
+                        Some(k) => {
+                            notes[i].1[k] = j.get("NewSubscriber").cloned().unwrap_or(Value::Null);
+                            json_ok(json!({}))
+                        }
+                        None => missing(),
+                    }
+                }
+                ("DeleteSubscriber", Some(i)) => {
+                    let sub = j.get("Subscriber").cloned().unwrap_or(Value::Null);
+                    match notes[i].1.iter().position(|x| same_subscriber(x, &sub)) {
+                        Some(k) => {
+                            notes[i].1.remove(k);
+                            json_ok(json!({}))
+                        }
+                        None => missing(),
+                    }
+                }
+                _ => missing(),
+            }
+        }
+    }
 }

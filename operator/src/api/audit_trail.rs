@@ -37,9 +37,11 @@ pub struct AuditTrailSpec {
     #[schemars(length(max = 128))]
     pub trail_name: String,
     pub s3: TrailBucket,
-    /// KMS key (id, alias or ARN) to encrypt log files with.
+    /// KMS key (key id or key ARN) to encrypt log files with. Not an alias: CloudTrail reports the
+    /// key's ARN, so an alias could never be compared with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("size(self) >= 1 && size(self) <= 2048").message("kmsKeyId must be 1-2048 characters"))]
+    #[x_kube(validation = Rule::new("!self.startsWith('alias/') && !self.contains(':alias/')").message("kmsKeyId must be a key id or key ARN, not an alias: CloudTrail reports the key ARN, so an alias would show as drift forever"))]
     #[schemars(length(max = 2048))]
     pub kms_key_id: Option<String>,
     #[serde(default = "yes")]

@@ -52,11 +52,25 @@ pub struct BucketState {
 pub struct BucketLifecycle {
     pub transition_to_glacier_days: Option<i32>,
     pub expire_days: Option<i32>,
+    /// The bucket is versioned: without expiring noncurrent versions too, "expired" logs stay
+    /// stored (and billed) as noncurrent versions forever.
+    pub noncurrent_expire_days: Option<i32>,
+}
+
+/// What HeadBucket says about a bucket name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BucketPresence {
+    Missing,
+    /// In this account and region.
+    Here,
+    /// Exists, but HeadBucket answered this status with no body: 403 (another account's bucket,
+    /// or no permission to look), 301 (a bucket in another region).
+    Elsewhere(u16),
 }
 
 #[async_trait]
 pub trait Buckets: Send + Sync {
-    async fn bucket_exists(&self, bucket: &str) -> AwsResult<bool>;
+    async fn bucket_presence(&self, bucket: &str) -> AwsResult<BucketPresence>;
     async fn bucket_state(&self, bucket: &str) -> AwsResult<BucketState>;
     async fn create_bucket(&self, bucket: &str) -> AwsResult<()>;
     async fn block_public_access(&self, bucket: &str) -> AwsResult<()>;
@@ -221,15 +235,20 @@ fn absent(e: &AwsError) -> bool {
 
 #[async_trait]
 impl Buckets for SdkBuckets {
-    async fn bucket_exists(&self, bucket: &str) -> AwsResult<bool> {
+    async fn bucket_presence(&self, bucket: &str) -> AwsResult<BucketPresence> {
         match self.client.head_bucket().bucket(bucket).send().await {
-            Ok(_) => Ok(true),
+            Ok(_) => Ok(BucketPresence::Here),
             Err(e) => {
+                // HEAD answers carry no body, so no error code: the status is all there is.
+                let status = e.raw_response().map(|r| r.status().as_u16());
                 let e = AwsError::from_sdk("s3", "HeadBucket", e);
-                if e.is_not_found() || e.code == "NotFound" || e.code == "NoSuchBucket" {
-                    Ok(false)
-                } else {
-                    Err(e)
+                match status {
+                    Some(403) | Some(301) => Ok(BucketPresence::Elsewhere(status.unwrap_or(0))),
+                    Some(404) => Ok(BucketPresence::Missing),
+                    _ if e.is_not_found() || e.code == "NotFound" || e.code == "NoSuchBucket" => {
+                        Ok(BucketPresence::Missing)
+                    }
+                    _ => Err(e),
                 }
             }
         }
@@ -316,6 +335,9 @@ impl Buckets for SdkBuckets {
                 state.lifecycle = rule.map(|r| BucketLifecycle {
                     transition_to_glacier_days: r.transitions().first().and_then(|t| t.days()),
                     expire_days: r.expiration().and_then(|e| e.days()),
+                    noncurrent_expire_days: r
+                        .noncurrent_version_expiration()
+                        .and_then(|n| n.noncurrent_days()),
                 });
             }
             Err(e) if absent(&e) => {}
@@ -424,8 +446,34 @@ impl Buckets for SdkBuckets {
         if let Some(days) = lifecycle.expire_days {
             rule = rule.expiration(s3::types::LifecycleExpiration::builder().days(days).build());
         }
+        if let Some(days) = lifecycle.noncurrent_expire_days {
+            rule = rule.noncurrent_version_expiration(
+                s3::types::NoncurrentVersionExpiration::builder()
+                    .noncurrent_days(days)
+                    .build(),
+            );
+        }
+        // PutBucketLifecycleConfiguration replaces every rule: keep the ones others own.
+        let mut rules: Vec<s3::types::LifecycleRule> = match self
+            .client
+            .get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(s3_err("GetBucketLifecycleConfiguration"))
+        {
+            Ok(out) => out
+                .rules()
+                .iter()
+                .filter(|r| r.id() != Some(LIFECYCLE_RULE_ID))
+                .cloned()
+                .collect(),
+            Err(e) if e.code == "NoSuchLifecycleConfiguration" || e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        rules.push(rule.build().expect("status set"));
         let conf = s3::types::BucketLifecycleConfiguration::builder()
-            .rules(rule.build().expect("status set"))
+            .set_rules(Some(rules))
             .build()
             .expect("rules set");
         self.client

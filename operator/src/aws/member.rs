@@ -1,4 +1,4 @@
-//! Clients inside member accounts: AssumeRole into `arn:aws:iam::<id>:role/<roleName>` from the
+//! Clients inside member accounts: AssumeRole into `arn:<partition>:iam::<id>:role/<roleName>` from the
 //! management account's credentials, with the session cached until shortly before it expires
 //! (one AssumeRole per account per expiry window, not per call).
 //!
@@ -31,6 +31,7 @@ pub trait Members: Send + Sync {
         &self,
         account_id: Option<&str>,
         management_account_id: Option<&str>,
+        partition: &str,
         role_name: &str,
     ) -> AccountClients;
 }
@@ -121,6 +122,7 @@ impl Members for MemberAccess {
         &self,
         account_id: Option<&str>,
         management_account_id: Option<&str>,
+        partition: &str,
         role_name: &str,
     ) -> AccountClients {
         let Some(id) = account_id.filter(|id| Some(*id) != management_account_id) else {
@@ -135,7 +137,7 @@ impl Members for MemberAccess {
             .or_insert_with(|| {
                 SharedCredentialsProvider::new(AssumeRole {
                     sts: self.sts.clone(),
-                    role_arn: format!("arn:aws:iam::{id}:role/{role_name}"),
+                    role_arn: format!("arn:{partition}:iam::{id}:role/{role_name}"),
                 })
             })
             .clone();

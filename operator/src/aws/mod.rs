@@ -184,13 +184,15 @@ pub async fn load_sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
             .with_initial_backoff(Duration::from_millis(200))
             .with_max_backoff(Duration::from_secs(20)),
     );
-    let region = settings
-        .region
-        .clone()
-        .or_else(|| std::env::var("AWS_REGION").ok());
-    loader = loader.region(aws_config::Region::new(
-        region.unwrap_or_else(|| "us-east-1".to_string()),
-    ));
+    // --region, else the SDK's normal chain (environment, profile, instance metadata), else
+    // us-east-1, where Organizations lives.
+    loader = loader.region(
+        aws_config::meta::region::RegionProviderChain::first_try(
+            settings.region.clone().map(aws_config::Region::new),
+        )
+        .or_default_provider()
+        .or_else(aws_config::Region::from_static("us-east-1")),
+    );
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
     }

@@ -49,6 +49,16 @@ impl OrgSnapshot {
         Ok(snap)
     }
 
+    /// The AWS partition the Organization lives in (`aws`, `aws-us-gov`, `aws-cn`), from its
+    /// ARN: every ARN the operator builds uses it.
+    pub fn partition(&self) -> &str {
+        self.org
+            .as_ref()
+            .and_then(|o| o.arn.split(':').nth(1))
+            .filter(|p| !p.is_empty())
+            .unwrap_or("aws")
+    }
+
     pub fn management_account_id(&self) -> Option<&str> {
         self.org.as_ref().map(|o| o.management_account_id.as_str())
     }

@@ -7,11 +7,17 @@
 //! status writes over a resync in controller mode.
 //!
 //! `cargo run -p landing-zone-tests --bin bench -- 100,1000` (default 100,1000; `LZ_BENCH_DRIFTS`=K).
+//!
+//! The "vending" scenario (`LZ_BENCH_SCENARIOS=vending`; both run by default) creates a landing
+//! zone of 30 new accounts in 6 OUs, with groups, budgets and a trail, through the realism layer
+//! with CreateAccount taking 20 s (`LZ_BENCH_CREATE_SECONDS`): `apply --dir` in one run, and —
+//! with `LZ_K8S_UP` — the controller, each against the bound ceil(30/5) × 20 s + 60 s.
 
 use landing_zone_operator::metrics::Metrics;
 use landing_zone_tests::k8s::{ControlPlane, kubectl};
 use landing_zone_tests::operator::{Operator, wait_for};
-use landing_zone_tests::{Emulator, run_dir, workspace_root};
+use landing_zone_tests::proxy::{AwsProxy, CreateAccountModel, Realism};
+use landing_zone_tests::{Emulator, apply_waiting, run_dir, workspace_root};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -323,6 +329,187 @@ async fn bench(n: usize, drifts: usize) -> Value {
     })
 }
 
+/// One decimal.
+fn round(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// New accounts in the vending scenario, and the OUs they go in.
+const VENDING_ACCOUNTS: usize = 30;
+const VENDING_OUS: usize = 6;
+
+/// The vending landing zone: 6 OUs, 5 new accounts in each with an alias, a developer group and
+/// a budget per OU, and an organization trail.
+fn vending_yaml() -> (String, usize) {
+    let mut docs = Vec::new();
+    for o in 1..=VENDING_OUS {
+        docs.push(format!("apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {{name: team-{o}}}\nspec: {{name: Team{o}}}\n"));
+        docs.push(format!(
+            "apiVersion: landingzone.dev/v1alpha1\nkind: IdentityGroup\nmetadata: {{name: team-{o}-developers}}\nspec:\n  groupName: developers\n  accountRef: {{name: team-{o}-app-1}}\n  inlinePolicies:\n  - name: read-only\n    document: '{{\"Version\": \"2012-10-17\", \"Statement\": [{{\"Effect\": \"Allow\", \"Action\": [\"s3:Get*\"], \"Resource\": \"*\"}}]}}'\n  members: [dev-{o}]\n  createMissingUsers: true\n"
+        ));
+        docs.push(format!(
+            "apiVersion: landingzone.dev/v1alpha1\nkind: Budget\nmetadata: {{name: team-{o}-monthly}}\nspec:\n  budgetName: team-{o}-monthly\n  accountRef: {{name: team-{o}-app-1}}\n  limit: {{amount: \"500\", unit: USD}}\n  timeUnit: MONTHLY\n  notifications:\n  - {{notificationType: ACTUAL, threshold: 80, subscribers: {{emails: [team-{o}@example.com]}}}}\n"
+        ));
+        for a in 1..=VENDING_ACCOUNTS / VENDING_OUS {
+            docs.push(format!(
+                "apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {{name: team-{o}-app-{a}}}\nspec:\n  accountName: team-{o}-app-{a}\n  email: aws-team-{o}-app-{a}@example.com\n  alias: example-team-{o}-app-{a}\n  organizationalUnitRef: {{name: team-{o}}}\n"
+            ));
+        }
+    }
+    docs.push("apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: org-trail}\nspec:\n  trailName: org-trail\n  s3: {bucketName: vending-audit-logs, create: true}\n".to_string());
+    let n = docs.len();
+    (docs.join("---\n"), n)
+}
+
+async fn realistic_aws(create: Duration) -> (Emulator, AwsProxy) {
+    let emu = Emulator::start().await;
+    let proxy = AwsProxy::start(&emu.endpoint).await;
+    proxy.realism(Realism {
+        latency: Duration::from_millis(20),
+        create_account: Some(CreateAccountModel {
+            duration: create,
+            visible_after: Duration::from_secs(2),
+            assumable_after: Duration::from_secs(5),
+            ..Default::default()
+        }),
+        iam_visibility_lag: Duration::from_secs(1),
+        ..Default::default()
+    });
+    (emu, proxy)
+}
+
+/// Accounts sharing a root email: each is a second account for one resource.
+async fn duplicate_accounts(emu: &Emulator) -> usize {
+    let mut pages = emu.org_client().list_accounts().into_paginator().send();
+    let mut emails: BTreeMap<String, usize> = BTreeMap::new();
+    while let Some(page) = pages.next().await {
+        for a in page.unwrap().accounts() {
+            *emails
+                .entry(a.email().unwrap_or_default().to_ascii_lowercase())
+                .or_default() += 1;
+        }
+    }
+    emails.values().map(|n| n - 1).sum()
+}
+
+async fn vending(create: Duration) -> Value {
+    let bound = (VENDING_ACCOUNTS.div_ceil(5) as u64) * create.as_secs() + 60;
+    let (yaml, resources) = vending_yaml();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lz.yaml"), &yaml).unwrap();
+
+    // apply --dir, once.
+    let (emu, proxy) = realistic_aws(create).await;
+    let ports = emu.ports_via(&proxy.endpoint, 5).await;
+    let started = Instant::now();
+    let run = apply_waiting(
+        ports,
+        dir.path(),
+        &dir.path().join("state.json"),
+        false,
+        Duration::from_secs(bound * 3),
+    )
+    .await;
+    let cli_secs = started.elapsed().as_secs_f64();
+    let failed: Vec<String> = run
+        .reports
+        .iter()
+        .filter(|r| r.result.is_err())
+        .map(|r| r.key.to_string())
+        .collect();
+    let cli = json!({
+        "seconds": round(cli_secs),
+        "exitCode": if run.failed() { 1 } else { 0 },
+        "failed": failed,
+        "createAccountCalls": proxy.count("CreateAccount"),
+        "duplicateAccounts": duplicate_accounts(&emu).await,
+        "withinBound": cli_secs <= bound as f64,
+    });
+    drop(proxy);
+    drop(emu);
+
+    // The controller, from `kubectl apply` to every resource Ready.
+    let controller = match ControlPlane::dedicated("bench vending").await {
+        None => json!("skipped: no Kubernetes control plane (set LZ_K8S_UP)"),
+        Some(k8s) => {
+            let cp = &k8s.cp;
+            let crds = workspace_root().join("crds");
+            kubectl(
+                cp,
+                &["apply", "--server-side", "-f", crds.to_str().unwrap()],
+                None,
+            )
+            .unwrap();
+            kubectl(
+                cp,
+                &[
+                    "wait",
+                    "--for=condition=Established",
+                    "crd",
+                    "--all",
+                    "--timeout=60s",
+                ],
+                None,
+            )
+            .unwrap();
+            let (emu, proxy) = realistic_aws(create).await;
+            let op = Operator::start(
+                cp,
+                &emu,
+                "vending",
+                &["--endpoint-url", &proxy.endpoint, "--snapshot-ttl", "30s"],
+            );
+            let started = Instant::now();
+            kubectl(
+                cp,
+                &[
+                    "apply",
+                    "--server-side",
+                    "-f",
+                    dir.path().join("lz.yaml").to_str().unwrap(),
+                ],
+                None,
+            )
+            .expect("apply the resources");
+            let ready = wait_for_within(Duration::from_secs(bound * 3), || {
+                op.metric("landingzone_resource_ready", &[]) as usize >= resources
+            })
+            .await;
+            let secs = started.elapsed().as_secs_f64();
+            json!({
+                "seconds": round(secs),
+                "allReady": ready,
+                "readyResources": op.metric("landingzone_resource_ready", &[]),
+                "createAccountCalls": proxy.count("CreateAccount"),
+                "duplicateAccounts": duplicate_accounts(&emu).await,
+                "withinBound": ready && secs <= bound as f64,
+            })
+        }
+    };
+    json!({
+        "scenario": "vending",
+        "accounts": VENDING_ACCOUNTS,
+        "ous": VENDING_OUS,
+        "resources": resources,
+        "createAccountSeconds": create.as_secs(),
+        "boundSeconds": bound,
+        "apply": cli,
+        "controller": controller,
+    })
+}
+
+/// Polls `done` until it holds or `limit` passes; whether it held.
+async fn wait_for_within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    done()
+}
+
 #[tokio::main]
 async fn main() {
     let arg = std::env::args().nth(1).unwrap_or_else(|| {
@@ -336,7 +523,35 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
+    let scenarios = std::env::var("LZ_BENCH_SCENARIOS").unwrap_or_else(|_| "sync,vending".into());
     let mut reports = Vec::new();
+    if scenarios.contains("vending") {
+        let create = Duration::from_secs(
+            std::env::var("LZ_BENCH_CREATE_SECONDS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(20),
+        );
+        let v = vending(create).await;
+        println!(
+            "vending: {} new accounts in {} OUs, {} resources, CreateAccount {} s, bound {} s",
+            v["accounts"], v["ous"], v["resources"], v["createAccountSeconds"], v["boundSeconds"]
+        );
+        println!(
+            "  apply --dir: {} s, exit {}, CreateAccount calls {}, duplicate accounts {}",
+            v["apply"]["seconds"],
+            v["apply"]["exitCode"],
+            v["apply"]["createAccountCalls"],
+            v["apply"]["duplicateAccounts"]
+        );
+        println!("  controller:  {}", v["controller"]);
+        reports.push(v);
+    }
+    let sizes = if scenarios.contains("sync") {
+        sizes
+    } else {
+        Vec::new()
+    };
     println!(
         "{:>6} {:>4} {:>9} {:>10} {:>7} {:>8} {:>6} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9}",
         "N",

@@ -5,7 +5,7 @@ pub mod plan;
 use self::plan::{Action, CLOUDTRAIL_PRINCIPAL, Desired, Observed};
 use super::{Error, Mode, Pass, Progress, Readiness, Resource};
 use crate::api::{AuditTrail, DeletionPolicy, ManagementPolicy};
-use crate::aws::cloudtrail::{BucketLifecycle, BucketState, TrailInfo};
+use crate::aws::cloudtrail::{BucketLifecycle, BucketPresence, BucketState, TrailInfo};
 
 fn trail_of(resource: &mut Resource) -> &mut AuditTrail {
     match resource {
@@ -22,12 +22,14 @@ fn desired(t: &AuditTrail, pass: &Pass) -> Result<Desired, Error> {
         )
     })?;
     let s = &t.spec;
+    let partition = pass.snapshot.partition();
     let arn = format!(
-        "arn:aws:cloudtrail:{}:{}:trail/{}",
+        "arn:{partition}:cloudtrail:{}:{}:trail/{}",
         pass.aws.region, org.management_account_id, s.trail_name
     );
     Ok(Desired {
         bucket_policy: plan::bucket_policy(
+            partition,
             &s.s3.bucket_name,
             s.s3.key_prefix.as_deref(),
             &arn,
@@ -49,6 +51,7 @@ fn desired(t: &AuditTrail, pass: &Pass) -> Result<Desired, Error> {
         lifecycle: s.s3.lifecycle.as_ref().map(|l| BucketLifecycle {
             transition_to_glacier_days: l.transition_to_glacier_days,
             expire_days: l.expire_days,
+            noncurrent_expire_days: l.expire_days,
         }),
     })
 }
@@ -61,15 +64,29 @@ async fn observe(desired: &Desired, pass: &Pass) -> Result<Observed, Error> {
         .await?
         .iter()
         .any(|p| p == CLOUDTRAIL_PRINCIPAL);
-    let bucket = if aws.buckets.bucket_exists(&desired.trail.bucket).await? {
+    let name = &desired.trail.bucket;
+    let bucket = match aws.buckets.bucket_presence(name).await? {
+        BucketPresence::Missing => None,
         // Only a bucket the operator owns is inspected (and so ever changed).
-        Some(if desired.own_bucket {
-            aws.buckets.bucket_state(&desired.trail.bucket).await?
-        } else {
-            BucketState::default()
-        })
-    } else {
-        None
+        BucketPresence::Here if desired.own_bucket => Some(aws.buckets.bucket_state(name).await?),
+        BucketPresence::Here => Some(BucketState::default()),
+        // Another account's or another region's bucket is fine to log into when the spec does
+        // not own it; with `s3.create: true` the operator cannot make it its own.
+        BucketPresence::Elsewhere(_) if !desired.own_bucket => Some(BucketState::default()),
+        BucketPresence::Elsewhere(status) => {
+            return Err(Error::conflict(
+                "BucketNotOwned",
+                format!(
+                    "bucket {name} exists {} (HeadBucket answered {status}), so the operator cannot create and own it: \
+                     choose another s3.bucketName, or set s3.create: false to log into that bucket as it is",
+                    if status == 301 {
+                        "in another region"
+                    } else {
+                        "in another account, or is not readable by the operator"
+                    }
+                ),
+            ));
+        }
     };
     let trail = aws.cloudtrail.get_trail(&desired.trail.name).await?;
     let status = match &trail {
@@ -156,19 +173,23 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                 }
             }
             Action::CreateTrail => {
-                let arn = aws.cloudtrail.create_trail(&desired.trail).await.map_err(|e| {
-                    if e.code == "InsufficientS3BucketPolicyException" {
-                        Error::conflict("InsufficientBucketPolicy", format!("{}: the bucket policy must let CloudTrail check the ACL and write AWSLogs/<org-id>/* and AWSLogs/<management-account>/* (or set s3.create: true)", e.message))
-                    } else {
-                        e.into()
-                    }
-                })?;
+                let arn = settle(
+                    || aws.cloudtrail.create_trail(&desired.trail),
+                    desired.own_bucket,
+                )
+                .await?;
                 trail_of(resource)
                     .status
                     .get_or_insert_with(Default::default)
                     .trail_arn = Some(arn);
             }
-            Action::UpdateTrail => aws.cloudtrail.update_trail(&desired.trail).await?,
+            Action::UpdateTrail => {
+                settle(
+                    || aws.cloudtrail.update_trail(&desired.trail),
+                    desired.own_bucket,
+                )
+                .await?
+            }
             Action::StartLogging => {
                 aws.cloudtrail.start_logging(&desired.trail.name).await?;
                 trail_of(resource)
@@ -192,6 +213,50 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         };
     }
     Ok(progress)
+}
+
+/// CloudTrail checks the bucket policy and trusted access against what it has seen, which lags
+/// the write by some seconds: right after the operator set them, its refusal is retried for a
+/// while; for a bucket the spec does not own, the policy is a human's to fix.
+async fn settle<T, F, Fut>(call: F, own_bucket: bool) -> Result<T, Error>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::aws::AwsError>>,
+{
+    let mut delays = [1_000u64, 2_000, 4_000, 8_000].into_iter();
+    loop {
+        match call().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let lagging = e.code == "CloudTrailAccessNotEnabledException"
+                    || (own_bucket && e.code == "InsufficientS3BucketPolicyException");
+                match (lagging, delays.next()) {
+                    (true, Some(ms)) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(ms)).await
+                    }
+                    (true, None) => {
+                        return Err(Error::transient(
+                            "CloudTrailNotYetConsistent",
+                            format!(
+                                "{}: CloudTrail has not seen the new bucket policy or trusted access yet; retrying shortly",
+                                e.message
+                            ),
+                        ));
+                    }
+                    _ if e.code == "InsufficientS3BucketPolicyException" => {
+                        return Err(Error::conflict(
+                            "InsufficientBucketPolicy",
+                            format!(
+                                "{}: the bucket policy must let CloudTrail check the ACL and write AWSLogs/<org-id>/* and AWSLogs/<management-account>/* (or set s3.create: true)",
+                                e.message
+                            ),
+                        ));
+                    }
+                    _ => return Err(e.into()),
+                }
+            }
+        }
+    }
 }
 
 /// Retain leaves the trail; Delete deletes the trail. The bucket and its logs are never deleted.

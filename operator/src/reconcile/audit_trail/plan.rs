@@ -66,6 +66,7 @@ pub struct Plan {
 /// The bucket policy CloudTrail needs for an organization trail, restricted to this trail
 /// (`aws:SourceArn`) and to TLS.
 pub fn bucket_policy(
+    partition: &str,
     bucket: &str,
     prefix: Option<&str>,
     trail_arn: &str,
@@ -74,9 +75,12 @@ pub fn bucket_policy(
 ) -> Value {
     let base = match prefix {
         Some(p) if !p.is_empty() => {
-            format!("arn:aws:s3:::{bucket}/{}/AWSLogs", p.trim_matches('/'))
+            format!(
+                "arn:{partition}:s3:::{bucket}/{}/AWSLogs",
+                p.trim_matches('/')
+            )
         }
-        _ => format!("arn:aws:s3:::{bucket}/AWSLogs"),
+        _ => format!("arn:{partition}:s3:::{bucket}/AWSLogs"),
     };
     let write = |sid: &str, account: &str| {
         json!({
@@ -96,7 +100,7 @@ pub fn bucket_policy(
                 "Effect": "Allow",
                 "Principal": {"Service": CLOUDTRAIL_PRINCIPAL},
                 "Action": "s3:GetBucketAcl",
-                "Resource": format!("arn:aws:s3:::{bucket}"),
+                "Resource": format!("arn:{partition}:s3:::{bucket}"),
                 "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}},
             },
             write("AWSCloudTrailWrite", management_account),
@@ -106,7 +110,7 @@ pub fn bucket_policy(
                 "Effect": "Deny",
                 "Principal": "*",
                 "Action": "s3:*",
-                "Resource": [format!("arn:aws:s3:::{bucket}"), format!("arn:aws:s3:::{bucket}/*")],
+                "Resource": [format!("arn:{partition}:s3:::{bucket}"), format!("arn:{partition}:s3:::{bucket}/*")],
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
             },
         ],
@@ -291,7 +295,14 @@ mod tests {
     }
 
     fn policy() -> Value {
-        bucket_policy("audit-logs", None, &trail().arn, "123456789012", "o-abc")
+        bucket_policy(
+            "aws",
+            "audit-logs",
+            None,
+            &trail().arn,
+            "123456789012",
+            "o-abc",
+        )
     }
 
     fn good_bucket() -> BucketState {
@@ -303,6 +314,7 @@ mod tests {
             lifecycle: Some(BucketLifecycle {
                 transition_to_glacier_days: Some(90),
                 expire_days: Some(365),
+                noncurrent_expire_days: Some(365),
             }),
         }
     }
@@ -314,6 +326,7 @@ mod tests {
             lifecycle: Some(BucketLifecycle {
                 transition_to_glacier_days: Some(90),
                 expire_days: Some(365),
+                noncurrent_expire_days: Some(365),
             }),
             bucket_policy: policy(),
         }
@@ -418,6 +431,7 @@ mod tests {
     #[test]
     fn the_policy_lets_cloudtrail_write_only_the_org_and_management_prefixes_of_this_trail() {
         let p = bucket_policy(
+            "aws",
             "audit-logs",
             Some("trail/"),
             "arn:aws:cloudtrail:us-east-1:1:trail/t",
@@ -425,6 +439,21 @@ mod tests {
             "o-xyz",
         );
         let text = p.to_string();
+        // In GovCloud and China every ARN carries the Organization's partition.
+        let gov = bucket_policy(
+            "aws-us-gov",
+            "audit-logs",
+            None,
+            "arn:aws-us-gov:cloudtrail:us-gov-west-1:1:trail/t",
+            "111111111111",
+            "o-xyz",
+        )
+        .to_string();
+        assert!(
+            gov.contains("arn:aws-us-gov:s3:::audit-logs/AWSLogs/o-xyz/*"),
+            "{gov}"
+        );
+        assert!(!gov.contains("arn:aws:"), "{gov}");
         assert!(text.contains("arn:aws:s3:::audit-logs/trail/AWSLogs/111111111111/*"));
         assert!(text.contains("arn:aws:s3:::audit-logs/trail/AWSLogs/o-xyz/*"));
         assert_eq!(

@@ -340,6 +340,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         let clients = pass.aws.members.clients(
             Some(&id),
             pass.snapshot.management_account_id(),
+            pass.snapshot.partition(),
             &spec.role_name,
         );
         let want = baseline::Desired {

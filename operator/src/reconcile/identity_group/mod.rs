@@ -47,6 +47,7 @@ fn target(g: &IdentityGroup, pass: &Pass) -> Result<(String, Arc<dyn Iam>), Erro
     let clients = pass.aws.members.clients(
         Some(&account),
         management.as_deref(),
+        pass.snapshot.partition(),
         pass.role_name(&account),
     );
     Ok((account, clients.iam))
@@ -80,7 +81,12 @@ async fn observe(
     }
     let members: BTreeSet<String> = group.members.iter().cloned().collect();
     let mut missing = BTreeSet::new();
-    for u in d.members.difference(&members) {
+    // IAM user names ignore case: a member listed as "carol" is the group's "Carol".
+    for u in d
+        .members
+        .iter()
+        .filter(|u| !members.iter().any(|m| m.eq_ignore_ascii_case(u)))
+    {
         if !iam.user_exists(u).await? {
             missing.insert(u.clone());
         }

@@ -127,7 +127,19 @@ async fn apply(
             name,
             tags,
         } => {
-            let created = orgs.create_ou(parent_id, name, tags).await?;
+            let created = orgs.create_ou(parent_id, name, tags).await.map_err(|e| {
+                if e.code == "DuplicateOrganizationalUnitException" {
+                    // The snapshot predates an OU of this name (created a moment ago, perhaps by
+                    // this operator): read the Organization again and adopt it.
+                    pass.aws.snapshot_outdated();
+                    Error::transient(
+                        "OrganizationalUnitNotYetVisible",
+                        format!("AWS already has an OU named {name:?} under {parent_id} that the last read of the Organization did not show; it is adopted on the next read, shortly"),
+                    )
+                } else {
+                    e.into()
+                }
+            })?;
             status.id = Some(created.id.clone());
             status.arn = Some(created.arn.clone());
             status.parent_id = Some(created.parent_id.clone());
