@@ -139,9 +139,11 @@ pub struct ApplyArgs {
     /// Carry out the deletion policy of resources that were applied before and are gone from --dir.
     #[arg(long)]
     pub prune: bool,
-    /// How long to wait for accounts being created before reporting them as still in progress.
+    /// How long to wait for work in progress (accounts being created, queued behind AWS's limits,
+    /// not yet accessible, and what waits for them) before reporting it as still in progress.
     #[arg(long, value_parser = parse_duration, default_value = "15m")]
     pub wait: Duration,
+    /// How often work in progress is looked at again while waiting.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
     pub poll_interval: Duration,
 }

@@ -222,6 +222,7 @@ async fn a_create_whose_answer_was_lost_is_adopted_by_email_on_the_next_run() {
         inject: Some((Fault::LoseResponse, 1.0)),
         only: vec!["CreateAccount".into()],
         down: false,
+        limit: None,
     });
     let dir = dir_with(ACCOUNT);
     let state = dir.path().join("state.json");
@@ -429,6 +430,7 @@ async fn access_denied_is_terminal_and_says_so_while_the_rest_is_applied() {
         inject: Some((Fault::AccessDenied, 1.0)),
         only: vec!["CreateAccount".into()],
         down: false,
+        limit: None,
     });
     let dir = dir_with(&format!(
         "{ACCOUNT}---\napiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {{name: security}}\nspec: {{name: Security}}\n"
@@ -459,5 +461,34 @@ async fn access_denied_is_terminal_and_says_so_while_the_rest_is_applied() {
     assert_eq!(
         (synced["status"].as_str(), synced["reason"].as_str()),
         (Some("False"), Some("AccessDenied"))
+    );
+}
+
+#[tokio::test]
+async fn an_expired_member_session_is_assumed_again() {
+    // STS sessions can end before their stated expiry: IAM then answers ExpiredToken. The operator
+    // drops the session and assumes the role again, in the same run.
+    let (emu, proxy) = realistic(1).await;
+    let dir = dir_with(ACCOUNT);
+    let state = dir.path().join("state.json");
+    let ports = emu.ports_via(&proxy.endpoint, 2).await;
+    let run = apply_waiting(
+        ports.clone(),
+        dir.path(),
+        &state,
+        false,
+        Duration::from_secs(60),
+    )
+    .await;
+    assert!(ready(&run, "payments-prod"), "{:?}", run.reports);
+    proxy.update_realism(|r| r.member_session_ttl = Some(Duration::from_millis(500)));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let assumed = proxy.count("AssumeRole");
+    // The same ports: the cached session is the expired one.
+    let run = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(30)).await;
+    assert!(ready(&run, "payments-prod"), "{:?}", run.reports);
+    assert!(
+        proxy.count("AssumeRole") > assumed,
+        "a new session was assumed"
     );
 }

@@ -350,3 +350,34 @@ async fn pacing_spaces_every_attempt_of_every_service() {
         t.elapsed()
     );
 }
+
+#[tokio::test]
+async fn an_ou_the_snapshot_missed_is_adopted_not_an_error() {
+    // AWS answers DuplicateOrganizationalUnitException when an OU of that name appeared after the
+    // Organization was read (a lagging read, or another writer): read again and go on.
+    let emu = Emulator::start().await;
+    let proxy = FaultProxy::start(&emu.endpoint).await;
+    proxy.set(Faults {
+        inject: Some((Fault::Aws(400, "DuplicateOrganizationalUnitException"), 1.0)),
+        only: vec!["CreateOrganizationalUnit".into()],
+        down: false,
+        limit: Some(1),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ou.yaml"),
+        "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: security}\nspec: {name: Security}\n",
+    )
+    .unwrap();
+    let ports = emu.ports_via(&proxy.endpoint, 2).await;
+    let run = landing_zone_tests::apply_waiting(
+        ports,
+        dir.path(),
+        &dir.path().join("state.json"),
+        false,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert!(!run.failed(), "{:?}", run.reports);
+    assert_eq!(proxy.injected(), 1);
+}

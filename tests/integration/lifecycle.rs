@@ -134,6 +134,7 @@ async fn delete_removes_an_empty_ou_and_refuses_a_non_empty_one() {
         inject: Some((Fault::NotEmpty, 1.0)),
         only: vec!["DeleteOrganizationalUnit".into()],
         down: false,
+        limit: None,
     });
     let racing = run_dir(
         emu.ports_via(&proxy.endpoint, 2).await,

@@ -47,12 +47,20 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One moto server, killed when dropped.
+/// One moto server, killed when dropped, and the realism layer in front of it.
 pub struct Emulator {
     child: Child,
+    /// The emulator itself: for changes made out of band, as a person would in the console.
     pub endpoint: String,
     pub log: PathBuf,
+    /// The realism layer every call of the operator's ports goes through (AWS's wire shapes and
+    /// latency; the behaviours a test is about are turned on with `wire.realism(..)`).
+    pub wire: Option<proxy::AwsProxy>,
 }
+
+/// What every call through the wire layer costs unless a test says otherwise: AWS answers in
+/// tens of milliseconds, not at once.
+pub const WIRE_LATENCY: Duration = Duration::from_millis(10);
 
 impl Drop for Emulator {
     fn drop(&mut self) {
@@ -90,10 +98,11 @@ impl Emulator {
                 )
                 .spawn()
                 .expect("start moto_server");
-            let emu = Emulator {
+            let mut emu = Emulator {
                 child,
                 endpoint: format!("http://127.0.0.1:{port}"),
                 log,
+                wire: None,
             };
             if emu.wait_ready(Duration::from_secs(30)).await {
                 emu.org_client()
@@ -102,6 +111,12 @@ impl Emulator {
                     .send()
                     .await
                     .expect("create the Organization in the emulator");
+                let wire = proxy::AwsProxy::start(&emu.endpoint).await;
+                wire.realism(proxy::Realism {
+                    latency: WIRE_LATENCY,
+                    ..Default::default()
+                });
+                emu.wire = Some(wire);
                 return emu;
             }
             last_err = std::fs::read_to_string(&emu.log).unwrap_or_default();
@@ -121,9 +136,22 @@ impl Emulator {
         false
     }
 
-    /// SDK config for the management account, pointed at this emulator, with static test credentials.
+    /// SDK config for the management account, through the realism layer in front of this
+    /// emulator, with static test credentials.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        self.sdk_config_via(&self.endpoint, 2).await
+        self.sdk_config_via(self.wire_endpoint(), 2).await
+    }
+
+    /// Where the operator's calls go: the realism layer.
+    pub fn wire_endpoint(&self) -> &str {
+        self.wire
+            .as_ref()
+            .map_or(self.endpoint.as_str(), |w| w.endpoint.as_str())
+    }
+
+    /// The operator's ports straight to the emulator, for measuring the operator alone (`make bench`).
+    pub async fn ports_direct(&self) -> AwsPorts {
+        self.ports_via(&self.endpoint, 2).await
     }
 
     /// The operator's ports (with a fresh call counter) against this emulator.
@@ -190,9 +218,12 @@ pub async fn run_dir(
 ) -> landing_zone_operator::cli::RunResult {
     use landing_zone_operator::cli::execute;
     let (args, apply_args) = cli_args(dir, state, prune, Duration::from_secs(60));
-    execute(&args, apply.then_some(&apply_args), ports)
+    let result = execute(&args, apply.then_some(&apply_args), ports)
         .await
-        .expect("the run starts")
+        .expect("the run starts");
+    // Every message of every run in the suite is a sentence, never a Debug dump.
+    assert_readable(&result);
+    result
 }
 
 /// The report of one resource in a run.
@@ -400,6 +431,13 @@ pub fn assert_readable(result: &landing_zone_operator::cli::RunResult) {
     for n in &result.notes {
         assert!(debug_dump(n).is_none(), "note is a Debug dump: {n}");
     }
+    for e in &result.errors {
+        assert!(
+            debug_dump(&e.message).is_none(),
+            "file error is a Debug dump: {}",
+            e.message
+        );
+    }
 }
 
 /// Runs `apply` once over a directory with the given `--wait` (zero: one pass, no waiting).
@@ -412,7 +450,9 @@ pub async fn apply_waiting(
 ) -> landing_zone_operator::cli::RunResult {
     let (args, mut apply) = cli_args(dir, state, prune, wait);
     apply.poll_interval = Duration::from_millis(500);
-    landing_zone_operator::cli::execute(&args, Some(&apply), ports)
+    let result = landing_zone_operator::cli::execute(&args, Some(&apply), ports)
         .await
-        .expect("the run starts")
+        .expect("the run starts");
+    assert_readable(&result);
+    result
 }

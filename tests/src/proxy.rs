@@ -32,6 +32,8 @@ pub enum Fault {
     NotEmpty,
     /// The call reaches AWS and takes effect, but its answer is lost (a crash, a cut connection).
     LoseResponse,
+    /// Any JSON-protocol error AWS documents for the operation: (HTTP status, error code).
+    Aws(u16, &'static str),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -42,6 +44,8 @@ pub struct Faults {
     pub only: Vec<String>,
     /// AWS unreachable: every connection dropped.
     pub down: bool,
+    /// Stop injecting after this many faults (none: never stop).
+    pub limit: Option<u64>,
 }
 
 /// How AWS behaves, per behaviour; the default is the emulator as it is.
@@ -64,6 +68,9 @@ pub struct Realism {
     /// IAM is eventually consistent: a group or user is NoSuchEntity for this long after it was
     /// created (IAM User Guide, "Changes that I make are not always immediately visible").
     pub iam_visibility_lag: Duration,
+    /// Member-account sessions (credentials from AssumeRole) expire this long after they were
+    /// issued, whatever expiry AWS stated: IAM and Account calls then answer `ExpiredToken`.
+    pub member_session_ttl: Option<Duration>,
     /// Writes naming these IAM groups answer `ConcurrentModification` (IAM's code) this many times.
     pub iam_concurrent_modification: BTreeMap<String, u32>,
     /// CloseAccount goes PENDING_CLOSURE, then SUSPENDED; closures are limited.
@@ -172,6 +179,8 @@ struct State {
     /// (caller's access key, "group:NAME" / "user:NAME") → created at.
     iam_created: BTreeMap<(String, String), Instant>,
     policy_put_at: Option<Instant>,
+    /// Access keys of assumed-role sessions → when AssumeRole issued them.
+    sessions: BTreeMap<String, Instant>,
     trusted_access_at: Option<Instant>,
     sequence: u64,
     /// Budgets by name: the budget as sent, and its notifications with their subscribers.
@@ -594,6 +603,9 @@ fn fault_for(s: &mut State, call: &Call) -> Option<Fault> {
     } else {
         s.faults.only.contains(&call.operation)
     };
+    if s.faults.limit.is_some_and(|l| s.injected >= l) {
+        return None;
+    }
     match s.faults.inject {
         Some((fault, fraction)) if matches => {
             s.seen += 1;
@@ -670,6 +682,14 @@ async fn handle(
                 400,
                 "OrganizationalUnitNotEmptyException",
                 "You can't delete an organizational unit (OU) that contains accounts or other OUs.",
+                None,
+            ));
+        }
+        Some(Fault::Aws(status, code)) => {
+            return Ok(json_error(
+                status,
+                code,
+                &format!("{code} (injected by the realism layer)"),
                 None,
             ));
         }
@@ -978,6 +998,23 @@ async fn sts(
                 || (!s.realism.assumable_role_names.is_empty()
                     && !s.realism.assumable_role_names.contains(&role))
         };
+        if !denied {
+            let (status, answer, bytes) = upstream.send(call, call.body.clone()).await?;
+            if status == 200 {
+                let xml = String::from_utf8_lossy(&bytes);
+                if let Some(key) = xml
+                    .split("<AccessKeyId>")
+                    .nth(1)
+                    .and_then(|r| r.split("</AccessKeyId>").next())
+                {
+                    st.lock()
+                        .unwrap()
+                        .sessions
+                        .insert(key.to_string(), Instant::now());
+                }
+            }
+            return Ok(answer);
+        }
         if denied {
             return Ok(xml_error(
                 "sts",
@@ -1002,6 +1039,14 @@ async fn iam(
     let op = call.operation.as_str();
     let now = Instant::now();
     let root_user = st.lock().unwrap().realism.root_user;
+    if expired(call, st) {
+        return Ok(xml_error(
+            "iam",
+            403,
+            "ExpiredToken",
+            "The security token included in the request is expired",
+        ));
+    }
     if op == "GetAccountSummary"
         && let Some((mfa, keys, password)) = root_user
     {
@@ -1095,6 +1140,15 @@ async fn iam(
         );
     }
     Ok(answer)
+}
+
+/// The caller's assumed-role session is older than the model lets sessions live.
+fn expired(call: &Call, st: &Arc<Mutex<State>>) -> bool {
+    let s = st.lock().unwrap();
+    match (s.realism.member_session_ttl, s.sessions.get(&call.caller)) {
+        (Some(ttl), Some(at)) => at.elapsed() > ttl,
+        _ => false,
+    }
 }
 
 /// Sets `<entry><key>KEY</key><value>N</value></entry>` in a GetAccountSummary answer.

@@ -63,6 +63,15 @@ impl AwsError {
         NOT_FOUND_CODES.contains(&self.code.as_str())
     }
 
+    /// The temporary credentials of an assumed role are no longer valid (STS sessions can end
+    /// before their stated expiry, e.g. when the role's sessions are revoked).
+    pub fn is_expired_session(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "ExpiredToken" | "ExpiredTokenException" | "RequestExpired"
+        )
+    }
+
     pub fn is_throttle(&self) -> bool {
         matches!(
             self.code.as_str(),

@@ -34,6 +34,10 @@ pub trait Members: Send + Sync {
         partition: &str,
         role_name: &str,
     ) -> AccountClients;
+
+    /// Drops the session kept for `account_id`: AWS said it expired, so the next clients assume
+    /// the role again.
+    fn forget(&self, _account_id: &str) {}
 }
 
 /// Hands out clients per account; the SDK's identity cache keeps each assumed session until
@@ -118,6 +122,13 @@ impl MemberAccess {
 }
 
 impl Members for MemberAccess {
+    fn forget(&self, account_id: &str) {
+        self.sessions
+            .lock()
+            .expect("not poisoned")
+            .retain(|(id, _), _| id != account_id);
+    }
+
     fn clients(
         &self,
         account_id: Option<&str>,

@@ -521,3 +521,58 @@ impl Organizations for SdkOrganizations {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[allow(deprecated)]
+    fn an_account_without_state_falls_back_to_status() {
+        // (State, Status, expected, reason)
+        let table = [
+            (Some("ACTIVE"), None, "ACTIVE", "State as AWS now sends it"),
+            (
+                None,
+                Some("SUSPENDED"),
+                "SUSPENDED",
+                "older answers carry only the deprecated Status",
+            ),
+            (
+                Some("PENDING_CLOSURE"),
+                Some("ACTIVE"),
+                "PENDING_CLOSURE",
+                "State wins: it has the finer values",
+            ),
+            (None, None, "ACTIVE", "neither: a listed account is active"),
+        ];
+        for (state, status, want, reason) in table {
+            let a = orgs::types::Account::builder()
+                .id("111111111111")
+                .set_state(state.map(orgs::types::AccountState::from))
+                .set_status(status.map(orgs::types::AccountStatus::from))
+                .build();
+            assert_eq!(account_info(&a, None).state, want, "{reason}");
+        }
+    }
+
+    #[test]
+    fn only_young_created_accounts_are_new() {
+        let mut a = AccountInfo {
+            id: "1".into(),
+            arn: String::new(),
+            name: String::new(),
+            email: String::new(),
+            state: "ACTIVE".into(),
+            parent_id: None,
+            joined: Some(std::time::SystemTime::now()),
+            joined_method: Some("CREATED".into()),
+        };
+        assert!(a.is_new(), "created a moment ago");
+        a.joined = Some(std::time::SystemTime::now() - NEW_ACCOUNT_GRACE * 2);
+        assert!(!a.is_new(), "created long ago");
+        a.joined = Some(std::time::SystemTime::now());
+        a.joined_method = Some("INVITED".into());
+        assert!(!a.is_new(), "invited: AWS never sets up its role");
+    }
+}

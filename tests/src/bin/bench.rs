@@ -218,14 +218,14 @@ async fn bench(n: usize, drifts: usize) -> Value {
     let ous = TOP + TOP * CHILDREN;
 
     // Adopt once (sets each account's password policy), then the measured in-sync pass.
-    let adopt = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let adopt = run_dir(emu.ports_direct().await, dir.path(), &state, true, false).await;
     assert!(
         !adopt.failed(),
         "adoption failed: {:?}",
         adopt.reports.iter().find(|r| r.result.is_err())
     );
     let t = Instant::now();
-    let pass = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let pass = run_dir(emu.ports_direct().await, dir.path(), &state, true, false).await;
     let pass_secs = t.elapsed().as_secs_f64();
     let calls = by_op(&pass.metrics);
     let sum = |f: &dyn Fn(&str) -> bool| {
@@ -259,7 +259,7 @@ async fn bench(n: usize, drifts: usize) -> Value {
         naive_tags += 1;
     }
     let snapshot = landing_zone_operator::reconcile::OrgSnapshot::load(
-        emu.ports().await.organizations.as_ref(),
+        emu.ports_direct().await.organizations.as_ref(),
     )
     .await
     .unwrap();
@@ -301,7 +301,7 @@ async fn bench(n: usize, drifts: usize) -> Value {
         }
     }
     let t = Instant::now();
-    let fix = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let fix = run_dir(emu.ports_direct().await, dir.path(), &state, true, false).await;
     let converge_secs = t.elapsed().as_secs_f64();
     let fixed_writes = fix.metrics.aws_calls_of_kind("write");
     let memory = controller_memory(&emu, dir.path(), n + ous).await;

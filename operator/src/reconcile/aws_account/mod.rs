@@ -69,6 +69,16 @@ fn foreign_request(req: &CreateAccountStatus, email: &str, snap: &super::OrgSnap
 /// failure of that call; whether it passes depends on the account: a new account's role is set
 /// up by AWS some time after CreateAccount succeeded, an older one needs a human.
 pub fn member_error(e: AwsError, account: Option<&AccountInfo>, role_name: &str) -> Error {
+    if e.is_expired_session() {
+        return Error::transient(
+            "SessionExpired",
+            format!(
+                "the session in account {} expired before AWS said it would ({}); the role is assumed again on the retry",
+                account.map(|a| a.id.as_str()).unwrap_or("?"),
+                e.message
+            ),
+        );
+    }
     if e.code != crate::aws::error::ASSUME_ROLE_FAILED {
         return e.into();
     }
@@ -332,7 +342,13 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         .and_then(|s| s.account_id.clone());
     if let (Some(id), Readiness::Ready { .. }, true) = (active, &progress.ready, spec.baseline) {
         let info = pass.snapshot.accounts.get(&id).cloned();
-        let classify = |e: AwsError| member_error(e, info.as_ref(), &spec.role_name);
+        let members = pass.aws.members.clone();
+        let classify = |e: AwsError| {
+            if e.is_expired_session() {
+                members.forget(&id);
+            }
+            member_error(e, info.as_ref(), &spec.role_name)
+        };
         let created = progress
             .actions
             .iter()

@@ -179,9 +179,40 @@ async fn apply_once(iam: &dyn Iam, d: &Desired, action: &Action) -> Result<(), E
 }
 
 pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
+    let result = reconcile_group(resource, pass).await;
+    result.map_err(|e| member_failure(e, resource, pass))
+}
+
+/// A failure inside a member account, classified as the account's own baseline classifies it
+/// (a new account's role not yet assumable, an expired session, a role that cannot be assumed).
+fn member_failure(e: Error, resource: &mut Resource, pass: &Pass) -> Error {
+    let Error::Aws(aws) = e else { return e };
+    let Some(account) = group_of(resource)
+        .status
+        .as_ref()
+        .and_then(|s| s.account_id.clone())
+    else {
+        return Error::Aws(aws);
+    };
+    if aws.is_expired_session() {
+        pass.aws.members.forget(&account);
+    }
+    super::aws_account::member_error(
+        aws,
+        pass.snapshot.accounts.get(&account),
+        pass.role_name(&account),
+    )
+}
+
+async fn reconcile_group(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
     let g = group_of(resource).clone();
     let d = desired(&g)?;
     let (account, iam) = target(&g, pass)?;
+    // Known before anything is read, so a failure inside the account can name it.
+    group_of(resource)
+        .status
+        .get_or_insert_with(Default::default)
+        .account_id = Some(account.clone());
     // In a plan, an account that apply would create has no groups yet: nothing to read.
     let (observed, info) = if account
         == super::planned_id(&Key::new(
