@@ -337,13 +337,29 @@ pub async fn execute(
         None => (Mode::Plan, Arc::new(NoSink)),
     };
     let started = Instant::now();
-    let mut reports;
+    // The latest report of every resource; a round while waiting reconciles only what is still in
+    // progress (and keeps what is done), so waiting for accounts costs no full pass per round.
+    let mut latest: std::collections::BTreeMap<reconcile::Key, Report> = Default::default();
+    let mut todo: Vec<usize> = (0..resources.len()).collect();
     loop {
         let mut pass = Pass::begin(aws.clone(), mode, sink.clone())
             .await
             .map_err(|e| format!("cannot read the AWS Organization: {e}"))?;
-        reports = reconcile::run_pass(&mut resources, &mut pass).await;
-        let pending: Vec<&Report> = reports.iter().filter(|r| in_progress(r)).collect();
+        for r in &resources {
+            if let Some(id) = r.aws_id() {
+                pass.ids.insert(r.key(), id);
+            }
+        }
+        pass.role_names = reconcile::role_names(&resources, &pass.ids);
+        let mut round: Vec<Resource> = todo.iter().map(|&i| resources[i].clone()).collect();
+        let reports = reconcile::run_pass(&mut round, &mut pass).await;
+        for (&i, r) in todo.iter().zip(round) {
+            resources[i] = r;
+        }
+        for r in reports {
+            latest.insert(r.key.clone(), r);
+        }
+        let pending: Vec<&Report> = latest.values().filter(|r| in_progress(r)).collect();
         match apply {
             Some(a) if !pending.is_empty() && started.elapsed() + a.poll_interval < a.wait => {
                 eprintln!(
@@ -352,11 +368,23 @@ pub async fn execute(
                     a.poll_interval.as_secs_f64().ceil(),
                     a.wait.as_secs()
                 );
+                let keys: std::collections::BTreeSet<&reconcile::Key> =
+                    pending.iter().map(|r| &r.key).collect();
+                todo = (0..resources.len())
+                    .filter(|&i| keys.contains(&resources[i].key()))
+                    .collect();
                 tokio::time::sleep(a.poll_interval).await;
             }
             _ => break,
         }
     }
+    let order: std::collections::BTreeMap<reconcile::Key, usize> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.key(), i))
+        .collect();
+    let mut reports: Vec<Report> = latest.into_values().collect();
+    reports.sort_by_key(|r| order.get(&r.key).copied().unwrap_or(usize::MAX));
     if mode == Mode::Apply {
         state.write()?; // the volatile fields (lastSyncTime) the saves left for the end
     }

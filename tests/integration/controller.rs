@@ -3,6 +3,7 @@
 
 use landing_zone_tests::k8s::{ControlPlane, kubectl, say};
 use landing_zone_tests::operator::{Operator, wait_for};
+use landing_zone_tests::proxy::AwsProxy;
 use landing_zone_tests::{Emulator, workspace_root};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -516,4 +517,145 @@ async fn only_the_leader_writes_and_the_standby_takes_over() {
     )
     .await;
     assert!(b.metric("landingzone_aws_api_calls_total", &["kind=\"write\""]) >= 1.0);
+}
+
+/// Fencing: the leader is frozen (SIGSTOP) past its lease with AWS writes waiting in its pacer;
+/// the standby takes over; when the old leader resumes (SIGCONT), it sends not one AWS write —
+/// counted at the wire, in front of each replica.
+#[tokio::test]
+async fn a_frozen_leader_sends_no_aws_write_after_the_standby_took_over() {
+    let Some(k8s) =
+        ControlPlane::dedicated("a_frozen_leader_sends_no_aws_write_after_the_standby_took_over")
+            .await
+    else {
+        return;
+    };
+    let cp = &k8s.cp;
+    let emu = Emulator::start().await;
+    install(cp);
+    let wire_a = AwsProxy::start(&emu.endpoint).await;
+    let wire_b = AwsProxy::start(&emu.endpoint).await;
+    // Tag writes paced to one per 10 s: drift on four accounts leaves three writes queued.
+    let args = |wire: &AwsProxy| {
+        vec![
+            "--resync-interval".to_string(),
+            "2s".to_string(),
+            "--endpoint-url".to_string(),
+            wire.endpoint.clone(),
+            "--rate-limit".to_string(),
+            "TagResource=0.1/1".to_string(),
+        ]
+    };
+    let args_a = args(&wire_a);
+    let a = Operator::start(
+        cp,
+        &emu,
+        "op-a",
+        &args_a.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    wait_for(Duration::from_secs(20), "op-a leading", || {
+        (a.metric("landingzone_leader", &[]) == 1.0).then_some(())
+    })
+    .await;
+    let args_b = args(&wire_b);
+    let b = Operator::start(
+        cp,
+        &emu,
+        "op-b",
+        &args_b.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    wait_for(Duration::from_secs(20), "op-b serving", || {
+        b.metrics().contains("landingzone_leader").then_some(())
+    })
+    .await;
+    let accounts: Vec<String> = (1..=4)
+        .map(|i| format!("apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {{name: f{i}}}\nspec: {{accountName: f{i}, email: aws-f{i}@example.com, tags: {{team: t{i}}}}}\n"))
+        .collect();
+    kubectl(cp, &["apply", "-f", "-"], Some(&accounts.join("---\n"))).unwrap();
+    let ids: Vec<String> = wait_for(Duration::from_secs(60), "four accounts Ready", || {
+        let list = get_json(cp, &["awsaccounts"]);
+        let items = list["items"].as_array().cloned().unwrap_or_default();
+        (items.len() == 4
+            && items
+                .iter()
+                .all(|o| condition(o, "Ready").is_some_and(|(s, _)| s == "True")))
+        .then(|| {
+            items
+                .iter()
+                .map(|o| o["status"]["accountId"].as_str().unwrap().to_string())
+                .collect()
+        })
+    })
+    .await;
+    // Drift out of band on every account: the leader queues one TagResource per account.
+    let tags_before = wire_a.count("TagResource");
+    for id in &ids {
+        emu.org_client()
+            .untag_resource()
+            .resource_id(id)
+            .tag_keys("team")
+            .send()
+            .await
+            .unwrap();
+    }
+    wait_for(
+        Duration::from_secs(20),
+        "op-a sending its first TagResource",
+        || (wire_a.count("TagResource") > tags_before).then_some(()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        wire_a.count("TagResource") < tags_before + 4,
+        "some tag writes are still queued in op-a's pacer"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-STOP", &a.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let frozen = Instant::now();
+    wait_for(Duration::from_secs(40), "op-b leading", || {
+        (b.metric("landingzone_leader", &[]) == 1.0).then_some(())
+    })
+    .await;
+    let writes_at_takeover = wire_a.writes();
+    say(&format!(
+        "e2e: op-a frozen; op-b took the lease after {:.1} s",
+        frozen.elapsed().as_secs_f64()
+    ));
+    std::process::Command::new("kill")
+        .args(["-CONT", &a.pid().to_string()])
+        .status()
+        .unwrap();
+    // Long enough for every queued write's pacing slot and for op-a to notice and stop.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(
+        wire_a.writes(),
+        writes_at_takeover,
+        "the old leader sent AWS writes after the takeover:\n{}",
+        a.log_tail()
+    );
+    // The new leader finished the job.
+    let start = Instant::now();
+    loop {
+        let mut restored = true;
+        for id in &ids {
+            restored &= emu.tags_of(id).await.contains_key("team");
+        }
+        if restored {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "op-b did not restore the tags:\n{}",
+            b.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(wire_b.writes() > 0);
+    say(&format!(
+        "e2e: after SIGCONT op-a sent {} AWS writes (wire count)",
+        wire_a.writes() - writes_at_takeover
+    ));
 }

@@ -577,6 +577,18 @@ impl AwsProxy {
             .unwrap_or(0)
     }
 
+    /// Write calls that reached this layer (Describe/List/Get/Head and AssumeRole are reads).
+    pub fn writes(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap()
+            .counts
+            .iter()
+            .filter(|(op, _)| landing_zone_operator::aws::call_kind(op) == "write")
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     pub fn total(&self) -> u64 {
         self.state.lock().unwrap().counts.values().sum()
     }

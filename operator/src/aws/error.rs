@@ -137,6 +137,9 @@ impl AwsError {
                 if let Some(m) = find_in_chain::<MemberAccessError>(&err) {
                     return m.to_aws_error(service, operation);
                 }
+                if let Some(f) = find_in_chain::<super::pacing::Fenced>(&err) {
+                    return Self::new(service, operation, NOT_LEADER, f.to_string());
+                }
                 if let Some(p) = find_in_chain::<super::pacing::PacedTooLong>(&err) {
                     return Self {
                         retryable: true,
@@ -193,6 +196,9 @@ pub struct MemberAccessError {
     pub role_arn: String,
     pub cause: AwsError,
 }
+
+/// Code of an [`AwsError`] for a write this replica did not send: it lost the leader lease.
+pub const NOT_LEADER: &str = "NotLeader";
 
 /// Code of an [`AwsError`] that failed because a member account's role could not be assumed;
 /// `AwsError::member_access` holds the STS code.

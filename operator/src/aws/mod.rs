@@ -66,6 +66,8 @@ pub struct AwsPorts {
     pub organizations_writes: Arc<AtomicU64>,
     /// The client-side pacing every call goes through (the reconcile asks it before CreateAccount).
     pub pacer: Arc<pacing::Pacer>,
+    /// Whether this process may write to AWS (open in the CLI; the lease holds it in a cluster).
+    pub fence: Arc<pacing::Fence>,
 }
 
 impl AwsPorts {
@@ -97,9 +99,14 @@ impl AwsPorts {
                 .build_https()
         });
         let pacer = Arc::new(pacing::Pacer::new(limits));
+        let fence = Arc::new(pacing::Fence::open());
         let sdk_config = sdk_config
             .to_builder()
-            .http_client(pacing::PacedHttpClient::new(http, pacer.clone()))
+            .http_client(pacing::PacedHttpClient::new(
+                http,
+                pacer.clone(),
+                fence.clone(),
+            ))
             // Request bodies here are a few KiB sent at once; the upload-throughput guard would only
             // count a request waiting for its pacing slot as a stalled upload.
             .stalled_stream_protection(
@@ -160,6 +167,7 @@ impl AwsPorts {
             metrics,
             organizations_writes: recorder.organizations_writes.clone(),
             pacer,
+            fence,
         }
     }
 }

@@ -200,16 +200,75 @@ impl std::fmt::Display for PacedTooLong {
 
 impl std::error::Error for PacedTooLong {}
 
+/// Who may write to AWS: the one place every request passes decides, right before it is sent.
+///
+/// The CLI's fence is always open. The controller's is open only until a deadline that each
+/// successful lease renewal moves on (its start plus the renew deadline, shorter than the lease):
+/// a replica frozen past it (a paused process, a partitioned node) finds its writes refused the
+/// moment it resumes, whichever of its tasks runs first, and writes that waited in the pacer are
+/// refused too, because the check comes after the wait.
+#[derive(Debug, Default)]
+pub struct Fence {
+    /// `None`: always open. `Some(t)`: open until `t` (monotonic; a past instant is closed).
+    until: Mutex<Option<Instant>>,
+}
+
+impl Fence {
+    /// Writes allowed until told otherwise (the CLI).
+    pub fn open() -> Self {
+        Self::default()
+    }
+
+    /// Closed now: writes allowed only after [`Fence::open_until`].
+    pub fn close(&self) {
+        *self.until.lock().expect("not poisoned") = Some(Instant::now());
+    }
+
+    pub fn open_until(&self, deadline: Instant) {
+        *self.until.lock().expect("not poisoned") = Some(deadline);
+    }
+
+    pub fn allows_writes(&self) -> bool {
+        self.until
+            .lock()
+            .expect("not poisoned")
+            .is_none_or(|t| Instant::now() < t)
+    }
+}
+
+/// A write not sent because this replica may no longer write (see [`Fence`]).
+#[derive(Debug, Clone)]
+pub struct Fenced {
+    pub operation: String,
+}
+
+impl std::fmt::Display for Fenced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} was not sent: this replica no longer holds the leader lease (another replica may be writing); it stops, and the leader carries on",
+            self.operation
+        )
+    }
+}
+
+impl std::error::Error for Fenced {}
+
 /// The HTTP client shared by every SDK client of the process, pacing each request.
 #[derive(Clone, Debug)]
 pub struct PacedHttpClient {
     inner: SharedHttpClient,
     pacer: Arc<Pacer>,
+    fence: Arc<Fence>,
 }
 
 impl PacedHttpClient {
-    pub fn new(inner: SharedHttpClient, pacer: Arc<Pacer>) -> Self {
-        Self { inner, pacer }
+    pub fn new(inner: SharedHttpClient, pacer: Arc<Pacer>, fence: Arc<Fence>) -> Self {
+        Self {
+            inner,
+            pacer,
+            fence,
+        }
     }
 }
 
@@ -222,6 +281,7 @@ impl HttpClient for PacedHttpClient {
         SharedHttpConnector::new(PacedConnector {
             inner: self.inner.http_connector(settings, components),
             pacer: self.pacer.clone(),
+            fence: self.fence.clone(),
         })
     }
 }
@@ -230,17 +290,31 @@ impl HttpClient for PacedHttpClient {
 struct PacedConnector {
     inner: SharedHttpConnector,
     pacer: Arc<Pacer>,
+    fence: Arc<Fence>,
 }
 
 impl HttpConnector for PacedConnector {
     fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
         let bucket = request.headers_mut().remove(PACE_HEADER);
-        let (inner, pacer) = (self.inner.clone(), self.pacer.clone());
+        let (inner, pacer, fence) = (self.inner.clone(), self.pacer.clone(), self.fence.clone());
         HttpConnectorFuture::new(async move {
-            if let Some(bucket) = bucket
-                && let Err(e) = pacer.acquire_within(&bucket, MAX_WAIT_IN_CONNECTOR).await
+            if let Some(bucket) = &bucket
+                && let Err(e) = pacer.acquire_within(bucket, MAX_WAIT_IN_CONNECTOR).await
             {
                 return Err(ConnectorError::other(Box::new(e), None));
+            }
+            // After the wait: a write queued in the pacer before the lease was lost is not sent.
+            let operation = bucket
+                .as_deref()
+                .and_then(|b| b.rsplit('/').next())
+                .unwrap_or("an AWS call");
+            if super::call_kind(operation) == "write" && !fence.allows_writes() {
+                return Err(ConnectorError::other(
+                    Box::new(Fenced {
+                        operation: operation.to_string(),
+                    }),
+                    None,
+                ));
             }
             inner.call(request).await
         })

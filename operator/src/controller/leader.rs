@@ -1,7 +1,13 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease, so two replicas never both write to AWS.
 //!
 //! Acquire and renew are compare-and-swap replaces (the Lease's resourceVersion), so two
-//! candidates can never both believe they hold it.
+//! candidates can never both believe they hold it. Whether another replica's lease has expired
+//! is judged by this process's own monotonic clock — how long the Lease has gone unchanged since
+//! this process saw it change — never by comparing the other pod's `renewTime` with the local
+//! wall clock, so clock skew between nodes cannot hand the lease over early (as client-go does).
+//!
+//! The lease alone cannot stop a paused leader from writing when it resumes: the AWS clients'
+//! [`crate::aws::pacing::Fence`] does, opened only until shortly before the lease could expire.
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -15,6 +21,8 @@ pub struct LeaseLock {
     name: String,
     pub identity: String,
     pub duration: Duration,
+    /// The Lease's resourceVersion when this process last saw it change, and when.
+    observed: std::sync::Mutex<Option<(String, std::time::Instant)>>,
 }
 
 impl LeaseLock {
@@ -24,6 +32,7 @@ impl LeaseLock {
             name: name.to_string(),
             identity: identity.to_string(),
             duration,
+            observed: Default::default(),
         }
     }
 
@@ -58,12 +67,23 @@ impl LeaseLock {
         let spec = lease.spec.clone().unwrap_or_default();
         let holder = spec.holder_identity.clone().unwrap_or_default();
         let held_by_me = holder == self.identity;
-        let expired = spec.renew_time.as_ref().is_none_or(|t| {
-            let secs = spec
-                .lease_duration_seconds
-                .unwrap_or(self.duration.as_secs() as i32);
-            t.0 + std::time::Duration::from_secs(secs.max(0) as u64) < now
-        });
+        let version = lease.metadata.resource_version.clone().unwrap_or_default();
+        let unchanged_for = {
+            let mut observed = self.observed.lock().expect("not poisoned");
+            match observed.as_ref() {
+                Some((v, at)) if *v == version => at.elapsed(),
+                _ => {
+                    *observed = Some((version, std::time::Instant::now()));
+                    Duration::ZERO
+                }
+            }
+        };
+        let lease_for = Duration::from_secs(
+            spec.lease_duration_seconds
+                .unwrap_or(self.duration.as_secs() as i32)
+                .max(0) as u64,
+        );
+        let expired = spec.renew_time.is_none() || unchanged_for > lease_for;
         if !held_by_me && !holder.is_empty() && !expired {
             return Ok(false);
         }

@@ -422,7 +422,7 @@ async fn apply<K: LandingZoneKind>(obj: Arc<K>, ctx: &Context) -> Result<Action,
                 Readiness::NotReady {
                     reason: "Creating" | "AccountNotYetVisible",
                     ..
-                } => Action::requeue(Duration::from_secs(15)),
+                } => Action::requeue(CREATING_RECHECK),
                 _ => Action::requeue(jitter(ctx.settings.resync_interval, 0.1)),
             })
         }
@@ -592,8 +592,11 @@ fn error_policy<K: LandingZoneKind>(
     Action::requeue(delay)
 }
 
+/// How often an account being created is looked at (DescribeCreateAccountStatus, or the list).
+const CREATING_RECHECK: Duration = Duration::from_secs(10);
+
 /// How soon a resource queued behind an AWS limit (accounts in creation or closing) looks again.
-const QUEUED_RECHECK: Duration = Duration::from_secs(15);
+const QUEUED_RECHECK: Duration = Duration::from_secs(5);
 
 /// Refuses to start before the CRDs are installed, with a message saying how to install them.
 async fn check_crds(client: &Client) -> anyhow::Result<()> {
@@ -651,54 +654,89 @@ pub async fn run(
         &settings.identity,
         settings.lease_duration,
     );
+    // No AWS write until the lease is ours, and then only until shortly before it could expire.
+    let fence = aws.fence.clone();
+    fence.close();
     ready.store(true, std::sync::atomic::Ordering::SeqCst);
+    let timing = LeaseTiming::of(settings.lease_duration);
     // Standby until the lease is ours.
-    let renew_every = settings.lease_duration / 3;
-    loop {
+    let acquired_at = loop {
         if *stop_rx.borrow() {
             return Ok(());
         }
-        match lease.try_acquire_or_renew().await {
-            Ok(true) => break,
-            Ok(false) => tracing::debug!("standby: another replica holds the lease"),
-            Err(e) => tracing::warn!(error = %e, "could not read the lease"),
+        let attempt = Instant::now();
+        match tokio::time::timeout(timing.retry_period, lease.try_acquire_or_renew()).await {
+            Ok(Ok(true)) => break attempt,
+            Ok(Ok(false)) => tracing::debug!("standby: another replica holds the lease"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not read the lease; trying again"),
+            Err(_) => {
+                tracing::warn!("the API server did not answer the lease read in time; trying again")
+            }
         }
         tokio::select! {
-            _ = tokio::time::sleep(renew_every) => {},
+            _ = tokio::time::sleep(timing.retry_period) => {},
             _ = stopped(stop_rx.clone()) => return Ok(()),
         }
-    }
+    };
+    fence.open_until(acquired_at + timing.renew_deadline);
     tracing::info!(identity = %settings.identity, "acquired the lease: this replica reconciles");
     aws.metrics.leader.set(1);
 
-    // Renew while leading; losing the lease stops the controllers before another replica starts.
+    // Renew while leading. Each success opens the fence until its start plus the renew deadline
+    // (shorter than the lease); missing that deadline, or losing the lease, closes it at once and
+    // stops the controllers — before another replica can have taken over.
     let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let renewer = tokio::spawn({
         let stop_tx = stop_tx.clone();
         let lost = lost.clone();
-        let duration = settings.lease_duration;
+        let fence = fence.clone();
         async move {
-            let mut last_ok = Instant::now();
+            let mut last_ok = acquired_at;
+            let give_up = |why: &str| {
+                fence.close();
+                tracing::error!(
+                    "{why}: no further AWS writes; stopping (a standby replica takes over)"
+                );
+                lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                let _ = stop_tx.send(true);
+            };
             loop {
-                tokio::time::sleep(renew_every).await;
-                match lease.try_acquire_or_renew().await {
-                    Ok(true) => last_ok = Instant::now(),
-                    Ok(false) => {
-                        tracing::error!("lost the lease to another replica: stopping");
-                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
-                        let _ = stop_tx.send(true);
+                tokio::time::sleep(timing.retry_period).await;
+                if *stop_tx.borrow() {
+                    return lease;
+                }
+                let attempt = Instant::now();
+                match tokio::time::timeout(timing.retry_period, lease.try_acquire_or_renew()).await
+                {
+                    Ok(Ok(true)) if attempt < last_ok + timing.renew_deadline => {
+                        last_ok = attempt;
+                        fence.open_until(attempt + timing.renew_deadline);
+                    }
+                    // Renewed, but only after the deadline (e.g. this process was paused): the
+                    // fence closed meanwhile and a standby may have acted; stop to be safe.
+                    Ok(Ok(true)) => {
+                        give_up("the lease was renewed only after the renew deadline had passed");
                         return lease;
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not renew the lease");
-                        if last_ok.elapsed() > duration.mul_f64(0.8) {
-                            lost.store(true, std::sync::atomic::Ordering::SeqCst);
-                            let _ = stop_tx.send(true);
-                            return lease;
-                        }
+                    Ok(Ok(false)) => {
+                        give_up("lost the lease to another replica");
+                        return lease;
                     }
+                    Ok(Err(e)) => tracing::warn!(
+                        error = %e,
+                        "could not renew the lease; trying again in {} s",
+                        timing.retry_period.as_secs()
+                    ),
+                    Err(_) => tracing::warn!(
+                        "the API server did not answer the lease renewal within {} s; trying again",
+                        timing.retry_period.as_secs()
+                    ),
                 }
-                if *stop_tx.borrow() {
+                if Instant::now() >= last_ok + timing.renew_deadline {
+                    give_up(&format!(
+                        "the lease could not be renewed within {} s",
+                        timing.renew_deadline.as_secs()
+                    ));
                     return lease;
                 }
             }
@@ -768,6 +806,8 @@ pub async fn run(
         start!(trail_ctrl, "AuditTrail"),
     );
     ctx.aws.metrics.leader.set(0);
+    // Nothing is written once the controllers stopped, and certainly not after the hand-over.
+    ctx.aws.fence.close();
     let _ = stop_tx.send(true);
     if let Ok(lease) = renewer.await
         && !lost.load(std::sync::atomic::Ordering::SeqCst)
@@ -782,6 +822,25 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How the lease is kept: renewed every `retry_period`, each call given as long; writes allowed
+/// until `renew_deadline` after the start of the last successful renewal. The deadline is well
+/// inside the lease, so a replica that cannot renew stops writing before a standby may take over.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LeaseTiming {
+    pub retry_period: Duration,
+    pub renew_deadline: Duration,
+}
+
+impl LeaseTiming {
+    /// client-go's proportions: 15 s lease → renew every 3 s, deadline 10 s.
+    pub fn of(lease: Duration) -> Self {
+        Self {
+            retry_period: (lease / 5).max(Duration::from_millis(500)),
+            renew_deadline: lease.mul_f64(2.0 / 3.0),
+        }
+    }
 }
 
 /// A controller whose cache keeps objects without `managedFields`: server-side apply's bookkeeping,
@@ -820,6 +879,27 @@ fn watch_dependency<K: LandingZoneKind, D: LandingZoneKind>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_stop_well_before_the_lease_could_pass_to_a_standby() {
+        for secs in [6u64, 15, 60] {
+            let lease = Duration::from_secs(secs);
+            let t = LeaseTiming::of(lease);
+            // A standby takes over only after the lease went unrenewed for its whole duration;
+            // the leader stops writing at the renew deadline, with at least one retry to spare.
+            assert!(t.renew_deadline + t.retry_period < lease, "{secs} s: {t:?}");
+            assert!(t.renew_deadline >= t.retry_period * 3, "{secs} s: {t:?}");
+        }
+        // The fence: open until the deadline, closed after it and when closed by hand.
+        let fence = crate::aws::pacing::Fence::open();
+        assert!(fence.allows_writes(), "the CLI's fence is open");
+        fence.close();
+        assert!(!fence.allows_writes());
+        fence.open_until(Instant::now() + Duration::from_secs(60));
+        assert!(fence.allows_writes());
+        fence.open_until(Instant::now() - Duration::from_millis(1));
+        assert!(!fence.allows_writes(), "a passed deadline is closed");
+    }
 
     #[test]
     fn a_snapshot_ages_with_time_and_is_stale_after_own_writes() {

@@ -536,7 +536,7 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
     // Each wave holds resources whose references all come from earlier waves; a wave's resources
     // are reconciled concurrently, each with its own fork of the pass.
     for wave in waves(resources, &order) {
-        pass.role_names = role_names(resources, &pass.ids);
+        pass.role_names.extend(role_names(resources, &pass.ids));
         let base = pass.snapshot.clone();
         let forks: Vec<_> = wave
             .iter()

@@ -152,6 +152,18 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         }
         create_request(status, pass).await?
     };
+    // A request the snapshot still lists in flight has finished: its slot under AWS's limit of 5
+    // is free, so queued accounts should see a fresh list.
+    if let Some(req) = &request
+        && req.state != crate::aws::organizations::CreateState::InProgress
+        && pass
+            .snapshot
+            .in_flight
+            .iter()
+            .any(|r| r.request_id == req.request_id)
+    {
+        pass.aws.snapshot_outdated();
+    }
     // … and adopt what it made only if it is this resource's account.
     if status_of(resource).create_request_found_by_name
         && let Some(req) = &request
