@@ -171,8 +171,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 pub fn init_tracing(format: LogFormat, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only for a person at a terminal, never in a log file or a collector.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
@@ -276,6 +278,9 @@ fn crds(out: Option<PathBuf>) -> ExitCode {
 
 /// Everything a plan or apply run produced, for printing.
 pub struct RunResult {
+    /// What `status` and the printer columns carry, for a person: per account the root user and
+    /// password policy, per budget the spend, per trail its logging.
+    pub summary: Vec<String>,
     pub reports: Vec<Report>,
     pub deletions: Vec<Report>,
     pub errors: Vec<LoadError>,
@@ -337,6 +342,7 @@ pub async fn execute(
         None => (Mode::Plan, Arc::new(NoSink)),
     };
     let started = Instant::now();
+    let mut view = apply.map(|_| ProgressView::new(resources.len()));
     // The latest report of every resource; a round while waiting reconciles only what is still in
     // progress (and keeps what is done), so waiting for accounts costs no full pass per round.
     let mut latest: std::collections::BTreeMap<reconcile::Key, Report> = Default::default();
@@ -360,14 +366,19 @@ pub async fn execute(
             latest.insert(r.key.clone(), r);
         }
         let pending: Vec<&Report> = latest.values().filter(|r| in_progress(r)).collect();
+        if let Some(v) = view.as_mut() {
+            v.update(&latest);
+        }
         match apply {
             Some(a) if !pending.is_empty() && started.elapsed() + a.poll_interval < a.wait => {
-                eprintln!(
-                    "{}; checking again in {} s (up to --wait {} s)",
-                    describe_pending(&pending),
-                    a.poll_interval.as_secs_f64().ceil(),
-                    a.wait.as_secs()
-                );
+                if view.as_ref().is_some_and(|v| v.bar.is_none()) {
+                    eprintln!(
+                        "{}; checking again in {} s (up to --wait {} s)",
+                        describe_pending(&pending),
+                        a.poll_interval.as_secs_f64().ceil(),
+                        a.wait.as_secs()
+                    );
+                }
                 let keys: std::collections::BTreeSet<&reconcile::Key> =
                     pending.iter().map(|r| &r.key).collect();
                 todo = (0..resources.len())
@@ -377,6 +388,9 @@ pub async fn execute(
             }
             _ => break,
         }
+    }
+    if let Some(v) = view {
+        v.finish();
     }
     let order: std::collections::BTreeMap<reconcile::Key, usize> = resources
         .iter()
@@ -415,6 +429,7 @@ pub async fn execute(
         }
     }
     Ok(RunResult {
+        summary: summary(&resources),
         reports,
         deletions,
         errors: loaded.errors,
@@ -445,6 +460,69 @@ pub fn in_progress(r: &Report) -> bool {
     }
 }
 
+/// A waiting apply's progress: a live bar on a terminal (resources done of all, what is being
+/// created or queued, the slowest step), one line per change of a resource's state otherwise.
+struct ProgressView {
+    bar: Option<indicatif::ProgressBar>,
+    /// Each resource's state (readiness reason) and since when.
+    seen: std::collections::BTreeMap<reconcile::Key, (String, Instant)>,
+}
+
+impl ProgressView {
+    fn new(total: usize) -> Self {
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = indicatif::ProgressBar::new(total as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} resources done · {msg}",
+                )
+                .expect("valid template"),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            bar
+        });
+        Self {
+            bar,
+            seen: Default::default(),
+        }
+    }
+
+    fn update(&mut self, latest: &std::collections::BTreeMap<reconcile::Key, Report>) {
+        for (key, r) in latest {
+            let state = readiness(r).1;
+            let changed = self.seen.get(key).is_none_or(|(s, _)| *s != state);
+            if changed {
+                if self.bar.is_none()
+                    && let Some((before, _)) = self.seen.get(key)
+                {
+                    eprintln!("{key}: {before} -> {state}");
+                }
+                self.seen.insert(key.clone(), (state, Instant::now()));
+            }
+        }
+        let Some(bar) = &self.bar else { return };
+        let pending: Vec<&Report> = latest.values().filter(|r| in_progress(r)).collect();
+        bar.set_position((latest.len() - pending.len()) as u64);
+        let slowest = pending
+            .iter()
+            .filter_map(|r| self.seen.get(&r.key).map(|(s, at)| (r, s, at)))
+            .min_by_key(|(_, _, at)| **at)
+            .map(|(r, s, at)| format!("; slowest: {} ({s}, {} s)", r.key, at.elapsed().as_secs()))
+            .unwrap_or_default();
+        bar.set_message(if pending.is_empty() {
+            "done".to_string()
+        } else {
+            format!("{}{slowest}", describe_pending(&pending))
+        });
+    }
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 fn describe_pending(pending: &[&Report]) -> String {
     let mut by_reason: std::collections::BTreeMap<String, usize> = Default::default();
     for r in pending {
@@ -459,6 +537,70 @@ fn describe_pending(pending: &[&Report]) -> String {
         pending.len(),
         parts.join(", ")
     )
+}
+
+/// One line per account, budget and trail with what its status reports.
+pub fn summary(resources: &[Resource]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in resources {
+        match r {
+            Resource::AwsAccount(a) => {
+                let Some(s) = &a.status else { continue };
+                let Some(sec) = &s.security else { continue };
+                let root = match (
+                    sec.root_access_keys_present,
+                    sec.root_password_present,
+                    sec.root_mfa_enabled,
+                ) {
+                    (true, _, _) => "root user HAS ACCESS KEYS (delete them)",
+                    (false, false, _) => "root user without password or access keys",
+                    (false, true, true) => "root user with password and MFA",
+                    (false, true, false) => "root user has a password but NO MFA",
+                };
+                let policy = if sec.password_policy_compliant {
+                    "password policy compliant"
+                } else {
+                    "password policy NOT compliant"
+                };
+                out.push(format!(
+                    "account {} ({}): {root}; {policy}",
+                    a.spec.account_name,
+                    s.account_id.as_deref().unwrap_or("-")
+                ));
+            }
+            Resource::Budget(b) => {
+                let Some(s) = &b.status else { continue };
+                let Some(actual) = &s.actual_spend else {
+                    continue;
+                };
+                out.push(format!(
+                    "budget {}: {actual} spent of {} {} ({} %), forecast {}",
+                    b.spec.budget_name,
+                    b.spec.limit.amount,
+                    b.spec.limit.unit,
+                    s.percent_used.as_deref().unwrap_or("?"),
+                    s.forecasted_spend.as_deref().unwrap_or("unknown")
+                ));
+            }
+            Resource::AuditTrail(t) => {
+                let Some(s) = &t.status else { continue };
+                let Some(logging) = s.is_logging else {
+                    continue;
+                };
+                out.push(format!(
+                    "trail {}: {}{}",
+                    t.spec.trail_name,
+                    if logging { "logging" } else { "NOT logging" },
+                    s.latest_delivery_error
+                        .as_deref()
+                        .map(|e| format!(", delivery failing: {e}"))
+                        .unwrap_or_default()
+                ));
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 fn readiness(r: &Report) -> (String, String, String) {
@@ -504,6 +646,7 @@ pub fn print_result(result: &RunResult, applied: bool, output: Output) {
                 "file": e.file, "resource": e.resource, "field": e.field, "message": e.message,
             })).collect::<Vec<_>>(),
             "notes": result.notes,
+            "summary": result.summary,
             "awsCalls": { "reads": reads, "writes": writes, "byOperation": by_op },
         });
         println!("{}", serde_json::to_string_pretty(&doc).expect("JSON"));
@@ -573,6 +716,13 @@ pub fn print_result(result: &RunResult, applied: bool, output: Output) {
         });
     }
     print_table(&rows);
+    if !result.summary.is_empty() {
+        println!();
+        for line in &result.summary {
+            println!("{line}");
+        }
+        println!();
+    }
     for e in &result.errors {
         println!("error: {e}");
     }

@@ -273,6 +273,46 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
         prod_reasons.contains(&"DriftDetected".to_string()),
         "{prod_reasons:?}"
     );
+    // Every Event, condition and log line the operator produced is a sentence, never a Debug dump.
+    for e in events["items"].as_array().unwrap() {
+        let note = e["note"].as_str().or(e["message"].as_str()).unwrap_or("");
+        assert!(
+            landing_zone_tests::debug_dump(note).is_none(),
+            "Event is a Debug dump: {note}"
+        );
+    }
+    for kind in [
+        "organizationalunits",
+        "awsaccounts",
+        "identitygroups",
+        "budgets",
+        "audittrails",
+    ] {
+        for o in get_json(cp, &[kind])["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            for c in o["status"]["conditions"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
+                let m = c["message"].as_str().unwrap_or("");
+                assert!(
+                    landing_zone_tests::debug_dump(m).is_none(),
+                    "condition is a Debug dump: {m}"
+                );
+            }
+        }
+    }
+    let log = std::fs::read_to_string(&op.log).unwrap_or_default();
+    for line in log.lines() {
+        assert!(
+            landing_zone_tests::debug_dump(line).is_none(),
+            "log line is a Debug dump: {line}"
+        );
+    }
     assert!(
         prod_reasons.contains(&"DriftCorrected".to_string()),
         "{prod_reasons:?}"

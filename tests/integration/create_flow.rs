@@ -492,3 +492,42 @@ async fn an_expired_member_session_is_assumed_again() {
         "a new session was assumed"
     );
 }
+
+#[tokio::test]
+async fn apply_at_a_terminal_shows_progress_and_finishes_the_job_in_one_run() {
+    // More new accounts than AWS lets be created at once, through the real binary at a terminal
+    // (a pty from `script`): one run, exit 0, a live progress line, and the security summary.
+    let (emu, proxy) = realistic(3).await;
+    let dir = dir_with(&accounts(7, ""));
+    let state = dir.path().join("state.json");
+    let cmd = format!(
+        "{} apply --dir {} --state {} --poll-interval 1s --endpoint-url {}",
+        landing_zone_tests::operator::binary().display(),
+        dir.path().display(),
+        state.display(),
+        proxy.endpoint
+    );
+    let out = tokio::process::Command::new("script")
+        .args(["-qefc", &cmd, "/dev/null"])
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("TERM", "xterm")
+        .output()
+        .await
+        .expect("run script(1)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "exit {:?}:\n{text}", out.status);
+    assert!(text.contains("resources done"), "no live progress:\n{text}");
+    assert!(
+        text.contains("Queued") || text.contains("Creating"),
+        "the progress names what it waits for:\n{text}"
+    );
+    assert!(
+        text.contains("account a7 (") && text.contains("password policy compliant"),
+        "the security report is shown:\n{text}"
+    );
+    assert!(landing_zone_tests::debug_dump(&text).is_none(), "{text}");
+    assert_eq!(proxy.create_requests().len(), 7);
+    drop(emu);
+}

@@ -123,6 +123,7 @@ impl AwsPorts {
             )
             .build();
         let recorder = CallRecorder {
+            throttle_log: Arc::default(),
             metrics: metrics.clone(),
             scope: "management".into(),
             organizations_writes: Arc::default(),
@@ -207,6 +208,32 @@ pub async fn load_sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// Throttling is logged once per interval with a count, not once per call (the metric has each).
+#[derive(Default)]
+struct ThrottleLog {
+    state: std::sync::Mutex<(Option<Instant>, std::collections::BTreeMap<String, u64>)>,
+}
+
+impl ThrottleLog {
+    const INTERVAL: Duration = Duration::from_secs(60);
+
+    fn note(&self, service: &str, operation: &str) {
+        let mut s = self.state.lock().expect("not poisoned");
+        *s.1.entry(format!("{service} {operation}")).or_default() += 1;
+        if s.0.is_some_and(|at| at.elapsed() < Self::INTERVAL) {
+            return;
+        }
+        let counts: Vec<String> = s.1.iter().map(|(op, n)| format!("{op} ×{n}")).collect();
+        tracing::warn!(
+            throttled = %counts.join(", "),
+            "AWS is throttling this operator ({}); the SDK backs off and retries, and client-side pacing can be lowered with --rate-limit; next report in {} s at the earliest",
+            counts.join(", "),
+            Self::INTERVAL.as_secs()
+        );
+        *s = (Some(Instant::now()), Default::default());
+    }
+}
+
 #[derive(Debug)]
 struct CallStart(Instant);
 impl Storable for CallStart {
@@ -217,6 +244,7 @@ impl Storable for CallStart {
 /// the pacing bucket (account and operation) of each attempt.
 #[derive(Clone)]
 pub struct CallRecorder {
+    throttle_log: Arc<ThrottleLog>,
     metrics: Metrics,
     /// Whose quota the calls use: `management` or a member account id.
     scope: Arc<str>,
@@ -227,6 +255,7 @@ impl CallRecorder {
     /// The same recorder for calls made in a member account (paced apart: AWS throttles per account).
     pub fn for_account(&self, account_id: &str) -> Self {
         Self {
+            throttle_log: self.throttle_log.clone(),
             metrics: self.metrics.clone(),
             scope: account_id.into(),
             organizations_writes: self.organizations_writes.clone(),
@@ -329,6 +358,7 @@ impl Intercept for CallRecorder {
                 .aws_throttles
                 .with_label_values(&[service.as_str(), md.name()])
                 .inc();
+            self.throttle_log.note(&service, md.name());
         }
         Ok(())
     }

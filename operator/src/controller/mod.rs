@@ -178,6 +178,8 @@ pub struct Context {
     pub ous: Store<OrganizationalUnit>,
     pub accounts: Store<AwsAccount>,
     backoff: Mutex<HashMap<Key, u32>>,
+    /// What /readyz reports.
+    ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -261,7 +263,19 @@ impl Context {
     }
 
     async fn pass(&self, resource: &Resource) -> Result<Pass, reconcile::Error> {
-        let snapshot = self.snapshot.get(&self.aws).await?;
+        // Not ready while AWS credentials cannot be resolved or the Organization cannot be read.
+        let snapshot = match self.snapshot.get(&self.aws).await {
+            Ok(s) => {
+                self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
+                s
+            }
+            Err(e) => {
+                if self.ready.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    tracing::warn!(error = %e, "the Organization cannot be read: /readyz reports not ready until it can");
+                }
+                return Err(e.into());
+            }
+        };
         Ok(Pass {
             aws: self.aws.clone(),
             snapshot,
@@ -368,6 +382,9 @@ async fn apply<K: LandingZoneKind>(obj: Arc<K>, ctx: &Context) -> Result<Action,
     let label = K::KIND.as_str();
     if let Ok(p) = &result {
         if p.writes > 0 {
+            for action in &p.actions {
+                tracing::info!(kind = %K::KIND, name = %obj.name_any(), %action, "changed in AWS");
+            }
             ctx.event(
                 &*obj,
                 EventType::Normal,
@@ -471,7 +488,9 @@ async fn record_drift<K: LandingZoneKind>(
                 .inc();
         }
     }
+    let name = obj.name_any();
     if new_drift {
+        tracing::info!(kind = %K::KIND, %name, drift = %fields.join("; "), "drift found");
         ctx.event(
             obj,
             EventType::Warning,
@@ -482,6 +501,7 @@ async fn record_drift<K: LandingZoneKind>(
         .await;
     }
     if p.writes > 0 && p.remaining.len() < p.drift.len() {
+        tracing::info!(kind = %K::KIND, %name, drift = %fields.join("; "), "drift corrected");
         ctx.event(
             obj,
             EventType::Normal,
@@ -771,6 +791,7 @@ pub async fn run(
         aws,
         settings: settings.clone(),
         backoff: Mutex::default(),
+        ready: ready.clone(),
     });
 
     let ou_ctrl = watch_dependency(
