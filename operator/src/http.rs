@@ -27,7 +27,10 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
     if s.ready.load(Ordering::SeqCst) {
         (StatusCode::OK, "ok")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "starting")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: starting, or AWS cannot be reached or the Organization cannot be read (see the log)",
+        )
     }
 }
 

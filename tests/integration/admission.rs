@@ -19,25 +19,8 @@ async fn crds_install_and_admission_refuses_invalid_specs() {
     let Some(cp) = ControlPlane::get("crds_install_and_admission_refuses_invalid_specs") else {
         return;
     };
-    let crds = landing_zone_tests::workspace_root().join("crds");
-    kubectl(
-        &cp,
-        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
-        None,
-    )
-    .expect("CRDs are accepted");
-    kubectl(
-        &cp,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-        None,
-    )
-    .expect("established");
+    // The CRDs are accepted (CEL within the cost budget) and established.
+    landing_zone_tests::k8s::install_crds(&cp);
 
     // (reason, manifest, expected message)
     let account = |name: &str, spec: &str| format!("{}{spec}", VALID_ACCOUNT.replace("NAME", name));
@@ -59,6 +42,7 @@ async fn crds_install_and_admission_refuses_invalid_specs() {
         ("no subscriber", "apiVersion: landingzone.dev/v1alpha1\nkind: Budget\nmetadata: {name: nosub}\nspec:\n  budgetName: nosub\n  limit: {amount: \"10\"}\n  notifications:\n  - {notificationType: ACTUAL, threshold: 50, subscribers: {}}\n".into(), "at least one subscriber"),
         ("trail name too short", "apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: t}\nspec: {trailName: ab, s3: {bucketName: my-bucket}}\n".into(), "trailName must be 3-128 characters"),
         ("bad bucket name", "apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: b}\nspec: {trailName: org-trail, s3: {bucketName: My_Bucket}}\n".into(), "bucketName must be a valid S3 bucket name"),
+        ("KMS key as an alias", "apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: k}\nspec: {trailName: org-trail, kmsKeyId: alias/audit, s3: {bucketName: my-bucket}}\n".into(), "kmsKeyId must be a key id or key ARN, not an alias"),
         ("lifecycle order", "apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: l}\nspec: {trailName: org-trail, s3: {bucketName: my-bucket, lifecycle: {transitionToGlacierDays: 90, expireDays: 30}}}\n".into(), "expireDays must be greater than transitionToGlacierDays"),
         ("group name", "apiVersion: landingzone.dev/v1alpha1\nkind: IdentityGroup\nmetadata: {name: g}\nspec: {groupName: \"bad name\"}\n".into(), "groupName must be 1-128 characters"),
     ];

@@ -142,18 +142,7 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
         ],
     )
     .expect("helm install");
-    kubectl(
-        cp,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-        None,
-    )
-    .expect("CRDs established");
+    landing_zone_tests::k8s::wait_crds_established(cp);
     // The operator's RBAC lets it do its job, and no more.
     let sa = "system:serviceaccount:lz-system:lz-landing-zone-operator";
     for (verb, resource, allowed) in [

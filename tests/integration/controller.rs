@@ -51,25 +51,7 @@ fn all_ready(cp: &ControlPlane) -> bool {
 }
 
 fn install(cp: &ControlPlane) {
-    let crds = workspace_root().join("crds");
-    kubectl(
-        cp,
-        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
-        None,
-    )
-    .expect("CRDs");
-    kubectl(
-        cp,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-        None,
-    )
-    .expect("established");
+    landing_zone_tests::k8s::install_crds(cp);
 }
 
 fn apply_examples(cp: &ControlPlane) {
@@ -698,4 +680,60 @@ async fn a_frozen_leader_sends_no_aws_write_after_the_standby_took_over() {
         "e2e: after SIGCONT op-a sent {} AWS writes (wire count)",
         wire_a.writes() - writes_at_takeover
     ));
+}
+
+/// /readyz on the leader says not ready while the Organization cannot be read (AWS unreachable
+/// here), and ready again once it can.
+#[tokio::test]
+async fn readyz_follows_whether_the_organization_can_be_read() {
+    let Some(k8s) =
+        ControlPlane::dedicated("readyz_follows_whether_the_organization_can_be_read").await
+    else {
+        return;
+    };
+    let cp = &k8s.cp;
+    let emu = Emulator::start().await;
+    install(cp);
+    let wire = AwsProxy::start(&emu.endpoint).await;
+    wire.set(landing_zone_tests::proxy::Faults {
+        down: true,
+        ..Default::default()
+    });
+    let op = Operator::start(
+        cp,
+        &emu,
+        "op-ready",
+        &[
+            "--resync-interval",
+            "2s",
+            "--endpoint-url",
+            &wire.endpoint,
+            "--max-attempts",
+            "1",
+        ],
+    );
+    wait_for(Duration::from_secs(20), "op leading", || {
+        (op.metric("landingzone_leader", &[]) == 1.0).then_some(())
+    })
+    .await;
+    kubectl(
+        cp,
+        &["apply", "-f", "-"],
+        Some("apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: security}\nspec: {name: Security}\n"),
+    )
+    .unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "/readyz 503 while AWS is away",
+        || (op.status_of("/readyz") == 503).then_some(()),
+    )
+    .await;
+    assert_eq!(op.status_of("/healthz"), 200, "alive all the same");
+    wire.set(landing_zone_tests::proxy::Faults::default());
+    wait_for(
+        Duration::from_secs(60),
+        "/readyz 200 once AWS answers",
+        || (op.status_of("/readyz") == 200).then_some(()),
+    )
+    .await;
 }

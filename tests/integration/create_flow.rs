@@ -497,6 +497,16 @@ async fn an_expired_member_session_is_assumed_again() {
 async fn apply_at_a_terminal_shows_progress_and_finishes_the_job_in_one_run() {
     // More new accounts than AWS lets be created at once, through the real binary at a terminal
     // (a pty from `script`): one run, exit 0, a live progress line, and the security summary.
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "SKIPPED apply_at_a_terminal…: no script(1) (util-linux) to give the CLI a terminal"
+        );
+        return;
+    }
     let (emu, proxy) = realistic(3).await;
     let dir = dir_with(&accounts(7, ""));
     let state = dir.path().join("state.json");

@@ -186,3 +186,31 @@ impl ControlPlane {
         })
     }
 }
+
+/// Installs the generated CRDs and waits until they are established.
+pub fn install_crds(cp: &ControlPlane) {
+    let crds = crate::workspace_root().join("crds");
+    kubectl(
+        cp,
+        &["apply", "--server-side", "-f", crds.to_str().unwrap()],
+        None,
+    )
+    .expect("CRDs");
+    wait_crds_established(cp);
+}
+
+/// Waits until every CRD is established (installed by the chart or by `install_crds`).
+pub fn wait_crds_established(cp: &ControlPlane) {
+    kubectl(
+        cp,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+        None,
+    )
+    .expect("CRDs established");
+}

@@ -110,6 +110,20 @@ impl Operator {
         child.wait().ok().and_then(|s| s.code())
     }
 
+    /// The HTTP status of `GET path` on the metrics address (0 when nothing answers).
+    pub fn status_of(&self, path: &str) -> u16 {
+        let Ok(mut s) = TcpStream::connect(&self.metrics_addr) else {
+            return 0;
+        };
+        let _ = write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
     /// The Prometheus text from /metrics.
     pub fn metrics(&self) -> String {
         let Ok(mut s) = TcpStream::connect(&self.metrics_addr) else {

@@ -319,30 +319,17 @@ impl Buckets for SdkBuckets {
             Err(e) if absent(&e) => {}
             Err(e) => return Err(e),
         }
-        match self
-            .client
-            .get_bucket_lifecycle_configuration()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(s3_err("GetBucketLifecycleConfiguration"))
-        {
-            Ok(out) => {
-                let rule = out
-                    .rules()
-                    .iter()
-                    .find(|r| r.id() == Some(LIFECYCLE_RULE_ID));
-                state.lifecycle = rule.map(|r| BucketLifecycle {
-                    transition_to_glacier_days: r.transitions().first().and_then(|t| t.days()),
-                    expire_days: r.expiration().and_then(|e| e.days()),
-                    noncurrent_expire_days: r
-                        .noncurrent_version_expiration()
-                        .and_then(|n| n.noncurrent_days()),
-                });
-            }
-            Err(e) if absent(&e) => {}
-            Err(e) => return Err(e),
-        }
+        let rules = self.lifecycle_rules(bucket).await?;
+        state.lifecycle = rules
+            .iter()
+            .find(|r| r.id() == Some(LIFECYCLE_RULE_ID))
+            .map(|r| BucketLifecycle {
+                transition_to_glacier_days: r.transitions().first().and_then(|t| t.days()),
+                expire_days: r.expiration().and_then(|e| e.days()),
+                noncurrent_expire_days: r
+                    .noncurrent_version_expiration()
+                    .and_then(|n| n.noncurrent_days()),
+            });
         Ok(state)
     }
 
@@ -454,23 +441,8 @@ impl Buckets for SdkBuckets {
             );
         }
         // PutBucketLifecycleConfiguration replaces every rule: keep the ones others own.
-        let mut rules: Vec<s3::types::LifecycleRule> = match self
-            .client
-            .get_bucket_lifecycle_configuration()
-            .bucket(bucket)
-            .send()
-            .await
-            .map_err(s3_err("GetBucketLifecycleConfiguration"))
-        {
-            Ok(out) => out
-                .rules()
-                .iter()
-                .filter(|r| r.id() != Some(LIFECYCLE_RULE_ID))
-                .cloned()
-                .collect(),
-            Err(e) if e.code == "NoSuchLifecycleConfiguration" || e.is_not_found() => Vec::new(),
-            Err(e) => return Err(e),
-        };
+        let mut rules = self.lifecycle_rules(bucket).await?;
+        rules.retain(|r| r.id() != Some(LIFECYCLE_RULE_ID));
         rules.push(rule.build().expect("status set"));
         let conf = s3::types::BucketLifecycleConfiguration::builder()
             .set_rules(Some(rules))
@@ -484,6 +456,24 @@ impl Buckets for SdkBuckets {
             .await
             .map_err(s3_err("PutBucketLifecycleConfiguration"))?;
         Ok(())
+    }
+}
+
+impl SdkBuckets {
+    /// Every lifecycle rule of the bucket (none when it has no configuration).
+    async fn lifecycle_rules(&self, bucket: &str) -> AwsResult<Vec<s3::types::LifecycleRule>> {
+        match self
+            .client
+            .get_bucket_lifecycle_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .map_err(s3_err("GetBucketLifecycleConfiguration"))
+        {
+            Ok(out) => Ok(out.rules().to_vec()),
+            Err(e) if absent(&e) => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -135,29 +135,7 @@ async fn controller_memory(emu: &Emulator, dir: &std::path::Path, resources: usi
         return json!("skipped: no Kubernetes control plane (set LZ_K8S_UP)");
     };
     let cp = &k8s.cp;
-    kubectl(
-        cp,
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            workspace_root().join("crds").to_str().unwrap(),
-        ],
-        None,
-    )
-    .unwrap();
-    kubectl(
-        cp,
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ],
-        None,
-    )
-    .unwrap();
+    landing_zone_tests::k8s::install_crds(cp);
     // A resync at least as long as one paced round of tag reads (8/s) takes.
     let resync = Duration::from_secs((resources as u64 * 3 / 20).max(60));
     let op = Operator::start(
@@ -433,25 +411,7 @@ async fn vending(create: Duration) -> Value {
         None => json!("skipped: no Kubernetes control plane (set LZ_K8S_UP)"),
         Some(k8s) => {
             let cp = &k8s.cp;
-            let crds = workspace_root().join("crds");
-            kubectl(
-                cp,
-                &["apply", "--server-side", "-f", crds.to_str().unwrap()],
-                None,
-            )
-            .unwrap();
-            kubectl(
-                cp,
-                &[
-                    "wait",
-                    "--for=condition=Established",
-                    "crd",
-                    "--all",
-                    "--timeout=60s",
-                ],
-                None,
-            )
-            .unwrap();
+            landing_zone_tests::k8s::install_crds(cp);
             let (emu, proxy) = realistic_aws(create).await;
             let op = Operator::start(
                 cp,

@@ -565,8 +565,18 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
                         ),
                     });
                 }
-                status_of(resource).account_id = Some(new_id.clone());
-                id = Some(new_id);
+                // Only this resource's account is ever closed: a request found by name may have
+                // been another resource's (its email tells).
+                let email = account_of(resource).spec.email.clone();
+                if pass
+                    .snapshot
+                    .accounts
+                    .get(&new_id)
+                    .is_some_and(|a| a.email.eq_ignore_ascii_case(&email))
+                {
+                    status_of(resource).account_id = Some(new_id.clone());
+                    id = Some(new_id);
+                }
             }
             // Failed: nothing was created, nothing to close.
             _ => {}
