@@ -512,22 +512,24 @@ async fn main() {
     } else {
         Vec::new()
     };
-    println!(
-        "{:>6} {:>4} {:>9} {:>10} {:>7} {:>8} {:>6} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9}",
-        "N",
-        "OUs",
-        "pass s",
-        "struct rd",
-        "budget",
-        "tag rd",
-        "writes",
-        "naive rd",
-        "naive s",
-        "ratio",
-        "drift s",
-        "peak MiB",
-        "idle MiB"
-    );
+    if !sizes.is_empty() {
+        println!(
+            "{:>6} {:>4} {:>9} {:>10} {:>7} {:>8} {:>6} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9}",
+            "N",
+            "OUs",
+            "pass s",
+            "struct rd",
+            "budget",
+            "tag rd",
+            "writes",
+            "naive rd",
+            "naive s",
+            "ratio",
+            "drift s",
+            "peak MiB",
+            "idle MiB"
+        );
+    }
     for n in sizes {
         let r = bench(n, drifts).await;
         let c = &r["controller"];
