@@ -174,6 +174,8 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         status.create_request_found_by_name = false;
         request = None;
     }
+    // Whether this pass finishes setting up the account this resource's own CreateAccount made.
+    let mut finishing_create = false;
     // At most two rounds: the second one continues right after a CreateAccount that finished at once.
     for _round in 0..2 {
         let identity = {
@@ -195,8 +197,11 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                 Identity::Known(a) => record(status, a),
                 Identity::Adopted { account, by } => {
                     record(status, account);
-                    // Right after our own CreateAccount, finding the account is not an adoption.
-                    if progress.writes == 0 {
+                    // The account this resource's own CreateAccount made (now or in an earlier
+                    // pass) is not an adoption: setting it up is the rest of creating it.
+                    finishing_create |= progress.writes > 0
+                        || (request.is_some() && !status.create_request_found_by_name);
+                    if !finishing_create {
                         progress.actions.push(format!(
                             "adopt existing account {} (found by {by})",
                             account.id
@@ -226,7 +231,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         };
         let plan = plan::plan(&desired, &identity, &tags)?;
         // Right after CreateAccount, moving the new account into its OU is the rest of creating it, not drift.
-        if progress.writes == 0 {
+        if !finishing_create {
             progress.drift.extend(plan.drift.iter().cloned());
         }
         progress.remaining = plan.reported_only.clone();
@@ -361,10 +366,11 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             }
             member_error(e, info.as_ref(), &spec.role_name)
         };
-        let created = progress
-            .actions
-            .iter()
-            .any(|a| a.starts_with("create account"));
+        let created = finishing_create
+            || progress
+                .actions
+                .iter()
+                .any(|a| a.starts_with("create account"));
         let clients = pass.aws.members.clients(
             Some(&id),
             pass.snapshot.management_account_id(),
