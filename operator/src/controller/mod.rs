@@ -180,7 +180,12 @@ pub struct Context {
     backoff: Mutex<HashMap<Key, u32>>,
     /// What /readyz reports.
     ready: Arc<std::sync::atomic::AtomicBool>,
+    /// When the retry queue was last reported, and its size then.
+    retry_report: Mutex<(Option<Instant>, usize)>,
 }
+
+/// How often a growing retry queue is reported.
+const RETRY_REPORT_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
@@ -599,7 +604,23 @@ fn error_policy<K: LandingZoneKind>(
         let mut backoff = ctx.backoff.lock().expect("not poisoned");
         let attempt = backoff.entry(key).or_insert(0);
         *attempt += 1;
-        backoff_delay(*attempt - 1)
+        let delay = backoff_delay(*attempt - 1);
+        // The retry queue as a whole, once a minute while it grows: one line, not one per retry.
+        let mut last = ctx.retry_report.lock().expect("not poisoned");
+        let size = backoff.len();
+        if size > last.1
+            && last
+                .0
+                .is_none_or(|at| at.elapsed() >= RETRY_REPORT_INTERVAL)
+        {
+            let worst = backoff.values().copied().max().unwrap_or(0);
+            tracing::warn!(
+                retrying = size,
+                "{size} resources are retrying with backoff (up to {worst} attempts so far); see their WARN lines and conditions"
+            );
+            *last = (Some(Instant::now()), size);
+        }
+        delay
     };
     tracing::warn!(
         kind = %K::KIND,
@@ -792,6 +813,7 @@ pub async fn run(
         settings: settings.clone(),
         backoff: Mutex::default(),
         ready: ready.clone(),
+        retry_report: Mutex::default(),
     });
 
     let ou_ctrl = watch_dependency(
