@@ -539,68 +539,9 @@ fn describe_pending(pending: &[&Report]) -> String {
     )
 }
 
-/// One line per account, budget and trail with what its status reports.
+/// One line per resource whose kind reports something for a person (root user, spend, logging).
 pub fn summary(resources: &[Resource]) -> Vec<String> {
-    let mut out = Vec::new();
-    for r in resources {
-        match r {
-            Resource::AwsAccount(a) => {
-                let Some(s) = &a.status else { continue };
-                let Some(sec) = &s.security else { continue };
-                let root = match (
-                    sec.root_access_keys_present,
-                    sec.root_password_present,
-                    sec.root_mfa_enabled,
-                ) {
-                    (true, _, _) => "root user HAS ACCESS KEYS (delete them)",
-                    (false, false, _) => "root user without password or access keys",
-                    (false, true, true) => "root user with password and MFA",
-                    (false, true, false) => "root user has a password but NO MFA",
-                };
-                let policy = if sec.password_policy_compliant {
-                    "password policy compliant"
-                } else {
-                    "password policy NOT compliant"
-                };
-                out.push(format!(
-                    "account {} ({}): {root}; {policy}",
-                    a.spec.account_name,
-                    s.account_id.as_deref().unwrap_or("-")
-                ));
-            }
-            Resource::Budget(b) => {
-                let Some(s) = &b.status else { continue };
-                let Some(actual) = &s.actual_spend else {
-                    continue;
-                };
-                out.push(format!(
-                    "budget {}: {actual} spent of {} {} ({} %), forecast {}",
-                    b.spec.budget_name,
-                    b.spec.limit.amount,
-                    b.spec.limit.unit,
-                    s.percent_used.as_deref().unwrap_or("?"),
-                    s.forecasted_spend.as_deref().unwrap_or("unknown")
-                ));
-            }
-            Resource::AuditTrail(t) => {
-                let Some(s) = &t.status else { continue };
-                let Some(logging) = s.is_logging else {
-                    continue;
-                };
-                out.push(format!(
-                    "trail {}: {}{}",
-                    t.spec.trail_name,
-                    if logging { "logging" } else { "NOT logging" },
-                    s.latest_delivery_error
-                        .as_deref()
-                        .map(|e| format!(", delivery failing: {e}"))
-                        .unwrap_or_default()
-                ));
-            }
-            _ => {}
-        }
-    }
-    out
+    resources.iter().filter_map(Resource::summary).collect()
 }
 
 fn readiness(r: &Report) -> (String, String, String) {

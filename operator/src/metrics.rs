@@ -331,102 +331,20 @@ impl Metrics {
     }
 
     /// The per-resource gauges, from a resource's status after a reconcile.
-    pub fn observe(&self, resource: &crate::reconcile::Resource) {
-        use crate::reconcile::Resource;
-        let key = resource.key();
-        let (kind, name) = (key.kind.as_str(), key.name.as_str());
-        let common = match resource {
-            Resource::OrganizationalUnit(r) => r.status.as_ref().map(|s| &s.common),
-            Resource::AwsAccount(r) => r.status.as_ref().map(|s| &s.common),
-            Resource::IdentityGroup(r) => r.status.as_ref().map(|s| &s.common),
-            Resource::Budget(r) => r.status.as_ref().map(|s| &s.common),
-            Resource::AuditTrail(r) => r.status.as_ref().map(|s| &s.common),
-        };
-        let Some(common) = common else { return };
-        let ready = common
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
+    /// Readiness and uncorrected drift of one resource (kind-specific gauges are set by the kind).
+    pub fn observe(&self, kind: &str, name: &str, ready: bool, drift_count: i32) {
         self.resource_ready
             .with_label_values(&[kind, name])
             .set(i64::from(ready));
         self.resource_drift
             .with_label_values(&[kind, name])
-            .set(i64::from(common.drift_count));
-        match resource {
-            Resource::AwsAccount(a) => {
-                let Some(s) = &a.status else { return };
-                let Some(id) = s.account_id.as_deref() else {
-                    return;
-                };
-                self.account_active
-                    .with_label_values(&[name, id])
-                    .set(i64::from(s.state.as_deref() == Some("ACTIVE")));
-                if let Some(sec) = &s.security {
-                    self.account_root_mfa
-                        .with_label_values(&[name, id])
-                        .set(i64::from(sec.root_mfa_enabled));
-                    self.account_root_keys
-                        .with_label_values(&[name, id])
-                        .set(i64::from(sec.root_access_keys_present));
-                    self.account_root_password
-                        .with_label_values(&[name, id])
-                        .set(i64::from(sec.root_password_present));
-                }
-            }
-            Resource::Budget(b) => {
-                let amount = |s: &Option<String>| {
-                    s.as_deref()
-                        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-                };
-                if let Ok(limit) = b.spec.limit.amount.parse::<f64>() {
-                    self.budget_limit.with_label_values(&[name]).set(limit);
-                }
-                if let Some(s) = &b.status {
-                    if let Some(v) = amount(&s.actual_spend) {
-                        self.budget_actual.with_label_values(&[name]).set(v);
-                    }
-                    if let Some(v) = amount(&s.forecasted_spend) {
-                        self.budget_forecast.with_label_values(&[name]).set(v);
-                    }
-                }
-            }
-            Resource::AuditTrail(t) => {
-                if let Some(logging) = t.status.as_ref().and_then(|s| s.is_logging) {
-                    self.trail_logging
-                        .with_label_values(&[name])
-                        .set(i64::from(logging));
-                }
-            }
-            _ => {}
-        }
+            .set(i64::from(drift_count));
     }
 
-    /// Drops a deleted resource's series.
-    pub fn forget(&self, resource: &crate::reconcile::Resource) {
-        let key = resource.key();
-        let (kind, name) = (key.kind.as_str(), key.name.as_str());
+    /// Drops a deleted resource's series (the kind drops its own gauges).
+    pub fn forget(&self, kind: &str, name: &str) {
         let _ = self.resource_ready.remove_label_values(&[kind, name]);
         let _ = self.resource_drift.remove_label_values(&[kind, name]);
-        if let (crate::reconcile::Resource::AwsAccount(_), Some(id)) = (resource, resource.aws_id())
-        {
-            for g in [
-                &self.account_active,
-                &self.account_root_mfa,
-                &self.account_root_password,
-                &self.account_root_keys,
-            ] {
-                let _ = g.remove_label_values(&[name, id.as_str()]);
-            }
-        }
-        for g in [
-            &self.budget_limit,
-            &self.budget_actual,
-            &self.budget_forecast,
-        ] {
-            let _ = g.remove_label_values(&[name]);
-        }
-        let _ = self.trail_logging.remove_label_values(&[name]);
     }
 }
 

@@ -20,20 +20,16 @@ pub use organizational_unit::{
 };
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
 
 pub const GROUP: &str = "landingzone.dev";
 pub const API_VERSION: &str = "landingzone.dev/v1alpha1";
 
-/// Every CRD, in dependency order (OUs before the accounts placed in them, …).
+/// Every CRD, in the registry's order (OUs before the accounts placed in them, …).
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![
-        OrganizationalUnit::crd(),
-        AwsAccount::crd(),
-        IdentityGroup::crd(),
-        Budget::crd(),
-        AuditTrail::crd(),
-    ]
+    crate::reconcile::Kind::ALL
+        .iter()
+        .map(|k| k.crd())
+        .collect()
 }
 
 /// The YAML file name and content of each CRD, as committed under `crds/`.
@@ -56,7 +52,11 @@ mod tests {
     fn committed_crds_match_the_code() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
         let files = crd_files();
-        assert_eq!(files.len(), 5, "five kinds");
+        assert_eq!(
+            files.len(),
+            crate::reconcile::Kind::ALL.len(),
+            "one CRD per kind"
+        );
         for (name, yaml) in files {
             let committed = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
             assert!(

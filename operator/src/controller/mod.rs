@@ -5,22 +5,21 @@
 pub mod leader;
 pub mod status;
 
-use crate::api::{AuditTrail, AwsAccount, Budget, IdentityGroup, OrganizationalUnit};
 use crate::aws::{AwsError, AwsPorts};
 use crate::metrics::Metrics;
-use crate::reconcile::{self, Key, Kind, Mode, OrgSnapshot, Pass, Progress, Readiness, Resource};
-use futures::StreamExt;
+use crate::reconcile::{
+    self, Key, Kind, KindSpec, Mode, OrgSnapshot, Pass, Progress, Readiness, Resource,
+};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource as KubeResource, ResourceExt};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
@@ -45,37 +44,6 @@ pub struct Settings {
     pub identity: String,
     pub lease_duration: Duration,
 }
-
-/// A kind the controllers can run.
-pub trait LandingZoneKind:
-    KubeResource<DynamicType = ()>
-    + Clone
-    + Debug
-    + Serialize
-    + DeserializeOwned
-    + Send
-    + Sync
-    + 'static
-{
-    const KIND: Kind;
-    fn into_resource(self) -> Resource;
-}
-
-macro_rules! kind {
-    ($t:ident) => {
-        impl LandingZoneKind for $t {
-            const KIND: Kind = Kind::$t;
-            fn into_resource(self) -> Resource {
-                Resource::$t(self)
-            }
-        }
-    };
-}
-kind!(OrganizationalUnit);
-kind!(AwsAccount);
-kind!(IdentityGroup);
-kind!(Budget);
-kind!(AuditTrail);
 
 /// One Organization snapshot shared by the reconciles of a resync, read again when older than the
 /// TTL (changes made out of band) or when AWS Organizations has been written since it was read.
@@ -175,8 +143,8 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Metrics,
     pub sink: Arc<status::KubeStatusSink>,
-    pub ous: Store<OrganizationalUnit>,
-    pub accounts: Store<AwsAccount>,
+    /// Each kind's watch cache, by kind, as resources (to resolve references).
+    stores: HashMap<Kind, StoreReader>,
     backoff: Mutex<HashMap<Key, u32>>,
     /// What /readyz reports.
     ready: Arc<std::sync::atomic::AtomicBool>,
@@ -232,38 +200,28 @@ pub fn backoff_delay(attempt: u32) -> Duration {
 
 impl Context {
     /// AWS ids of the resources this one refers to, if they are Ready.
-    fn dependency_ids(&self, resource: &Resource) -> BTreeMap<Key, String> {
-        let mut ids = BTreeMap::new();
-        for dep in resource.dependencies() {
-            let found = match dep.kind {
-                Kind::OrganizationalUnit => {
-                    self.ous.get(&ObjectRef::new(&dep.name)).and_then(|o| {
-                        existing_id(o.status.as_ref().map(|s| (&s.common, s.id.clone())))
-                    })
-                }
-                Kind::AwsAccount => self.accounts.get(&ObjectRef::new(&dep.name)).and_then(|a| {
-                    existing_id(a.status.as_ref().map(|s| (&s.common, s.account_id.clone())))
-                }),
-                _ => None,
-            };
-            if let Some(id) = found {
-                ids.insert(dep, id);
-            }
-        }
-        ids
+    /// A resource of the watch caches.
+    fn cached(&self, key: &Key) -> Option<Resource> {
+        self.stores.get(&key.kind).and_then(|get| get(&key.name))
     }
 
-    /// The access role of the accounts this resource refers to, by account id.
-    fn dependency_roles(&self, resource: &Resource) -> BTreeMap<String, String> {
+    fn dependency_ids(&self, resource: &Resource) -> BTreeMap<Key, String> {
         resource
             .dependencies()
             .into_iter()
-            .filter(|d| d.kind == Kind::AwsAccount)
-            .filter_map(|d| self.accounts.get(&ObjectRef::new(&d.name)))
-            .filter_map(|a| {
-                let id = a.status.as_ref()?.account_id.clone()?;
-                Some((id, a.spec.role_name.clone()))
+            .filter_map(|dep| {
+                let id = existing_id(self.cached(&dep).as_ref())?;
+                Some((dep, id))
             })
+            .collect()
+    }
+
+    /// The access role of the member accounts this resource refers to, by account id.
+    fn dependency_roles(&self, resource: &Resource) -> BTreeMap<String, String> {
+        resource
+            .dependencies()
+            .iter()
+            .filter_map(|d| self.cached(d)?.member_role())
             .collect()
     }
 
@@ -340,14 +298,14 @@ impl Context {
 
 /// The id of a referenced resource once it exists in AWS. Not "Ready": a dependency that is
 /// momentarily not ready (a retry, a re-list) must not make what refers to it flap.
-fn existing_id(status: Option<(&crate::api::CommonStatus, Option<String>)>) -> Option<String> {
-    status?.1
+fn existing_id(resource: Option<&Resource>) -> Option<String> {
+    resource?.aws_id()
 }
 
-async fn reconcile<K: LandingZoneKind>(
-    obj: Arc<K>,
-    ctx: Arc<Context>,
-) -> Result<Action, ControllerError> {
+/// Reads one kind's watch cache by name.
+type StoreReader = Box<dyn Fn(&str) -> Option<Resource> + Send + Sync>;
+
+async fn reconcile<K: KindSpec>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
     let api: Api<K> = Api::all(ctx.client.clone());
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
@@ -364,9 +322,9 @@ async fn reconcile<K: LandingZoneKind>(
 }
 
 #[tracing::instrument(skip(obj, ctx), fields(kind = %K::KIND, name = %obj.name_any()))]
-async fn apply<K: LandingZoneKind>(obj: Arc<K>, ctx: &Context) -> Result<Action, ControllerError> {
+async fn apply<K: KindSpec>(obj: Arc<K>, ctx: &Context) -> Result<Action, ControllerError> {
     let started = Instant::now();
-    let mut resource = (*obj).clone().into_resource();
+    let mut resource = (*obj).clone().into();
     let key = resource.key();
     let before = resource.status_json();
     let result = match ctx.pass(&resource).await {
@@ -414,7 +372,7 @@ async fn apply<K: LandingZoneKind>(obj: Arc<K>, ctx: &Context) -> Result<Action,
         )
         .await;
     }
-    ctx.metrics.observe(&resource);
+    resource.record_metrics(&ctx.metrics);
     let after = resource.status_json();
     if !reconcile::same_status(&before, &after) {
         use crate::reconcile::StatusSink;
@@ -458,7 +416,7 @@ async fn apply<K: LandingZoneKind>(obj: Arc<K>, ctx: &Context) -> Result<Action,
     }
 }
 
-async fn record_drift<K: LandingZoneKind>(
+async fn record_drift<K: KindSpec>(
     ctx: &Context,
     obj: &K,
     label: &str,
@@ -519,11 +477,8 @@ async fn record_drift<K: LandingZoneKind>(
 }
 
 #[tracing::instrument(skip(obj, ctx), fields(kind = %K::KIND, name = %obj.name_any()))]
-async fn cleanup<K: LandingZoneKind>(
-    obj: Arc<K>,
-    ctx: &Context,
-) -> Result<Action, ControllerError> {
-    let mut resource = (*obj).clone().into_resource();
+async fn cleanup<K: KindSpec>(obj: Arc<K>, ctx: &Context) -> Result<Action, ControllerError> {
+    let mut resource = (*obj).clone().into();
     if ctx.settings.dry_run {
         ctx.event(
             &*obj,
@@ -541,7 +496,7 @@ async fn cleanup<K: LandingZoneKind>(
             let reason = match &p.ready {
                 Readiness::Ready { reason, .. } | Readiness::NotReady { reason, .. } => *reason,
             };
-            ctx.metrics.forget(&resource);
+            resource.forget_metrics(&ctx.metrics);
             let note = if p.actions.is_empty() {
                 "AWS left untouched (deletionPolicy)".to_string()
             } else {
@@ -583,11 +538,7 @@ fn parked(err: &ControllerError) -> bool {
     matches!(err, ControllerError::Reconcile(e) if e.reason() == reconcile::aws_account::CLOSE_REFUSED)
 }
 
-fn error_policy<K: LandingZoneKind>(
-    obj: Arc<K>,
-    err: &ControllerError,
-    ctx: Arc<Context>,
-) -> Action {
+fn error_policy<K: KindSpec>(obj: Arc<K>, err: &ControllerError, ctx: Arc<Context>) -> Action {
     let key = Key::new(K::KIND, obj.name_any());
     let delay = if parked(err) {
         ctx.settings.close_retry_interval
@@ -786,11 +737,16 @@ pub async fn run(
 
     let wc = watcher::Config::default().any_semantic();
     let cfg = ControllerConfig::default().concurrency(settings.concurrency);
-    let ou_ctrl = controller_for::<OrganizationalUnit>(&client, &wc);
-    let acct_ctrl = controller_for::<AwsAccount>(&client, &wc);
-    let idg_ctrl = controller_for::<IdentityGroup>(&client, &wc);
-    let bud_ctrl = controller_for::<Budget>(&client, &wc);
-    let trail_ctrl = controller_for::<AuditTrail>(&client, &wc);
+    // One controller per kind of the registry, each watching the kinds it refers to.
+    let mut wiring = Wiring {
+        client: client.clone(),
+        wc: wc.clone(),
+        cfg,
+        stop_rx: stop_rx.clone(),
+        stores: HashMap::new(),
+        runs: Vec::new(),
+    };
+    Kind::visit_all(&mut wiring);
     let metrics = aws.metrics.clone();
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -807,47 +763,14 @@ pub async fn run(
             metrics: metrics.clone(),
         }),
         metrics,
-        ous: ou_ctrl.store(),
-        accounts: acct_ctrl.store(),
+        stores: wiring.stores,
         aws,
         settings: settings.clone(),
         backoff: Mutex::default(),
         ready: ready.clone(),
         retry_report: Mutex::default(),
     });
-
-    let ou_ctrl = watch_dependency(
-        ou_ctrl,
-        Api::<OrganizationalUnit>::all(client.clone()),
-        wc.clone(),
-    );
-    let acct_ctrl = watch_dependency(
-        acct_ctrl,
-        Api::<OrganizationalUnit>::all(client.clone()),
-        wc.clone(),
-    );
-    let idg_ctrl = watch_dependency(idg_ctrl, Api::<AwsAccount>::all(client.clone()), wc.clone());
-    let bud_ctrl = watch_dependency(bud_ctrl, Api::<AwsAccount>::all(client.clone()), wc.clone());
-
-    macro_rules! start {
-        ($c:expr, $name:literal) => {
-            $c.with_config(cfg.clone())
-                .graceful_shutdown_on(stopped(stop_rx.clone()))
-                .run(reconcile, error_policy, ctx.clone())
-                .for_each(|r| async move {
-                    if let Err(e) = r {
-                        tracing::debug!(controller = $name, error = %e, "reconcile failed");
-                    }
-                })
-        };
-    }
-    tokio::join!(
-        start!(ou_ctrl, "OrganizationalUnit"),
-        start!(acct_ctrl, "AwsAccount"),
-        start!(idg_ctrl, "IdentityGroup"),
-        start!(bud_ctrl, "Budget"),
-        start!(trail_ctrl, "AuditTrail"),
-    );
+    futures::future::join_all(wiring.runs.into_iter().map(|run| run(ctx.clone()))).await;
     ctx.aws.metrics.leader.set(0);
     // Nothing is written once the controllers stopped, and certainly not after the hand-over.
     ctx.aws.fence.close();
@@ -886,10 +809,83 @@ impl LeaseTiming {
     }
 }
 
+/// A controller's run, started once the shared context exists.
+type Run = Box<dyn FnOnce(Arc<Context>) -> futures::future::BoxFuture<'static, ()>>;
+
+/// Builds the controller of each kind it visits: its watch cache (registered for reference
+/// lookups), the watches on the kinds it refers to, and its run.
+struct Wiring {
+    client: Client,
+    wc: watcher::Config,
+    cfg: ControllerConfig,
+    stop_rx: watch::Receiver<bool>,
+    stores: HashMap<Kind, StoreReader>,
+    runs: Vec<Run>,
+}
+
+impl reconcile::KindVisitor for Wiring {
+    fn visit<K: KindSpec>(&mut self) {
+        let mut controller = controller_for::<K>(&self.client, &self.wc);
+        let store = controller.store();
+        self.stores.insert(
+            K::KIND,
+            Box::new(move |name| {
+                store
+                    .get(&ObjectRef::new(name))
+                    .map(|o| (*o).clone().into())
+            }),
+        );
+        for dep in K::DEPENDS_ON {
+            let mut add = AddWatch {
+                controller: Some(controller),
+                client: self.client.clone(),
+                wc: self.wc.clone(),
+            };
+            dep.visit(&mut add);
+            controller = add.controller.expect("put back by the visit");
+        }
+        let (cfg, stop_rx) = (self.cfg.clone(), self.stop_rx.clone());
+        self.runs.push(Box::new(move |ctx: Arc<Context>| {
+            let stopped = async move {
+                let mut rx = stop_rx;
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            controller
+                .with_config(cfg)
+                .graceful_shutdown_on(stopped)
+                .run(reconcile::<K>, error_policy::<K>, ctx)
+                .for_each(|r| async move {
+                    if let Err(e) = r {
+                        tracing::debug!(controller = %K::KIND, error = %e, "reconcile failed");
+                    }
+                })
+                .boxed()
+        }));
+    }
+}
+
+/// Adds to a controller of `K` the watch on the kind it visits.
+struct AddWatch<K: KindSpec> {
+    controller: Option<Controller<K>>,
+    client: Client,
+    wc: watcher::Config,
+}
+
+impl<K: KindSpec> reconcile::KindVisitor for AddWatch<K> {
+    fn visit<D: KindSpec>(&mut self) {
+        let controller = self.controller.take().expect("one visit at a time");
+        self.controller = Some(watch_dependency(
+            controller,
+            Api::<D>::all(self.client.clone()),
+            self.wc.clone(),
+        ));
+    }
+}
+
 /// A controller whose cache keeps objects without `managedFields`: server-side apply's bookkeeping,
 /// the largest part of an object with conditions in its status, and never read here (kube-rs's
 /// advice for memory; `for_stream` is behind kube's `unstable-runtime` feature).
-fn controller_for<K: LandingZoneKind>(client: &Client, wc: &watcher::Config) -> Controller<K> {
+fn controller_for<K: KindSpec>(client: &Client, wc: &watcher::Config) -> Controller<K> {
     let (reader, writer) = reflector::store();
     let objects = watcher(Api::<K>::all(client.clone()), wc.clone())
         .default_backoff()
@@ -902,7 +898,7 @@ fn controller_for<K: LandingZoneKind>(client: &Client, wc: &watcher::Config) -> 
 }
 
 /// Re-queues the resources that refer to a changed dependency (watch + mapper), instead of polling.
-fn watch_dependency<K: LandingZoneKind, D: LandingZoneKind>(
+fn watch_dependency<K: KindSpec, D: KindSpec>(
     controller: Controller<K>,
     api: Api<D>,
     wc: watcher::Config,
@@ -913,7 +909,11 @@ fn watch_dependency<K: LandingZoneKind, D: LandingZoneKind>(
         store
             .state()
             .into_iter()
-            .filter(|o| (**o).clone().into_resource().dependencies().contains(&key))
+            .filter(|o| {
+                Into::<Resource>::into((**o).clone())
+                    .dependencies()
+                    .contains(&key)
+            })
             .map(|o| ObjectRef::from_obj(&*o))
             .collect::<Vec<_>>()
     })
@@ -992,27 +992,39 @@ mod tests {
 
     #[test]
     fn a_dependency_is_usable_once_it_has_an_id() {
-        use crate::api::CommonStatus;
+        use crate::api::{OrganizationalUnit, OrganizationalUnitStatus};
         use k8s_openapi::jiff::Timestamp;
-        let mut common = CommonStatus::default();
+        let ou = |id: Option<&str>, ready: bool| {
+            let mut status = OrganizationalUnitStatus {
+                id: id.map(str::to_string),
+                ..Default::default()
+            };
+            if ready {
+                reconcile::conditions::set_condition(
+                    &mut status.common.conditions,
+                    "Ready",
+                    true,
+                    "Available",
+                    "",
+                    Some(1),
+                    &Time(Timestamp::now()),
+                );
+            }
+            let mut o = OrganizationalUnit::new(
+                "security",
+                serde_json::from_value(serde_json::json!({"name": "Security"})).unwrap(),
+            );
+            o.status = Some(status);
+            Resource::from(o)
+        };
         assert_eq!(
-            existing_id(Some((&common, Some("ou-1".into())))).as_deref(),
+            existing_id(Some(&ou(Some("ou-1"), false))).as_deref(),
             Some("ou-1"),
             "an id is enough, whatever the conditions"
         );
-        assert_eq!(existing_id(Some((&common, None))), None, "no id yet");
-        let now = Time(Timestamp::now());
-        reconcile::conditions::set_condition(
-            &mut common.conditions,
-            "Ready",
-            true,
-            "Available",
-            "",
-            Some(1),
-            &now,
-        );
+        assert_eq!(existing_id(Some(&ou(None, false))), None, "no id yet");
         assert_eq!(
-            existing_id(Some((&common, Some("ou-1".into())))).as_deref(),
+            existing_id(Some(&ou(Some("ou-1"), true))).as_deref(),
             Some("ou-1")
         );
         assert_eq!(existing_id(None), None);

@@ -1,23 +1,12 @@
 //! Status through server-side apply on `/status`, under one field manager, and only when it changed.
 
-use crate::reconcile::{Key, Kind, StatusSink};
+use crate::reconcile::{Key, StatusSink};
 use async_trait::async_trait;
-use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
-use kube::{Client, CustomResourceExt};
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 pub const FIELD_MANAGER: &str = "landing-zone-operator";
-
-pub fn api_resource(kind: Kind) -> ApiResource {
-    use crate::api::*;
-    match kind {
-        Kind::OrganizationalUnit => OrganizationalUnit::api_resource(),
-        Kind::AwsAccount => AwsAccount::api_resource(),
-        Kind::IdentityGroup => IdentityGroup::api_resource(),
-        Kind::Budget => Budget::api_resource(),
-        Kind::AuditTrail => AuditTrail::api_resource(),
-    }
-}
 
 pub struct KubeStatusSink {
     pub client: Client,
@@ -27,7 +16,7 @@ pub struct KubeStatusSink {
 #[async_trait]
 impl StatusSink for KubeStatusSink {
     async fn save(&self, key: &Key, status: &Value) -> Result<(), String> {
-        let ar = api_resource(key.kind);
+        let ar = key.kind.api_resource();
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar);
         let patch = json!({ "apiVersion": ar.api_version, "kind": ar.kind, "status": status });
         api.patch_status(

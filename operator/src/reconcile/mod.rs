@@ -3,63 +3,34 @@
 //! The CLI (`plan` / `apply --dir`) and the in-cluster controller share this module; only where
 //! desired state comes from and where status goes differ (`StatusSink`).
 
-pub mod audit_trail;
-pub mod aws_account;
-pub mod budget;
 pub mod conditions;
 pub mod error;
-pub mod identity_group;
-pub mod organizational_unit;
+#[macro_use]
+pub mod registry;
 pub mod snapshot;
 pub mod tags;
 
 pub use error::Error;
+pub use registry::{KindSpec, KindVisitor};
 pub use snapshot::OrgSnapshot;
 
-use crate::api::{
-    self, AuditTrail, AwsAccount, Budget, CommonStatus, Drift, IdentityGroup, OrganizationalUnit,
-};
+// The kinds: adding one is its folder under reconcile/, its file under api/, and a line here.
+kinds! {
+    OrganizationalUnit => organizational_unit,
+    AwsAccount => aws_account,
+    IdentityGroup => identity_group,
+    Budget => budget,
+    AuditTrail => audit_trail,
+}
+
+use crate::api::{self, Drift};
 use crate::aws::AwsPorts;
 use async_trait::async_trait;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::ResourceExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
-    OrganizationalUnit,
-    AwsAccount,
-    IdentityGroup,
-    Budget,
-    AuditTrail,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::OrganizationalUnit => "OrganizationalUnit",
-            Kind::AwsAccount => "AwsAccount",
-            Kind::IdentityGroup => "IdentityGroup",
-            Kind::Budget => "Budget",
-            Kind::AuditTrail => "AuditTrail",
-        }
-    }
-
-    pub fn parse(kind: &str) -> Option<Kind> {
-        [
-            Kind::OrganizationalUnit,
-            Kind::AwsAccount,
-            Kind::IdentityGroup,
-            Kind::Budget,
-            Kind::AuditTrail,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == kind)
-    }
-}
 
 impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -94,122 +65,6 @@ impl std::fmt::Display for Key {
 pub enum Mode {
     Apply,
     Plan,
-}
-
-/// A landing-zone resource of any kind.
-// Held once per resource in a Vec; boxing would only add indirection.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug)]
-pub enum Resource {
-    OrganizationalUnit(OrganizationalUnit),
-    AwsAccount(AwsAccount),
-    IdentityGroup(IdentityGroup),
-    Budget(Budget),
-    AuditTrail(AuditTrail),
-}
-
-impl Resource {
-    pub fn key(&self) -> Key {
-        match self {
-            Resource::OrganizationalUnit(r) => Key::new(Kind::OrganizationalUnit, r.name_any()),
-            Resource::AwsAccount(r) => Key::new(Kind::AwsAccount, r.name_any()),
-            Resource::IdentityGroup(r) => Key::new(Kind::IdentityGroup, r.name_any()),
-            Resource::Budget(r) => Key::new(Kind::Budget, r.name_any()),
-            Resource::AuditTrail(r) => Key::new(Kind::AuditTrail, r.name_any()),
-        }
-    }
-
-    /// Resources this one refers to and must wait for.
-    pub fn dependencies(&self) -> Vec<Key> {
-        let named = |kind, r: &Option<api::ResourceRef>| {
-            r.iter().map(|r| Key::new(kind, &r.name)).collect()
-        };
-        match self {
-            Resource::OrganizationalUnit(r) => named(Kind::OrganizationalUnit, &r.spec.parent_ref),
-            Resource::AwsAccount(r) => {
-                named(Kind::OrganizationalUnit, &r.spec.organizational_unit_ref)
-            }
-            Resource::IdentityGroup(r) => named(Kind::AwsAccount, &r.spec.account_ref),
-            Resource::Budget(r) => named(Kind::AwsAccount, &r.spec.account_ref),
-            Resource::AuditTrail(_) => Vec::new(),
-        }
-    }
-
-    pub fn generation(&self) -> Option<i64> {
-        match self {
-            Resource::OrganizationalUnit(r) => r.metadata.generation,
-            Resource::AwsAccount(r) => r.metadata.generation,
-            Resource::IdentityGroup(r) => r.metadata.generation,
-            Resource::Budget(r) => r.metadata.generation,
-            Resource::AuditTrail(r) => r.metadata.generation,
-        }
-    }
-
-    /// The AWS id this resource is known by, from its status.
-    pub fn aws_id(&self) -> Option<String> {
-        match self {
-            Resource::OrganizationalUnit(r) => r.status.as_ref().and_then(|s| s.id.clone()),
-            Resource::AwsAccount(r) => r.status.as_ref().and_then(|s| s.account_id.clone()),
-            Resource::IdentityGroup(r) => r.status.as_ref().and_then(|s| s.arn.clone()),
-            Resource::Budget(_) => None,
-            Resource::AuditTrail(r) => r.status.as_ref().and_then(|s| s.trail_arn.clone()),
-        }
-    }
-
-    pub fn common_status_mut(&mut self) -> &mut CommonStatus {
-        match self {
-            Resource::OrganizationalUnit(r) => {
-                &mut r.status.get_or_insert_with(Default::default).common
-            }
-            Resource::AwsAccount(r) => &mut r.status.get_or_insert_with(Default::default).common,
-            Resource::IdentityGroup(r) => &mut r.status.get_or_insert_with(Default::default).common,
-            Resource::Budget(r) => &mut r.status.get_or_insert_with(Default::default).common,
-            Resource::AuditTrail(r) => &mut r.status.get_or_insert_with(Default::default).common,
-        }
-    }
-
-    pub fn status_json(&self) -> serde_json::Value {
-        let v = match self {
-            Resource::OrganizationalUnit(r) => serde_json::to_value(&r.status),
-            Resource::AwsAccount(r) => serde_json::to_value(&r.status),
-            Resource::IdentityGroup(r) => serde_json::to_value(&r.status),
-            Resource::Budget(r) => serde_json::to_value(&r.status),
-            Resource::AuditTrail(r) => serde_json::to_value(&r.status),
-        };
-        v.unwrap_or(serde_json::Value::Null)
-    }
-
-    /// Replaces the status (e.g. with one kept by the CLI's state file).
-    pub fn set_status_json(&mut self, status: serde_json::Value) -> serde_json::Result<()> {
-        match self {
-            Resource::OrganizationalUnit(r) => r.status = serde_json::from_value(status)?,
-            Resource::AwsAccount(r) => r.status = serde_json::from_value(status)?,
-            Resource::IdentityGroup(r) => r.status = serde_json::from_value(status)?,
-            Resource::Budget(r) => r.status = serde_json::from_value(status)?,
-            Resource::AuditTrail(r) => r.status = serde_json::from_value(status)?,
-        }
-        Ok(())
-    }
-
-    /// The deletion policy as written (`Retain`, `Delete` or `Close`).
-    pub fn deletion_policy(&self) -> &'static str {
-        fn p(d: api::DeletionPolicy) -> &'static str {
-            match d {
-                api::DeletionPolicy::Retain => "Retain",
-                api::DeletionPolicy::Delete => "Delete",
-            }
-        }
-        match self {
-            Resource::OrganizationalUnit(r) => p(r.spec.deletion_policy),
-            Resource::AwsAccount(r) => match r.spec.deletion_policy {
-                api::AccountDeletionPolicy::Retain => "Retain",
-                api::AccountDeletionPolicy::Close => "Close",
-            },
-            Resource::IdentityGroup(r) => p(r.spec.deletion_policy),
-            Resource::Budget(r) => p(r.spec.deletion_policy),
-            Resource::AuditTrail(r) => p(r.spec.deletion_policy),
-        }
-    }
 }
 
 /// Where status goes as soon as it must be durable (the CLI's state file, or the status subresource).
@@ -501,13 +356,7 @@ pub async fn reconcile_resource(
     pass: &mut Pass,
 ) -> Result<Progress, Error> {
     let key = resource.key();
-    let result = match resource {
-        Resource::OrganizationalUnit(_) => organizational_unit::reconcile(resource, pass).await,
-        Resource::AwsAccount(_) => aws_account::reconcile(resource, pass).await,
-        Resource::Budget(_) => budget::reconcile(resource, pass).await,
-        Resource::AuditTrail(_) => audit_trail::reconcile(resource, pass).await,
-        Resource::IdentityGroup(_) => identity_group::reconcile(resource, pass).await,
-    };
+    let result = resource.reconcile_kind(pass).await;
     match (&result, resource.aws_id()) {
         (Ok(_), Some(id)) => {
             pass.ids.insert(key, id);
@@ -596,11 +445,9 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
 pub fn role_names(resources: &[Resource], ids: &BTreeMap<Key, String>) -> BTreeMap<String, String> {
     resources
         .iter()
-        .filter_map(|r| match r {
-            Resource::AwsAccount(a) => ids
-                .get(&r.key())
-                .map(|id| (id.clone(), a.spec.role_name.clone())),
-            _ => None,
+        .filter_map(|r| {
+            let (_, role) = r.member_role()?;
+            ids.get(&r.key()).map(|id| (id.clone(), role))
         })
         .collect()
 }
@@ -617,13 +464,7 @@ impl Pass {
 
 /// Carries out the deletion policy of one resource (Retain: nothing in AWS).
 pub async fn delete_resource(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    match resource {
-        Resource::OrganizationalUnit(_) => organizational_unit::delete(resource, pass).await,
-        Resource::AwsAccount(_) => aws_account::delete(resource, pass).await,
-        Resource::Budget(_) => budget::delete(resource, pass).await,
-        Resource::AuditTrail(_) => audit_trail::delete(resource, pass).await,
-        Resource::IdentityGroup(_) => identity_group::delete(resource, pass).await,
-    }
+    resource.delete_kind(pass).await
 }
 
 /// Carries out the deletion policy of resources that are gone from the desired state,

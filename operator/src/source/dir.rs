@@ -184,7 +184,12 @@ pub fn parse_document(
         return Err(err(
             Some("kind"),
             format!(
-                "unknown kind {kind_name:?}; expected OrganizationalUnit, AwsAccount, IdentityGroup, Budget or AuditTrail"
+                "unknown kind {kind_name:?}; expected one of {}",
+                Kind::ALL
+                    .iter()
+                    .map(|k| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     };
@@ -201,14 +206,10 @@ pub fn parse_document(
     }
     let resource = typed(kind, &value).map_err(|(field, message)| err(Some(&field), message))?;
     // CEL rules see the object with defaults applied, as the API server does.
-    let defaulted = match &resource {
-        Resource::OrganizationalUnit(r) => serde_json::to_value(r),
-        Resource::AwsAccount(r) => serde_json::to_value(r),
-        Resource::IdentityGroup(r) => serde_json::to_value(r),
-        Resource::Budget(r) => serde_json::to_value(r),
-        Resource::AuditTrail(r) => serde_json::to_value(r),
-    }
-    .unwrap_or(value);
+    let defaulted = match resource.to_json() {
+        Value::Null => value,
+        v => v,
+    };
     if let Some(schema) = schemas.get(kind.as_str())
         && let Err(errors) = validator.validate(schema, &defaulted, None)
     {
@@ -228,17 +229,7 @@ pub fn parse_document(
 }
 
 fn typed(kind: Kind, value: &Value) -> Result<Resource, (String, String)> {
-    fn de<T: serde::de::DeserializeOwned>(value: &Value) -> Result<T, (String, String)> {
-        serde_path_to_error::deserialize(value)
-            .map_err(|e| (e.path().to_string(), e.inner().to_string()))
-    }
-    Ok(match kind {
-        Kind::OrganizationalUnit => Resource::OrganizationalUnit(de(value)?),
-        Kind::AwsAccount => Resource::AwsAccount(de(value)?),
-        Kind::IdentityGroup => Resource::IdentityGroup(de(value)?),
-        Kind::Budget => Resource::Budget(de(value)?),
-        Kind::AuditTrail => Resource::AuditTrail(de(value)?),
-    })
+    Resource::from_json(kind, value)
 }
 
 /// Re-reads an object kept in the state file (already validated when it was applied).

@@ -179,14 +179,7 @@ impl StateFile {
 }
 
 fn object_json(r: &Resource) -> Value {
-    let mut v = match r {
-        Resource::OrganizationalUnit(x) => serde_json::to_value(x),
-        Resource::AwsAccount(x) => serde_json::to_value(x),
-        Resource::IdentityGroup(x) => serde_json::to_value(x),
-        Resource::Budget(x) => serde_json::to_value(x),
-        Resource::AuditTrail(x) => serde_json::to_value(x),
-    }
-    .unwrap_or(Value::Null);
+    let mut v = r.to_json();
     if let Some(o) = v.as_object_mut() {
         o.remove("status");
     }

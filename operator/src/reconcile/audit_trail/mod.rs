@@ -283,3 +283,44 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
     }
     Ok(progress)
 }
+
+impl super::KindSpec for crate::api::AuditTrail {
+    const KIND: super::Kind = super::Kind::AuditTrail;
+    const DEPENDS_ON: &'static [super::Kind] = &[];
+    crate::status_access!();
+
+    fn dependencies(&self) -> Vec<super::Key> {
+        Vec::new()
+    }
+    fn aws_id(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.trail_arn.clone())
+    }
+    fn deletion_policy(&self) -> &'static str {
+        super::registry::deletion(self.spec.deletion_policy)
+    }
+    fn record_metrics(&self, m: &crate::metrics::Metrics) {
+        if let Some(logging) = self.status.as_ref().and_then(|s| s.is_logging) {
+            m.trail_logging
+                .with_label_values(&[&kube::ResourceExt::name_any(self)])
+                .set(i64::from(logging));
+        }
+    }
+    fn forget_metrics(&self, m: &crate::metrics::Metrics) {
+        let _ = m
+            .trail_logging
+            .remove_label_values(&[&kube::ResourceExt::name_any(self)]);
+    }
+    fn summary(&self) -> Option<String> {
+        let s = self.status.as_ref()?;
+        let logging = s.is_logging?;
+        Some(format!(
+            "trail {}: {}{}",
+            self.spec.trail_name,
+            if logging { "logging" } else { "NOT logging" },
+            s.latest_delivery_error
+                .as_deref()
+                .map(|e| format!(", delivery failing: {e}"))
+                .unwrap_or_default()
+        ))
+    }
+}

@@ -648,3 +648,88 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
     }
     Ok(progress)
 }
+
+impl super::KindSpec for AwsAccount {
+    const KIND: super::Kind = super::Kind::AwsAccount;
+    const DEPENDS_ON: &'static [super::Kind] = &[super::Kind::OrganizationalUnit];
+    crate::status_access!();
+
+    fn dependencies(&self) -> Vec<super::Key> {
+        super::registry::refs(
+            super::Kind::OrganizationalUnit,
+            &self.spec.organizational_unit_ref,
+        )
+    }
+    fn aws_id(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.account_id.clone())
+    }
+    fn deletion_policy(&self) -> &'static str {
+        match self.spec.deletion_policy {
+            AccountDeletionPolicy::Retain => "Retain",
+            AccountDeletionPolicy::Close => "Close",
+        }
+    }
+    fn member_role(&self) -> Option<(String, String)> {
+        let id = self.status.as_ref()?.account_id.clone()?;
+        Some((id, self.spec.role_name.clone()))
+    }
+    fn record_metrics(&self, m: &crate::metrics::Metrics) {
+        let name = kube::ResourceExt::name_any(self);
+        let Some(s) = &self.status else { return };
+        let Some(id) = s.account_id.as_deref() else {
+            return;
+        };
+        m.account_active
+            .with_label_values(&[&name, id])
+            .set(i64::from(s.state.as_deref() == Some("ACTIVE")));
+        if let Some(sec) = &s.security {
+            m.account_root_mfa
+                .with_label_values(&[&name, id])
+                .set(i64::from(sec.root_mfa_enabled));
+            m.account_root_keys
+                .with_label_values(&[&name, id])
+                .set(i64::from(sec.root_access_keys_present));
+            m.account_root_password
+                .with_label_values(&[&name, id])
+                .set(i64::from(sec.root_password_present));
+        }
+    }
+    fn forget_metrics(&self, m: &crate::metrics::Metrics) {
+        let name = kube::ResourceExt::name_any(self);
+        let Some(id) = super::KindSpec::aws_id(self) else {
+            return;
+        };
+        for g in [
+            &m.account_active,
+            &m.account_root_mfa,
+            &m.account_root_password,
+            &m.account_root_keys,
+        ] {
+            let _ = g.remove_label_values(&[&name, id.as_str()]);
+        }
+    }
+    fn summary(&self) -> Option<String> {
+        let s = self.status.as_ref()?;
+        let sec = s.security.as_ref()?;
+        let root = match (
+            sec.root_access_keys_present,
+            sec.root_password_present,
+            sec.root_mfa_enabled,
+        ) {
+            (true, _, _) => "root user HAS ACCESS KEYS (delete them)",
+            (false, false, _) => "root user without password or access keys",
+            (false, true, true) => "root user with password and MFA",
+            (false, true, false) => "root user has a password but NO MFA",
+        };
+        let policy = if sec.password_policy_compliant {
+            "password policy compliant"
+        } else {
+            "password policy NOT compliant"
+        };
+        Some(format!(
+            "account {} ({}): {root}; {policy}",
+            self.spec.account_name,
+            s.account_id.as_deref().unwrap_or("-")
+        ))
+    }
+}

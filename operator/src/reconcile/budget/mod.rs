@@ -247,3 +247,55 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
     }
     Ok(progress)
 }
+
+impl super::KindSpec for crate::api::Budget {
+    const KIND: super::Kind = super::Kind::Budget;
+    const DEPENDS_ON: &'static [super::Kind] = &[super::Kind::AwsAccount];
+    crate::status_access!();
+
+    fn dependencies(&self) -> Vec<super::Key> {
+        super::registry::refs(super::Kind::AwsAccount, &self.spec.account_ref)
+    }
+    fn aws_id(&self) -> Option<String> {
+        None
+    }
+    fn deletion_policy(&self) -> &'static str {
+        super::registry::deletion(self.spec.deletion_policy)
+    }
+    fn record_metrics(&self, m: &crate::metrics::Metrics) {
+        let name = kube::ResourceExt::name_any(self);
+        let amount = |s: &Option<String>| {
+            s.as_deref()
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+        };
+        if let Ok(limit) = self.spec.limit.amount.parse::<f64>() {
+            m.budget_limit.with_label_values(&[&name]).set(limit);
+        }
+        if let Some(s) = &self.status {
+            if let Some(v) = amount(&s.actual_spend) {
+                m.budget_actual.with_label_values(&[&name]).set(v);
+            }
+            if let Some(v) = amount(&s.forecasted_spend) {
+                m.budget_forecast.with_label_values(&[&name]).set(v);
+            }
+        }
+    }
+    fn forget_metrics(&self, m: &crate::metrics::Metrics) {
+        let name = kube::ResourceExt::name_any(self);
+        for g in [&m.budget_limit, &m.budget_actual, &m.budget_forecast] {
+            let _ = g.remove_label_values(&[&name]);
+        }
+    }
+    fn summary(&self) -> Option<String> {
+        let s = self.status.as_ref()?;
+        let actual = s.actual_spend.as_ref()?;
+        Some(format!(
+            "budget {}: {actual} spent of {} {} ({} %), forecast {}",
+            self.spec.budget_name,
+            self.spec.limit.amount,
+            self.spec.limit.unit,
+            s.percent_used.as_deref().unwrap_or("?"),
+            s.forecasted_spend.as_deref().unwrap_or("unknown")
+        ))
+    }
+}

@@ -304,3 +304,19 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
     }
     Ok(progress)
 }
+
+impl super::KindSpec for crate::api::IdentityGroup {
+    const KIND: super::Kind = super::Kind::IdentityGroup;
+    const DEPENDS_ON: &'static [super::Kind] = &[super::Kind::AwsAccount];
+    crate::status_access!();
+
+    fn dependencies(&self) -> Vec<super::Key> {
+        super::registry::refs(super::Kind::AwsAccount, &self.spec.account_ref)
+    }
+    fn aws_id(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.arn.clone())
+    }
+    fn deletion_policy(&self) -> &'static str {
+        super::registry::deletion(self.spec.deletion_policy)
+    }
+}

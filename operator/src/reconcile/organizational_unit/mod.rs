@@ -210,3 +210,19 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
     }
     Ok(progress)
 }
+
+impl super::KindSpec for crate::api::OrganizationalUnit {
+    const KIND: super::Kind = super::Kind::OrganizationalUnit;
+    const DEPENDS_ON: &'static [super::Kind] = &[super::Kind::OrganizationalUnit];
+    crate::status_access!();
+
+    fn dependencies(&self) -> Vec<super::Key> {
+        super::registry::refs(super::Kind::OrganizationalUnit, &self.spec.parent_ref)
+    }
+    fn aws_id(&self) -> Option<String> {
+        self.status.as_ref().and_then(|s| s.id.clone())
+    }
+    fn deletion_policy(&self) -> &'static str {
+        super::registry::deletion(self.spec.deletion_policy)
+    }
+}
