@@ -62,7 +62,8 @@ pub struct AwsPorts {
     pub members: Arc<dyn member::Members>,
     pub sdk_config: aws_config::SdkConfig,
     pub metrics: Metrics,
-    /// AWS Organizations write calls sent so far (a snapshot read before the last one is stale).
+    /// AWS Organizations write calls sent so far, plus the times AWS was seen ahead of the snapshot
+    /// (`snapshot_outdated`): a snapshot read before the last one is stale.
     pub organizations_writes: Arc<AtomicU64>,
     /// The client-side pacing every call goes through (the reconcile asks it before CreateAccount).
     pub pacer: Arc<pacing::Pacer>,

@@ -53,7 +53,10 @@ impl Error {
     pub fn reason(&self) -> &'static str {
         match self {
             Error::Aws(e) if e.is_throttle() => "Throttled",
-            Error::Aws(e) if e.code == "AssumeRoleFailed" => "AccountNotYetAccessible",
+            // Not classified by the account's age (`aws_account::member_error`): assume it passes.
+            Error::Aws(e) if e.code == crate::aws::error::ASSUME_ROLE_FAILED => {
+                "AccountNotYetAccessible"
+            }
             Error::Aws(e) if e.code == "Unreachable" || e.code == "Timeout" => "AwsUnreachable",
             Error::Aws(e) if e.code.contains("AccessDenied") => "AccessDenied",
             Error::Aws(e) if e.retryable => "AwsTransientError",
