@@ -204,6 +204,7 @@ pub async fn main() -> ExitCode {
 
 async fn run(args: RunArgs) -> ExitCode {
     let metrics = Metrics::new();
+    crate::reconcile::registry::declare_metrics(&metrics);
     let aws = AwsPorts::connect(&args.aws.settings(), metrics.clone()).await;
     let client = match kube::Client::try_default().await {
         Ok(c) => c,

@@ -4,6 +4,7 @@ use prometheus::{
     GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
 pub struct Metrics {
@@ -33,6 +34,8 @@ pub struct Metrics {
     pub budget_actual: GaugeVec,
     pub budget_forecast: GaugeVec,
     pub trail_logging: IntGaugeVec,
+    /// Gauges a kind declares for itself (`kind_gauge`), by name.
+    kind_gauges: Arc<Mutex<BTreeMap<String, IntGaugeVec>>>,
 }
 
 impl Default for Metrics {
@@ -220,7 +223,25 @@ impl Metrics {
             budget_actual,
             budget_forecast,
             trail_logging,
+            kind_gauges: Arc::default(),
         }
+    }
+
+    /// A gauge that a kind declares in its own folder (name without the `landingzone_` prefix):
+    /// registered on first use, the same gauge on every later call. The labels of one name must not
+    /// change.
+    pub fn kind_gauge(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        let mut gauges = self.kind_gauges.lock().expect("not poisoned");
+        gauges
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+                self.registry
+                    .register(Box::new(g.clone()))
+                    .expect("registered once");
+                g
+            })
+            .clone()
     }
 
     /// The samples of one metric family, each with a reader of its labels.
@@ -308,8 +329,17 @@ impl Metrics {
             Box::new(self.budget_forecast.clone()),
             Box::new(self.trail_logging.clone()),
         ];
+        let kind_gauges: Vec<IntGaugeVec> = self
+            .kind_gauges
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .cloned()
+            .collect();
         let mut names: Vec<String> = collectors
             .iter()
+            .map(|c| c.as_ref())
+            .chain(kind_gauges.iter().map(|g| g as &dyn Collector))
             .flat_map(|c| {
                 c.desc()
                     .into_iter()
@@ -373,7 +403,9 @@ mod tests {
 
     #[test]
     fn dashboard_and_alerts_use_only_exported_metrics() {
-        let exported = Metrics::new().names();
+        let metrics = Metrics::new();
+        crate::reconcile::registry::declare_metrics(&metrics);
+        let exported = metrics.names();
         let dashboard = std::fs::read_to_string(
             root().join("charts/landing-zone-operator/dashboards/landing-zone-operator.json"),
         )

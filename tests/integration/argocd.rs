@@ -84,13 +84,7 @@ fn argocd_cm_carries_the_health_check_for_every_kind() {
     let cm: Value =
         serde_yaml::from_str(&std::fs::read_to_string(root.join("argocd-cm.yaml")).unwrap())
             .unwrap();
-    for kind in [
-        "OrganizationalUnit",
-        "AwsAccount",
-        "IdentityGroup",
-        "Budget",
-        "AuditTrail",
-    ] {
+    for kind in landing_zone_operator::reconcile::Kind::ALL {
         let key = format!("resource.customizations.health.landingzone.dev_{kind}");
         assert_eq!(
             cm["data"][&key].as_str(),

@@ -342,7 +342,7 @@ async fn pacing_spaces_every_attempt_of_every_service() {
         ..Default::default()
     });
     let t = Instant::now();
-    assert!(ports.organizations.list_root_ids().await.is_err());
+    assert!(ports.organizations.list_roots().await.is_err());
     assert_eq!(proxy.count("ListRoots"), 4, "4 attempts");
     assert!(
         t.elapsed() >= Duration::from_millis(1400),

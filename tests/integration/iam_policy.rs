@@ -1,4 +1,5 @@
-//! docs/iam-policy.json grants exactly the actions the operator calls (found in operator/src/aws/),
+//! docs/iam-policy.json grants exactly the actions the operator calls (found in operator/src/aws/
+//! and in the AWS adapters that kinds keep in their folders),
 //! plus the two CloudTrail needs on the caller to create an organization trail.
 
 use landing_zone_tests::workspace_root;
@@ -21,22 +22,37 @@ fn action(service: &str, op: &str) -> String {
     format!("{service}:{mapped}")
 }
 
-/// (service, operation) of every AWS call in the AWS layer, from the names its errors carry.
-fn calls_in_source() -> BTreeSet<(String, String)> {
-    let dir = workspace_root().join("operator/src/aws");
-    let mut out = BTreeSet::new();
+/// Every `.rs` file under a directory.
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        let file = path.file_stem().unwrap().to_string_lossy().to_string();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// (service, operation) of every AWS call in the AWS layer, from the names its errors carry.
+fn calls_in_source() -> BTreeSet<(String, String)> {
+    let mut files = Vec::new();
+    rust_files(&workspace_root().join("operator/src"), &mut files);
+    let mut out = BTreeSet::new();
+    for path in files {
         let text: String = std::fs::read_to_string(&path)
             .unwrap()
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" ");
-        let default_service = match file.as_str() {
-            "organizations" => "organizations",
-            "budgets" => "budgets",
-            "iam" => "iam",
+        // A file's `const SERVICE: &str = "…";` names the service its `err("Op")` calls go to.
+        let declared = text
+            .split("const SERVICE: &str = \"")
+            .nth(1)
+            .and_then(|t| t.split('"').next())
+            .unwrap_or("");
+        let default_service = match declared {
+            "organizations" | "budgets" | "iam" => declared,
             _ => "",
         };
         // err("Op") / ct_err("Op") / s3_err("Op") / from_sdk("svc", "Op" / from_sdk(SERVICE, "Op" / const OP: &str = "Op"

@@ -68,13 +68,15 @@ impl SdkIam {
     }
 }
 
+const SERVICE: &str = "iam";
+
 fn err<E>(
     operation: &'static str,
 ) -> impl FnOnce(iam::error::SdkError<E, iam::config::http::HttpResponse>) -> AwsError
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
 {
-    move |e| AwsError::from_sdk("iam", operation, e)
+    move |e| AwsError::from_sdk(SERVICE, operation, e)
 }
 
 /// Decodes `%XX` escapes (IAM returns policy documents URL-encoded).

@@ -61,6 +61,9 @@ pub struct AwsPorts {
     /// IAM and contacts in the management account and, through their access role, member accounts.
     pub members: Arc<dyn member::Members>,
     pub sdk_config: aws_config::SdkConfig,
+    /// The Organizations client behind `organizations` (recorded, paced, fenced), for a kind that
+    /// keeps its own adapter in its folder (e.g. organization policies).
+    pub organizations_client: aws_sdk_organizations::Client,
     pub metrics: Metrics,
     /// AWS Organizations write calls sent so far, plus the times AWS was seen ahead of the snapshot
     /// (`snapshot_outdated`): a snapshot read before the last one is stale.
@@ -148,10 +151,10 @@ impl AwsPorts {
             .region()
             .map(|r| r.to_string())
             .unwrap_or_else(|| "us-east-1".into());
+        let organizations_client = aws_sdk_organizations::Client::from_conf(orgs);
         Self {
-            organizations: Arc::new(SdkOrganizations::new(
-                aws_sdk_organizations::Client::from_conf(orgs),
-            )),
+            organizations: Arc::new(SdkOrganizations::new(organizations_client.clone())),
+            organizations_client,
             budgets: Arc::new(SdkBudgets::new(aws_sdk_budgets::Client::from_conf(budgets))),
             cloudtrail: Arc::new(SdkCloudTrail::new(aws_sdk_cloudtrail::Client::from_conf(
                 cloudtrail,

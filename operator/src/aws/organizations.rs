@@ -12,6 +12,15 @@ pub struct OrgInfo {
     pub management_account_id: String,
 }
 
+/// The Organization's root and the policy types enabled on it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RootInfo {
+    pub id: String,
+    /// Policy type (`SERVICE_CONTROL_POLICY`, …) → status (`ENABLED`, `PENDING_ENABLE`,
+    /// `PENDING_DISABLE`); a type not listed is disabled.
+    pub policy_types: std::collections::BTreeMap<String, String>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OuInfo {
     pub id: String,
@@ -79,7 +88,8 @@ pub struct NewAccount {
 #[async_trait]
 pub trait Organizations: Send + Sync {
     async fn describe_organization(&self) -> AwsResult<OrgInfo>;
-    async fn list_root_ids(&self) -> AwsResult<Vec<String>>;
+    /// The roots (one per Organization), with the policy types enabled on each.
+    async fn list_roots(&self) -> AwsResult<Vec<RootInfo>>;
     /// Child OUs of a root or OU (all pages).
     async fn list_ous_for_parent(&self, parent_id: &str) -> AwsResult<Vec<OuInfo>>;
     /// Every account of the Organization (all pages), without parents.
@@ -202,7 +212,7 @@ impl Organizations for SdkOrganizations {
         })
     }
 
-    async fn list_root_ids(&self) -> AwsResult<Vec<String>> {
+    async fn list_roots(&self) -> AwsResult<Vec<RootInfo>> {
         let mut pages = self.client.list_roots().into_paginator().send();
         let mut out = Vec::new();
         loop {
@@ -210,11 +220,21 @@ impl Organizations for SdkOrganizations {
                 break;
             };
             let page = page.map_err(err("ListRoots"))?;
-            out.extend(
-                page.roots()
-                    .iter()
-                    .filter_map(|r| r.id().map(str::to_string)),
-            );
+            out.extend(page.roots().iter().map(|r| {
+                RootInfo {
+                    id: r.id().unwrap_or_default().to_string(),
+                    policy_types: r
+                        .policy_types()
+                        .iter()
+                        .filter_map(|t| {
+                            Some((
+                                t.r#type()?.as_str().to_string(),
+                                t.status()?.as_str().to_string(),
+                            ))
+                        })
+                        .collect(),
+                }
+            }));
         }
         Ok(out)
     }

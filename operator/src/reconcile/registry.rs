@@ -44,6 +44,8 @@ pub trait KindSpec:
     fn member_role(&self) -> Option<(String, String)> {
         None
     }
+    /// Declares the kind's own gauges (`Metrics::kind_gauge`), so they are exported from the start.
+    fn declare_metrics(_metrics: &Metrics) {}
     /// The kind's own gauges (the metrics layer knows no kinds).
     fn record_metrics(&self, _metrics: &Metrics) {}
     fn forget_metrics(&self, _metrics: &Metrics) {}
@@ -120,6 +122,17 @@ impl<K: KindSpec> DynKind for K {
 /// Something done once per kind, with the kind's type (controller wiring).
 pub trait KindVisitor {
     fn visit<K: KindSpec>(&mut self);
+}
+
+/// Declares every kind's own gauges (once, at start).
+pub fn declare_metrics(metrics: &Metrics) {
+    struct Declare<'a>(&'a Metrics);
+    impl KindVisitor for Declare<'_> {
+        fn visit<K: KindSpec>(&mut self) {
+            K::declare_metrics(self.0);
+        }
+    }
+    Kind::visit_all(&mut Declare(metrics));
 }
 
 /// Declares the kinds: for each, its reconcile module (`reconcile/<module>/`) and its API type

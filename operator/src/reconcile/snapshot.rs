@@ -7,13 +7,17 @@
 //! account sits under the root or an OU, so the walk sees them all without ListAccounts.
 
 use crate::aws::AwsResult;
-use crate::aws::organizations::{AccountInfo, CreateAccountStatus, OrgInfo, Organizations, OuInfo};
+use crate::aws::organizations::{
+    AccountInfo, CreateAccountStatus, OrgInfo, Organizations, OuInfo, RootInfo,
+};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Default)]
 pub struct OrgSnapshot {
     pub org: Option<OrgInfo>,
     pub root_id: String,
+    /// The root with its enabled policy types.
+    pub root: RootInfo,
     pub ous: BTreeMap<String, OuInfo>,
     pub accounts: BTreeMap<String, AccountInfo>,
     /// CreateAccount requests still IN_PROGRESS.
@@ -23,15 +27,17 @@ pub struct OrgSnapshot {
 impl OrgSnapshot {
     pub async fn load(orgs: &dyn Organizations) -> AwsResult<Self> {
         let org = orgs.describe_organization().await?;
-        let root_id = orgs
-            .list_root_ids()
+        let root = orgs
+            .list_roots()
             .await?
             .into_iter()
             .next()
             .unwrap_or_default();
+        let root_id = root.id.clone();
         let mut snap = OrgSnapshot {
             org: Some(org),
             root_id: root_id.clone(),
+            root,
             ..Default::default()
         };
         // Breadth-first walk: parentage of every OU and account without a call per account.
@@ -100,6 +106,25 @@ impl OrgSnapshot {
             .filter(|a| a.parent_id.as_deref() == Some(parent_id))
             .count();
         (ous, accounts)
+    }
+
+    /// The parent of an OU or account, as far as the walk saw it.
+    pub fn parent_of(&self, id: &str) -> Option<&str> {
+        self.ous
+            .get(id)
+            .map(|o| o.parent_id.as_str())
+            .or_else(|| self.accounts.get(id).and_then(|a| a.parent_id.as_deref()))
+    }
+
+    /// The name of the root, an OU or an account, for messages.
+    pub fn name_of(&self, id: &str) -> Option<&str> {
+        if id == self.root_id {
+            return Some("Root");
+        }
+        self.ous
+            .get(id)
+            .map(|o| o.name.as_str())
+            .or_else(|| self.accounts.get(id).map(|a| a.name.as_str()))
     }
 
     pub fn parent_exists(&self, id: &str) -> bool {
