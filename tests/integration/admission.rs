@@ -14,6 +14,12 @@ spec:
   email: aws-payments-prod@example.com
 ";
 
+fn policy(name: &str, policy_type: &str, document: &str) -> String {
+    format!(
+        "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationPolicy\nmetadata: {{name: {name}}}\nspec:\n  type: {policy_type}\n  policyName: {name}\n  document: {document}\n  targets: {{root: true}}\n"
+    )
+}
+
 #[tokio::test]
 async fn crds_install_and_admission_refuses_invalid_specs() {
     let Some(cp) = ControlPlane::get("crds_install_and_admission_refuses_invalid_specs") else {
@@ -45,6 +51,14 @@ async fn crds_install_and_admission_refuses_invalid_specs() {
         ("KMS key as an alias", "apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: k}\nspec: {trailName: org-trail, kmsKeyId: alias/audit, s3: {bucketName: my-bucket}}\n".into(), "kmsKeyId must be a key id or key ARN, not an alias"),
         ("lifecycle order", "apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: l}\nspec: {trailName: org-trail, s3: {bucketName: my-bucket, lifecycle: {transitionToGlacierDays: 90, expireDays: 30}}}\n".into(), "expireDays must be greater than transitionToGlacierDays"),
         ("group name", "apiVersion: landingzone.dev/v1alpha1\nkind: IdentityGroup\nmetadata: {name: g}\nspec: {groupName: \"bad name\"}\n".into(), "groupName must be 1-128 characters"),
+        // Guardrails: AWS's document limits by type (whitespace is not counted: the operator
+        // sends compact JSON), a JSON object, at least one target, valid target ids.
+        ("oversize SCP", policy("big-scp", "ServiceControlPolicy", &format!("'{{\"Version\": \"2012-10-17\", \"Statement\": [{{\"Sid\": \"{}\"}}]}}'", "x".repeat(5100))), "document is too large for its type"),
+        ("oversize AI opt-out", policy("big-ai", "AiServicesOptOutPolicy", &format!("'{{\"services\": {{\"{}\": 1}}}}'", "y".repeat(2500))), "2500 for an AiServicesOptOutPolicy"),
+        ("document not an object", policy("array", "TagPolicy", "'[1, 2]'"), "document must be a JSON object"),
+        ("no target", policy("no-target", "TagPolicy", "'{}'").replace("targets: {root: true}", "targets: {}"), "name at least one target"),
+        ("bad target id", policy("bad-id", "TagPolicy", "'{}'").replace("targets: {root: true}", "targets: {ids: [ou-nope]}"), "ids must be root (r-…), OU (ou-…) or 12-digit account ids"),
+        ("aws: tag on a policy", policy("aws-tag", "TagPolicy", "'{}'") + "  tags: {\"aws:x\": \"v\"}\n", "not starting with 'aws:'"),
     ];
     let mut failures = Vec::new();
     for (reason, manifest, message) in &cases {
@@ -83,6 +97,47 @@ async fn crds_install_and_admission_refuses_invalid_specs() {
     )
     .expect_err("parent is immutable");
     assert!(err.contains("the parent of an OU is immutable"), "{err}");
+    // A pretty-printed document just over the limit with its whitespace, and under it without,
+    // is accepted (AWS gets it compacted); so is a document written as a YAML object.
+    let pretty = format!(
+        "'{{\"Version\": \"2012-10-17\",{}\"Statement\": [{{\"Sid\": \"{}\"}}]}}'",
+        " ".repeat(400),
+        "x".repeat(4900)
+    );
+    kubectl(
+        &cp,
+        &["apply", "--dry-run=server", "-f", "-"],
+        Some(&policy("pretty", "ServiceControlPolicy", &pretty)),
+    )
+    .expect("whitespace does not count");
+    kubectl(
+        &cp,
+        &["apply", "--dry-run=server", "-f", "-"],
+        Some(&policy("object", "ServiceControlPolicy", "'{}'").replace("  document: '{}'\n", "  documentObject: {Version: \"2012-10-17\", Statement: [{Effect: Deny, Action: \"organizations:LeaveOrganization\", Resource: \"*\"}]}\n")),
+    )
+    .expect("a YAML object is a document");
+    let err = kubectl(
+        &cp,
+        &["apply", "--dry-run=server", "-f", "-"],
+        Some(
+            &(policy("both", "ServiceControlPolicy", "'{}'") + "  documentObject: {Version: x}\n"),
+        ),
+    )
+    .expect_err("one document");
+    assert!(err.contains("set exactly one of document"), "{err}");
+    kubectl(
+        &cp,
+        &["apply", "-f", "-"],
+        Some(&policy("typed", "TagPolicy", "'{}'")),
+    )
+    .expect("valid policy");
+    let err = kubectl(
+        &cp,
+        &["apply", "-f", "-"],
+        Some(&policy("typed", "BackupPolicy", "'{}'")),
+    )
+    .expect_err("type is immutable");
+    assert!(err.contains("type is immutable"), "{err}");
     // Every example is valid at admission too.
     let examples = landing_zone_tests::workspace_root().join("manifests/examples");
     kubectl(

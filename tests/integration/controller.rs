@@ -31,22 +31,29 @@ fn condition(obj: &Value, type_: &str) -> Option<(String, String)> {
         })
 }
 
-/// Every resource of every kind Ready=True.
+/// Every resource of every kind Ready=True — but a policy left in Observe that does not exist in
+/// AWS (the examples' region allow-list), which says so instead.
 fn all_ready(cp: &ControlPlane) -> bool {
     [
         "organizationalunits",
         "awsaccounts",
         "budgets",
         "audittrails",
+        "organizationpolicies",
     ]
     .iter()
     .all(|kind| {
         let list = get_json(cp, &[kind]);
         let items = list["items"].as_array().cloned().unwrap_or_default();
         !items.is_empty()
-            && items
-                .iter()
-                .all(|o| condition(o, "Ready").is_some_and(|(s, _)| s == "True"))
+            && items.iter().all(|o| {
+                let ready = condition(o, "Ready");
+                if o["spec"]["managementPolicy"] == "Observe" {
+                    ready == Some(("False".into(), "NotFound".into()))
+                } else {
+                    ready.is_some_and(|(s, _)| s == "True")
+                }
+            })
     })
 }
 
@@ -113,8 +120,8 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
     // /metrics after the reconciles: per-resource readiness, accounts, budgets, the trail, AWS calls.
     wait_for(
         Duration::from_secs(30),
-        "the readiness gauges of all 14 resources",
-        || (op.metric("landingzone_resource_ready", &[]) == 14.0).then_some(()),
+        "the readiness gauges: 19 of the 20 resources ready (the Observe-only allow-list is not)",
+        || (op.metric("landingzone_resource_ready", &[]) == 19.0).then_some(()),
     )
     .await;
     assert_eq!(
@@ -239,6 +246,84 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
         "e2e: out-of-band drift corrected in {:.1} s (resync 2 s)",
         drifted.elapsed().as_secs_f64()
     ));
+    // Guardrails: one detached by hand is attached again; a policy that would give the Security
+    // OU one SCP more than AWS allows is refused with the numbers, before any write.
+    let guardrail = status_field(cp, "orgpol", "deny-leave-organization", "id").unwrap();
+    o.detach_policy()
+        .policy_id(&guardrail)
+        .target_id(&root)
+        .send()
+        .await
+        .unwrap();
+    let mut reattached = false;
+    for _ in 0..80 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let targets = o
+            .list_targets_for_policy()
+            .policy_id(&guardrail)
+            .send()
+            .await
+            .unwrap();
+        if targets
+            .targets()
+            .iter()
+            .any(|t| t.target_id() == Some(root.as_str()))
+        {
+            reattached = true;
+            break;
+        }
+    }
+    assert!(
+        reattached,
+        "the detached guardrail was not attached again within 20 s"
+    );
+    for i in 0..3 {
+        let p = o
+            .create_policy()
+            .name(format!("other-tool-{i}"))
+            .description("")
+            .r#type(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+            .content(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ec2:*","Resource":"*"}]}"#)
+            .send()
+            .await
+            .unwrap();
+        let id = p
+            .policy()
+            .unwrap()
+            .policy_summary()
+            .unwrap()
+            .id()
+            .unwrap()
+            .to_string();
+        o.attach_policy()
+            .policy_id(&id)
+            .target_id(&security)
+            .send()
+            .await
+            .unwrap();
+    }
+    let one_more = "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationPolicy\nmetadata: {name: one-more}\nspec:\n  type: ServiceControlPolicy\n  policyName: one-more\n  document: '{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Deny\", \"Action\": \"ec2:DeleteVpc\", \"Resource\": \"*\"}]}'\n  targets:\n    organizationalUnitRefs: [{name: security}]\n";
+    kubectl(cp, &["apply", "-f", "-"], Some(one_more)).expect("apply one-more");
+    let refused = wait_for(Duration::from_secs(30), "one-more refused", || {
+        let p = get_json(cp, &["orgpol", "one-more"]);
+        (condition(&p, "Ready").map(|(_, r)| r).as_deref() == Some("AttachmentLimitReached"))
+            .then_some(p)
+    })
+    .await;
+    let message = refused["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains(&format!("{security} (Security) already has 5 of the 5")),
+        "{message}"
+    );
+    say(&format!("e2e: a sixth SCP on an OU is refused: {message}"));
     let events = kubectl(cp, &["get", "events", "-A", "-o", "json"], None).unwrap();
     let events: Value = serde_json::from_str(&events).unwrap();
     let reasons_for = |name: &str| -> Vec<String> {
@@ -269,6 +354,7 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
         "identitygroups",
         "budgets",
         "audittrails",
+        "organizationpolicies",
     ] {
         for o in get_json(cp, &[kind])["items"]
             .as_array()

@@ -60,6 +60,7 @@ fn calls_in_source() -> BTreeSet<(String, String)> {
             ("ct_err(\"", "cloudtrail"),
             ("s3_err(\"", "s3"),
             (" err(\"", default_service),
+            ("err_with_reason(\"", default_service),
             ("(err(\"", default_service),
         ] {
             for part in text.split(marker).skip(1) {

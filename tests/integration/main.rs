@@ -13,3 +13,4 @@ mod create_flow;
 mod faults;
 mod iam_policy;
 mod lifecycle;
+mod organization_policy;

@@ -99,6 +99,11 @@ pub struct Realism {
     /// the bucket's policy was put, and CloudTrailAccessNotEnabledException for this long after
     /// trusted access was enabled.
     pub trail_policy_lag: Duration,
+    /// Organization policies answer as AWS does where the emulator says yes: oversize and
+    /// malformed documents, attaching before the type is enabled, more attachments per target than
+    /// allowed, the same attachment twice, detaching what is not attached, detaching a target's
+    /// last SCP (Organizations quotas and API reference).
+    pub policies: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -460,6 +465,43 @@ impl Upstream {
         ))
     }
 
+    /// Asks the emulator an Organizations question of its own (same caller, another operation),
+    /// for the checks AWS makes and the emulator does not.
+    async fn ask_organizations(
+        &self,
+        call: &Call,
+        operation: &str,
+        body: Value,
+    ) -> Result<Value, std::io::Error> {
+        let mut req = Request::builder()
+            .method("POST")
+            .uri(format!("{}/", self.url));
+        for (k, v) in &call.parts.headers {
+            if k != "content-length" && k != "x-amz-target" {
+                req = req.header(k, v);
+            }
+        }
+        req = req.header(
+            "x-amz-target",
+            format!("AWSOrganizationsV20161128.{operation}"),
+        );
+        let resp = self
+            .client
+            .request(
+                req.body(Full::new(Bytes::from(body.to_string())))
+                    .map_err(std::io::Error::other)?,
+            )
+            .await
+            .map_err(std::io::Error::other)?;
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
     async fn forward(&self, call: &Call) -> Result<Answer, std::io::Error> {
         Ok(self.send(call, call.body.clone()).await?.1)
     }
@@ -797,6 +839,10 @@ async fn organizations(
             rewrite(a);
         }
     };
+    let policies = st.lock().unwrap().realism.policies;
+    if policies && let Some(refusal) = policy_refusal(call, upstream).await? {
+        return Ok(refusal);
+    }
     match (call.operation.as_str(), creating, closing) {
         ("CreateAccount", Some(model), _) => create_account(call, st, upstream, &model).await,
         ("DescribeCreateAccountStatus", Some(_), _) => {
@@ -877,6 +923,122 @@ async fn organizations(
         }
         _ => upstream.forward(call).await,
     }
+}
+
+/// Largest document and attachments per target, by AWS policy type (Organizations quotas page).
+fn policy_limits(policy_type: &str) -> (usize, usize) {
+    match policy_type {
+        "SERVICE_CONTROL_POLICY" | "RESOURCE_CONTROL_POLICY" => (5120, 5),
+        "AISERVICES_OPT_OUT_POLICY" => (2500, 5),
+        _ => (10_000, 10),
+    }
+}
+
+/// AWS's refusal of a policy call the emulator would accept, if any.
+async fn policy_refusal(
+    call: &Call,
+    upstream: &Upstream,
+) -> Result<Option<Answer>, std::io::Error> {
+    let op = call.operation.as_str();
+    if !matches!(
+        op,
+        "CreatePolicy" | "UpdatePolicy" | "AttachPolicy" | "DetachPolicy"
+    ) {
+        return Ok(None);
+    }
+    let policy_id = str_of(&call.json, "PolicyId").to_string();
+    let policy_type = if op == "CreatePolicy" {
+        str_of(&call.json, "Type").to_string()
+    } else {
+        let described = upstream
+            .ask_organizations(call, "DescribePolicy", json!({"PolicyId": policy_id}))
+            .await?;
+        str_of(&described["Policy"]["PolicySummary"], "Type").to_string()
+    };
+    let (max_size, max_attached) = policy_limits(&policy_type);
+    let violation = |reason: &str, message: &str| {
+        Some(json_error(
+            400,
+            "ConstraintViolationException",
+            message,
+            Some(reason),
+        ))
+    };
+    if let Some(content) = call.json.get("Content").and_then(Value::as_str) {
+        if content.chars().count() > max_size {
+            return Ok(violation(
+                "POLICY_CONTENT_LIMIT_EXCEEDED",
+                "You attempted to exceed the maximum size of a policy document.",
+            ));
+        }
+        if serde_json::from_str::<Value>(content).is_err() {
+            return Ok(Some(json_error(
+                400,
+                "MalformedPolicyDocumentException",
+                "The provided policy document doesn't meet the requirements of the specified policy type.",
+                None,
+            )));
+        }
+    }
+    if !matches!(op, "AttachPolicy" | "DetachPolicy") {
+        return Ok(None);
+    }
+    let roots = upstream
+        .ask_organizations(call, "ListRoots", json!({}))
+        .await?;
+    let enabled = roots["Roots"][0]["PolicyTypes"]
+        .as_array()
+        .is_some_and(|types| {
+            types
+                .iter()
+                .any(|t| str_of(t, "Type") == policy_type && str_of(t, "Status") == "ENABLED")
+        });
+    if !enabled {
+        return Ok(Some(json_error(
+            400,
+            "PolicyTypeNotEnabledException",
+            "This operation can be performed only for enabled policy types.",
+            None,
+        )));
+    }
+    let target = str_of(&call.json, "TargetId");
+    let attached = upstream
+        .ask_organizations(
+            call,
+            "ListPoliciesForTarget",
+            json!({"TargetId": target, "Filter": policy_type}),
+        )
+        .await?;
+    let attached: Vec<String> = attached["Policies"]
+        .as_array()
+        .map(|ps| ps.iter().map(|p| str_of(p, "Id").to_string()).collect())
+        .unwrap_or_default();
+    let here = attached.contains(&policy_id);
+    Ok(match op {
+        "AttachPolicy" if here => Some(json_error(
+            400,
+            "DuplicatePolicyAttachmentException",
+            "The selected policy is already attached to the specified target.",
+            None,
+        )),
+        "AttachPolicy" if attached.len() >= max_attached => violation(
+            "POLICY_NUMBER_LIMIT_EXCEEDED",
+            "You attempted to exceed the number of policies that you can have in an organization.",
+        ),
+        "DetachPolicy" if !here => Some(json_error(
+            400,
+            "PolicyNotAttachedException",
+            "The policy isn't attached to the specified target in the specified root.",
+            None,
+        )),
+        "DetachPolicy" if policy_type == "SERVICE_CONTROL_POLICY" && attached.len() == 1 => {
+            violation(
+                "MIN_POLICY_TYPE_ATTACHMENT_LIMIT_EXCEEDED",
+                "You attempted to detach a policy from an entity that would leave it without any policies of that type.",
+            )
+        }
+        _ => None,
+    })
 }
 
 async fn create_account(

@@ -1,4 +1,4 @@
--- Argo CD health for every landingzone.dev kind (the same conditions on all five):
+-- Argo CD health for every landingzone.dev kind (the same conditions on every kind):
 --   Ready=True and no drift                    -> Healthy
 --   Ready=True with drift (e.g. Observe mode)  -> Degraded (AWS differs from Git)
 --   Synced=False (an error that needs a human) -> Degraded, with the operator's message
@@ -20,7 +20,8 @@ for _, c in ipairs(obj.status.conditions) do
 end
 local progressing = { Creating = true, AccountNotYetVisible = true, AccountNotYetAccessible = true,
                       WaitingForDependency = true, WouldCreate = true, Throttled = true,
-                      AwsUnreachable = true, AwsTransientError = true }
+                      AwsUnreachable = true, AwsTransientError = true,
+                      PolicyTypePendingEnable = true, PolicyNotYetVisible = true }
 if synced ~= nil and synced.status == "False" and not progressing[synced.reason or ""] then
   hs.status = "Degraded"
   hs.message = (synced.reason or "Error") .. ": " .. (synced.message or "")

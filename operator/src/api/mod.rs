@@ -8,6 +8,7 @@ pub mod aws_account;
 pub mod budget;
 pub mod common;
 pub mod identity_group;
+pub mod organization_policy;
 pub mod organizational_unit;
 
 pub use audit_trail::{AuditTrail, AuditTrailSpec, AuditTrailStatus};
@@ -15,6 +16,9 @@ pub use aws_account::{AwsAccount, AwsAccountSpec, AwsAccountStatus};
 pub use budget::{Budget, BudgetSpec, BudgetStatus};
 pub use common::*;
 pub use identity_group::{IdentityGroup, IdentityGroupSpec, IdentityGroupStatus};
+pub use organization_policy::{
+    OrganizationPolicy, OrganizationPolicySpec, OrganizationPolicyStatus,
+};
 pub use organizational_unit::{
     OrganizationalUnit, OrganizationalUnitSpec, OrganizationalUnitStatus,
 };

@@ -21,6 +21,7 @@ kinds! {
     IdentityGroup => identity_group,
     Budget => budget,
     AuditTrail => audit_trail,
+    OrganizationPolicy => organization_policy,
 }
 
 use crate::api::{self, Drift};
