@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 const TOP: usize = 5;
 const CHILDREN: usize = 4;
+/// Organization policies in the sync scenario: one SCP per top OU, a baseline SCP, a tag policy.
+const POLICIES: usize = TOP + 2;
 
 /// Seconds spent in AWS calls per operation: where a pass's time goes.
 fn seconds_by_op(m: &Metrics) -> BTreeMap<String, f64> {
@@ -81,6 +83,16 @@ async fn seed(emu: &Emulator, n: usize, dir: &std::path::Path) -> Vec<(String, S
             );
         }
     }
+    // Guardrails: one SCP per top OU, a baseline SCP and a tag policy at the root.
+    let scp = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"}]}"#;
+    for t in 0..TOP {
+        yaml += &format!(
+            "---\napiVersion: landingzone.dev/v1alpha1\nkind: OrganizationPolicy\nmetadata: {{name: guard-top{t}}}\nspec: {{type: ServiceControlPolicy, policyName: guard-top{t}, document: '{scp}', targets: {{organizationalUnitRefs: [{{name: top{t}}}]}}}}\n"
+        );
+    }
+    yaml += &format!(
+        "---\napiVersion: landingzone.dev/v1alpha1\nkind: OrganizationPolicy\nmetadata: {{name: deny-leave, labels: {{landingzone.dev/baseline: \"true\"}}}}\nspec: {{type: ServiceControlPolicy, policyName: deny-leave, document: '{scp}', targets: {{root: true}}}}\n---\napiVersion: landingzone.dev/v1alpha1\nkind: OrganizationPolicy\nmetadata: {{name: tagging}}\nspec: {{type: TagPolicy, policyName: tagging, document: '{{\"tags\": {{\"team\": {{\"tag_key\": {{\"@@assign\": \"team\"}}}}}}}}', targets: {{root: true}}}}\n"
+    );
     let mut accounts = Vec::new();
     for i in 0..n {
         let out = o
@@ -213,8 +225,20 @@ async fn bench(n: usize, drifts: usize) -> Value {
             .map(|(_, v)| v)
             .sum::<u64>()
     };
-    let structure =
-        sum(&|k| k.starts_with("organizations:") && !k.ends_with("ListTagsForResource"));
+    let policy_op = |k: &str| {
+        [
+            "DescribePolicy",
+            "ListTargetsForPolicy",
+            "ListPolicies",
+            "ListPoliciesForTarget",
+        ]
+        .iter()
+        .any(|op| k == format!("organizations:{op}"))
+    };
+    let policy_reads = sum(&|k| policy_op(k));
+    let structure = sum(&|k| {
+        k.starts_with("organizations:") && !k.ends_with("ListTagsForResource") && !policy_op(k)
+    });
     let tags = sum(&|k| k.ends_with("ListTagsForResource"));
     let member =
         sum(&|k| k.starts_with("iam:") || k.starts_with("sts:") || k.starts_with("account:"));
@@ -294,6 +318,9 @@ async fn bench(n: usize, drifts: usize) -> Value {
             "structureReads": structure,
             "structureBudget": n / 20 + 2 * ous + 5,
             "tagReads": tags,
+            "policies": POLICIES,
+            "policyReads": policy_reads,
+            "policyReadsBudget": 2 * POLICIES,
             "memberAccountReads": member,
             "writes": writes,
             "callsByOperation": calls,
@@ -514,13 +541,14 @@ async fn main() {
     };
     if !sizes.is_empty() {
         println!(
-            "{:>6} {:>4} {:>9} {:>10} {:>7} {:>8} {:>6} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9}",
+            "{:>6} {:>4} {:>9} {:>10} {:>7} {:>8} {:>9} {:>6} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9}",
             "N",
             "OUs",
             "pass s",
             "struct rd",
             "budget",
             "tag rd",
+            "policy rd",
             "writes",
             "naive rd",
             "naive s",
@@ -534,13 +562,17 @@ async fn main() {
         let r = bench(n, drifts).await;
         let c = &r["controller"];
         println!(
-            "{:>6} {:>4} {:>9} {:>10} {:>7} {:>8} {:>6} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9}",
+            "{:>6} {:>4} {:>9} {:>10} {:>7} {:>8} {:>9} {:>6} {:>10} {:>10} {:>8} {:>9} {:>9} {:>9}",
             n,
             r["ous"],
             r["inSyncPass"]["seconds"],
             r["inSyncPass"]["structureReads"],
             r["inSyncPass"]["structureBudget"],
             r["inSyncPass"]["tagReads"],
+            format!(
+                "{}/{}",
+                r["inSyncPass"]["policyReads"], r["inSyncPass"]["policies"]
+            ),
             r["inSyncPass"]["writes"],
             r["naivePass"]["structureReads"].as_u64().unwrap_or(0)
                 + r["naivePass"]["tagReads"].as_u64().unwrap_or(0),

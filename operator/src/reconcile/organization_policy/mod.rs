@@ -129,6 +129,9 @@ async fn observe(
         .cloned();
     let changing: BTreeSet<String> = if all_slots {
         targets.clone()
+    } else if desired.policy == ManagementPolicy::Observe {
+        // Nothing is attached or detached in Observe mode: no limit to check.
+        BTreeSet::new()
     } else {
         desired
             .targets
@@ -303,10 +306,21 @@ async fn apply(
             root_id,
             policy_type,
         } => {
-            match api.enable_type(root_id, policy_type.aws()).await {
-                Ok(()) => {}
-                Err(e) if e.code == "PolicyTypeAlreadyEnabledException" => {}
-                Err(e) => return Err(e.into()),
+            // Policies of one type reconciled at once would each enable it: one does, under this
+            // lock, and the others see it enabled in a fresh read of the root.
+            static ENABLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+            let _one_at_a_time = ENABLING.lock().await;
+            let roots = pass.aws.organizations.list_roots().await?;
+            let status = roots
+                .iter()
+                .find(|r| r.id == *root_id)
+                .and_then(|r| r.policy_types.get(policy_type.aws()));
+            if status.is_none() {
+                match api.enable_type(root_id, policy_type.aws()).await {
+                    Ok(()) => {}
+                    Err(e) if e.code == "PolicyTypeAlreadyEnabledException" => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             pass.snapshot_mut()
                 .root
