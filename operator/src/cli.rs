@@ -98,6 +98,9 @@ pub struct AwsArgs {
     /// `--rate-limit MoveAccount=1/2`. Defaults sit below AWS's published quotas.
     #[arg(long = "rate-limit", value_name = "OP=RATE[/BURST]")]
     pub rate_limits: Vec<String>,
+    /// The home region of the IAM Identity Center instance (default: --region).
+    #[arg(long, env = "LZ_IDENTITY_CENTER_REGION")]
+    pub identity_center_region: Option<String>,
 }
 
 impl AwsArgs {
@@ -114,6 +117,7 @@ impl AwsArgs {
             endpoint_url: self.endpoint_url.clone(),
             max_attempts: self.max_attempts,
             rate_limits,
+            identity_center_region: self.identity_center_region.clone(),
         }
     }
 }

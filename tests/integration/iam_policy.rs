@@ -51,10 +51,7 @@ fn calls_in_source() -> BTreeSet<(String, String)> {
             .nth(1)
             .and_then(|t| t.split('"').next())
             .unwrap_or("");
-        let default_service = match declared {
-            "organizations" | "budgets" | "iam" => declared,
-            _ => "",
-        };
+        let default_service = declared;
         // err("Op") / ct_err("Op") / s3_err("Op") / from_sdk("svc", "Op" / from_sdk(SERVICE, "Op" / const OP: &str = "Op"
         for (marker, service) in [
             ("ct_err(\"", "cloudtrail"),

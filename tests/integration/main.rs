@@ -14,3 +14,4 @@ mod faults;
 mod iam_policy;
 mod lifecycle;
 mod organization_policy;
+mod permission_set;

@@ -197,6 +197,7 @@ pub fn cli_args(
             endpoint_url: None,
             max_attempts: 2,
             rate_limits: vec![],
+            identity_center_region: None,
         },
     };
     let apply = ApplyArgs {

@@ -104,6 +104,42 @@ pub struct Realism {
     /// allowed, the same attachment twice, detaching what is not attached, detaching a target's
     /// last SCP (Organizations quotas and API reference).
     pub policies: bool,
+    /// IAM Identity Center's asynchronous requests and the calls the emulator lacks.
+    pub identity_center: Option<IdentityCenterModel>,
+}
+
+/// How IAM Identity Center answers (sso-admin API reference): assignment and provisioning requests
+/// stay IN_PROGRESS, then SUCCEEDED or FAILED with a reason; a bounded number may be outstanding;
+/// tags, permissions boundaries and provisioning status are answered here (the emulator lacks them).
+#[derive(Clone, Debug)]
+pub struct IdentityCenterModel {
+    /// IN_PROGRESS for this long.
+    pub duration: Duration,
+    /// CreateAccountAssignment into these accounts FAILS with this reason (while listed here).
+    pub failures: BTreeMap<String, String>,
+    /// Outstanding assignment requests at once; more are refused (ThrottlingException).
+    pub max_outstanding: usize,
+}
+
+impl Default for IdentityCenterModel {
+    fn default() -> Self {
+        Self {
+            duration: Duration::from_secs(1),
+            failures: BTreeMap::new(),
+            max_outstanding: 10,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct SsoRequest {
+    id: String,
+    /// `create`, `delete` or `provision`.
+    kind: &'static str,
+    at: Instant,
+    body: Value,
+    failure: Option<String>,
+    settled: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -192,6 +228,12 @@ struct State {
     budgets: BTreeMap<String, (Value, Vec<Notification>)>,
     /// Budgets writes, as `Operation budget-name`.
     budget_writes: Vec<String>,
+    sso_requests: Vec<SsoRequest>,
+    /// Tags and permissions boundaries of Identity Center resources, by ARN.
+    sso_tags: BTreeMap<String, BTreeMap<String, String>>,
+    sso_boundaries: BTreeMap<String, Value>,
+    /// (account, permission set, principal) assigned through this layer.
+    sso_assigned: BTreeSet<(String, String, String)>,
 }
 
 impl State {
@@ -473,6 +515,18 @@ impl Upstream {
         operation: &str,
         body: Value,
     ) -> Result<Value, std::io::Error> {
+        self.ask(call, "AWSOrganizationsV20161128", operation, body)
+            .await
+    }
+
+    /// The same for any JSON-protocol service, by its target prefix.
+    async fn ask(
+        &self,
+        call: &Call,
+        target_prefix: &str,
+        operation: &str,
+        body: Value,
+    ) -> Result<Value, std::io::Error> {
         let mut req = Request::builder()
             .method("POST")
             .uri(format!("{}/", self.url));
@@ -481,10 +535,7 @@ impl Upstream {
                 req = req.header(k, v);
             }
         }
-        req = req.header(
-            "x-amz-target",
-            format!("AWSOrganizationsV20161128.{operation}"),
-        );
+        req = req.header("x-amz-target", format!("{target_prefix}.{operation}"));
         let resp = self
             .client
             .request(
@@ -772,6 +823,9 @@ async fn dispatch(
         "s3" => s3(call, st, upstream).await,
         "cloudtrail" => cloudtrail(call, st, upstream).await,
         "budgets" if st.lock().unwrap().realism.budgets.is_some() => Ok(budgets(call, st)),
+        "sso" if st.lock().unwrap().realism.identity_center.is_some() => {
+            sso(call, st, upstream).await
+        }
         _ => upstream.forward(call).await,
     }
 }
@@ -920,6 +974,288 @@ async fn organizations(
                 st.lock().unwrap().trusted_access_at = Some(now);
             }
             Ok(answer)
+        }
+        _ => upstream.forward(call).await,
+    }
+}
+
+const SSO: &str = "SWBExternalService";
+
+fn sso_status(r: &SsoRequest, now: Instant, duration: Duration) -> Value {
+    let state = if now < r.at + duration {
+        "IN_PROGRESS"
+    } else if r.failure.is_some() {
+        "FAILED"
+    } else {
+        "SUCCEEDED"
+    };
+    let mut v = json!({
+        "Status": state, "RequestId": r.id,
+        "PermissionSetArn": str_of(&r.body, "PermissionSetArn"),
+        "CreatedDate": 1.7e9,
+    });
+    if r.kind != "provision" {
+        for f in ["TargetId", "TargetType", "PrincipalType", "PrincipalId"] {
+            v[f] = r.body[f].clone();
+        }
+    }
+    if state == "FAILED" {
+        v["FailureReason"] = json!(r.failure);
+    }
+    v
+}
+
+/// Makes the requests whose time has come take effect in the emulator.
+async fn sso_settle(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<(), std::io::Error> {
+    let now = Instant::now();
+    let due: Vec<SsoRequest> = {
+        let mut s = st.lock().unwrap();
+        let d = s
+            .realism
+            .identity_center
+            .clone()
+            .unwrap_or_default()
+            .duration;
+        let due: Vec<SsoRequest> = s
+            .sso_requests
+            .iter()
+            .filter(|r| !r.settled && now >= r.at + d)
+            .cloned()
+            .collect();
+        for r in s.sso_requests.iter_mut() {
+            if due.iter().any(|d| d.id == r.id) {
+                r.settled = true;
+            }
+        }
+        due
+    };
+    for r in due {
+        let key = (
+            str_of(&r.body, "TargetId").to_string(),
+            str_of(&r.body, "PermissionSetArn").to_string(),
+            str_of(&r.body, "PrincipalId").to_string(),
+        );
+        match r.kind {
+            "create" if r.failure.is_none() => {
+                // AWS keeps one assignment however often it is requested.
+                let fresh = st.lock().unwrap().sso_assigned.insert(key);
+                if fresh {
+                    upstream
+                        .ask(call, SSO, "CreateAccountAssignment", r.body.clone())
+                        .await?;
+                }
+            }
+            "delete" if st.lock().unwrap().sso_assigned.remove(&key) => {
+                upstream
+                    .ask(call, SSO, "DeleteAccountAssignment", r.body.clone())
+                    .await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// AWS answers SessionDuration in ISO 8601 (`PT1H`); the emulator sends seconds for its default.
+fn iso_session_duration(v: &mut Value) {
+    let d = &mut v["PermissionSet"]["SessionDuration"];
+    if let Some(secs) = d.as_u64() {
+        *d = json!(format!("PT{}H", secs / 3600));
+    }
+}
+
+async fn sso(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<Answer, std::io::Error> {
+    sso_settle(call, st, upstream).await?;
+    let now = Instant::now();
+    let model = st
+        .lock()
+        .unwrap()
+        .realism
+        .identity_center
+        .clone()
+        .unwrap_or_default();
+    let op = call.operation.as_str();
+    let not_found = |what: &str| {
+        json_error(
+            400,
+            "ResourceNotFoundException",
+            &format!("{what} not found"),
+            None,
+        )
+    };
+    match op {
+        "CreateAccountAssignment" | "DeleteAccountAssignment" | "ProvisionPermissionSet" => {
+            let mut s = st.lock().unwrap();
+            let outstanding = s
+                .sso_requests
+                .iter()
+                .filter(|r| r.kind != "provision" && now < r.at + model.duration)
+                .count();
+            if op != "ProvisionPermissionSet" && outstanding >= model.max_outstanding {
+                return Ok(json_error(
+                    400,
+                    "ThrottlingException",
+                    "Too many outstanding account assignment requests; try again later.",
+                    None,
+                ));
+            }
+            s.sequence += 1;
+            let kind = match op {
+                "CreateAccountAssignment" => "create",
+                "DeleteAccountAssignment" => "delete",
+                _ => "provision",
+            };
+            let failure = (kind == "create")
+                .then(|| model.failures.get(str_of(&call.json, "TargetId")).cloned())
+                .flatten();
+            let r = SsoRequest {
+                id: format!("{:08x}-0000-4000-8000-{:012x}", s.sequence, s.sequence),
+                kind,
+                at: now,
+                body: call.json.clone(),
+                failure,
+                settled: false,
+            };
+            let status = sso_status(&r, now, model.duration);
+            s.sso_requests.push(r);
+            let field = match kind {
+                "create" => "AccountAssignmentCreationStatus",
+                "delete" => "AccountAssignmentDeletionStatus",
+                _ => "PermissionSetProvisioningStatus",
+            };
+            Ok(json_ok(json!({ field: status })))
+        }
+        "DescribeAccountAssignmentCreationStatus"
+        | "DescribeAccountAssignmentDeletionStatus"
+        | "DescribePermissionSetProvisioningStatus" => {
+            let (id_field, field) = match op {
+                "DescribeAccountAssignmentCreationStatus" => (
+                    "AccountAssignmentCreationRequestId",
+                    "AccountAssignmentCreationStatus",
+                ),
+                "DescribeAccountAssignmentDeletionStatus" => (
+                    "AccountAssignmentDeletionRequestId",
+                    "AccountAssignmentDeletionStatus",
+                ),
+                _ => (
+                    "ProvisionPermissionSetRequestId",
+                    "PermissionSetProvisioningStatus",
+                ),
+            };
+            let s = st.lock().unwrap();
+            match s
+                .sso_requests
+                .iter()
+                .find(|r| r.id == str_of(&call.json, id_field))
+            {
+                Some(r) => Ok(json_ok(
+                    json!({ field: sso_status(r, now, model.duration) }),
+                )),
+                None => Ok(not_found("request")),
+            }
+        }
+        "DeletePermissionSet" => {
+            let arn = str_of(&call.json, "PermissionSetArn").to_string();
+            if st
+                .lock()
+                .unwrap()
+                .sso_assigned
+                .iter()
+                .any(|(_, ps, _)| *ps == arn)
+            {
+                return Ok(json_error(
+                    400,
+                    "ConflictException",
+                    "The permission set is still assigned; remove its account assignments first.",
+                    None,
+                ));
+            }
+            upstream.forward(call).await
+        }
+        "DescribePermissionSet" => upstream.forward_json(call, iso_session_duration).await,
+        "CreatePermissionSet" => {
+            let (status, answer, bytes) = upstream.send(call, call.body.clone()).await?;
+            if status == 200 {
+                let mut v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                iso_session_duration(&mut v);
+                let answer = json_ok(v.clone());
+                let arn = str_of(&v["PermissionSet"], "PermissionSetArn").to_string();
+                let tags: BTreeMap<String, String> = call.json["Tags"]
+                    .as_array()
+                    .map(|ts| {
+                        ts.iter()
+                            .map(|t| (str_of(t, "Key").to_string(), str_of(t, "Value").to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                st.lock().unwrap().sso_tags.insert(arn, tags);
+                return Ok(answer);
+            }
+            Ok(answer)
+        }
+        "TagResource" => {
+            let arn = str_of(&call.json, "ResourceArn").to_string();
+            let mut s = st.lock().unwrap();
+            let tags = s.sso_tags.entry(arn).or_default();
+            for t in call.json["Tags"].as_array().cloned().unwrap_or_default() {
+                tags.insert(
+                    str_of(&t, "Key").to_string(),
+                    str_of(&t, "Value").to_string(),
+                );
+            }
+            Ok(json_ok(json!({})))
+        }
+        "UntagResource" => {
+            let arn = str_of(&call.json, "ResourceArn").to_string();
+            let mut s = st.lock().unwrap();
+            let tags = s.sso_tags.entry(arn).or_default();
+            for k in call.json["TagKeys"].as_array().cloned().unwrap_or_default() {
+                tags.remove(k.as_str().unwrap_or_default());
+            }
+            Ok(json_ok(json!({})))
+        }
+        "ListTagsForResource" => {
+            let s = st.lock().unwrap();
+            let tags: Vec<Value> = s
+                .sso_tags
+                .get(str_of(&call.json, "ResourceArn"))
+                .map(|t| {
+                    t.iter()
+                        .map(|(k, v)| json!({"Key": k, "Value": v}))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(json_ok(json!({"Tags": tags})))
+        }
+        "PutPermissionsBoundaryToPermissionSet" => {
+            let arn = str_of(&call.json, "PermissionSetArn").to_string();
+            st.lock()
+                .unwrap()
+                .sso_boundaries
+                .insert(arn, call.json["PermissionsBoundary"].clone());
+            Ok(json_ok(json!({})))
+        }
+        "GetPermissionsBoundaryForPermissionSet" => {
+            let s = st.lock().unwrap();
+            match s.sso_boundaries.get(str_of(&call.json, "PermissionSetArn")) {
+                Some(b) => Ok(json_ok(json!({"PermissionsBoundary": b}))),
+                None => Ok(not_found("permissions boundary")),
+            }
+        }
+        "DeletePermissionsBoundaryFromPermissionSet" => {
+            st.lock()
+                .unwrap()
+                .sso_boundaries
+                .remove(str_of(&call.json, "PermissionSetArn"));
+            Ok(json_ok(json!({})))
         }
         _ => upstream.forward(call).await,
     }

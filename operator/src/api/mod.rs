@@ -10,6 +10,7 @@ pub mod common;
 pub mod identity_group;
 pub mod organization_policy;
 pub mod organizational_unit;
+pub mod permission_set;
 
 pub use audit_trail::{AuditTrail, AuditTrailSpec, AuditTrailStatus};
 pub use aws_account::{AwsAccount, AwsAccountSpec, AwsAccountStatus};
@@ -22,6 +23,7 @@ pub use organization_policy::{
 pub use organizational_unit::{
     OrganizationalUnit, OrganizationalUnitSpec, OrganizationalUnitStatus,
 };
+pub use permission_set::{PermissionSet, PermissionSetSpec, PermissionSetStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 

@@ -47,6 +47,8 @@ pub struct AwsSettings {
     pub max_attempts: u32,
     /// Client-side rate limits per operation.
     pub rate_limits: pacing::RateLimits,
+    /// Home region of the IAM Identity Center instance; default: `region`.
+    pub identity_center_region: Option<String>,
 }
 
 /// The ports, built once from the standard credential chain.
@@ -58,6 +60,10 @@ pub struct AwsPorts {
     pub buckets: Arc<dyn Buckets>,
     /// The region calls go to (for ARNs).
     pub region: String,
+    /// Where IAM Identity Center calls go (its instance's home region).
+    pub identity_center_region: String,
+    /// Records every call (metrics, throttles) for clients built in a kind's folder.
+    pub recorder: CallRecorder,
     /// IAM and contacts in the management account and, through their access role, member accounts.
     pub members: Arc<dyn member::Members>,
     pub sdk_config: aws_config::SdkConfig,
@@ -76,11 +82,15 @@ pub struct AwsPorts {
 
 impl AwsPorts {
     pub async fn connect(settings: &AwsSettings, metrics: Metrics) -> Self {
-        Self::with_limits(
+        let mut ports = Self::with_limits(
             load_sdk_config(settings).await,
             metrics,
             settings.rate_limits.clone(),
-        )
+        );
+        if let Some(r) = &settings.identity_center_region {
+            ports.identity_center_region = r.clone();
+        }
+        ports
     }
 
     /// Ports with the default client-side rate limits.
@@ -163,7 +173,9 @@ impl AwsPorts {
                 aws_sdk_s3::Client::from_conf(s3),
                 region.clone(),
             )),
+            identity_center_region: region.clone(),
             region,
+            recorder: recorder.clone(),
             members: Arc::new(member::MemberAccess::new(
                 sdk_config.clone(),
                 recorder.clone(),

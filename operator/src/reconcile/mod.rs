@@ -22,6 +22,7 @@ kinds! {
     Budget => budget,
     AuditTrail => audit_trail,
     OrganizationPolicy => organization_policy,
+    PermissionSet => permission_set,
 }
 
 use crate::api::{self, Drift};
@@ -294,7 +295,7 @@ fn waves(resources: &[Resource], order: &[usize]) -> Vec<Vec<usize>> {
     let mut waves: Vec<Vec<usize>> = Vec::new();
     for &i in order {
         let l = resources[i]
-            .dependencies()
+            .dependencies_among(resources)
             .iter()
             .filter_map(|d| level.get(d).map(|l| l + 1))
             .max()
@@ -325,7 +326,7 @@ pub fn dependency_order(resources: &[Resource]) -> (Vec<usize>, Vec<(usize, Stri
         let before = pending.len();
         pending.retain(|&i| {
             let ready = resources[i]
-                .dependencies()
+                .dependencies_among(resources)
                 .iter()
                 .all(|d| index.get(d).is_none_or(|j| placed.contains(j)));
             if ready {

@@ -32,6 +32,11 @@ pub trait KindSpec:
 
     /// Resources this one refers to and must wait for.
     fn dependencies(&self) -> Vec<Key>;
+    /// Kinds every resource of which a pass handles before this one, whether referred to or not
+    /// (e.g. an OU-wide assignment covers the accounts created in the OU in the same pass).
+    fn after_kinds(&self) -> &'static [Kind] {
+        &[]
+    }
     /// The AWS id this resource is known by, from its status.
     fn aws_id(&self) -> Option<String>;
     fn common_status(&self) -> Option<&CommonStatus>;
@@ -61,6 +66,7 @@ pub(crate) trait DynKind: Send + Sync {
     fn name(&self) -> String;
     fn generation(&self) -> Option<i64>;
     fn dependencies(&self) -> Vec<Key>;
+    fn after_kinds(&self) -> &'static [Kind];
     fn aws_id(&self) -> Option<String>;
     fn common_status(&self) -> Option<&CommonStatus>;
     fn common_status_mut(&mut self) -> &mut CommonStatus;
@@ -83,6 +89,9 @@ impl<K: KindSpec> DynKind for K {
     }
     fn dependencies(&self) -> Vec<Key> {
         KindSpec::dependencies(self)
+    }
+    fn after_kinds(&self) -> &'static [Kind] {
+        KindSpec::after_kinds(self)
     }
     fn aws_id(&self) -> Option<String> {
         KindSpec::aws_id(self)
@@ -257,6 +266,22 @@ impl Resource {
 
     pub fn dependencies(&self) -> Vec<Key> {
         self.inner().dependencies()
+    }
+
+    /// What a pass handles first: the references, and every resource of the kinds this one comes
+    /// after.
+    pub fn dependencies_among(&self, resources: &[Resource]) -> Vec<Key> {
+        let after = self.inner().after_kinds();
+        let mut deps = self.dependencies();
+        if !after.is_empty() {
+            deps.extend(
+                resources
+                    .iter()
+                    .filter(|r| after.contains(&r.kind()))
+                    .map(Resource::key),
+            );
+        }
+        deps
     }
 
     pub fn generation(&self) -> Option<i64> {

@@ -1,0 +1,577 @@
+//! IAM Identity Center (sso-admin) and its Identity Store, over SDK clients built on the shared
+//! config (recorded, paced and fenced like every other call), in the instance's home region.
+
+use crate::api::Tags;
+use crate::aws::{AwsError, AwsPorts, AwsResult};
+use aws_sdk_identitystore as ids;
+use aws_sdk_ssoadmin as sso;
+use sso::types::{PrincipalType, ProvisionTargetType, TargetType};
+
+const SERVICE: &str = "sso";
+
+fn err<E>(
+    operation: &'static str,
+) -> impl FnOnce(sso::error::SdkError<E, sso::config::http::HttpResponse>) -> AwsError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    move |e| AwsError::from_sdk(SERVICE, operation, e)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    pub arn: String,
+    pub identity_store_id: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PermissionSetInfo {
+    pub arn: String,
+    pub name: String,
+    pub description: String,
+    pub session_duration: String,
+    pub relay_state: String,
+}
+
+/// Where an asynchronous Identity Center request stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestState {
+    InProgress,
+    Succeeded,
+    Failed(String),
+}
+
+fn state(status: Option<&sso::types::StatusValues>, reason: Option<&str>) -> RequestState {
+    match status {
+        Some(sso::types::StatusValues::Succeeded) => RequestState::Succeeded,
+        Some(sso::types::StatusValues::Failed) => {
+            RequestState::Failed(reason.unwrap_or("no reason given").to_string())
+        }
+        _ => RequestState::InProgress,
+    }
+}
+
+pub struct IdentityCenter {
+    client: sso::Client,
+    store: ids::Client,
+}
+
+impl IdentityCenter {
+    pub fn new(aws: &AwsPorts) -> Self {
+        let region = aws_config::Region::new(aws.identity_center_region.clone());
+        let client = sso::Client::from_conf(
+            sso::config::Builder::from(&aws.sdk_config)
+                .interceptor(aws.recorder.clone())
+                .region(region.clone())
+                .build(),
+        );
+        let store = ids::Client::from_conf(
+            ids::config::Builder::from(&aws.sdk_config)
+                .interceptor(aws.recorder.clone())
+                .region(region)
+                .build(),
+        );
+        Self { client, store }
+    }
+
+    /// The Organization's instance; `None` when Identity Center is not enabled in this region.
+    pub async fn instance(&self) -> AwsResult<Option<Instance>> {
+        let out = self
+            .client
+            .list_instances()
+            .send()
+            .await
+            .map_err(err("ListInstances"))?;
+        Ok(out.instances().first().map(|i| Instance {
+            arn: i.instance_arn().unwrap_or_default().to_string(),
+            identity_store_id: i.identity_store_id().unwrap_or_default().to_string(),
+        }))
+    }
+
+    /// A group's id by display name; `None` when the Identity Store has no such group.
+    pub async fn group_id(&self, store: &str, display_name: &str) -> AwsResult<Option<String>> {
+        let attr = ids::types::UniqueAttribute::builder()
+            .attribute_path("displayName")
+            .attribute_value(aws_smithy_types::Document::String(display_name.to_string()))
+            .build()
+            .expect("path and value set");
+        match self
+            .store
+            .get_group_id()
+            .identity_store_id(store)
+            .alternate_identifier(ids::types::AlternateIdentifier::UniqueAttribute(attr))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.group_id().to_string())),
+            Err(e) => {
+                let e = AwsError::from_sdk("identitystore", "GetGroupId", e);
+                if e.code == "ResourceNotFoundException" {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    pub async fn describe(&self, instance: &str, arn: &str) -> AwsResult<Option<PermissionSetInfo>> {
+        match self
+            .client
+            .describe_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.permission_set().map(|p| PermissionSetInfo {
+                arn: p.permission_set_arn().unwrap_or(arn).to_string(),
+                name: p.name().unwrap_or_default().to_string(),
+                description: p.description().unwrap_or_default().to_string(),
+                session_duration: p.session_duration().unwrap_or("PT1H").to_string(),
+                relay_state: p.relay_state().unwrap_or_default().to_string(),
+            })),
+            Err(e) => {
+                let e = err("DescribePermissionSet")(e);
+                if e.code == "ResourceNotFoundException" {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Every permission set's ARN (all pages).
+    pub async fn list(&self, instance: &str) -> AwsResult<Vec<String>> {
+        let mut pages = self
+            .client
+            .list_permission_sets()
+            .instance_arn(instance)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            out.extend(
+                page.map_err(err("ListPermissionSets"))?
+                    .permission_sets()
+                    .iter()
+                    .cloned(),
+            );
+        }
+        Ok(out)
+    }
+
+    pub async fn create(
+        &self,
+        instance: &str,
+        want: &PermissionSetInfo,
+        tags: &Tags,
+    ) -> AwsResult<String> {
+        let mut req = self
+            .client
+            .create_permission_set()
+            .instance_arn(instance)
+            .name(&want.name)
+            .session_duration(&want.session_duration);
+        if !want.description.is_empty() {
+            req = req.description(&want.description);
+        }
+        if !want.relay_state.is_empty() {
+            req = req.relay_state(&want.relay_state);
+        }
+        for (k, v) in tags {
+            req = req.tags(sso::types::Tag::builder().key(k).value(v).build().expect("set"));
+        }
+        let out = req.send().await.map_err(err("CreatePermissionSet"))?;
+        Ok(out
+            .permission_set()
+            .and_then(|p| p.permission_set_arn())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    pub async fn update(&self, instance: &str, want: &PermissionSetInfo) -> AwsResult<()> {
+        self.client
+            .update_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(&want.arn)
+            .description(&want.description)
+            .session_duration(&want.session_duration)
+            .relay_state(&want.relay_state)
+            .send()
+            .await
+            .map_err(err("UpdatePermissionSet"))?;
+        Ok(())
+    }
+
+    pub async fn delete(&self, instance: &str, arn: &str) -> AwsResult<()> {
+        self.client
+            .delete_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .send()
+            .await
+            .map_err(err("DeletePermissionSet"))?;
+        Ok(())
+    }
+
+    pub async fn managed_policies(&self, instance: &str, arn: &str) -> AwsResult<Vec<String>> {
+        let out = self
+            .client
+            .list_managed_policies_in_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .send()
+            .await
+            .map_err(err("ListManagedPoliciesInPermissionSet"))?;
+        Ok(out
+            .attached_managed_policies()
+            .iter()
+            .filter_map(|p| p.arn().map(str::to_string))
+            .collect())
+    }
+
+    pub async fn attach_managed(&self, instance: &str, arn: &str, policy: &str) -> AwsResult<()> {
+        self.client
+            .attach_managed_policy_to_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .managed_policy_arn(policy)
+            .send()
+            .await
+            .map_err(err("AttachManagedPolicyToPermissionSet"))?;
+        Ok(())
+    }
+
+    pub async fn detach_managed(&self, instance: &str, arn: &str, policy: &str) -> AwsResult<()> {
+        self.client
+            .detach_managed_policy_from_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .managed_policy_arn(policy)
+            .send()
+            .await
+            .map_err(err("DetachManagedPolicyFromPermissionSet"))?;
+        Ok(())
+    }
+
+    /// Customer-managed policy references as `(name, path)`.
+    pub async fn customer_policies(
+        &self,
+        instance: &str,
+        arn: &str,
+    ) -> AwsResult<Vec<(String, String)>> {
+        let out = self
+            .client
+            .list_customer_managed_policy_references_in_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .send()
+            .await
+            .map_err(err("ListCustomerManagedPolicyReferencesInPermissionSet"))?;
+        Ok(out
+            .customer_managed_policy_references()
+            .iter()
+            .map(|r| (r.name().to_string(), r.path().unwrap_or("/").to_string()))
+            .collect())
+    }
+
+    fn reference(name: &str, path: &str) -> sso::types::CustomerManagedPolicyReference {
+        sso::types::CustomerManagedPolicyReference::builder()
+            .name(name)
+            .path(path)
+            .build()
+            .expect("name set")
+    }
+
+    pub async fn attach_customer(&self, instance: &str, arn: &str, name: &str, path: &str) -> AwsResult<()> {
+        self.client
+            .attach_customer_managed_policy_reference_to_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .customer_managed_policy_reference(Self::reference(name, path))
+            .send()
+            .await
+            .map_err(err("AttachCustomerManagedPolicyReferenceToPermissionSet"))?;
+        Ok(())
+    }
+
+    pub async fn detach_customer(&self, instance: &str, arn: &str, name: &str, path: &str) -> AwsResult<()> {
+        self.client
+            .detach_customer_managed_policy_reference_from_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .customer_managed_policy_reference(Self::reference(name, path))
+            .send()
+            .await
+            .map_err(err("DetachCustomerManagedPolicyReferenceFromPermissionSet"))?;
+        Ok(())
+    }
+
+    /// The inline policy; `None` when there is none.
+    pub async fn inline_policy(&self, instance: &str, arn: &str) -> AwsResult<Option<String>> {
+        let out = self
+            .client
+            .get_inline_policy_for_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .send()
+            .await
+            .map_err(err("GetInlinePolicyForPermissionSet"))?;
+        Ok(out.inline_policy().filter(|p| !p.is_empty()).map(str::to_string))
+    }
+
+    pub async fn put_inline_policy(&self, instance: &str, arn: &str, policy: &str) -> AwsResult<()> {
+        self.client
+            .put_inline_policy_to_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .inline_policy(policy)
+            .send()
+            .await
+            .map_err(err("PutInlinePolicyToPermissionSet"))?;
+        Ok(())
+    }
+
+    pub async fn delete_inline_policy(&self, instance: &str, arn: &str) -> AwsResult<()> {
+        self.client
+            .delete_inline_policy_from_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .send()
+            .await
+            .map_err(err("DeleteInlinePolicyFromPermissionSet"))?;
+        Ok(())
+    }
+
+    /// The permissions boundary as `managed:ARN` or `customer:PATHNAME`; `None` without one.
+    pub async fn boundary(&self, instance: &str, arn: &str) -> AwsResult<Option<String>> {
+        match self
+            .client
+            .get_permissions_boundary_for_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.permissions_boundary().map(|b| {
+                match (b.managed_policy_arn(), b.customer_managed_policy_reference()) {
+                    (Some(a), _) => format!("managed:{a}"),
+                    (None, Some(r)) => format!("customer:{}{}", r.path().unwrap_or("/"), r.name()),
+                    _ => String::new(),
+                }
+            }).filter(|s| !s.is_empty())),
+            Err(e) => {
+                let e = err("GetPermissionsBoundaryForPermissionSet")(e);
+                if e.code == "ResourceNotFoundException" {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    pub async fn put_boundary(
+        &self,
+        instance: &str,
+        arn: &str,
+        managed: Option<&str>,
+        customer: Option<(&str, &str)>,
+    ) -> AwsResult<()> {
+        let mut b = sso::types::PermissionsBoundary::builder();
+        if let Some(a) = managed {
+            b = b.managed_policy_arn(a);
+        }
+        if let Some((name, path)) = customer {
+            b = b.customer_managed_policy_reference(Self::reference(name, path));
+        }
+        self.client
+            .put_permissions_boundary_to_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .permissions_boundary(b.build())
+            .send()
+            .await
+            .map_err(err("PutPermissionsBoundaryToPermissionSet"))?;
+        Ok(())
+    }
+
+    pub async fn delete_boundary(&self, instance: &str, arn: &str) -> AwsResult<()> {
+        self.client
+            .delete_permissions_boundary_from_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .send()
+            .await
+            .map_err(err("DeletePermissionsBoundaryFromPermissionSet"))?;
+        Ok(())
+    }
+
+    pub async fn tags(&self, instance: &str, arn: &str) -> AwsResult<Tags> {
+        let out = self
+            .client
+            .list_tags_for_resource()
+            .instance_arn(instance)
+            .resource_arn(arn)
+            .send()
+            .await
+            .map_err(err("ListTagsForResource"))?;
+        Ok(out
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect())
+    }
+
+    pub async fn tag(&self, instance: &str, arn: &str, tags: &Tags) -> AwsResult<()> {
+        let mut req = self.client.tag_resource().instance_arn(instance).resource_arn(arn);
+        for (k, v) in tags {
+            req = req.tags(sso::types::Tag::builder().key(k).value(v).build().expect("set"));
+        }
+        req.send().await.map_err(err("TagResource"))?;
+        Ok(())
+    }
+
+    pub async fn untag(&self, instance: &str, arn: &str, keys: &[String]) -> AwsResult<()> {
+        self.client
+            .untag_resource()
+            .instance_arn(instance)
+            .resource_arn(arn)
+            .set_tag_keys(Some(keys.to_vec()))
+            .send()
+            .await
+            .map_err(err("UntagResource"))?;
+        Ok(())
+    }
+
+    /// Re-provisions the set wherever it is provisioned; the request id to follow.
+    pub async fn provision(&self, instance: &str, arn: &str) -> AwsResult<String> {
+        let out = self
+            .client
+            .provision_permission_set()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .target_type(ProvisionTargetType::AllProvisionedAccounts)
+            .send()
+            .await
+            .map_err(err("ProvisionPermissionSet"))?;
+        Ok(out
+            .permission_set_provisioning_status()
+            .and_then(|s| s.request_id())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    pub async fn provisioning(&self, instance: &str, request: &str) -> AwsResult<RequestState> {
+        let out = self
+            .client
+            .describe_permission_set_provisioning_status()
+            .instance_arn(instance)
+            .provision_permission_set_request_id(request)
+            .send()
+            .await
+            .map_err(err("DescribePermissionSetProvisioningStatus"))?;
+        let s = out.permission_set_provisioning_status();
+        Ok(state(
+            s.and_then(|s| s.status()),
+            s.and_then(|s| s.failure_reason()),
+        ))
+    }
+
+    /// The accounts this group has this permission set in (all pages).
+    pub async fn assigned_accounts(
+        &self,
+        instance: &str,
+        arn: &str,
+        group_id: &str,
+    ) -> AwsResult<Vec<String>> {
+        let mut pages = self
+            .client
+            .list_account_assignments_for_principal()
+            .instance_arn(instance)
+            .principal_id(group_id)
+            .principal_type(PrincipalType::Group)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err("ListAccountAssignmentsForPrincipal"))?;
+            out.extend(
+                page.account_assignments()
+                    .iter()
+                    .filter(|a| a.permission_set_arn() == Some(arn))
+                    .filter_map(|a| a.account_id().map(str::to_string)),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Assigns; the request id to follow.
+    pub async fn assign(&self, instance: &str, arn: &str, account: &str, group_id: &str) -> AwsResult<String> {
+        let out = self
+            .client
+            .create_account_assignment()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .target_id(account)
+            .target_type(TargetType::AwsAccount)
+            .principal_type(PrincipalType::Group)
+            .principal_id(group_id)
+            .send()
+            .await
+            .map_err(err("CreateAccountAssignment"))?;
+        Ok(out
+            .account_assignment_creation_status()
+            .and_then(|s| s.request_id())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    pub async fn unassign(&self, instance: &str, arn: &str, account: &str, group_id: &str) -> AwsResult<String> {
+        let out = self
+            .client
+            .delete_account_assignment()
+            .instance_arn(instance)
+            .permission_set_arn(arn)
+            .target_id(account)
+            .target_type(TargetType::AwsAccount)
+            .principal_type(PrincipalType::Group)
+            .principal_id(group_id)
+            .send()
+            .await
+            .map_err(err("DeleteAccountAssignment"))?;
+        Ok(out
+            .account_assignment_deletion_status()
+            .and_then(|s| s.request_id())
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    pub async fn creation(&self, instance: &str, request: &str) -> AwsResult<RequestState> {
+        let out = self
+            .client
+            .describe_account_assignment_creation_status()
+            .instance_arn(instance)
+            .account_assignment_creation_request_id(request)
+            .send()
+            .await
+            .map_err(err("DescribeAccountAssignmentCreationStatus"))?;
+        let s = out.account_assignment_creation_status();
+        Ok(state(s.and_then(|s| s.status()), s.and_then(|s| s.failure_reason())))
+    }
+
+    pub async fn deletion(&self, instance: &str, request: &str) -> AwsResult<RequestState> {
+        let out = self
+            .client
+            .describe_account_assignment_deletion_status()
+            .instance_arn(instance)
+            .account_assignment_deletion_request_id(request)
+            .send()
+            .await
+            .map_err(err("DescribeAccountAssignmentDeletionStatus"))?;
+        let s = out.account_assignment_deletion_status();
+        Ok(state(s.and_then(|s| s.status()), s.and_then(|s| s.failure_reason())))
+    }
+}

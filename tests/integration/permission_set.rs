@@ -1,0 +1,412 @@
+//! PermissionSet through the realism layer, which answers IAM Identity Center as AWS does where the
+//! emulator does not: assignment and provisioning requests IN_PROGRESS then SUCCEEDED or FAILED
+//! with a reason, one assignment however often it is requested, the outstanding-request cap,
+//! ConflictException on deleting a set still assigned, and the tag and boundary calls.
+
+use aws_sdk_ssoadmin::types::{PrincipalType, TargetType};
+use landing_zone_tests::proxy::{AwsProxy, IdentityCenterModel};
+use landing_zone_tests::{Emulator, apply_waiting, report};
+use std::time::Duration;
+
+const LANDING_ZONE: &str = "apiVersion: landingzone.dev/v1alpha1
+kind: OrganizationalUnit
+metadata: {name: workloads}
+spec: {name: Workloads}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: AwsAccount
+metadata: {name: app-dev}
+spec:
+  accountName: app-dev
+  email: aws-app-dev@example.com
+  organizationalUnitRef: {name: workloads}
+  baseline: false
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: developer}
+spec:
+  name: Developer
+  description: Build and run workloads
+  sessionDuration: PT8H
+  managedPolicyArns: [arn:aws:iam::aws:policy/PowerUserAccess]
+  inlinePolicy: '{\"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Deny\", \"Action\": \"aws-portal:*\", \"Resource\": \"*\"}]}'
+  permissionsBoundary: {managedPolicyArn: arn:aws:iam::aws:policy/PowerUserAccess}
+  tags: {owner: platform-team}
+  deletionPolicy: Delete
+  assignments:
+    - group: developers
+      organizationalUnitRefs: [{name: workloads}]
+";
+
+fn sso(endpoint: &str) -> aws_sdk_ssoadmin::Client {
+    aws_sdk_ssoadmin::Client::from_conf(
+        aws_sdk_ssoadmin::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(endpoint)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            // A test sees each answer as it is, not the SDK's retries of it.
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .build(),
+    )
+}
+
+/// The emulator with Identity Center answered as AWS does, and the group the spec names.
+async fn setup() -> (Emulator, String, String) {
+    let emu = Emulator::start().await;
+    wire(&emu).update_realism(|r| {
+        r.identity_center = Some(IdentityCenterModel {
+            duration: Duration::from_millis(600),
+            ..Default::default()
+        })
+    });
+    let s = sso(&emu.endpoint);
+    let inst = s.list_instances().send().await.unwrap().instances()[0].clone();
+    let store = aws_sdk_identitystore::Client::from_conf(
+        aws_sdk_identitystore::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&emu.endpoint)
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .build(),
+    );
+    let group = store
+        .create_group()
+        .identity_store_id(inst.identity_store_id().unwrap())
+        .display_name("developers")
+        .send()
+        .await
+        .unwrap()
+        .group_id()
+        .to_string();
+    (emu, inst.instance_arn().unwrap().to_string(), group)
+}
+
+fn wire(emu: &Emulator) -> &AwsProxy {
+    emu.wire.as_ref().unwrap()
+}
+
+fn dir_with(yaml: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lz.yaml"), yaml).unwrap();
+    dir
+}
+
+async fn apply(emu: &Emulator, dir: &std::path::Path) -> landing_zone_operator::cli::RunResult {
+    apply_waiting(
+        emu.ports().await,
+        dir,
+        &dir.join("state.json"),
+        false,
+        Duration::from_secs(60),
+    )
+    .await
+}
+
+/// Through the layer, so requests whose time has come have taken effect.
+async fn assigned(emu: &Emulator, instance: &str, ps: &str, account: &str) -> Vec<String> {
+    sso(&wire(emu).endpoint)
+        .list_account_assignments()
+        .instance_arn(instance)
+        .account_id(account)
+        .permission_set_arn(ps)
+        .send()
+        .await
+        .unwrap()
+        .account_assignments()
+        .iter()
+        .map(|a| a.principal_id().unwrap().to_string())
+        .collect()
+}
+
+fn status(dir: &std::path::Path) -> serde_json::Value {
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).unwrap()).unwrap();
+    doc["resources"]["PermissionSet/developer"]["status"].clone()
+}
+
+#[tokio::test]
+async fn ou_wide_assignments_follow_accounts_and_requests_are_followed_to_the_end() {
+    let (emu, instance, group) = setup().await;
+    let dir = dir_with(LANDING_ZONE);
+    let first = apply(&emu, dir.path()).await;
+    assert!(!first.failed(), "{:?}", first.reports);
+    let dev = report(&first, "AwsAccount", "app-dev").id.clone().unwrap();
+    let ps = report(&first, "PermissionSet", "developer")
+        .id
+        .clone()
+        .unwrap();
+    let st = status(dir.path());
+    assert_eq!(
+        assigned(&emu, &instance, &ps, &dev).await,
+        vec![group.clone()],
+        "{st} {:?}",
+        first.reports
+    );
+    assert_eq!(st["assignments"][0]["state"], "Assigned", "{st}");
+    assert_eq!(st["assignedCount"], 1);
+    assert!(
+        wire(&emu).count("DescribeAccountAssignmentCreationStatus") >= 1,
+        "the request was followed"
+    );
+
+    // In sync: nothing written; the reads do not depend on the number of accounts.
+    wire(&emu).reset_counts();
+    let second = apply(&emu, dir.path()).await;
+    assert!(!second.failed(), "{:?}", second.reports);
+    assert_eq!(
+        second.metrics.aws_calls_of_kind("write"),
+        0,
+        "{:?}",
+        second.metrics.aws_call_counts()
+    );
+    assert_eq!(
+        wire(&emu).count("ListAccountAssignments"),
+        0,
+        "no read per account"
+    );
+
+    // A second account created in the OU gets the assignment; the first, moved out, loses it.
+    let more = LANDING_ZONE.to_string()
+        + "---\napiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: app-prod}\nspec:\n  accountName: app-prod\n  email: aws-app-prod@example.com\n  organizationalUnitRef: {name: workloads}\n  baseline: false\n";
+    let more = more.replace(
+        "  email: aws-app-dev@example.com\n  organizationalUnitRef: {name: workloads}\n",
+        "  email: aws-app-dev@example.com\n",
+    );
+    std::fs::write(dir.path().join("lz.yaml"), &more).unwrap();
+    let third = apply(&emu, dir.path()).await;
+    assert!(!third.failed(), "{:?}", third.reports);
+    let prod = report(&third, "AwsAccount", "app-prod").id.clone().unwrap();
+    // The move and the assignment happen in one apply; the next pass sees the account gone.
+    let fourth = apply(&emu, dir.path()).await;
+    assert!(!fourth.failed(), "{:?}", fourth.reports);
+    assert_eq!(
+        assigned(&emu, &instance, &ps, &prod).await,
+        vec![group.clone()]
+    );
+    assert!(
+        assigned(&emu, &instance, &ps, &dev).await.is_empty(),
+        "moved out of the OU: removed"
+    );
+
+    // Removed by hand: restored.
+    sso(&wire(&emu).endpoint)
+        .delete_account_assignment()
+        .instance_arn(&instance)
+        .permission_set_arn(&ps)
+        .target_id(&prod)
+        .target_type(TargetType::AwsAccount)
+        .principal_type(PrincipalType::Group)
+        .principal_id(&group)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(assigned(&emu, &instance, &ps, &prod).await.is_empty());
+    let fifth = apply(&emu, dir.path()).await;
+    assert!(!fifth.failed(), "{:?}", fifth.reports);
+    assert_eq!(
+        assigned(&emu, &instance, &ps, &prod).await,
+        vec![group.clone()]
+    );
+
+    // Deleted with deletionPolicy Delete: assignments first, then the set (AWS refuses otherwise).
+    std::fs::write(dir.path().join("lz.yaml"), more.split("---\napiVersion: landingzone.dev/v1alpha1\nkind: PermissionSet").next().unwrap().to_string() + &more[more.find("---\napiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: app-prod}").unwrap()..]).unwrap();
+    let mut gone = false;
+    for _ in 0..10 {
+        let run = apply_waiting(
+            emu.ports().await,
+            dir.path(),
+            &dir.path().join("state.json"),
+            true,
+            Duration::from_secs(30),
+        )
+        .await;
+        let sets = sso(&emu.endpoint)
+            .list_permission_sets()
+            .instance_arn(&instance)
+            .send()
+            .await
+            .unwrap();
+        if sets.permission_sets().is_empty() {
+            gone = true;
+            break;
+        }
+        assert!(
+            run.deletions
+                .iter()
+                .all(|r| r.result.as_ref().err().is_none_or(|e| e.is_retryable())),
+            "{:?}",
+            run.deletions
+        );
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    assert!(gone, "the permission set was not deleted");
+}
+
+#[tokio::test]
+async fn a_failed_assignment_shows_why_and_is_retried_once_the_cause_is_fixed() {
+    let (emu, instance, group) = setup().await;
+    let dir = dir_with(LANDING_ZONE);
+    let first = apply(&emu, dir.path()).await;
+    let dev = report(&first, "AwsAccount", "app-dev").id.clone().unwrap();
+    let ps = report(&first, "PermissionSet", "developer")
+        .id
+        .clone()
+        .unwrap();
+    // Removed by hand, and the account cannot take it now (its role quota is full).
+    sso(&wire(&emu).endpoint)
+        .delete_account_assignment()
+        .instance_arn(&instance)
+        .permission_set_arn(&ps)
+        .target_id(&dev)
+        .target_type(TargetType::AwsAccount)
+        .principal_type(PrincipalType::Group)
+        .principal_id(&group)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let reason = "Received a 409 status error: the IAM role quota in the account is reached";
+    wire(&emu).update_realism(|r| {
+        r.identity_center
+            .as_mut()
+            .unwrap()
+            .failures
+            .insert(dev.clone(), reason.into());
+    });
+    let run = apply(&emu, dir.path()).await;
+    let _ = apply(&emu, dir.path()).await;
+    let st = status(dir.path());
+    let row = &st["assignments"][0];
+    assert_eq!(row["state"], "Failed", "{st}");
+    assert_eq!(row["reason"], reason);
+    let ready = &report(&run, "PermissionSet", "developer").result;
+    assert!(format!("{ready:?}").contains("AssignmentFailed") || row["state"] == "Failed");
+
+    // The cause fixed: the next reconcile requests it again, and it succeeds.
+    wire(&emu).update_realism(|r| {
+        r.identity_center.as_mut().unwrap().failures.clear();
+    });
+    let fixed = apply(&emu, dir.path()).await;
+    assert!(!fixed.failed(), "{:?}", fixed.reports);
+    assert_eq!(status(dir.path())["assignments"][0]["state"], "Assigned");
+    assert_eq!(assigned(&emu, &instance, &ps, &dev).await, vec![group]);
+}
+
+/// The layer itself, through the SDK.
+#[tokio::test]
+async fn the_realism_layer_answers_identity_center_as_aws_does() {
+    use aws_sdk_ssoadmin::error::ProvideErrorMetadata;
+    let (emu, instance, group) = setup().await;
+    wire(&emu).update_realism(|r| {
+        let m = r.identity_center.as_mut().unwrap();
+        m.max_outstanding = 2;
+        m.duration = Duration::from_secs(2);
+    });
+    let s = sso(&wire(&emu).endpoint);
+    let account = emu
+        .org_client()
+        .create_account()
+        .account_name("x")
+        .email("x@example.com")
+        .send()
+        .await
+        .unwrap()
+        .create_account_status()
+        .unwrap()
+        .account_id()
+        .unwrap()
+        .to_string();
+    let ps = s
+        .create_permission_set()
+        .instance_arn(&instance)
+        .name("P")
+        .tags(
+            aws_sdk_ssoadmin::types::Tag::builder()
+                .key("a")
+                .value("b")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .permission_set()
+        .unwrap()
+        .permission_set_arn()
+        .unwrap()
+        .to_string();
+    let tags = s
+        .list_tags_for_resource()
+        .instance_arn(&instance)
+        .resource_arn(&ps)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tags.tags()[0].key(), "a");
+    let assign = || {
+        s.create_account_assignment()
+            .instance_arn(&instance)
+            .permission_set_arn(&ps)
+            .target_id(&account)
+            .target_type(TargetType::AwsAccount)
+            .principal_type(PrincipalType::Group)
+            .principal_id(&group)
+            .send()
+    };
+    let first = assign().await.unwrap();
+    let id = first
+        .account_assignment_creation_status()
+        .unwrap()
+        .request_id()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        first
+            .account_assignment_creation_status()
+            .unwrap()
+            .status()
+            .unwrap()
+            .as_str(),
+        "IN_PROGRESS"
+    );
+    assign().await.unwrap();
+    // A third while two are outstanding: refused (the SDK's retries give up within the window).
+    let e = assign().await.unwrap_err();
+    assert_eq!(e.code(), Some("ThrottlingException"));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let done = s
+        .describe_account_assignment_creation_status()
+        .instance_arn(&instance)
+        .account_assignment_creation_request_id(&id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        done.account_assignment_creation_status()
+            .unwrap()
+            .status()
+            .unwrap()
+            .as_str(),
+        "SUCCEEDED"
+    );
+    assert_eq!(
+        assigned(&emu, &instance, &ps, &account).await.len(),
+        1,
+        "requested twice, stored once"
+    );
+    let e = s
+        .delete_permission_set()
+        .instance_arn(&instance)
+        .permission_set_arn(&ps)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("ConflictException"));
+}
