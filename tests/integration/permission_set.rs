@@ -410,3 +410,67 @@ async fn the_realism_layer_answers_identity_center_as_aws_does() {
         .unwrap_err();
     assert_eq!(e.code(), Some("ConflictException"));
 }
+
+#[tokio::test]
+async fn identity_center_groups_keep_exactly_their_members_and_report_missing_users() {
+    let (emu, instance, _) = setup().await;
+    let s = sso(&emu.endpoint);
+    let store_id = s.list_instances().send().await.unwrap().instances()[0]
+        .identity_store_id()
+        .unwrap()
+        .to_string();
+    let store = aws_sdk_identitystore::Client::from_conf(
+        aws_sdk_identitystore::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&emu.endpoint)
+            .credentials_provider(aws_credential_types::Credentials::new("testing", "testing", None, None, "test"))
+            .build(),
+    );
+    let user = |name: &'static str| {
+        store
+            .create_user()
+            .identity_store_id(&store_id)
+            .user_name(name)
+            .display_name(name)
+            .name(aws_sdk_identitystore::types::Name::builder().given_name(name).family_name("x").build())
+            .send()
+    };
+    user("alice").await.unwrap();
+    let mallory = user("mallory").await.unwrap().user_id().to_string();
+    let dir = dir_with(
+        "apiVersion: landingzone.dev/v1alpha1\nkind: IdentityCenterGroup\nmetadata: {name: platform-admins}\nspec:\n  displayName: platform-admins\n  description: Runs the landing zone\n  members: [alice, ghost]\n",
+    );
+    let first = apply(&emu, dir.path()).await;
+    let r = report(&first, "IdentityCenterGroup", "platform-admins");
+    let p = r.result.as_ref().unwrap();
+    assert!(
+        matches!(&p.ready, landing_zone_operator::reconcile::Readiness::NotReady { reason: "UsersNotFound", message } if message.contains("ghost")),
+        "{:?}",
+        p.ready
+    );
+    let group = r.id.clone().unwrap();
+    // Mallory added by hand is removed; alice stays.
+    store
+        .create_group_membership()
+        .identity_store_id(&store_id)
+        .group_id(&group)
+        .member_id(aws_sdk_identitystore::types::MemberId::UserId(mallory.clone()))
+        .send()
+        .await
+        .unwrap();
+    let second = apply(&emu, dir.path()).await;
+    assert!(!second.failed(), "{:?}", second.reports);
+    let members = store
+        .list_group_memberships()
+        .identity_store_id(&store_id)
+        .group_id(&group)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(members.group_memberships().len(), 1, "only alice");
+    let st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json")).unwrap()).unwrap();
+    assert_eq!(st["resources"]["IdentityCenterGroup/platform-admins"]["status"]["missingUsers"], serde_json::json!(["ghost"]));
+    let _ = instance;
+}

@@ -7,6 +7,7 @@ pub mod audit_trail;
 pub mod aws_account;
 pub mod budget;
 pub mod common;
+pub mod identity_center_group;
 pub mod identity_group;
 pub mod organization_policy;
 pub mod organizational_unit;
@@ -16,6 +17,9 @@ pub use audit_trail::{AuditTrail, AuditTrailSpec, AuditTrailStatus};
 pub use aws_account::{AwsAccount, AwsAccountSpec, AwsAccountStatus};
 pub use budget::{Budget, BudgetSpec, BudgetStatus};
 pub use common::*;
+pub use identity_center_group::{
+    IdentityCenterGroup, IdentityCenterGroupSpec, IdentityCenterGroupStatus,
+};
 pub use identity_group::{IdentityGroup, IdentityGroupSpec, IdentityGroupStatus};
 pub use organization_policy::{
     OrganizationPolicy, OrganizationPolicySpec, OrganizationPolicyStatus,

@@ -22,6 +22,7 @@ kinds! {
     Budget => budget,
     AuditTrail => audit_trail,
     OrganizationPolicy => organization_policy,
+    IdentityCenterGroup => identity_center_group,
     PermissionSet => permission_set,
 }
 

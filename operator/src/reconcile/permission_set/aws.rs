@@ -88,6 +88,148 @@ impl IdentityCenter {
         }))
     }
 
+    /// A group: (display name, description, synced from an external provider); `None` if gone.
+    pub async fn describe_group(
+        &self,
+        store: &str,
+        group_id: &str,
+    ) -> AwsResult<Option<(String, String, bool)>> {
+        match self
+            .store
+            .describe_group()
+            .identity_store_id(store)
+            .group_id(group_id)
+            .send()
+            .await
+        {
+            Ok(g) => Ok(Some((
+                g.display_name().unwrap_or_default().to_string(),
+                g.description().unwrap_or_default().to_string(),
+                !g.external_ids().is_empty(),
+            ))),
+            Err(e) => {
+                let e = AwsError::from_sdk("identitystore", "DescribeGroup", e);
+                if e.code == "ResourceNotFoundException" {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    pub async fn create_group(&self, store: &str, name: &str, description: &str) -> AwsResult<String> {
+        let mut req = self.store.create_group().identity_store_id(store).display_name(name);
+        if !description.is_empty() {
+            req = req.description(description);
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("identitystore", "CreateGroup", e))?;
+        Ok(out.group_id().to_string())
+    }
+
+    pub async fn update_group_description(&self, store: &str, group_id: &str, description: &str) -> AwsResult<()> {
+        self.store
+            .update_group()
+            .identity_store_id(store)
+            .group_id(group_id)
+            .operations(
+                ids::types::AttributeOperation::builder()
+                    .attribute_path("description")
+                    .attribute_value(aws_smithy_types::Document::String(description.to_string()))
+                    .build()
+                    .expect("path set"),
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("identitystore", "UpdateGroup", e))?;
+        Ok(())
+    }
+
+    pub async fn delete_group(&self, store: &str, group_id: &str) -> AwsResult<()> {
+        self.store
+            .delete_group()
+            .identity_store_id(store)
+            .group_id(group_id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("identitystore", "DeleteGroup", e))?;
+        Ok(())
+    }
+
+    /// A user's id by user name; `None` when there is no such user.
+    pub async fn user_id(&self, store: &str, user_name: &str) -> AwsResult<Option<String>> {
+        let attr = ids::types::UniqueAttribute::builder()
+            .attribute_path("userName")
+            .attribute_value(aws_smithy_types::Document::String(user_name.to_string()))
+            .build()
+            .expect("path and value set");
+        match self
+            .store
+            .get_user_id()
+            .identity_store_id(store)
+            .alternate_identifier(ids::types::AlternateIdentifier::UniqueAttribute(attr))
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.user_id().to_string())),
+            Err(e) => {
+                let e = AwsError::from_sdk("identitystore", "GetUserId", e);
+                if e.code == "ResourceNotFoundException" {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// The group's memberships as (user id, membership id), all pages.
+    pub async fn memberships(&self, store: &str, group_id: &str) -> AwsResult<Vec<(String, String)>> {
+        let mut pages = self
+            .store
+            .list_group_memberships()
+            .identity_store_id(store)
+            .group_id(group_id)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("identitystore", "ListGroupMemberships", e))?;
+            for m in page.group_memberships() {
+                if let Some(ids::types::MemberId::UserId(u)) = m.member_id() {
+                    out.push((u.clone(), m.membership_id().to_string()));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn add_member(&self, store: &str, group_id: &str, user_id: &str) -> AwsResult<()> {
+        self.store
+            .create_group_membership()
+            .identity_store_id(store)
+            .group_id(group_id)
+            .member_id(ids::types::MemberId::UserId(user_id.to_string()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("identitystore", "CreateGroupMembership", e))?;
+        Ok(())
+    }
+
+    pub async fn remove_member(&self, store: &str, membership_id: &str) -> AwsResult<()> {
+        self.store
+            .delete_group_membership()
+            .identity_store_id(store)
+            .membership_id(membership_id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("identitystore", "DeleteGroupMembership", e))?;
+        Ok(())
+    }
+
     /// A group's id by display name; `None` when the Identity Store has no such group.
     pub async fn group_id(&self, store: &str, display_name: &str) -> AwsResult<Option<String>> {
         let attr = ids::types::UniqueAttribute::builder()

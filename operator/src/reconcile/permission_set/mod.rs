@@ -468,10 +468,11 @@ impl super::KindSpec for PermissionSet {
     }
     fn after_kinds(&self) -> &'static [Kind] {
         // Accounts created in or moved into an OU in this pass are covered by its assignments.
+        // Groups made in this pass are found by their display name.
         if self.spec.assignments.iter().any(|a| !a.organizational_unit_refs.is_empty()) {
-            &[Kind::AwsAccount]
+            &[Kind::AwsAccount, Kind::IdentityCenterGroup]
         } else {
-            &[]
+            &[Kind::IdentityCenterGroup]
         }
     }
     fn aws_id(&self) -> Option<String> {
