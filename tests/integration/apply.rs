@@ -48,9 +48,11 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
     // the trail, logging started; in each account an alias and the password policy (+ 1 contact).
     // The groups: create, attach, (inline policy,) users created without credentials, members added.
     // The guardrails: 3 policy types enabled (once each), 5 policies created, 6 attachments.
+    // Identity Center: 3 groups, 3 permission sets with 4 managed policies and 1 inline policy,
+    // 12 assignments (2 OUs reaching 5 accounts, twice, and the 2 developer accounts).
     assert_eq!(
         first_writes,
-        52 + 14,
+        52 + 14 + 23,
         "{:?}",
         first.metrics.aws_call_counts()
     );

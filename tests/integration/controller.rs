@@ -40,6 +40,8 @@ fn all_ready(cp: &ControlPlane) -> bool {
         "budgets",
         "audittrails",
         "organizationpolicies",
+        "permissionsets",
+        "identitycentergroups",
     ]
     .iter()
     .all(|kind| {
@@ -120,8 +122,8 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
     // /metrics after the reconciles: per-resource readiness, accounts, budgets, the trail, AWS calls.
     wait_for(
         Duration::from_secs(30),
-        "the readiness gauges: 19 of the 20 resources ready (the Observe-only allow-list is not)",
-        || (op.metric("landingzone_resource_ready", &[]) == 19.0).then_some(()),
+        "the readiness gauges: 25 of the 26 resources ready (the Observe-only allow-list is not)",
+        || (op.metric("landingzone_resource_ready", &[]) == 25.0).then_some(()),
     )
     .await;
     assert_eq!(
@@ -355,6 +357,8 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
         "budgets",
         "audittrails",
         "organizationpolicies",
+        "permissionsets",
+        "identitycentergroups",
     ] {
         for o in get_json(cp, &[kind])["items"]
             .as_array()
@@ -822,4 +826,100 @@ async fn readyz_follows_whether_the_organization_can_be_read() {
         || (op.status_of("/readyz") == 200).then_some(()),
     )
     .await;
+}
+
+/// Identity Center through the realism layer (assignments IN_PROGRESS, then SUCCEEDED or FAILED):
+/// an account created into an OU with an OU-wide assignment gets it, an account moved out loses
+/// it, and a FAILED assignment shows AWS's reason and is requested again once the cause is gone.
+#[tokio::test]
+async fn ou_wide_assignments_follow_accounts_in_the_cluster() {
+    use landing_zone_tests::proxy::IdentityCenterModel;
+    let Some(k8s) =
+        ControlPlane::dedicated("ou_wide_assignments_follow_accounts_in_the_cluster").await
+    else {
+        return;
+    };
+    let cp = &k8s.cp;
+    let emu = Emulator::start().await;
+    let wire = emu.wire.as_ref().unwrap();
+    wire.update_realism(|r| {
+        r.identity_center = Some(IdentityCenterModel {
+            duration: Duration::from_millis(800),
+            ..Default::default()
+        })
+    });
+    install(cp);
+    let _op = Operator::start(
+        cp,
+        &emu,
+        "op-ic",
+        &["--resync-interval", "2s", "--endpoint-url", &wire.endpoint],
+    );
+    let account = |name: &str, ou: bool| {
+        format!(
+            "apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {{name: {name}}}\nspec:\n  accountName: {name}\n  email: aws-{name}@example.com\n  baseline: false\n{}",
+            if ou {
+                "  organizationalUnitRef: {name: workloads}\n"
+            } else {
+                ""
+            }
+        )
+    };
+    let base = "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: workloads}\nspec: {name: Workloads}\n---\napiVersion: landingzone.dev/v1alpha1\nkind: IdentityCenterGroup\nmetadata: {name: developers}\nspec: {displayName: developers}\n---\napiVersion: landingzone.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: developer}\nspec:\n  name: Developer\n  managedPolicyArns: [arn:aws:iam::aws:policy/PowerUserAccess]\n  assignments:\n  - group: developers\n    organizationalUnitRefs: [{name: workloads}]\n";
+    kubectl(cp, &["apply", "-f", "-"], Some(base)).expect("apply");
+    kubectl(cp, &["apply", "-f", "-"], Some(&account("app-1", true))).expect("apply");
+    let row = |account_id: &str| -> Option<Value> {
+        get_json(cp, &["ps", "developer"])["status"]["assignments"]
+            .as_array()?
+            .iter()
+            .find(|a| a["accountId"] == account_id)
+            .cloned()
+    };
+    let app1 = wait_for(Duration::from_secs(60), "app-1 created", || {
+        status_field(cp, "awsaccount", "app-1", "accountId")
+    })
+    .await;
+    wait_for(Duration::from_secs(60), "app-1 assigned", || {
+        row(&app1).filter(|r| r["state"] == "Assigned").map(|_| ())
+    })
+    .await;
+    say("e2e: an account created into the OU got the OU-wide assignment");
+
+    // Moved out of the OU (to the root): the assignment goes.
+    kubectl(cp, &["apply", "-f", "-"], Some(&account("app-1", false))).expect("apply");
+    wait_for(Duration::from_secs(60), "app-1 unassigned", || {
+        row(&app1).is_none().then_some(())
+    })
+    .await;
+    say("e2e: an account moved out of the OU lost it");
+
+    // The next account cannot take the assignment yet: FAILED with AWS's reason, then fixed.
+    let reason = "Received a 409 status error: the IAM role quota in the account is reached";
+    wire.update_realism(|r| {
+        r.identity_center
+            .as_mut()
+            .unwrap()
+            .failures
+            .insert("*".into(), reason.into());
+    });
+    kubectl(cp, &["apply", "-f", "-"], Some(&account("app-2", true))).expect("apply");
+    let app2 = wait_for(Duration::from_secs(60), "app-2 created", || {
+        status_field(cp, "awsaccount", "app-2", "accountId")
+    })
+    .await;
+    let failed = wait_for(Duration::from_secs(60), "app-2 FAILED", || {
+        row(&app2).filter(|r| r["state"] == "Failed")
+    })
+    .await;
+    assert_eq!(failed["reason"], reason);
+    let ready = condition(&get_json(cp, &["ps", "developer"]), "Ready");
+    assert_eq!(ready.map(|(_, r)| r).as_deref(), Some("AssignmentFailed"));
+    wire.update_realism(|r| r.identity_center.as_mut().unwrap().failures.clear());
+    wait_for(
+        Duration::from_secs(60),
+        "app-2 assigned after the fix",
+        || row(&app2).filter(|r| r["state"] == "Assigned").map(|_| ()),
+    )
+    .await;
+    say("e2e: a FAILED assignment showed its reason and was retried once the cause was fixed");
 }

@@ -424,7 +424,9 @@ async fn identity_center_groups_keep_exactly_their_members_and_report_missing_us
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .endpoint_url(&emu.endpoint)
-            .credentials_provider(aws_credential_types::Credentials::new("testing", "testing", None, None, "test"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
             .build(),
     );
     let user = |name: &'static str| {
@@ -433,7 +435,12 @@ async fn identity_center_groups_keep_exactly_their_members_and_report_missing_us
             .identity_store_id(&store_id)
             .user_name(name)
             .display_name(name)
-            .name(aws_sdk_identitystore::types::Name::builder().given_name(name).family_name("x").build())
+            .name(
+                aws_sdk_identitystore::types::Name::builder()
+                    .given_name(name)
+                    .family_name("x")
+                    .build(),
+            )
             .send()
     };
     user("alice").await.unwrap();
@@ -455,7 +462,9 @@ async fn identity_center_groups_keep_exactly_their_members_and_report_missing_us
         .create_group_membership()
         .identity_store_id(&store_id)
         .group_id(&group)
-        .member_id(aws_sdk_identitystore::types::MemberId::UserId(mallory.clone()))
+        .member_id(aws_sdk_identitystore::types::MemberId::UserId(
+            mallory.clone(),
+        ))
         .send()
         .await
         .unwrap();
@@ -470,7 +479,11 @@ async fn identity_center_groups_keep_exactly_their_members_and_report_missing_us
         .unwrap();
     assert_eq!(members.group_memberships().len(), 1, "only alice");
     let st: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json")).unwrap()).unwrap();
-    assert_eq!(st["resources"]["IdentityCenterGroup/platform-admins"]["status"]["missingUsers"], serde_json::json!(["ghost"]));
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        st["resources"]["IdentityCenterGroup/platform-admins"]["status"]["missingUsers"],
+        serde_json::json!(["ghost"])
+    );
     let _ = instance;
 }

@@ -115,7 +115,8 @@ pub struct Realism {
 pub struct IdentityCenterModel {
     /// IN_PROGRESS for this long.
     pub duration: Duration,
-    /// CreateAccountAssignment into these accounts FAILS with this reason (while listed here).
+    /// CreateAccountAssignment into these accounts (`*`: any) FAILS with this reason (while
+    /// listed here).
     pub failures: BTreeMap<String, String>,
     /// Outstanding assignment requests at once; more are refused (ThrottlingException).
     pub max_outstanding: usize,
@@ -1114,7 +1115,12 @@ async fn sso(
                 _ => "provision",
             };
             let failure = (kind == "create")
-                .then(|| model.failures.get(str_of(&call.json, "TargetId")).cloned())
+                .then(|| {
+                    let f = &model.failures;
+                    f.get(str_of(&call.json, "TargetId"))
+                        .or(f.get("*"))
+                        .cloned()
+                })
                 .flatten();
             let r = SsoRequest {
                 id: format!("{:08x}-0000-4000-8000-{:012x}", s.sequence, s.sequence),

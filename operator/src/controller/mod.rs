@@ -317,8 +317,31 @@ async fn reconcile<K: KindSpec>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action
     .map_err(|e| match e {
         kube::runtime::finalizer::Error::ApplyFailed(e)
         | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        kube::runtime::finalizer::Error::AddFinalizer(e) => {
+            ControllerError::Kube(finalizer_failure("add", &e))
+        }
+        kube::runtime::finalizer::Error::RemoveFinalizer(e) => {
+            ControllerError::Kube(finalizer_failure("remove", &e))
+        }
         other => ControllerError::Kube(other.to_string()),
     })
+}
+
+/// A finalizer patch the API server refused, as a sentence. The patch tests the finalizers it
+/// read from the watch cache: when the cache lags a write (this operator's own, a moment ago) the
+/// test fails with 422 and the next attempt, on fresh data, succeeds.
+fn finalizer_failure(verb: &str, e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) if status.code == 422 || status.code == 409 => format!(
+            "could not {verb} the finalizer: the object changed since the watch cache last saw it (HTTP {}); retried on fresh data",
+            status.code
+        ),
+        kube::Error::Api(status) => format!(
+            "could not {verb} the finalizer: {} (HTTP {} {})",
+            status.message, status.code, status.reason
+        ),
+        other => format!("could not {verb} the finalizer: {other}"),
+    }
 }
 
 #[tracing::instrument(skip(obj, ctx), fields(kind = %K::KIND, name = %obj.name_any()))]
