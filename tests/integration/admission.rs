@@ -58,6 +58,10 @@ async fn crds_install_and_admission_refuses_invalid_specs() {
         ("document not an object", policy("array", "TagPolicy", "'[1, 2]'"), "document must be a JSON object"),
         ("no target", policy("no-target", "TagPolicy", "'{}'").replace("targets: {root: true}", "targets: {}"), "name at least one target"),
         ("bad target id", policy("bad-id", "TagPolicy", "'{}'").replace("targets: {root: true}", "targets: {ids: [ou-nope]}"), "ids must be root (r-…), OU (ou-…) or 12-digit account ids"),
+        ("session of 13 hours", "apiVersion: landingzone.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: long}\nspec: {name: Long, sessionDuration: PT13H}\n".into(), "sessionDuration must be 1 to 12 hours"),
+        ("session of 30 minutes", "apiVersion: landingzone.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: short}\nspec: {name: Short, sessionDuration: PT30M}\n".into(), "sessionDuration must be 1 to 12 hours"),
+        ("permission set name", "apiVersion: landingzone.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: bad}\nspec: {name: \"bad name\"}\n".into(), "name must be 1-32 characters"),
+        ("assignment without a target", "apiVersion: landingzone.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: none}\nspec: {name: None, assignments: [{group: devs}]}\n".into(), "an assignment names at least one account or OU"),
         ("aws: tag on a policy", policy("aws-tag", "TagPolicy", "'{}'") + "  tags: {\"aws:x\": \"v\"}\n", "not starting with 'aws:'"),
     ];
     let mut failures = Vec::new();

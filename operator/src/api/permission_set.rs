@@ -195,3 +195,33 @@ pub struct AssignmentStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    /// The CLI checks a directory with the CRD's own rules, as admission does.
+    #[test]
+    fn session_durations_as_admission_sees_them() {
+        for (duration, ok) in [
+            ("PT1H", true),
+            ("PT12H", true),
+            ("PT90M", true),
+            ("PT13H", false),
+            ("PT30M", false),
+            ("8h", false),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::write(
+                dir.path().join("ps.yaml"),
+                format!("apiVersion: landingzone.dev/v1alpha1\nkind: PermissionSet\nmetadata: {{name: p}}\nspec: {{name: P, sessionDuration: {duration}}}\n"),
+            )
+            .unwrap();
+            let loaded = crate::source::dir::load_dir(dir.path());
+            assert_eq!(
+                loaded.errors.is_empty(),
+                ok,
+                "{duration}: {:?}",
+                loaded.errors
+            );
+        }
+    }
+}

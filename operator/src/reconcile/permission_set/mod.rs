@@ -483,10 +483,27 @@ impl super::KindSpec for PermissionSet {
     }
     fn declare_metrics(m: &crate::metrics::Metrics) {
         gauge(m);
+        account_gauge(m);
     }
     fn record_metrics(&self, m: &crate::metrics::Metrics) {
         let g = gauge(m);
         let name = kube::ResourceExt::name_any(self);
+        let accounts = account_gauge(m);
+        let now: BTreeSet<String> = self
+            .status
+            .iter()
+            .flat_map(|s| s.assignments.iter())
+            .filter(|a| a.state == "Assigned")
+            .map(|a| a.account_id.clone())
+            .collect();
+        let mut series = ACCOUNT_SERIES.lock().expect("not poisoned");
+        let before = series.insert(name.clone(), now.clone()).unwrap_or_default();
+        for gone in before.difference(&now) {
+            let _ = accounts.remove_label_values(&[&name, gone]);
+        }
+        for account in &now {
+            accounts.with_label_values(&[&name, account]).set(1);
+        }
         for state in ["Assigned", "Creating", "Deleting", "Failed", "GroupNotFound"] {
             let n = self
                 .status
@@ -498,6 +515,15 @@ impl super::KindSpec for PermissionSet {
     fn forget_metrics(&self, m: &crate::metrics::Metrics) {
         let g = gauge(m);
         let name = kube::ResourceExt::name_any(self);
+        let accounts = account_gauge(m);
+        let before = ACCOUNT_SERIES
+            .lock()
+            .expect("not poisoned")
+            .remove(&name)
+            .unwrap_or_default();
+        for gone in before {
+            let _ = accounts.remove_label_values(&[&name, &gone]);
+        }
         for state in ["Assigned", "Creating", "Deleting", "Failed", "GroupNotFound"] {
             let _ = g.remove_label_values(&[&name, state]);
         }
@@ -514,6 +540,18 @@ impl super::KindSpec for PermissionSet {
             if failed > 0 { format!(", {failed} FAILED") } else { String::new() }
         ))
     }
+}
+
+/// The per-account series this process set, by permission set (removed by full label set only).
+static ACCOUNT_SERIES: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+fn account_gauge(m: &crate::metrics::Metrics) -> prometheus::IntGaugeVec {
+    m.kind_gauge(
+        "permission_set_account_assigned",
+        "1 for each account a permission set is assigned in (the dashboard lists accounts without any)",
+        &["name", "account_id"],
+    )
 }
 
 fn gauge(m: &crate::metrics::Metrics) -> prometheus::IntGaugeVec {
