@@ -130,6 +130,14 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
         0,
         "slots are counted only before a change"
     );
+    // Identity Center, per resync: 9 reads per permission set (instance, set, managed, customer,
+    // inline, boundary, tags, and per group its id and assignments), 3 per group — none per account.
+    let identity_center: u64 = calls
+        .iter()
+        .filter(|((service, _), _)| service == "sso admin" || service == "identitystore")
+        .map(|(_, (_, n))| *n)
+        .sum();
+    assert_eq!(identity_center, 3 * 9 + 3 * 3, "{calls:?}");
 }
 
 #[tokio::test]
