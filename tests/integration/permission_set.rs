@@ -487,3 +487,60 @@ async fn identity_center_groups_keep_exactly_their_members_and_report_missing_us
     );
     let _ = instance;
 }
+
+/// Twelve accounts at once: the operator sends at most ten assignment requests per reconcile, so
+/// Identity Center's cap on outstanding requests never refuses one.
+#[tokio::test]
+async fn assignment_requests_stay_under_the_outstanding_cap() {
+    let (emu, instance, group) = setup().await;
+    wire(&emu).update_realism(|r| {
+        let m = r.identity_center.as_mut().unwrap();
+        m.max_outstanding = 10;
+        m.duration = Duration::from_secs(2);
+    });
+    let mut ids = Vec::new();
+    for i in 0..12 {
+        let out = emu
+            .org_client()
+            .create_account()
+            .account_name(format!("app-{i}"))
+            .email(format!("aws-app-{i}@example.com"))
+            .send()
+            .await
+            .unwrap();
+        ids.push(
+            out.create_account_status()
+                .unwrap()
+                .account_id()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let yaml = format!(
+        "apiVersion: landingzone.dev/v1alpha1\nkind: PermissionSet\nmetadata: {{name: developer}}\nspec:\n  name: Developer\n  assignments:\n  - group: developers\n    accountIds: [{}]\n",
+        ids.iter()
+            .map(|i| format!("\"{i}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let dir = dir_with(&yaml);
+    let run = apply(&emu, dir.path()).await;
+    assert!(!run.failed(), "{:?}", run.reports);
+    let ps = report(&run, "PermissionSet", "developer")
+        .id
+        .clone()
+        .unwrap();
+    assert_eq!(
+        wire(&emu).count("CreateAccountAssignment"),
+        12,
+        "none refused and retried"
+    );
+    for id in &ids {
+        assert_eq!(
+            assigned(&emu, &instance, &ps, id).await,
+            vec![group.clone()],
+            "{id}"
+        );
+    }
+    assert_eq!(status(dir.path())["assignedCount"], 12);
+}

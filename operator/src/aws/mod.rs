@@ -141,6 +141,7 @@ impl AwsPorts {
             metrics: metrics.clone(),
             scope: "management".into(),
             organizations_writes: Arc::default(),
+            shared_bucket: None,
         };
         let orgs = aws_sdk_organizations::config::Builder::from(&sdk_config)
             .interceptor(recorder.clone())
@@ -265,9 +266,21 @@ pub struct CallRecorder {
     /// Whose quota the calls use: `management` or a member account id.
     scope: Arc<str>,
     organizations_writes: Arc<AtomicU64>,
+    /// One pacing bucket for every operation of the client (a service whose quota is shared by
+    /// all its APIs), instead of one per operation.
+    shared_bucket: Option<Arc<str>>,
 }
 
 impl CallRecorder {
+    /// The same recorder, pacing every operation from one bucket `<scope>/<bucket>` (IAM Identity
+    /// Center allows about 20 calls per second across all its APIs).
+    pub fn sharing_bucket(&self, bucket: &str) -> Self {
+        Self {
+            shared_bucket: Some(bucket.into()),
+            ..self.clone()
+        }
+    }
+
     /// The same recorder for calls made in a member account (paced apart: AWS throttles per account).
     pub fn for_account(&self, account_id: &str) -> Self {
         Self {
@@ -275,6 +288,7 @@ impl CallRecorder {
             metrics: self.metrics.clone(),
             scope: account_id.into(),
             organizations_writes: self.organizations_writes.clone(),
+            shared_bucket: self.shared_bucket.clone(),
         }
     }
 }
@@ -337,10 +351,14 @@ impl Intercept for CallRecorder {
     ) -> Result<(), BoxError> {
         if let Some(md) = cfg.load::<Metadata>() {
             // After signing, so it is not signed; the paced connector removes it before sending.
-            context
-                .request_mut()
-                .headers_mut()
-                .insert(pacing::PACE_HEADER, format!("{}/{}", self.scope, md.name()));
+            context.request_mut().headers_mut().insert(
+                pacing::PACE_HEADER,
+                format!(
+                    "{}/{}",
+                    self.scope,
+                    self.shared_bucket.as_deref().unwrap_or(md.name())
+                ),
+            );
         }
         Ok(())
     }

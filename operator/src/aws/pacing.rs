@@ -56,6 +56,8 @@ impl Default for RateLimits {
             ("DeleteTrail", 0.9, 1.0),
             // STS allows 600/s per account and Region; one call per member account and hour.
             ("AssumeRole", 50.0, 50.0),
+            // Identity Center: about 20 calls per second across all its APIs (one bucket).
+            ("IdentityCenter", 15.0, 15.0),
         ];
         Self {
             per_operation: table
@@ -332,6 +334,8 @@ impl std::fmt::Debug for Pacer {
 /// EntityTemporarilyUnmodifiable. The SDK retries them with backoff like throttling.
 const CONCURRENT_CODES: &[&str] = &[
     "ConcurrentModificationException",
+    // Identity Center: "a conflict with a previous successful write … retry with backoff".
+    "ConflictException",
     "ConcurrentModification",
     "EntityTemporarilyUnmodifiable",
 ];

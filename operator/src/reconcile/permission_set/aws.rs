@@ -59,15 +59,18 @@ pub struct IdentityCenter {
 impl IdentityCenter {
     pub fn new(aws: &AwsPorts) -> Self {
         let region = aws_config::Region::new(aws.identity_center_region.clone());
+        // One pacing bucket for all of Identity Center; ConflictException retried with backoff.
+        let recorder = aws.recorder.sharing_bucket("IdentityCenter");
         let client = sso::Client::from_conf(
             sso::config::Builder::from(&aws.sdk_config)
-                .interceptor(aws.recorder.clone())
+                .interceptor(recorder.clone())
+                .retry_classifier(crate::aws::pacing::RetryConcurrentModification)
                 .region(region.clone())
                 .build(),
         );
         let store = ids::Client::from_conf(
             ids::config::Builder::from(&aws.sdk_config)
-                .interceptor(aws.recorder.clone())
+                .interceptor(recorder)
                 .region(region)
                 .build(),
         );

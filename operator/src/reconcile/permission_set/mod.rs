@@ -18,6 +18,9 @@ use crate::api::{DeletionPolicy, ManagementPolicy, PermissionSet, PermissionSetS
 use crate::aws::AwsError;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Assignment requests this permission set keeps outstanding at once (Identity Center caps them).
+const MAX_REQUESTS_PER_RECONCILE: usize = 10;
+
 fn set_of(resource: &mut Resource) -> &mut PermissionSet {
     match resource {
         Resource::PermissionSet(p) => p,
@@ -237,7 +240,28 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     }
     let mut states = plan.states.clone();
     if write {
+        // Requests still in progress count against the cap too.
+        let mut requests = observed
+            .creating
+            .values()
+            .chain(observed.deleting.values())
+            .filter(|(_, state)| *state == RequestState::InProgress)
+            .count();
         for action in &plan.actions {
+            if let Action::Assign { account, group, .. } | Action::Unassign { account, group, .. } =
+                action
+            {
+                // Identity Center bounds the requests outstanding at once: the rest wait for the
+                // next reconcile (a few seconds while any is followed).
+                if requests >= MAX_REQUESTS_PER_RECONCILE {
+                    if let Some(s) = states.get_mut(&(account.clone(), group.clone())) {
+                        s.state = "Queued";
+                        s.reason = Some("waits for Identity Center's earlier requests".into());
+                    }
+                    continue;
+                }
+                requests += 1;
+            }
             if let Some((target, request)) = apply(&ic, &inst, action, &desired, status).await?
                 && let Some(s) = states.get_mut(&target)
             {
@@ -317,7 +341,7 @@ fn readiness(status: &PermissionSetStatus, unverified: &[&str]) -> Readiness {
             ),
         };
     }
-    let pending = count("Creating") + count("Deleting");
+    let pending = count("Creating") + count("Deleting") + count("Queued");
     if pending > 0 || status.provisioning_request_id.is_some() {
         return Readiness::NotReady {
             reason: "Creating",
@@ -504,7 +528,7 @@ impl super::KindSpec for PermissionSet {
         for account in &now {
             accounts.with_label_values(&[&name, account]).set(1);
         }
-        for state in ["Assigned", "Creating", "Deleting", "Failed", "GroupNotFound"] {
+        for state in ["Assigned", "Creating", "Deleting", "Queued", "Failed", "GroupNotFound"] {
             let n = self
                 .status
                 .as_ref()
@@ -524,7 +548,7 @@ impl super::KindSpec for PermissionSet {
         for gone in before {
             let _ = accounts.remove_label_values(&[&name, &gone]);
         }
-        for state in ["Assigned", "Creating", "Deleting", "Failed", "GroupNotFound"] {
+        for state in ["Assigned", "Creating", "Deleting", "Queued", "Failed", "GroupNotFound"] {
             let _ = g.remove_label_values(&[&name, state]);
         }
     }
