@@ -13,5 +13,6 @@ mod create_flow;
 mod faults;
 mod iam_policy;
 mod lifecycle;
+mod organization;
 mod organization_policy;
 mod permission_set;

@@ -106,6 +106,10 @@ pub struct Realism {
     pub policies: bool,
     /// IAM Identity Center's asynchronous requests and the calls the emulator lacks.
     pub identity_center: Option<IdentityCenterModel>,
+    /// Centralized root access, which the emulator lacks: trusted access for
+    /// `iam.amazonaws.com` (the emulator refuses the principal) and IAM's
+    /// `ListOrganizationsFeatures` / `EnableOrganizationsRoot…` calls with their documented errors.
+    pub root_access: bool,
 }
 
 /// How IAM Identity Center answers (sso-admin API reference): assignment and provisioning requests
@@ -235,6 +239,10 @@ struct State {
     sso_boundaries: BTreeMap<String, Value>,
     /// (account, permission set, principal) assigned through this layer.
     sso_assigned: BTreeSet<(String, String, String)>,
+    /// Trusted access the emulator refuses (iam.amazonaws.com), granted here.
+    extra_trusted: BTreeSet<String>,
+    /// Enabled centralized root-access features.
+    root_features: BTreeSet<String>,
 }
 
 impl State {
@@ -531,12 +539,27 @@ impl Upstream {
         let mut req = Request::builder()
             .method("POST")
             .uri(format!("{}/", self.url));
+        // The emulator routes by the credential scope's service and the content type: a question
+        // asked on behalf of another service's call (e.g. IAM's) must name its own.
+        let service = match target_prefix {
+            "SWBExternalService" => "sso",
+            _ => "organizations",
+        };
         for (k, v) in &call.parts.headers {
-            if k != "content-length" && k != "x-amz-target" {
+            if k == "authorization" {
+                let auth = v.to_str().unwrap_or_default();
+                let auth = auth.replace(
+                    &format!("/{}/aws4_request", call.service),
+                    &format!("/{service}/aws4_request"),
+                );
+                req = req.header(k, auth);
+            } else if k != "content-length" && k != "x-amz-target" && k != "content-type" {
                 req = req.header(k, v);
             }
         }
-        req = req.header("x-amz-target", format!("{target_prefix}.{operation}"));
+        req = req
+            .header("x-amz-target", format!("{target_prefix}.{operation}"))
+            .header("content-type", "application/x-amz-json-1.1");
         let resp = self
             .client
             .request(
@@ -968,6 +991,33 @@ async fn organizations(
             if !hidden.is_empty() || !closing_now.is_empty() || !old.is_empty() =>
         {
             upstream.forward_json(call, hide_and_close).await
+        }
+        ("EnableAWSServiceAccess", _, _)
+            if st.lock().unwrap().realism.root_access
+                && str_of(&call.json, "ServicePrincipal") == "iam.amazonaws.com" =>
+        {
+            st.lock()
+                .unwrap()
+                .extra_trusted
+                .insert("iam.amazonaws.com".into());
+            Ok(json_ok(json!({})))
+        }
+        ("ListAWSServiceAccessForOrganization", _, _)
+            if !st.lock().unwrap().extra_trusted.is_empty() =>
+        {
+            let extra = st.lock().unwrap().extra_trusted.clone();
+            upstream
+                .forward_json(call, |v| {
+                    if let Some(list) = v
+                        .get_mut("EnabledServicePrincipals")
+                        .and_then(Value::as_array_mut)
+                    {
+                        for p in &extra {
+                            list.push(json!({"ServicePrincipal": p, "DateEnabled": 1.7e9}));
+                        }
+                    }
+                })
+                .await
         }
         ("EnableAWSServiceAccess", _, _) => {
             let (status, answer, _) = upstream.send(call, call.body.clone()).await?;
@@ -1580,6 +1630,15 @@ async fn iam(
         }
         return Ok(respond(200, "text/xml", xml));
     }
+    if matches!(
+        op,
+        "ListOrganizationsFeatures"
+            | "EnableOrganizationsRootCredentialsManagement"
+            | "EnableOrganizationsRootSessions"
+    ) && st.lock().unwrap().realism.root_access
+    {
+        return root_access(call, st, upstream).await;
+    }
     if op == "CreateAccountAlias" {
         let alias = call.form.get("AccountAlias").cloned().unwrap_or_default();
         if st.lock().unwrap().realism.taken_aliases.contains(&alias) {
@@ -1659,6 +1718,74 @@ async fn iam(
 }
 
 /// The caller's assumed-role session is older than the model lets sessions live.
+/// IAM's centralized root access (IAM API Reference, *EnableOrganizationsRootCredentialsManagement*):
+/// only the management account, only with all features, only after trusted access for IAM.
+async fn root_access(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<Answer, std::io::Error> {
+    let op = call.operation.as_str();
+    if st.lock().unwrap().sessions.contains_key(&call.caller) {
+        return Ok(xml_error(
+            "iam",
+            400,
+            "AccountNotManagementOrDelegatedAdministratorException",
+            "The request was rejected because the account making the request is not the management account or delegated administrator account for centralized root access.",
+        ));
+    }
+    let org = upstream
+        .ask_organizations(call, "DescribeOrganization", json!({}))
+        .await?;
+    let org_id = str_of(&org["Organization"], "Id").to_string();
+    if org_id.is_empty() {
+        return Ok(xml_error(
+            "iam",
+            400,
+            "OrganizationNotFoundException",
+            "The request was rejected because no organization is associated with your account.",
+        ));
+    }
+    if str_of(&org["Organization"], "FeatureSet") != "ALL" {
+        return Ok(xml_error(
+            "iam",
+            400,
+            "OrganizationNotInAllFeaturesModeException",
+            "The request was rejected because your organization does not have All features enabled.",
+        ));
+    }
+    let mut s = st.lock().unwrap();
+    if op != "ListOrganizationsFeatures" && !s.extra_trusted.contains("iam.amazonaws.com") {
+        return Ok(xml_error(
+            "iam",
+            400,
+            "ServiceAccessNotEnabledException",
+            "The request was rejected because trusted access is not enabled for IAM in AWS Organizations.",
+        ));
+    }
+    match op {
+        "EnableOrganizationsRootCredentialsManagement" => {
+            s.root_features.insert("RootCredentialsManagement".into());
+        }
+        "EnableOrganizationsRootSessions" => {
+            s.root_features.insert("RootSessions".into());
+        }
+        _ => {}
+    }
+    let members: String = s
+        .root_features
+        .iter()
+        .map(|f| format!("<member>{f}</member>"))
+        .collect();
+    Ok(respond(
+        200,
+        "text/xml",
+        format!(
+            "<{op}Response xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><{op}Result><OrganizationId>{org_id}</OrganizationId><EnabledFeatures>{members}</EnabledFeatures></{op}Result><ResponseMetadata><RequestId>00000000-0000-4000-8000-000000000000</RequestId></ResponseMetadata></{op}Response>"
+        ),
+    ))
+}
+
 fn expired(call: &Call, st: &Arc<Mutex<State>>) -> bool {
     let s = st.lock().unwrap();
     match (s.realism.member_session_ttl, s.sessions.get(&call.caller)) {

@@ -9,6 +9,7 @@ pub mod budget;
 pub mod common;
 pub mod identity_center_group;
 pub mod identity_group;
+pub mod organization;
 pub mod organization_policy;
 pub mod organizational_unit;
 pub mod permission_set;
@@ -21,6 +22,7 @@ pub use identity_center_group::{
     IdentityCenterGroup, IdentityCenterGroupSpec, IdentityCenterGroupStatus,
 };
 pub use identity_group::{IdentityGroup, IdentityGroupSpec, IdentityGroupStatus};
+pub use organization::{Organization, OrganizationSpec, OrganizationStatus};
 pub use organization_policy::{
     OrganizationPolicy, OrganizationPolicySpec, OrganizationPolicyStatus,
 };

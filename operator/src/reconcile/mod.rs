@@ -16,6 +16,7 @@ pub use snapshot::OrgSnapshot;
 
 // The kinds: adding one is its folder under reconcile/, its file under api/, and a line here.
 kinds! {
+    Organization => organization,
     OrganizationalUnit => organizational_unit,
     AwsAccount => aws_account,
     IdentityGroup => identity_group,

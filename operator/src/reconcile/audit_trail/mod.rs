@@ -149,6 +149,18 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     let bucket = desired.trail.bucket.as_str();
     for action in &plan.actions {
         match action {
+            // An Organization resource, when there is one, owns trusted access.
+            Action::EnableTrustedAccess
+                if pass.ids.contains_key(&super::organization::key()) =>
+            {
+                return Err(Error::WaitingForDependency {
+                    kind: "Organization",
+                    name: "organization".into(),
+                    why: format!(
+                        "it manages trusted access, and {CLOUDTRAIL_PRINCIPAL} has none: add it to its spec.trustedServices"
+                    ),
+                });
+            }
             Action::EnableTrustedAccess => {
                 aws.organizations
                     .enable_service_access(CLOUDTRAIL_PRINCIPAL)
@@ -286,11 +298,12 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
 
 impl super::KindSpec for crate::api::AuditTrail {
     const KIND: super::Kind = super::Kind::AuditTrail;
-    const DEPENDS_ON: &'static [super::Kind] = &[];
+    const DEPENDS_ON: &'static [super::Kind] = &[super::Kind::Organization];
     crate::status_access!();
 
     fn dependencies(&self) -> Vec<super::Key> {
-        Vec::new()
+        // The Organization resource, when there is one, enables trusted access first.
+        vec![super::organization::key()]
     }
     fn aws_id(&self) -> Option<String> {
         self.status.as_ref().and_then(|s| s.trail_arn.clone())

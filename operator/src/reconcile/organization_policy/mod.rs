@@ -169,6 +169,18 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     let status = pol.status.get_or_insert_with(Default::default);
     let api = Policies::new(pass.aws.organizations_client.clone());
     let observed = observe(&api, pass, status.id.as_deref(), &desired, false).await?;
+    // An Organization resource, when there is one, owns the policy types.
+    if observed.type_status.is_none() && pass.ids.contains_key(&super::organization::key()) {
+        return Err(Error::WaitingForDependency {
+            kind: "Organization",
+            name: "organization".into(),
+            why: format!(
+                "it manages the policy types, and {} is not enabled: add {:?} to its spec.policyTypes",
+                desired.policy_type.aws(),
+                desired.policy_type
+            ),
+        });
+    }
     let plan = plan::plan(&desired, &observed)?;
     if let Some(p) = &observed.policy {
         status.id = Some(p.id.clone());
@@ -495,7 +507,11 @@ fn gauges(m: &Metrics) -> [prometheus::IntGaugeVec; 4] {
 
 impl super::KindSpec for OrganizationPolicy {
     const KIND: Kind = Kind::OrganizationPolicy;
-    const DEPENDS_ON: &'static [Kind] = &[Kind::OrganizationalUnit, Kind::AwsAccount];
+    const DEPENDS_ON: &'static [Kind] = &[
+        Kind::OrganizationalUnit,
+        Kind::AwsAccount,
+        Kind::Organization,
+    ];
     crate::status_access!();
 
     fn dependencies(&self) -> Vec<Key> {
@@ -504,6 +520,8 @@ impl super::KindSpec for OrganizationPolicy {
             .iter()
             .map(|r| Key::new(Kind::OrganizationalUnit, &r.name))
             .chain(t.account_refs.iter().map(|r| Key::new(Kind::AwsAccount, &r.name)))
+            // The Organization resource, when there is one, enables the policy type first.
+            .chain(std::iter::once(super::organization::key()))
             .collect()
     }
     fn aws_id(&self) -> Option<String> {
