@@ -923,3 +923,134 @@ async fn ou_wide_assignments_follow_accounts_in_the_cluster() {
     .await;
     say("e2e: a FAILED assignment showed its reason and was retried once the cause was fixed");
 }
+
+/// A delegated administrator registered out of band (a known way to take over an Organization):
+/// a Warning Event and the gauge the alert watches, and nothing removed until the list is
+/// exclusive.
+#[tokio::test]
+async fn an_unexpected_delegated_administrator_is_warned_about_not_removed() {
+    let Some(k8s) = ControlPlane::dedicated(
+        "an_unexpected_delegated_administrator_is_warned_about_not_removed",
+    )
+    .await
+    else {
+        return;
+    };
+    let cp = &k8s.cp;
+    let emu = Emulator::start().await;
+    install(cp);
+    let op = Operator::start(cp, &emu, "op-org", &["--resync-interval", "2s"]);
+    let o = emu.org_client();
+    let audit = o
+        .create_account()
+        .account_name("audit")
+        .email("aws-audit@example.com")
+        .send()
+        .await
+        .unwrap()
+        .create_account_status()
+        .unwrap()
+        .account_id()
+        .unwrap()
+        .to_string();
+    let org = format!(
+        "apiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {{name: organization}}\nspec:\n  policyTypes: [ServiceControlPolicy]\n  trustedServices: [guardduty.amazonaws.com, macie.amazonaws.com]\n  delegatedAdministrators:\n  - {{servicePrincipal: guardduty.amazonaws.com, accountId: \"{audit}\"}}\n"
+    );
+    kubectl(cp, &["apply", "-f", "-"], Some(&org)).expect("apply");
+    wait_for(Duration::from_secs(60), "the Organization Ready", || {
+        (condition(&get_json(cp, &["org", "organization"]), "Ready")
+            == Some(("True".into(), "Available".into())))
+        .then_some(())
+    })
+    .await;
+    o.register_delegated_administrator()
+        .service_principal("macie.amazonaws.com")
+        .account_id(&audit)
+        .send()
+        .await
+        .unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "the unexpected administrator in the gauge",
+        || {
+            (op.metric(
+                "landingzone_organization_unexpected_delegated_administrators",
+                &[],
+            ) == 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+    let warned = wait_for(Duration::from_secs(30), "a Warning Event", || {
+        let events: Value =
+            serde_json::from_str(&kubectl(cp, &["get", "events", "-A", "-o", "json"], None).ok()?)
+                .ok()?;
+        events["items"]
+            .as_array()?
+            .iter()
+            .find(|e| {
+                e["type"] == "Warning"
+                    && (e["regarding"]["name"] == "organization"
+                        || e["involvedObject"]["name"] == "organization")
+                    && e["note"]
+                        .as_str()
+                        .or(e["message"].as_str())
+                        .is_some_and(|n| n.contains("macie.amazonaws.com"))
+            })
+            .cloned()
+    })
+    .await;
+    say(&format!(
+        "e2e: unexpected delegated administrator: {} {}",
+        warned["reason"], warned["note"]
+    ));
+    // Several resyncs later it is still registered: additive by default.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let services = |o: &aws_sdk_organizations::Client, audit: String| {
+        let o = o.clone();
+        async move {
+            o.list_delegated_services_for_account()
+                .account_id(audit)
+                .send()
+                .await
+                .unwrap()
+                .delegated_services()
+                .iter()
+                .filter_map(|s| s.service_principal().map(str::to_string))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert!(
+        services(&o, audit.clone())
+            .await
+            .contains(&"macie.amazonaws.com".to_string())
+    );
+    // Exclusive: removed.
+    kubectl(
+        cp,
+        &[
+            "patch",
+            "org",
+            "organization",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"delegatedAdministratorsExclusive":true}}"#,
+        ],
+        None,
+    )
+    .expect("patch");
+    let mut removed = false;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if services(&o, audit.clone()).await == vec!["guardduty.amazonaws.com".to_string()] {
+            removed = true;
+            break;
+        }
+    }
+    assert!(
+        removed,
+        "not deregistered with delegatedAdministratorsExclusive: true; log:\n{}",
+        op.log_tail()
+    );
+}
