@@ -354,3 +354,81 @@ async fn the_realism_layer_answers_root_access_as_aws_does() {
         Some("AccountNotManagementOrDelegatedAdministratorException")
     );
 }
+
+/// An existing account made with a root password, access key, MFA device and signing certificate,
+/// switched to `rootCredentials: Absent`: a root session with AWS's delete task policy removes
+/// them all, the report says so, and the next pass writes nothing.
+#[tokio::test]
+async fn root_credentials_are_removed_through_a_root_session() {
+    use landing_zone_tests::proxy::RootUserCredentials;
+    let emu = emulator().await;
+    let wire = emu.wire.as_ref().unwrap();
+    let account = emu
+        .org_client()
+        .create_account()
+        .account_name("legacy")
+        .email("aws-legacy@example.com")
+        .send()
+        .await
+        .unwrap()
+        .create_account_status()
+        .unwrap()
+        .account_id()
+        .unwrap()
+        .to_string();
+    wire.update_realism(|r| {
+        r.root_credentials.insert(
+            account.clone(),
+            RootUserCredentials {
+                password: true,
+                access_keys: vec!["AKIAROOTKEY0000001".into()],
+                mfa_devices: vec![format!(
+                    "arn:aws:iam::{account}:mfa/root-account-mfa-device"
+                )],
+                signing_certificates: vec!["CERT0000000000000001".into()],
+            },
+        );
+    });
+    let yaml = ORG.replace(
+        "---\napiVersion: landingzone.dev/v1alpha1\nkind: Organization",
+        "---\napiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: legacy}\nspec:\n  accountName: legacy\n  email: aws-legacy@example.com\n  rootCredentials: Absent\n---\napiVersion: landingzone.dev/v1alpha1\nkind: Organization",
+    );
+    let dir = dir_with(&yaml);
+    wire.reset_counts();
+    // The account's root session needs the Organization's root sessions, enabled in the same
+    // apply: the account waits for them, then proceeds.
+    let first = landing_zone_tests::apply_waiting(
+        emu.ports().await,
+        dir.path(),
+        &dir.path().join("state.json"),
+        false,
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    assert!(!first.failed(), "{:?}", first.reports);
+    for op in [
+        "AssumeRoot",
+        "DeleteLoginProfile",
+        "DeleteAccessKey",
+        "DeleteSigningCertificate",
+        "DeactivateMFADevice",
+    ] {
+        assert!(wire.count(op) >= 1, "{op} on the wire: {}", wire.count(op));
+    }
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("state.json")).unwrap())
+            .unwrap();
+    let security = &doc["resources"]["AwsAccount/legacy"]["status"]["security"];
+    assert_eq!(security["auditedBy"], "RootSession", "{security}");
+    assert_eq!(security["rootPasswordPresent"], false);
+    assert_eq!(security["rootAccessKeysPresent"], false);
+    assert_eq!(security["rootMfaDevices"], 0);
+    assert_eq!(security["rootSigningCertificates"], 0);
+    let second = apply(&emu, dir.path()).await;
+    assert_eq!(
+        second.metrics.aws_calls_of_kind("write"),
+        0,
+        "{:?}",
+        second.metrics.aws_call_counts()
+    );
+}

@@ -110,6 +110,17 @@ pub struct Realism {
     /// `iam.amazonaws.com` (the emulator refuses the principal) and IAM's
     /// `ListOrganizationsFeatures` / `EnableOrganizationsRoot…` calls with their documented errors.
     pub root_access: bool,
+    /// The root user's credentials per member account, as root sessions (`sts:AssumeRoot`,
+    /// needing root sessions enabled) see and delete them; accounts not listed have none.
+    pub root_credentials: BTreeMap<String, RootUserCredentials>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RootUserCredentials {
+    pub password: bool,
+    pub access_keys: Vec<String>,
+    pub mfa_devices: Vec<String>,
+    pub signing_certificates: Vec<String>,
 }
 
 /// How IAM Identity Center answers (sso-admin API reference): assignment and provisioning requests
@@ -243,6 +254,8 @@ struct State {
     extra_trusted: BTreeSet<String>,
     /// Enabled centralized root-access features.
     root_features: BTreeSet<String>,
+    /// Access keys of root sessions → (account, task policy ARN).
+    root_sessions: BTreeMap<String, (String, String)>,
 }
 
 impl State {
@@ -1550,6 +1563,37 @@ async fn sts(
     st: &Arc<Mutex<State>>,
     upstream: &Upstream,
 ) -> Result<Answer, std::io::Error> {
+    if call.operation == "AssumeRoot" {
+        let mut s = st.lock().unwrap();
+        if !(s.realism.root_access && s.root_features.contains("RootSessions")) {
+            return Ok(xml_error(
+                "sts",
+                403,
+                "AccessDenied",
+                "User is not authorized to perform: sts:AssumeRoot: root sessions are not enabled for the organization",
+            ));
+        }
+        s.sequence += 1;
+        let key = format!("ASIAROOT{:012}", s.sequence);
+        let account = call
+            .form
+            .get("TargetPrincipal")
+            .cloned()
+            .unwrap_or_default();
+        let task = call
+            .form
+            .get("TaskPolicyArn.arn")
+            .cloned()
+            .unwrap_or_default();
+        s.root_sessions.insert(key.clone(), (account, task));
+        return Ok(respond(
+            200,
+            "text/xml",
+            format!(
+                "<AssumeRootResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRootResult><Credentials><AccessKeyId>{key}</AccessKeyId><SecretAccessKey>root-secret</SecretAccessKey><SessionToken>root-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><SourceIdentity></SourceIdentity></AssumeRootResult><ResponseMetadata><RequestId>00000000-0000-4000-8000-000000000000</RequestId></ResponseMetadata></AssumeRootResponse>"
+            ),
+        ));
+    }
     if call.operation == "AssumeRole" {
         let arn = call.form.get("RoleArn").cloned().unwrap_or_default();
         // arn:aws:iam::<account>:role/<name>
@@ -1605,6 +1649,10 @@ async fn iam(
     let op = call.operation.as_str();
     let now = Instant::now();
     let root_user = st.lock().unwrap().realism.root_user;
+    let root_session = st.lock().unwrap().root_sessions.get(&call.caller).cloned();
+    if let Some((account, task)) = root_session {
+        return Ok(root_iam(call, st, &account, &task));
+    }
     if expired(call, st) {
         return Ok(xml_error(
             "iam",
@@ -1718,6 +1766,97 @@ async fn iam(
 }
 
 /// The caller's assumed-role session is older than the model lets sessions live.
+/// IAM as the root user of `account`, limited by the root session's task policy (IAM User Guide,
+/// "Perform a privileged task on a member account").
+fn root_iam(call: &Call, st: &Arc<Mutex<State>>, account: &str, task: &str) -> Answer {
+    let op = call.operation.as_str();
+    let deleting = matches!(
+        op,
+        "DeleteLoginProfile"
+            | "DeleteAccessKey"
+            | "DeleteSigningCertificate"
+            | "DeactivateMFADevice"
+    );
+    if deleting && !task.ends_with("IAMDeleteRootUserCredentials") {
+        return xml_error(
+            "iam",
+            403,
+            "AccessDenied",
+            &format!("The root session's task policy {task} does not allow iam:{op}"),
+        );
+    }
+    let mut s = st.lock().unwrap();
+    let creds = s
+        .realism
+        .root_credentials
+        .entry(account.to_string())
+        .or_default();
+    let members = |items: &[String], tag: &str, field: &str| -> String {
+        items
+            .iter()
+            .map(|i| format!("<member><{field}>{i}</{field}>{tag}</member>"))
+            .collect()
+    };
+    let body = match op {
+        "GetLoginProfile" if creds.password => {
+            "<LoginProfile><UserName>root</UserName><CreateDate>2020-01-01T00:00:00Z</CreateDate></LoginProfile>".to_string()
+        }
+        "GetLoginProfile" | "DeleteLoginProfile" if !creds.password => {
+            return xml_error("iam", 404, "NoSuchEntity", "The root user has no login profile.");
+        }
+        "DeleteLoginProfile" => {
+            creds.password = false;
+            String::new()
+        }
+        "ListAccessKeys" => format!(
+            "<AccessKeyMetadata>{}</AccessKeyMetadata><IsTruncated>false</IsTruncated>",
+            members(&creds.access_keys, "<Status>Active</Status><CreateDate>2020-01-01T00:00:00Z</CreateDate>", "AccessKeyId")
+        ),
+        "DeleteAccessKey" => {
+            let id = call.form.get("AccessKeyId").cloned().unwrap_or_default();
+            creds.access_keys.retain(|k| *k != id);
+            String::new()
+        }
+        "ListMFADevices" => format!(
+            "<MFADevices>{}</MFADevices><IsTruncated>false</IsTruncated>",
+            members(&creds.mfa_devices, "<EnableDate>2020-01-01T00:00:00Z</EnableDate>", "SerialNumber")
+        ),
+        "DeactivateMFADevice" => {
+            let id = call.form.get("SerialNumber").cloned().unwrap_or_default();
+            creds.mfa_devices.retain(|d| *d != id);
+            String::new()
+        }
+        "ListSigningCertificates" => format!(
+            "<Certificates>{}</Certificates><IsTruncated>false</IsTruncated>",
+            creds
+                .signing_certificates
+                .iter()
+                .map(|c| format!("<member><CertificateId>{c}</CertificateId><CertificateBody>-----BEGIN CERTIFICATE-----</CertificateBody><Status>Active</Status></member>"))
+                .collect::<String>()
+        ),
+        "DeleteSigningCertificate" => {
+            let id = call.form.get("CertificateId").cloned().unwrap_or_default();
+            creds.signing_certificates.retain(|c| *c != id);
+            String::new()
+        }
+        _ => {
+            return xml_error(
+                "iam",
+                403,
+                "AccessDenied",
+                &format!("The root session's task policy {task} does not allow iam:{op}"),
+            );
+        }
+    };
+    respond(
+        200,
+        "text/xml",
+        format!(
+            "<{op}Response xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><{op}Result>{body}</{op}Result><ResponseMetadata><RequestId>00000000-0000-4000-8000-000000000000</RequestId></ResponseMetadata></{op}Response>"
+        ),
+    )
+}
+
 /// IAM's centralized root access (IAM API Reference, *EnableOrganizationsRootCredentialsManagement*):
 /// only the management account, only with all features, only after trusted access for IAM.
 async fn root_access(

@@ -80,6 +80,12 @@ pub struct AwsAccountSpec {
     /// e.g. for an invited account without the access role.
     #[serde(default = "yes_baseline")]
     pub baseline: bool,
+    /// The root user's credentials. `Report` (default): report them. `Absent`: remove the
+    /// password, access keys, signing certificates and MFA devices through a root session
+    /// (`sts:AssumeRoot`), which needs the Organization's `rootAccess` (credentials management and
+    /// root sessions).
+    #[serde(default, skip_serializing_if = "RootCredentials::is_report")]
+    pub root_credentials: RootCredentials,
     #[serde(default)]
     pub management_policy: ManagementPolicy,
     /// `Close` closes the account when the resource is deleted.
@@ -97,6 +103,22 @@ pub fn default_role_name() -> String {
 
 fn default_password_policy() -> PasswordPolicy {
     PasswordPolicy::default()
+}
+
+/// What the operator does about the root user's credentials.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum RootCredentials {
+    /// Report them (the account summary, or a root session where one is allowed).
+    #[default]
+    Report,
+    /// Remove them through a root session; new accounts are created without them.
+    Absent,
+}
+
+impl RootCredentials {
+    pub fn is_report(&self) -> bool {
+        *self == RootCredentials::Report
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
@@ -236,4 +258,13 @@ pub struct SecurityReport {
     #[serde(default)]
     pub root_password_present: bool,
     pub password_policy_compliant: bool,
+    /// MFA devices and signing certificates of the root user (known from a root session only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_mfa_devices: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_signing_certificates: Option<i32>,
+    /// How the root user was audited: `AccountSummary`, or `RootSession` (sts:AssumeRoot with
+    /// AWS's root-credentials task policy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audited_by: Option<String>,
 }

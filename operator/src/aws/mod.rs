@@ -299,10 +299,10 @@ impl std::fmt::Debug for CallRecorder {
     }
 }
 
-/// Read calls are Describe*/List*/Get*/Head* (and AssumeRole, which changes nothing); anything
+/// Read calls are Describe*/List*/Get*/Head* (and AssumeRole/AssumeRoot, which change nothing); anything
 /// else changes AWS.
 pub fn call_kind(operation: &str) -> &'static str {
-    if operation == "AssumeRole" {
+    if operation == "AssumeRole" || operation == "AssumeRoot" {
         return "read";
     }
     if ["Describe", "List", "Get", "Head"]

@@ -66,6 +66,9 @@ pub fn report(observed: &Observed) -> SecurityReport {
         root_access_keys_present: observed.root.access_keys_present,
         root_password_present: observed.root.password_present,
         password_policy_compliant: observed.password_policy.as_ref().is_some_and(is_strong),
+        root_mfa_devices: None,
+        root_signing_certificates: None,
+        audited_by: Some("AccountSummary".into()),
     }
 }
 

@@ -1,6 +1,7 @@
 //! AwsAccount: observe (snapshot, create request, tags) → identify → plan → apply.
 
 pub mod baseline;
+pub mod root_credentials;
 pub mod plan;
 
 use self::plan::{Action, Desired, Identity};
@@ -389,9 +390,71 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         if write {
             after.password_policy = Some(want.password_policy.clone());
         }
-        let report = baseline::report(&after);
-        let findings = baseline::findings(&report);
-        let in_order = baseline::in_order(&report);
+        let mut report = baseline::report(&after);
+        let mut findings = baseline::findings(&report);
+        let mut in_order = baseline::in_order(&report);
+        // No root credentials at all, through a root session.
+        if spec.root_credentials == crate::api::aws_account::RootCredentials::Absent {
+            let task = if write {
+                root_credentials::DELETE_TASK
+            } else {
+                root_credentials::AUDIT_TASK
+            };
+            let partition = pass.snapshot.partition().to_string();
+            let session = root_credentials::root_session(&pass.aws, &id, &partition, task)
+                .await
+                .map_err(|e| {
+                    if e.code.contains("AccessDenied") || e.code == "Unimplemented" {
+                        Error::transient(
+                            "RootSessionsNotEnabled",
+                            format!(
+                                "rootCredentials: Absent needs a root session in {id}, and AWS refused one ({}): set rootAccess.credentialsManagement and rootAccess.rootSessions in the Organization resource; retried shortly",
+                                e.message
+                            ),
+                        )
+                    } else {
+                        e.into()
+                    }
+                })?;
+            let found = root_credentials::audit(&session).await?;
+            let mut left = found.clone();
+            if !found.is_empty() {
+                let deletions = found.deletions();
+                if write {
+                    progress.writes += root_credentials::delete(&session, &found).await?;
+                    progress.actions.extend(deletions);
+                    left = Default::default();
+                } else {
+                    progress.remaining.push(crate::api::Drift::new(
+                        "rootCredentials",
+                        "Absent",
+                        deletions.len().to_string() + " credential(s)",
+                    ));
+                    if pass.mode == Mode::Plan {
+                        progress.actions.extend(deletions);
+                    }
+                }
+                progress.drift.push(crate::api::Drift::new(
+                    "rootCredentials",
+                    "Absent",
+                    format!("{} credential(s)", found.deletions().len()),
+                ));
+            }
+            report.root_password_present = left.password;
+            report.root_access_keys_present = !left.access_keys.is_empty();
+            report.root_mfa_enabled = !left.mfa_devices.is_empty();
+            report.root_mfa_devices = Some(left.mfa_devices.len() as i32);
+            report.root_signing_certificates = Some(left.signing_certificates.len() as i32);
+            report.audited_by = Some("RootSession".into());
+            // Under central management any root credential is a finding.
+            findings = (!left.is_empty()).then(|| {
+                format!(
+                    "the root user still has credentials ({}) although rootCredentials is Absent",
+                    left.deletions().join("; ")
+                )
+            });
+            in_order = "the root user has no credentials (rootCredentials: Absent)";
+        }
         let generation = account_of(resource).metadata.generation;
         let status = status_of(resource);
         status.security = Some(report);
