@@ -216,4 +216,33 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
         None,
     )
     .expect("Retain deletes freely");
+
+    // Removing a policy type from the Organization disables it (detaching its policies): refused
+    // without the confirmation annotation naming it.
+    let org = "apiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {name: organization}\nspec: {policyTypes: [ServiceControlPolicy, TagPolicy]}\n";
+    kubectl(cp, &["apply", "-f", "-"], Some(org)).expect("organization");
+    let fewer = org.replace(
+        "[ServiceControlPolicy, TagPolicy]",
+        "[ServiceControlPolicy]",
+    );
+    let mut refused = String::new();
+    for _ in 0..40 {
+        match kubectl(cp, &["apply", "--dry-run=server", "-f", "-"], Some(&fewer)) {
+            Err(e) => {
+                refused = e;
+                break;
+            }
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+        }
+    }
+    assert!(
+        refused.contains("landingzone.dev/confirm-disable-policy-types"),
+        "an unconfirmed policy-type removal must be refused: {refused}"
+    );
+    let confirmed = fewer.replace(
+        "metadata: {name: organization}",
+        "metadata: {name: organization, annotations: {landingzone.dev/confirm-disable-policy-types: TagPolicy}}",
+    );
+    kubectl(cp, &["apply", "-f", "-"], Some(&confirmed))
+        .expect("a confirmed removal is let through");
 }

@@ -1,5 +1,9 @@
 //! End to end: `landing-zone-operator run` as a process against a real kube-apiserver (its own per
 //! test, from `LZ_K8S_UP`) and the AWS emulator.
+//!
+//! The operator's AWS calls go through the realism layer, which runs inside the test process: the
+//! tests run on a multi-threaded runtime so that it keeps answering while the test blocks on
+//! `kubectl` or on the operator's exit.
 
 use landing_zone_tests::k8s::{ControlPlane, kubectl, say};
 use landing_zone_tests::operator::{Operator, wait_for};
@@ -42,6 +46,7 @@ fn all_ready(cp: &ControlPlane) -> bool {
         "organizationpolicies",
         "permissionsets",
         "identitycentergroups",
+        "organizations",
     ]
     .iter()
     .all(|kind| {
@@ -74,7 +79,7 @@ fn status_field(cp: &ControlPlane, kind: &str, name: &str, field: &str) -> Optio
         .map(str::to_string)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing() {
     let Some(k8s) = ControlPlane::dedicated(
         "examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing",
@@ -122,8 +127,8 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
     // /metrics after the reconciles: per-resource readiness, accounts, budgets, the trail, AWS calls.
     wait_for(
         Duration::from_secs(30),
-        "the readiness gauges: 25 of the 26 resources ready (the Observe-only allow-list is not)",
-        || (op.metric("landingzone_resource_ready", &[]) == 25.0).then_some(()),
+        "the readiness gauges: 26 of the 27 resources ready (the Observe-only allow-list is not)",
+        || (op.metric("landingzone_resource_ready", &[]) == 26.0).then_some(()),
     )
     .await;
     assert_eq!(
@@ -359,6 +364,7 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
         "organizationpolicies",
         "permissionsets",
         "identitycentergroups",
+        "organizations",
     ] {
         for o in get_json(cp, &[kind])["items"]
             .as_array()
@@ -435,7 +441,7 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
     assert_eq!(get_json(cp, &["ou", "security"])["status"]["driftCount"], 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spec_changes_apply_at_once_and_deletion_follows_the_policy() {
     let Some(k8s) =
         ControlPlane::dedicated("spec_changes_apply_at_once_and_deletion_follows_the_policy").await
@@ -570,7 +576,7 @@ async fn spec_changes_apply_at_once_and_deletion_follows_the_policy() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_writes_and_the_standby_takes_over() {
     let Some(k8s) =
         ControlPlane::dedicated("only_the_leader_writes_and_the_standby_takes_over").await
@@ -634,7 +640,7 @@ async fn only_the_leader_writes_and_the_standby_takes_over() {
 /// Fencing: the leader is frozen (SIGSTOP) past its lease with AWS writes waiting in its pacer;
 /// the standby takes over; when the old leader resumes (SIGCONT), it sends not one AWS write —
 /// counted at the wire, in front of each replica.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_leader_sends_no_aws_write_after_the_standby_took_over() {
     let Some(k8s) =
         ControlPlane::dedicated("a_frozen_leader_sends_no_aws_write_after_the_standby_took_over")
@@ -774,7 +780,7 @@ async fn a_frozen_leader_sends_no_aws_write_after_the_standby_took_over() {
 
 /// /readyz on the leader says not ready while the Organization cannot be read (AWS unreachable
 /// here), and ready again once it can.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_follows_whether_the_organization_can_be_read() {
     let Some(k8s) =
         ControlPlane::dedicated("readyz_follows_whether_the_organization_can_be_read").await
@@ -831,7 +837,7 @@ async fn readyz_follows_whether_the_organization_can_be_read() {
 /// Identity Center through the realism layer (assignments IN_PROGRESS, then SUCCEEDED or FAILED):
 /// an account created into an OU with an OU-wide assignment gets it, an account moved out loses
 /// it, and a FAILED assignment shows AWS's reason and is requested again once the cause is gone.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ou_wide_assignments_follow_accounts_in_the_cluster() {
     use landing_zone_tests::proxy::IdentityCenterModel;
     let Some(k8s) =
@@ -927,7 +933,7 @@ async fn ou_wide_assignments_follow_accounts_in_the_cluster() {
 /// A delegated administrator registered out of band (a known way to take over an Organization):
 /// a Warning Event and the gauge the alert watches, and nothing removed until the list is
 /// exclusive.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unexpected_delegated_administrator_is_warned_about_not_removed() {
     let Some(k8s) = ControlPlane::dedicated(
         "an_unexpected_delegated_administrator_is_warned_about_not_removed",

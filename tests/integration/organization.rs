@@ -173,7 +173,15 @@ async fn a_policy_type_is_disabled_only_with_the_confirmation_and_policies_wait_
     // The Organization manages policy types and does not list TagPolicy: the tag policy waits
     // and says what to do, instead of enabling the type behind the Organization's back.
     let dir = dir_with(&format!("{org}{tagging}"));
-    let run = apply(&emu, dir.path()).await;
+    // It would wait for ever: give up after a moment.
+    let run = landing_zone_tests::apply_waiting(
+        emu.ports().await,
+        dir.path(),
+        &dir.path().join("state.json"),
+        false,
+        std::time::Duration::from_secs(2),
+    )
+    .await;
     let err = report(&run, "OrganizationPolicy", "tagging")
         .result
         .as_ref()
@@ -181,7 +189,7 @@ async fn a_policy_type_is_disabled_only_with_the_confirmation_and_policies_wait_
     assert_eq!(err.reason(), "WaitingForDependency");
     assert!(
         err.to_string()
-            .contains("add TagPolicy to its spec.policyTypes"),
+            .contains("list TagPolicy in its spec.policyTypes"),
         "{err}"
     );
     let roots = emu.org_client().list_roots().send().await.unwrap();

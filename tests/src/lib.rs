@@ -112,8 +112,11 @@ impl Emulator {
                     .await
                     .expect("create the Organization in the emulator");
                 let wire = proxy::AwsProxy::start(&emu.endpoint).await;
+                // AWS's latency, and what the emulator lacks (centralized root access, policy limits).
                 wire.realism(proxy::Realism {
                     latency: WIRE_LATENCY,
+                    root_access: true,
+                    policies: true,
                     ..Default::default()
                 });
                 emu.wire = Some(wire);

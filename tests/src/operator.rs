@@ -70,7 +70,8 @@ impl Operator {
             })
             .args(extra)
             .env("KUBECONFIG", &cp.kubeconfig)
-            .env("AWS_ENDPOINT_URL", &emu.endpoint)
+            // Through the realism layer: AWS's latency and what the emulator lacks.
+            .env("AWS_ENDPOINT_URL", emu.wire_endpoint())
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")

@@ -1,8 +1,9 @@
-//! The realism layer as a process, for `LZ_AWS=realistic make demo`: a proxy in front of the
-//! emulator at `$1` that answers as AWS does (CreateAccount asynchronous for
-//! `LZ_CREATE_SECONDS`, default 20; new accounts listed and assumable some seconds later; IAM
-//! eventually consistent; tens of milliseconds per call). Prints its endpoint, then serves until
-//! killed.
+//! The realism layer as a process, for `make demo`: a proxy in front of the emulator at `$1` that
+//! answers what the emulator lacks as AWS does — IAM's centralized root access and root sessions,
+//! organization-policy limits — and, with `LZ_AWS=realistic`, AWS's timing too (CreateAccount
+//! asynchronous for `LZ_CREATE_SECONDS`, default 20; new accounts listed and assumable some seconds
+//! later; IAM eventually consistent; tens of milliseconds per call). Prints its endpoint, then
+//! serves until killed.
 
 use landing_zone_tests::proxy::{AwsProxy, CreateAccountModel, Realism};
 use std::time::Duration;
@@ -18,6 +19,17 @@ async fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20);
     let proxy = AwsProxy::start(&upstream).await;
+    // What the emulator lacks, always.
+    let base = Realism {
+        root_access: true,
+        policies: true,
+        ..Default::default()
+    };
+    if std::env::var("LZ_AWS").as_deref() != Ok("realistic") {
+        proxy.realism(base.clone());
+        println!("{}", proxy.endpoint);
+        std::future::pending::<()>().await;
+    }
     proxy.realism(Realism {
         latency: Duration::from_millis(20),
         create_account: Some(CreateAccountModel {
@@ -27,7 +39,7 @@ async fn main() {
             ..Default::default()
         }),
         iam_visibility_lag: Duration::from_secs(1),
-        ..Default::default()
+        ..base
     });
     println!("{}", proxy.endpoint);
     std::future::pending::<()>().await;

@@ -157,7 +157,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                     kind: "Organization",
                     name: "organization".into(),
                     why: format!(
-                        "it manages trusted access, and {CLOUDTRAIL_PRINCIPAL} has none: add it to its spec.trustedServices"
+                        "it manages trusted access and has not enabled it for {CLOUDTRAIL_PRINCIPAL} yet (list it in its spec.trustedServices if it does not)"
                     ),
                 });
             }

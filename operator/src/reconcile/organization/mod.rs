@@ -241,7 +241,7 @@ pub async fn delete(_resource: &mut Resource, _pass: &mut Pass) -> Result<Progre
     ))
 }
 
-fn gauges(m: &crate::metrics::Metrics) -> [prometheus::IntGaugeVec; 2] {
+fn gauges(m: &crate::metrics::Metrics) -> [prometheus::IntGaugeVec; 3] {
     [
         m.kind_gauge(
             "organization_unexpected_delegated_administrators",
@@ -251,6 +251,11 @@ fn gauges(m: &crate::metrics::Metrics) -> [prometheus::IntGaugeVec; 2] {
         m.kind_gauge(
             "organization_unexpected_trusted_services",
             "Services with trusted access that the Organization resource does not list",
+            &["name"],
+        ),
+        m.kind_gauge(
+            "organization_root_credentials_management",
+            "1 while member accounts' root credentials are managed centrally (then any root credential is a finding)",
             &["name"],
         ),
     ]
@@ -279,7 +284,7 @@ impl super::KindSpec for Organization {
         gauges(m);
     }
     fn record_metrics(&self, m: &crate::metrics::Metrics) {
-        let [admins, services] = gauges(m);
+        let [admins, services, central] = gauges(m);
         let name = kube::ResourceExt::name_any(self);
         let s = self.status.clone().unwrap_or_default();
         admins
@@ -288,6 +293,11 @@ impl super::KindSpec for Organization {
         services
             .with_label_values(&[&name])
             .set(s.unexpected_trusted_services.len() as i64);
+        central.with_label_values(&[&name]).set(i64::from(
+            s.root_access_features
+                .iter()
+                .any(|f| f == "RootCredentialsManagement"),
+        ));
     }
     fn forget_metrics(&self, m: &crate::metrics::Metrics) {
         let name = kube::ResourceExt::name_any(self);

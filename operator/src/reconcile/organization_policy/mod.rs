@@ -169,17 +169,24 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     let status = pol.status.get_or_insert_with(Default::default);
     let api = Policies::new(pass.aws.organizations_client.clone());
     let observed = observe(&api, pass, status.id.as_deref(), &desired, false).await?;
-    // An Organization resource, when there is one, owns the policy types.
-    if observed.type_status.is_none() && pass.ids.contains_key(&super::organization::key()) {
+    // An Organization resource, when there is one, owns the policy types: a plan shows this policy
+    // as it will be once the Organization has enabled the type; an apply waits for that.
+    let org_managed =
+        observed.type_status.is_none() && pass.ids.contains_key(&super::organization::key());
+    if org_managed && pass.mode == Mode::Apply {
         return Err(Error::WaitingForDependency {
             kind: "Organization",
             name: "organization".into(),
             why: format!(
-                "it manages the policy types, and {} is not enabled: add {:?} to its spec.policyTypes",
+                "it manages the policy types and has not enabled {} yet (list {:?} in its spec.policyTypes if it does not)",
                 desired.policy_type.aws(),
                 desired.policy_type
             ),
         });
+    }
+    let mut observed = observed;
+    if org_managed {
+        observed.type_status = Some("ENABLED".into());
     }
     let plan = plan::plan(&desired, &observed)?;
     if let Some(p) = &observed.policy {
