@@ -352,6 +352,7 @@ pub async fn execute(
     // progress (and keeps what is done), so waiting for accounts costs no full pass per round.
     let mut latest: std::collections::BTreeMap<reconcile::Key, Report> = Default::default();
     let mut todo: Vec<usize> = (0..resources.len()).collect();
+    let mut first_round = true;
     loop {
         let mut pass = Pass::begin(aws.clone(), mode, sink.clone())
             .await
@@ -374,9 +375,32 @@ pub async fn execute(
         if let Some(v) = view.as_mut() {
             v.update(&latest);
         }
+        // What finished in a waiting round (e.g. an account now created) is news for what comes
+        // after it, which the first round reconciled without it: those go again.
+        let finished: std::collections::BTreeSet<reconcile::Key> = if first_round {
+            Default::default()
+        } else {
+            todo.iter()
+                .map(|&i| resources[i].key())
+                .filter(|k| latest.get(k).is_some_and(|r| !in_progress(r)))
+                .collect()
+        };
+        first_round = false;
+        let followers: Vec<usize> = (0..resources.len())
+            .filter(|&i| !finished.contains(&resources[i].key()))
+            .filter(|&i| {
+                resources[i]
+                    .dependencies_among(&resources)
+                    .iter()
+                    .any(|d| finished.contains(d))
+            })
+            .collect();
         match apply {
-            Some(a) if !pending.is_empty() && started.elapsed() + a.poll_interval < a.wait => {
-                if view.as_ref().is_some_and(|v| v.bar.is_none()) {
+            Some(a)
+                if (!pending.is_empty() || !followers.is_empty())
+                    && started.elapsed() + a.poll_interval < a.wait =>
+            {
+                if !pending.is_empty() && view.as_ref().is_some_and(|v| v.bar.is_none()) {
                     eprintln!(
                         "{}; checking again in {} s (up to --wait {} s)",
                         describe_pending(&pending),
@@ -387,9 +411,11 @@ pub async fn execute(
                 let keys: std::collections::BTreeSet<&reconcile::Key> =
                     pending.iter().map(|r| &r.key).collect();
                 todo = (0..resources.len())
-                    .filter(|&i| keys.contains(&resources[i].key()))
+                    .filter(|&i| keys.contains(&resources[i].key()) || followers.contains(&i))
                     .collect();
-                tokio::time::sleep(a.poll_interval).await;
+                if !pending.is_empty() {
+                    tokio::time::sleep(a.poll_interval).await;
+                }
             }
             _ => break,
         }

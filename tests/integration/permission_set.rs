@@ -544,3 +544,29 @@ async fn assignment_requests_stay_under_the_outstanding_cap() {
     }
     assert_eq!(status(dir.path())["assignedCount"], 12);
 }
+
+/// Accounts created asynchronously (as in AWS) are listed only after the permission set's first
+/// reconcile in the apply: once they are, the apply reconciles it again, so one apply leaves the
+/// new accounts with their OU-wide assignment.
+#[tokio::test]
+async fn one_apply_covers_accounts_that_aws_lists_only_after_creating_them() {
+    let (emu, instance, group) = setup().await;
+    wire(&emu).update_realism(|r| {
+        r.create_account = Some(landing_zone_tests::proxy::CreateAccountModel {
+            duration: Duration::from_secs(2),
+            visible_after: Duration::from_secs(1),
+            assumable_after: Duration::from_secs(1),
+            ..Default::default()
+        })
+    });
+    let dir = dir_with(LANDING_ZONE);
+    let run = apply(&emu, dir.path()).await;
+    assert!(!run.failed(), "{:?}", run.reports);
+    let dev = report(&run, "AwsAccount", "app-dev").id.clone().unwrap();
+    let ps = report(&run, "PermissionSet", "developer")
+        .id
+        .clone()
+        .unwrap();
+    assert_eq!(assigned(&emu, &instance, &ps, &dev).await, vec![group]);
+    assert_eq!(status(dir.path())["assignedCount"], 1);
+}
