@@ -344,7 +344,8 @@ const VENDING_ACCOUNTS: usize = 30;
 const VENDING_OUS: usize = 6;
 
 /// The vending landing zone: 6 OUs, 5 new accounts in each with an alias, a developer group and
-/// a budget per OU, and an organization trail.
+/// a budget per OU, an organization trail, the Organization's settings, a guardrail on every OU and
+/// an OU-wide Identity Center assignment reaching all 30 accounts.
 fn vending_yaml() -> (String, usize) {
     let mut docs = Vec::new();
     for o in 1..=VENDING_OUS {
@@ -362,6 +363,13 @@ fn vending_yaml() -> (String, usize) {
         }
     }
     docs.push("apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: org-trail}\nspec:\n  trailName: org-trail\n  s3: {bucketName: vending-audit-logs, create: true}\n".to_string());
+    // The Organization's settings, a guardrail on every team OU, and Identity Center access to
+    // every new account through an OU-wide assignment per OU.
+    let ous: Vec<String> = (1..=VENDING_OUS).map(|o| format!("{{name: team-{o}}}")).collect();
+    docs.push("apiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {name: organization}\nspec:\n  policyTypes: [ServiceControlPolicy]\n  trustedServices: [cloudtrail.amazonaws.com, guardduty.amazonaws.com]\n  delegatedAdministrators:\n  - {servicePrincipal: guardduty.amazonaws.com, accountRef: {name: team-1-app-1}}\n  rootAccess: {credentialsManagement: true, rootSessions: true}\n".to_string());
+    docs.push(format!("apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationPolicy\nmetadata: {{name: deny-leave}}\nspec:\n  type: ServiceControlPolicy\n  policyName: deny-leave\n  document: '{{\"Version\": \"2012-10-17\", \"Statement\": [{{\"Effect\": \"Deny\", \"Action\": \"organizations:LeaveOrganization\", \"Resource\": \"*\"}}]}}'\n  targets:\n    organizationalUnitRefs: [{}]\n", ous.join(", ")));
+    docs.push("apiVersion: landingzone.dev/v1alpha1\nkind: IdentityCenterGroup\nmetadata: {name: developers}\nspec: {displayName: developers}\n".to_string());
+    docs.push(format!("apiVersion: landingzone.dev/v1alpha1\nkind: PermissionSet\nmetadata: {{name: developer}}\nspec:\n  name: Developer\n  managedPolicyArns: [arn:aws:iam::aws:policy/PowerUserAccess]\n  assignments:\n  - group: developers\n    organizationalUnitRefs: [{}]\n", ous.join(", ")));
     let n = docs.len();
     (docs.join("---\n"), n)
 }
@@ -378,6 +386,12 @@ async fn realistic_aws(create: Duration) -> (Emulator, AwsProxy) {
             ..Default::default()
         }),
         iam_visibility_lag: Duration::from_secs(1),
+        root_access: true,
+        policies: true,
+        identity_center: Some(landing_zone_tests::proxy::IdentityCenterModel {
+            duration: Duration::from_secs(2),
+            ..Default::default()
+        }),
         ..Default::default()
     });
     (emu, proxy)
@@ -427,6 +441,7 @@ async fn vending(create: Duration) -> Value {
         "exitCode": if run.failed() { 1 } else { 0 },
         "failed": failed,
         "createAccountCalls": proxy.count("CreateAccount"),
+        "createAccountAssignmentCalls": proxy.count("CreateAccountAssignment"),
         "duplicateAccounts": duplicate_accounts(&emu).await,
         "withinBound": cli_secs <= bound as f64,
     });
@@ -525,11 +540,12 @@ async fn main() {
             v["accounts"], v["ous"], v["resources"], v["createAccountSeconds"], v["boundSeconds"]
         );
         println!(
-            "  apply --dir: {} s, exit {}, CreateAccount calls {}, duplicate accounts {}",
+            "  apply --dir: {} s, exit {}, CreateAccount calls {}, duplicate accounts {}, CreateAccountAssignment calls {}",
             v["apply"]["seconds"],
             v["apply"]["exitCode"],
             v["apply"]["createAccountCalls"],
-            v["apply"]["duplicateAccounts"]
+            v["apply"]["duplicateAccounts"],
+            v["apply"]["createAccountAssignmentCalls"]
         );
         println!("  controller:  {}", v["controller"]);
         reports.push(v);
