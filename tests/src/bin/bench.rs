@@ -365,7 +365,9 @@ fn vending_yaml() -> (String, usize) {
     docs.push("apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: org-trail}\nspec:\n  trailName: org-trail\n  s3: {bucketName: vending-audit-logs, create: true}\n".to_string());
     // The Organization's settings, a guardrail on every team OU, and Identity Center access to
     // every new account through an OU-wide assignment per OU.
-    let ous: Vec<String> = (1..=VENDING_OUS).map(|o| format!("{{name: team-{o}}}")).collect();
+    let ous: Vec<String> = (1..=VENDING_OUS)
+        .map(|o| format!("{{name: team-{o}}}"))
+        .collect();
     docs.push("apiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {name: organization}\nspec:\n  policyTypes: [ServiceControlPolicy]\n  trustedServices: [cloudtrail.amazonaws.com, guardduty.amazonaws.com]\n  delegatedAdministrators:\n  - {servicePrincipal: guardduty.amazonaws.com, accountRef: {name: team-1-app-1}}\n  rootAccess: {credentialsManagement: true, rootSessions: true}\n".to_string());
     docs.push(format!("apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationPolicy\nmetadata: {{name: deny-leave}}\nspec:\n  type: ServiceControlPolicy\n  policyName: deny-leave\n  document: '{{\"Version\": \"2012-10-17\", \"Statement\": [{{\"Effect\": \"Deny\", \"Action\": \"organizations:LeaveOrganization\", \"Resource\": \"*\"}}]}}'\n  targets:\n    organizationalUnitRefs: [{}]\n", ous.join(", ")));
     docs.push("apiVersion: landingzone.dev/v1alpha1\nkind: IdentityCenterGroup\nmetadata: {name: developers}\nspec: {displayName: developers}\n".to_string());
