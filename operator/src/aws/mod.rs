@@ -350,8 +350,11 @@ impl Intercept for CallRecorder {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(md) = cfg.load::<Metadata>() {
-            // After signing, so it is not signed; the paced connector removes it before sending.
-            context.request_mut().headers_mut().insert(
+            // After signing, so they are not signed; the paced connector removes them before
+            // sending. The operation travels apart from the bucket: a shared bucket (Identity
+            // Center) still needs it to tell reads from writes.
+            let headers = context.request_mut().headers_mut();
+            headers.insert(
                 pacing::PACE_HEADER,
                 format!(
                     "{}/{}",
@@ -359,6 +362,7 @@ impl Intercept for CallRecorder {
                     self.shared_bucket.as_deref().unwrap_or(md.name())
                 ),
             );
+            headers.insert(pacing::OPERATION_HEADER, md.name().to_string());
         }
         Ok(())
     }

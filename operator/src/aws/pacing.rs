@@ -27,6 +27,8 @@ use std::time::{Duration, Instant};
 
 /// Internal request header naming the pacing bucket: `<account scope>/<Operation>`.
 pub(crate) const PACE_HEADER: &str = "x-landingzone-pace";
+/// The operation of a request, for the fence (never sent).
+pub(crate) const OPERATION_HEADER: &str = "x-landingzone-operation";
 
 /// Requests per second and burst, per operation (default: 8/s, burst 8). IAM and the other
 /// per-account services get one bucket per account, as AWS throttles them per account.
@@ -298,6 +300,7 @@ struct PacedConnector {
 impl HttpConnector for PacedConnector {
     fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
         let bucket = request.headers_mut().remove(PACE_HEADER);
+        let operation = request.headers_mut().remove(OPERATION_HEADER);
         let (inner, pacer, fence) = (self.inner.clone(), self.pacer.clone(), self.fence.clone());
         HttpConnectorFuture::new(async move {
             if let Some(bucket) = &bucket
@@ -306,10 +309,7 @@ impl HttpConnector for PacedConnector {
                 return Err(ConnectorError::other(Box::new(e), None));
             }
             // After the wait: a write queued in the pacer before the lease was lost is not sent.
-            let operation = bucket
-                .as_deref()
-                .and_then(|b| b.rsplit('/').next())
-                .unwrap_or("an AWS call");
+            let operation = operation.as_deref().unwrap_or("an AWS call");
             if super::call_kind(operation) == "write" && !fence.allows_writes() {
                 return Err(ConnectorError::other(
                     Box::new(Fenced {
