@@ -58,7 +58,7 @@ fn health_check_maps_conditions_to_argo_cd_health() {
     ];
     for (sample, status, fragment) in table {
         let yaml = std::fs::read_to_string(dir.join(format!("testdata/{sample}.yaml"))).unwrap();
-        let obj: Value = serde_yaml::from_str(&yaml).unwrap();
+        let obj: Value = serde_saphyr::from_str(&yaml).unwrap();
         let driver = format!(
             "obj = {}\nlocal hs = assert(loadfile({:?}))()\nio.write(hs.status, '|', hs.message)",
             lua(&obj),
@@ -82,7 +82,7 @@ fn argocd_cm_carries_the_health_check_for_every_kind() {
     let root = workspace_root().join("manifests/argocd");
     let lua = std::fs::read_to_string(root.join("health/landingzone.lua")).unwrap();
     let cm: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(root.join("argocd-cm.yaml")).unwrap())
+        serde_saphyr::from_str(&std::fs::read_to_string(root.join("argocd-cm.yaml")).unwrap())
             .unwrap();
     for kind in landing_zone_operator::reconcile::Kind::ALL {
         let key = format!("resource.customizations.health.landingzone.dev_{kind}");
@@ -93,7 +93,7 @@ fn argocd_cm_carries_the_health_check_for_every_kind() {
         );
     }
     let app: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(root.join("application.yaml")).unwrap())
+        serde_saphyr::from_str(&std::fs::read_to_string(root.join("application.yaml")).unwrap())
             .unwrap();
     assert_eq!(app["kind"], "Application");
 }

@@ -44,13 +44,23 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         .collect()
 }
 
+/// YAML as people read it and every Kubernetes tool parses it: long lines stay one line (a CEL
+/// rule is never folded), multi-line text is a literal block, and strings that YAML 1.1 readers
+/// would take for booleans or numbers (`on`, `0755`) are quoted.
+pub fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, serde_saphyr::SerializeError> {
+    serde_saphyr::to_string_with_options(
+        value,
+        serde_saphyr::ser_options! { folded_wrap_chars: usize::MAX },
+    )
+}
+
 /// The YAML file name and content of each CRD, as committed under `crds/`.
 pub fn crd_files() -> Vec<(String, String)> {
     all_crds()
         .into_iter()
         .map(|crd| {
             let name = format!("{}.yaml", crd.metadata.name.clone().unwrap_or_default());
-            let yaml = serde_yaml::to_string(&crd).expect("a CRD always serializes");
+            let yaml = to_yaml(&crd).expect("a CRD always serializes");
             (name, yaml)
         })
         .collect()

@@ -70,19 +70,19 @@ pub fn load_dir(dir: &Path) -> Loaded {
                 continue;
             }
         };
-        for (n, doc) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-            let value: Value = match serde::Deserialize::deserialize(doc) {
-                Ok(v) => v,
-                Err(e) => {
-                    out.errors.push(LoadError {
-                        file: file.clone(),
-                        resource: None,
-                        field: None,
-                        message: format!("document {} is not valid YAML: {e}", n + 1),
-                    });
-                    break;
-                }
-            };
+        let docs: Vec<Value> = match yaml_documents(&text) {
+            Ok(d) => d,
+            Err(e) => {
+                out.errors.push(LoadError {
+                    file: file.clone(),
+                    resource: None,
+                    field: None,
+                    message: format!("not valid YAML: {e}"),
+                });
+                continue;
+            }
+        };
+        for value in docs {
             if value.is_null() {
                 continue;
             }
@@ -235,6 +235,19 @@ fn typed(kind: Kind, value: &Value) -> Result<Resource, (String, String)> {
 /// Re-reads an object kept in the state file (already validated when it was applied).
 pub fn parse_stored(kind: Kind, value: &Value) -> Option<Resource> {
     typed(kind, value).ok()
+}
+
+/// The documents of a YAML file, read with YAML 1.2's core schema as `kubectl` users expect of
+/// Kubernetes manifests: `yes`, `y`, `on` and `0755` stay text, only `true`/`false` are booleans.
+pub fn yaml_documents(text: &str) -> Result<Vec<Value>, serde_saphyr::Error> {
+    serde_saphyr::from_multiple_with_options(
+        text,
+        serde_saphyr::options! {
+            strict_booleans: true,
+            leading_zero_numbers_as_strings: true,
+            underscored_numbers_as_strings: true,
+        },
+    )
 }
 
 #[cfg(test)]
