@@ -45,8 +45,30 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Run the operator: reconcile the cluster's landingzone.dev resources continuously.
     Run(RunArgs),
+    /// Describe the live Organization as landingzone.dev resources, one file per kind, in --out.
+    /// Reads only: AWS writes are refused for the whole run.
+    Import(ImportArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// Directory to write the manifests into (created; it must be empty if it exists).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Write `managementPolicy: Manage` (default `Observe`: applying the import never changes AWS).
+    #[arg(long)]
+    pub manage: bool,
+    /// Also import the IAM groups of member accounts (through their access role).
+    #[arg(long)]
+    pub iam_groups: bool,
+    /// The state file `plan` and `apply` use: import records there the AWS id of each resource
+    /// it wrote, so they start from what it found.
+    #[arg(long, env = "LZ_STATE", default_value = ".lz/state.json")]
+    pub state: PathBuf,
+    #[command(flatten)]
+    pub aws: AwsArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -202,6 +224,19 @@ pub async fn main() -> ExitCode {
         }
         Command::Crds { out } => crds(out),
         Command::Plan(args) => run_dir(&args, None).await,
+        Command::Import(args) => {
+            let aws = AwsPorts::connect(&args.aws.settings(), Metrics::new()).await;
+            match import(&args, aws).await {
+                Ok(summary) => {
+                    print!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Apply(args) => run_dir(&args.dir.clone(), Some(&args)).await,
     }
 }
@@ -279,6 +314,138 @@ fn crds(out: Option<PathBuf>) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `import`: reads the Organization, writes the manifests, checks that they load, and returns the
+/// summary to print (the testable core of the command).
+pub async fn import(args: &ImportArgs, aws: AwsPorts) -> Result<String, String> {
+    use std::fmt::Write;
+    if std::fs::read_dir(&args.out).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(format!(
+            "{} is not empty: import writes a new directory and never overwrites files",
+            args.out.display()
+        ));
+    }
+    // Importing only reads: any write would be refused before it left the process.
+    aws.fence.close();
+    // Cleared when dropped, on every way out.
+    struct Spinner(Option<indicatif::ProgressBar>);
+    impl Drop for Spinner {
+        fn drop(&mut self) {
+            if let Some(b) = &self.0 {
+                b.finish_and_clear();
+            }
+        }
+    }
+    let bar = Spinner(
+        std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        }),
+    );
+    let progress = |step: &str| {
+        if let Some(b) = &bar.0 {
+            b.set_message(step.to_string());
+        }
+    };
+    let options = crate::import::Options {
+        manage: args.manage,
+        member_iam_groups: args.iam_groups,
+    };
+    let imported = crate::import::import(&aws, &options, &progress)
+        .await
+        .map_err(|e| format!("cannot read the Organization: {e}"))?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    for (file, text) in imported.render(args.manage)? {
+        let path = args.out.join(&file);
+        std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    // What was written must load as it would for plan: a file that does not is a bug here.
+    let loaded = load_dir(&args.out);
+    if let Some(e) = loaded.errors.first() {
+        return Err(format!(
+            "the imported manifests do not load ({} errors), first: {}: {}",
+            loaded.errors.len(),
+            e.file.display(),
+            e.message
+        ));
+    }
+    // Import checks its own work with one pass of apply over what it wrote, with writes still
+    // refused: every resource is found (its id goes into the state file, as apply's adoption
+    // would) and nothing differs. Anything that would be written is a resource import described
+    // wrongly, and is said.
+    progress("checking the manifests against AWS");
+    let dir_args = DirArgs {
+        dir: args.out.clone(),
+        state: args.state.clone(),
+        output: Output::Json,
+        aws: args.aws.clone(),
+    };
+    let apply_args = ApplyArgs {
+        dir: dir_args.clone(),
+        prune: false,
+        wait: Duration::ZERO,
+        poll_interval: Duration::from_secs(1),
+    };
+    let check = execute(&dir_args, Some(&apply_args), aws).await?;
+    drop(bar);
+    let differs: Vec<String> = check
+        .reports
+        .iter()
+        .filter_map(|r| match &r.result {
+            Err(e) => Some(format!("{}: {e}", r.key)),
+            Ok(p) => {
+                let changes: Vec<&String> = p
+                    .actions
+                    .iter()
+                    .filter(|a| !a.starts_with("adopt existing"))
+                    .collect();
+                (!changes.is_empty() || !p.drift.is_empty()).then(|| {
+                    format!(
+                        "{}: would change {changes:?}, drift {:?}",
+                        r.key,
+                        p.drift.iter().map(|d| &d.field).collect::<Vec<_>>()
+                    )
+                })
+            }
+        })
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Imported AWS Organization {} into {} ({}; nothing was written to AWS):",
+        imported.organization_id,
+        args.out.display(),
+        if args.manage { "Manage" } else { "Observe" }
+    );
+    for (kind, n) in imported.counts() {
+        let _ = writeln!(out, "  {kind:<22}{n:>5}");
+    }
+    for (title, lines) in [
+        ("Needs a human decision", &imported.decisions),
+        ("Left out", &imported.left_out),
+        (
+            "Not described exactly (an import bug: please report it; review these before Manage)",
+            &differs,
+        ),
+    ] {
+        if !lines.is_empty() {
+            let _ = writeln!(out, "{title}:");
+            for l in lines {
+                let _ = writeln!(out, "  - {l}");
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "AWS ids recorded in {}. Next: landing-zone-operator plan --dir {} --state {}   # 0 changes, 0 drift",
+        args.state.display(),
+        args.out.display(),
+        args.state.display()
+    );
+    Ok(out)
 }
 
 /// Everything a plan or apply run produced, for printing.

@@ -5,6 +5,7 @@ pub mod aws;
 pub mod cli;
 pub mod controller;
 pub mod http;
+pub mod import;
 pub mod metrics;
 pub mod reconcile;
 pub mod source;

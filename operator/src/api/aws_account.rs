@@ -163,6 +163,14 @@ pub struct PasswordPolicy {
     pub password_reuse_prevention: i32,
     #[serde(default)]
     pub hard_expiry: bool,
+    /// `false` leaves the account's password policy as it is (e.g. an imported account without
+    /// one); the fields above are then ignored.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub manage: bool,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 fn yes() -> bool {
@@ -190,6 +198,7 @@ impl Default for PasswordPolicy {
             max_password_age: None,
             password_reuse_prevention: 24,
             hard_expiry: false,
+            manage: true,
         }
     }
 }

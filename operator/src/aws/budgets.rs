@@ -69,6 +69,9 @@ impl std::fmt::Display for Subscriber {
 #[async_trait]
 pub trait Budgets: Send + Sync {
     async fn describe_budget(&self, account_id: &str, name: &str) -> AwsResult<Option<BudgetInfo>>;
+    /// Every budget of the account, each with whether a `Budget` can describe it (a cost budget
+    /// filtered by nothing or by linked accounts only).
+    async fn list_budgets(&self, account_id: &str) -> AwsResult<Vec<(BudgetInfo, bool)>>;
     async fn create_budget(
         &self,
         account_id: &str,
@@ -196,6 +199,29 @@ fn sdk_budget(budget: &BudgetInfo) -> b::types::Budget {
     builder.build().expect("required fields set")
 }
 
+fn budget_info(bud: &b::types::Budget) -> BudgetInfo {
+    BudgetInfo {
+        name: bud.budget_name().to_string(),
+        limit_amount: bud
+            .budget_limit()
+            .map(|l| l.amount().to_string())
+            .unwrap_or_default(),
+        limit_unit: bud
+            .budget_limit()
+            .map(|l| l.unit().to_string())
+            .unwrap_or_default(),
+        time_unit: bud.time_unit().as_str().to_string(),
+        linked_accounts: bud
+            .filter_expression()
+            .and_then(|f| f.dimensions())
+            .filter(|d| *d.key() == b::types::Dimension::LinkedAccount)
+            .map(|d| d.values().to_vec())
+            .unwrap_or_default(),
+        actual_spend: spend(bud.calculated_spend().and_then(|c| c.actual_spend())),
+        forecasted_spend: spend(bud.calculated_spend().and_then(|c| c.forecasted_spend())),
+    }
+}
+
 fn spend(s: Option<&b::types::Spend>) -> Option<String> {
     s.map(|s| format!("{} {}", s.amount(), s.unit()))
 }
@@ -218,26 +244,35 @@ impl Budgets for SdkBudgets {
                 return if e.is_not_found() { Ok(None) } else { Err(e) };
             }
         };
-        Ok(out.budget().map(|bud| BudgetInfo {
-            name: bud.budget_name().to_string(),
-            limit_amount: bud
-                .budget_limit()
-                .map(|l| l.amount().to_string())
-                .unwrap_or_default(),
-            limit_unit: bud
-                .budget_limit()
-                .map(|l| l.unit().to_string())
-                .unwrap_or_default(),
-            time_unit: bud.time_unit().as_str().to_string(),
-            linked_accounts: bud
-                .filter_expression()
-                .and_then(|f| f.dimensions())
-                .filter(|d| *d.key() == b::types::Dimension::LinkedAccount)
-                .map(|d| d.values().to_vec())
-                .unwrap_or_default(),
-            actual_spend: spend(bud.calculated_spend().and_then(|c| c.actual_spend())),
-            forecasted_spend: spend(bud.calculated_spend().and_then(|c| c.forecasted_spend())),
-        }))
+        Ok(out.budget().map(budget_info))
+    }
+
+    async fn list_budgets(&self, account_id: &str) -> AwsResult<Vec<(BudgetInfo, bool)>> {
+        let mut pages = self
+            .client
+            .describe_budgets()
+            .account_id(account_id)
+            .show_filter_expression(true)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err("DescribeBudgets"))?;
+            for bud in page.budgets() {
+                // Budgets made before FilterExpression existed still carry CostFilters.
+                #[allow(deprecated)]
+                let expressible = *bud.budget_type() == b::types::BudgetType::Cost
+                    && bud
+                        .cost_filters()
+                        .is_none_or(|f| f.keys().all(|k| k == "LinkedAccount"))
+                    && bud.filter_expression().is_none_or(|f| {
+                        f.dimensions()
+                            .is_some_and(|d| *d.key() == b::types::Dimension::LinkedAccount)
+                    });
+                out.push((budget_info(bud), expressible));
+            }
+        }
+        Ok(out)
     }
 
     async fn create_budget(

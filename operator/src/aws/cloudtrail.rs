@@ -28,6 +28,8 @@ pub struct TrailStatus {
 #[async_trait]
 pub trait CloudTrail: Send + Sync {
     async fn get_trail(&self, name: &str) -> AwsResult<Option<TrailInfo>>;
+    /// The trails this account owns (shadow copies in other regions left out).
+    async fn list_trails(&self) -> AwsResult<Vec<TrailInfo>>;
     /// Creates the trail and returns its ARN.
     async fn create_trail(&self, trail: &TrailInfo) -> AwsResult<String>;
     async fn update_trail(&self, trail: &TrailInfo) -> AwsResult<()>;
@@ -99,6 +101,23 @@ where
     move |e| AwsError::from_sdk("cloudtrail", operation, e)
 }
 
+fn trail_info(t: &ct::types::Trail) -> TrailInfo {
+    TrailInfo {
+        name: t.name().unwrap_or_default().to_string(),
+        arn: t.trail_arn().unwrap_or_default().to_string(),
+        bucket: t.s3_bucket_name().unwrap_or_default().to_string(),
+        key_prefix: t
+            .s3_key_prefix()
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
+        kms_key_id: t.kms_key_id().filter(|k| !k.is_empty()).map(str::to_string),
+        multi_region: t.is_multi_region_trail().unwrap_or(false),
+        organization_trail: t.is_organization_trail().unwrap_or(false),
+        log_file_validation: t.log_file_validation_enabled().unwrap_or(false),
+        include_global_service_events: t.include_global_service_events().unwrap_or(false),
+    }
+}
+
 #[async_trait]
 impl CloudTrail for SdkCloudTrail {
     async fn get_trail(&self, name: &str) -> AwsResult<Option<TrailInfo>> {
@@ -109,20 +128,18 @@ impl CloudTrail for SdkCloudTrail {
                 return if e.is_not_found() { Ok(None) } else { Err(e) };
             }
         };
-        Ok(out.trail().map(|t| TrailInfo {
-            name: t.name().unwrap_or_default().to_string(),
-            arn: t.trail_arn().unwrap_or_default().to_string(),
-            bucket: t.s3_bucket_name().unwrap_or_default().to_string(),
-            key_prefix: t
-                .s3_key_prefix()
-                .filter(|p| !p.is_empty())
-                .map(str::to_string),
-            kms_key_id: t.kms_key_id().filter(|k| !k.is_empty()).map(str::to_string),
-            multi_region: t.is_multi_region_trail().unwrap_or(false),
-            organization_trail: t.is_organization_trail().unwrap_or(false),
-            log_file_validation: t.log_file_validation_enabled().unwrap_or(false),
-            include_global_service_events: t.include_global_service_events().unwrap_or(false),
-        }))
+        Ok(out.trail().map(trail_info))
+    }
+
+    async fn list_trails(&self) -> AwsResult<Vec<TrailInfo>> {
+        let out = self
+            .client
+            .describe_trails()
+            .include_shadow_trails(false)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("cloudtrail", "DescribeTrails", e))?;
+        Ok(out.trail_list().iter().map(trail_info).collect())
     }
 
     async fn create_trail(&self, t: &TrailInfo) -> AwsResult<String> {

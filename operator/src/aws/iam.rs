@@ -34,6 +34,8 @@ pub trait Iam: Send + Sync {
     async fn root_security(&self) -> AwsResult<RootSecurity>;
 
     async fn group(&self, name: &str) -> AwsResult<Option<GroupInfo>>;
+    /// The names of every group in the account.
+    async fn list_groups(&self) -> AwsResult<Vec<String>>;
     async fn create_group(&self, name: &str, path: &str) -> AwsResult<GroupInfo>;
     async fn set_group_path(&self, name: &str, path: &str) -> AwsResult<()>;
     async fn delete_group(&self, name: &str) -> AwsResult<()>;
@@ -143,6 +145,7 @@ impl Iam for SdkIam {
                 max_password_age: p.max_password_age().filter(|a| *a > 0),
                 password_reuse_prevention: p.password_reuse_prevention().unwrap_or(0),
                 hard_expiry: p.hard_expiry().unwrap_or(false),
+                manage: true,
             })),
             Err(e) => {
                 let e = AwsError::from_sdk("iam", "GetAccountPasswordPolicy", e);
@@ -181,6 +184,16 @@ impl Iam for SdkIam {
             access_keys_present: get(iam::types::SummaryKeyType::AccountAccessKeysPresent) > 0,
             password_present: get(iam::types::SummaryKeyType::AccountPasswordPresent) > 0,
         })
+    }
+
+    async fn list_groups(&self) -> AwsResult<Vec<String>> {
+        let mut pages = self.client.list_groups().into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err("ListGroups"))?;
+            out.extend(page.groups().iter().map(|g| g.group_name().to_string()));
+        }
+        Ok(out)
     }
 
     async fn group(&self, name: &str) -> AwsResult<Option<GroupInfo>> {

@@ -109,6 +109,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> (Vec<Action>, Vec<Drift>)
         actions.push(Action::SetAlias(want.clone()));
     }
     match &observed.password_policy {
+        _ if !desired.password_policy.manage => {}
         Some(have) if *have == desired.password_policy => {}
         Some(have) => {
             let (w, h) = (

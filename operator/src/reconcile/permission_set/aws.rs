@@ -162,6 +162,58 @@ impl IdentityCenter {
         Ok(())
     }
 
+    /// Every group of the identity store: (id, display name, description, synced from an
+    /// external provider), all pages.
+    pub async fn list_groups(&self, store: &str) -> AwsResult<Vec<(String, String, String, bool)>> {
+        let mut pages = self.store.list_groups().identity_store_id(store).into_paginator().send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::from_sdk("identitystore", "ListGroups", e))?;
+            out.extend(page.groups().iter().map(|g| {
+                (
+                    g.group_id().to_string(),
+                    g.display_name().unwrap_or_default().to_string(),
+                    g.description().unwrap_or_default().to_string(),
+                    !g.external_ids().is_empty(),
+                )
+            }));
+        }
+        Ok(out)
+    }
+
+    /// A user's user name by id.
+    pub async fn user_name(&self, store: &str, user_id: &str) -> AwsResult<String> {
+        let out = self
+            .store
+            .describe_user()
+            .identity_store_id(store)
+            .user_id(user_id)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("identitystore", "DescribeUser", e))?;
+        Ok(out.user_name().unwrap_or_default().to_string())
+    }
+
+    /// Every assignment of a group: (account id, permission set ARN), all pages.
+    pub async fn group_assignments(&self, instance: &str, group_id: &str) -> AwsResult<Vec<(String, String)>> {
+        let mut pages = self
+            .client
+            .list_account_assignments_for_principal()
+            .instance_arn(instance)
+            .principal_id(group_id)
+            .principal_type(PrincipalType::Group)
+            .into_paginator()
+            .send();
+        let mut out = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(err("ListAccountAssignmentsForPrincipal"))?;
+            out.extend(page.account_assignments().iter().filter_map(|a| {
+                Some((a.account_id()?.to_string(), a.permission_set_arn()?.to_string()))
+            }));
+        }
+        Ok(out)
+    }
+
     /// A user's id by user name; `None` when there is no such user.
     pub async fn user_id(&self, store: &str, user_name: &str) -> AwsResult<Option<String>> {
         let attr = ids::types::UniqueAttribute::builder()
@@ -632,25 +684,13 @@ impl IdentityCenter {
         arn: &str,
         group_id: &str,
     ) -> AwsResult<Vec<String>> {
-        let mut pages = self
-            .client
-            .list_account_assignments_for_principal()
-            .instance_arn(instance)
-            .principal_id(group_id)
-            .principal_type(PrincipalType::Group)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(err("ListAccountAssignmentsForPrincipal"))?;
-            out.extend(
-                page.account_assignments()
-                    .iter()
-                    .filter(|a| a.permission_set_arn() == Some(arn))
-                    .filter_map(|a| a.account_id().map(str::to_string)),
-            );
-        }
-        Ok(out)
+        Ok(self
+            .group_assignments(instance, group_id)
+            .await?
+            .into_iter()
+            .filter(|(_, set)| set == arn)
+            .map(|(account, _)| account)
+            .collect())
     }
 
     /// Assigns; the request id to follow.
