@@ -7,7 +7,7 @@ ifneq ($(wildcard $(CURDIR)/../shared/k8s/up),)
 export LZ_K8S_UP ?= $(abspath $(CURDIR)/../shared/k8s/up)
 endif
 
-.PHONY: demo test build crds lint emulator bench
+.PHONY: demo test build crds lint emulator bench image
 
 build:
 	$(CARGO) build --locked -p landing-zone-operator
@@ -18,7 +18,12 @@ demo: build
 test:
 	scripts/install-emulator
 	$(CARGO) build --locked -p landing-zone-operator   # the end-to-end tests run the binary
+	scripts/image --if-possible                        # the image test runs it from its root file system
 	$(CARGO) test --locked --workspace
+
+# The release binary and its OCI image, without a container daemon: target/image/landing-zone-operator.oci.tar.
+image:
+	scripts/image
 
 crds: build
 	$(BIN) crds --out crds

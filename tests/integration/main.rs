@@ -12,6 +12,7 @@ mod controller;
 mod create_flow;
 mod faults;
 mod iam_policy;
+mod image;
 mod import;
 mod lifecycle;
 mod organization;

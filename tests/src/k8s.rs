@@ -214,3 +214,36 @@ pub fn wait_crds_established(cp: &ControlPlane) {
     )
     .expect("CRDs established");
 }
+
+/// Runs `helm` (LZ_HELM, PATH, or next to kubectl) against the control plane, if any;
+/// Ok(stdout + stderr) or Err(the same).
+pub fn helm(cp: Option<&ControlPlane>, args: &[&str]) -> Result<String, String> {
+    let bin = std::env::var("LZ_HELM")
+        .map(PathBuf::from)
+        .ok()
+        .or_else(|| {
+            let path = std::env::var("PATH").ok()?;
+            std::env::split_paths(&path)
+                .map(|d| d.join("helm"))
+                .find(|p| p.is_file())
+        });
+    let bin = bin
+        .or_else(|| cp.map(|c| c.kubectl.with_file_name("helm")))
+        .ok_or("helm not found")?;
+    let mut cmd = Command::new(bin);
+    cmd.args(args);
+    if let Some(cp) = cp {
+        cmd.env("KUBECONFIG", &cp.kubeconfig);
+    }
+    let out = cmd.output().map_err(|e| e.to_string())?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text)
+    }
+}
