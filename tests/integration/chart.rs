@@ -2,43 +2,10 @@
 //! the schema refuses), and an install into a real kube-apiserver where the admission policy
 //! refuses an unconfirmed closing delete of an AwsAccount.
 
-use landing_zone_tests::k8s::{ControlPlane, kubectl, say};
+use landing_zone_tests::k8s::{ControlPlane, helm, kubectl, say};
 use landing_zone_tests::workspace_root;
-use std::path::PathBuf;
-use std::process::Command;
 
-fn helm(cp: Option<&ControlPlane>, args: &[&str]) -> Result<String, String> {
-    let bin = std::env::var("LZ_HELM")
-        .map(PathBuf::from)
-        .ok()
-        .or_else(|| {
-            let path = std::env::var("PATH").ok()?;
-            std::env::split_paths(&path)
-                .map(|d| d.join("helm"))
-                .find(|p| p.is_file())
-        });
-    let bin = bin
-        .or_else(|| cp.map(|c| c.kubectl.with_file_name("helm")))
-        .ok_or("helm not found")?;
-    let mut cmd = Command::new(bin);
-    cmd.args(args);
-    if let Some(cp) = cp {
-        cmd.env("KUBECONFIG", &cp.kubeconfig);
-    }
-    let out = cmd.output().map_err(|e| e.to_string())?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(text)
-    }
-}
-
-fn chart() -> String {
+pub fn chart() -> String {
     workspace_root()
         .join("charts/landing-zone-operator")
         .to_string_lossy()
@@ -146,19 +113,116 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
     // The operator's RBAC lets it do its job, and no more.
     let sa = "system:serviceaccount:lz-system:lz-landing-zone-operator";
     for (verb, resource, allowed) in [
-        ("patch", "awsaccounts.landingzone.dev/status", true),
+        (
+            "patch",
+            "awsaccounts.landingzone.dev --subresource=status",
+            true,
+        ),
         ("watch", "budgets.landingzone.dev", true),
         ("delete", "awsaccounts.landingzone.dev", false),
         ("get", "secrets", false),
     ] {
-        let out =
-            kubectl(cp, &["auth", "can-i", verb, resource, "--as", sa], None).unwrap_or_else(|e| e);
+        let mut args = vec!["auth", "can-i", verb];
+        args.extend(resource.split(' '));
+        args.extend(["--as", sa]);
+        let out = kubectl(cp, &args, None).unwrap_or_else(|e| e);
         assert_eq!(
             out.trim().ends_with("yes"),
             allowed,
             "{verb} {resource}: {out}"
         );
     }
+    // The roles for people: view reads everything, edit changes the landing zone; only view is
+    // added to the built-in roles unless userRoles.aggregateEdit is set.
+    for (user, role) in [("viewer", "view"), ("editor", "edit")] {
+        kubectl(
+            cp,
+            &[
+                "create",
+                "clusterrolebinding",
+                &format!("lz-{user}"),
+                &format!("--clusterrole=lz-landing-zone-operator-{role}"),
+                &format!("--user={user}"),
+            ],
+            None,
+        )
+        .expect("binding");
+    }
+    for (user, verb, resource, subresource, allowed) in [
+        ("viewer", "list", "permissionsets.landingzone.dev", "", true),
+        (
+            "viewer",
+            "get",
+            "awsaccounts.landingzone.dev",
+            "status",
+            true,
+        ),
+        (
+            "viewer",
+            "create",
+            "identitygroups.landingzone.dev",
+            "",
+            false,
+        ),
+        (
+            "editor",
+            "create",
+            "identitygroups.landingzone.dev",
+            "",
+            true,
+        ),
+        ("editor", "delete", "awsaccounts.landingzone.dev", "", true),
+        (
+            "editor",
+            "patch",
+            "awsaccounts.landingzone.dev",
+            "status",
+            false,
+        ),
+        ("editor", "get", "secrets", "", false),
+    ] {
+        let sub = format!("--subresource={subresource}");
+        let mut args = vec!["auth", "can-i", verb, resource, "--as", user];
+        if !subresource.is_empty() {
+            args.push(&sub);
+        }
+        let out = kubectl(cp, &args, None).unwrap_or_else(|e| e);
+        assert_eq!(
+            out.trim().ends_with("yes"),
+            allowed,
+            "{user} {verb} {resource} {subresource}: {out}"
+        );
+    }
+    let roles = default
+        .split("\n---")
+        .filter(|d| d.contains("kind: ClusterRole\n"))
+        .collect::<Vec<_>>();
+    let view = roles
+        .iter()
+        .find(|d| d.contains("-view\n"))
+        .expect("view role");
+    let edit = roles
+        .iter()
+        .find(|d| d.contains("-edit\n"))
+        .expect("edit role");
+    assert!(view.contains("aggregate-to-view: \"true\""), "{view}");
+    assert!(
+        !edit.contains("aggregate-to"),
+        "edit is not aggregated by default: {edit}"
+    );
+    let aggregated = helm(
+        Some(cp),
+        &[
+            "template",
+            "lz",
+            &chart,
+            "--set",
+            "userRoles.aggregateEdit=true",
+        ],
+    )
+    .expect("template with aggregateEdit");
+    assert!(aggregated.contains("aggregate-to-edit: \"true\""));
+
     let account = "apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: sandbox}\nspec: {accountName: sandbox, email: aws-sandbox@example.com, deletionPolicy: Close}\n";
     kubectl(cp, &["apply", "-f", "-"], Some(account)).expect("account");
     let mut refused = String::new();
