@@ -240,10 +240,26 @@ async fn seed() -> Emulator {
         );
     }
     let legacy = &ids["legacy"];
-    emu.iam_in(legacy)
-        .await
+    let legacy_iam = emu.iam_in(legacy).await;
+    legacy_iam
         .update_account_password_policy()
         .minimum_password_length(8)
+        .send()
+        .await
+        .unwrap();
+    // A group inside a member account, for `--iam-groups`.
+    legacy_iam
+        .create_group()
+        .group_name("ops")
+        .path("/")
+        .send()
+        .await
+        .unwrap();
+    legacy_iam
+        .put_group_policy()
+        .group_name("ops")
+        .policy_name("read")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"ec2:Describe*","Resource":"*"}]}"#)
         .send()
         .await
         .unwrap();
@@ -407,9 +423,11 @@ async fn an_imported_organization_plans_in_sync_and_applies_with_no_writes() {
     }
     assert_eq!(plan.metrics.aws_calls_of_kind("write"), 0);
 
-    // --manage: apply takes everything over and writes nothing.
+    // --manage (and --iam-groups): apply takes everything over and writes nothing.
     let managed = work.path().join("manage");
-    let summary = import(&import_args(&managed, true), emu.ports().await)
+    let mut args = import_args(&managed, true);
+    args.iam_groups = true;
+    let summary = import(&args, emu.ports().await)
         .await
         .expect("import --manage");
     assert!(!summary.contains("Not described exactly"), "{summary}");

@@ -1,11 +1,12 @@
 //! The realism layer as a process, for `make demo`: a proxy in front of the emulator at `$1` that
 //! answers what the emulator lacks as AWS does — IAM's centralized root access and root sessions,
-//! organization-policy limits — and, with `LZ_AWS=realistic`, AWS's timing too (CreateAccount
+//! organization-policy limits, the Budgets subscriber calls, Identity Center's asynchronous
+//! requests, tags and boundaries — and, with `LZ_AWS=realistic`, AWS's timing too (CreateAccount
 //! asynchronous for `LZ_CREATE_SECONDS`, default 20; new accounts listed and assumable some seconds
 //! later; IAM eventually consistent; tens of milliseconds per call). Prints its endpoint, then
 //! serves until killed.
 
-use landing_zone_tests::proxy::{AwsProxy, CreateAccountModel, Realism};
+use landing_zone_tests::proxy::{AwsProxy, CreateAccountModel, IdentityCenterModel, Realism};
 use std::time::Duration;
 
 #[tokio::main]
@@ -23,6 +24,11 @@ async fn main() {
     let base = Realism {
         root_access: true,
         policies: true,
+        budgets: Some(Default::default()),
+        identity_center: Some(IdentityCenterModel {
+            duration: Duration::from_millis(500),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     if std::env::var("LZ_AWS").as_deref() != Ok("realistic") {
