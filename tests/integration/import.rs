@@ -6,9 +6,9 @@
 //! account of the same name, a weak password policy, a tag added in the console, a policy attached
 //! straight to an account and one attached nowhere, and the trail's bucket made beforehand.
 
-use landing_zone_operator::cli::{AwsArgs, ImportArgs, import};
+use landing_zone_operator::cli::import;
 use landing_zone_operator::reconcile::Readiness;
-use landing_zone_tests::{Emulator, run_dir};
+use landing_zone_tests::{Emulator, import_args, run_dir};
 
 const SEED: &str = r#"apiVersion: landingzone.dev/v1alpha1
 kind: OrganizationalUnit
@@ -168,22 +168,6 @@ spec:
     - group: Developers
       accountRefs: [{name: pay}, {name: play}]
 "#;
-
-fn import_args(out: &std::path::Path, manage: bool) -> ImportArgs {
-    ImportArgs {
-        out: out.to_path_buf(),
-        manage,
-        iam_groups: false,
-        state: out.with_extension("state.json"),
-        aws: AwsArgs {
-            region: None,
-            endpoint_url: None,
-            max_attempts: 2,
-            rate_limits: vec![],
-            identity_center_region: None,
-        },
-    }
-}
 
 /// The emulator with the messy Organization in it.
 async fn seed() -> Emulator {

@@ -190,18 +190,12 @@ pub fn cli_args(
     landing_zone_operator::cli::DirArgs,
     landing_zone_operator::cli::ApplyArgs,
 ) {
-    use landing_zone_operator::cli::{ApplyArgs, AwsArgs, DirArgs, Output};
+    use landing_zone_operator::cli::{ApplyArgs, DirArgs, Output};
     let args = DirArgs {
         dir: dir.to_path_buf(),
         state: state.to_path_buf(),
         output: Output::Json,
-        aws: AwsArgs {
-            region: None,
-            endpoint_url: None,
-            max_attempts: 2,
-            rate_limits: vec![],
-            identity_center_region: None,
-        },
+        aws: aws_args(),
     };
     let apply = ApplyArgs {
         dir: args.clone(),
@@ -210,6 +204,28 @@ pub fn cli_args(
         poll_interval: Duration::from_millis(50),
     };
     (args, apply)
+}
+
+/// The CLI's AWS arguments in tests (the ports carry region and endpoint): 2 SDK attempts.
+pub fn aws_args() -> landing_zone_operator::cli::AwsArgs {
+    landing_zone_operator::cli::AwsArgs {
+        region: None,
+        endpoint_url: None,
+        max_attempts: 2,
+        rate_limits: vec![],
+        identity_center_region: None,
+    }
+}
+
+/// `import` into `out`, its state file beside it (`<out>.state.json`).
+pub fn import_args(out: &Path, manage: bool) -> landing_zone_operator::cli::ImportArgs {
+    landing_zone_operator::cli::ImportArgs {
+        out: out.to_path_buf(),
+        manage,
+        iam_groups: false,
+        state: out.with_extension("state.json"),
+        aws: aws_args(),
+    }
 }
 
 /// Runs the CLI core (`plan`, or `apply` when `apply` is set) over a directory.

@@ -121,6 +121,19 @@ pub enum PolicyType {
 }
 
 impl PolicyType {
+    pub const ALL: [PolicyType; 5] = [
+        PolicyType::ServiceControlPolicy,
+        PolicyType::ResourceControlPolicy,
+        PolicyType::TagPolicy,
+        PolicyType::BackupPolicy,
+        PolicyType::AiServicesOptOutPolicy,
+    ];
+
+    /// The type AWS calls `name` (`SERVICE_CONTROL_POLICY`, …).
+    pub fn from_aws(name: &str) -> Option<PolicyType> {
+        PolicyType::ALL.into_iter().find(|t| t.aws() == name)
+    }
+
     /// AWS's name for the type (`SERVICE_CONTROL_POLICY`, …).
     pub fn aws(self) -> &'static str {
         match self {

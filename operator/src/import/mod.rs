@@ -319,7 +319,7 @@ async fn organization(
         .policy_types
         .iter()
         .filter(|(_, status)| *status == "ENABLED")
-        .filter_map(|(t, _)| policy_type(t))
+        .filter_map(|(t, _)| PolicyType::from_aws(t))
         .collect();
     if !types.is_empty() {
         spec["policyTypes"] = json!(types);
@@ -354,18 +354,6 @@ async fn organization(
         resource("Organization", "organization", spec, options),
     );
     Ok(())
-}
-
-fn policy_type(aws_name: &str) -> Option<PolicyType> {
-    [
-        PolicyType::ServiceControlPolicy,
-        PolicyType::ResourceControlPolicy,
-        PolicyType::TagPolicy,
-        PolicyType::BackupPolicy,
-        PolicyType::AiServicesOptOutPolicy,
-    ]
-    .into_iter()
-    .find(|t| t.aws() == aws_name)
 }
 
 async fn iam_groups(
@@ -614,7 +602,7 @@ async fn policies(
     let mut specs = BTreeMap::new();
     let mut aws_managed = BTreeSet::new();
     for (type_name, status) in &snap.root.policy_types {
-        let Some(policy_type) = policy_type(type_name) else {
+        let Some(policy_type) = PolicyType::from_aws(type_name) else {
             continue;
         };
         if status != "ENABLED" {

@@ -31,15 +31,9 @@ fn org_of(resource: &mut Resource) -> &mut Organization {
 }
 
 fn policy_type_named(name: &str) -> Option<PolicyType> {
-    [
-        PolicyType::ServiceControlPolicy,
-        PolicyType::ResourceControlPolicy,
-        PolicyType::TagPolicy,
-        PolicyType::BackupPolicy,
-        PolicyType::AiServicesOptOutPolicy,
-    ]
-    .into_iter()
-    .find(|t| format!("{t:?}") == name || t.aws() == name)
+    PolicyType::ALL
+        .into_iter()
+        .find(|t| format!("{t:?}") == name || t.aws() == name)
 }
 
 fn desired(org: &Organization, pass: &Pass) -> Result<Desired, Error> {
