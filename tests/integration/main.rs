@@ -7,6 +7,7 @@ mod argocd;
 mod audit_trail;
 mod baseline;
 mod budgets;
+mod change_events;
 mod chart;
 mod controller;
 mod create_flow;

@@ -1,0 +1,204 @@
+//! Change events: AWS records every management call, EventBridge delivers the records ("AWS API
+//! Call via CloudTrail") to an SQS queue, and the operator reconciles the resources each one
+//! touched at once instead of waiting for the next resync. Events are best effort, so the resync
+//! stays as the safety net, only rarer.
+
+pub mod touch;
+
+use crate::aws::{AwsError, AwsPorts, AwsResult};
+use crate::reconcile::{Key, Kind, Resource};
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime};
+pub use touch::{Identity, Skip, Touch, touched};
+
+/// The AWS identities a resource answers to in change events, from its spec and status.
+pub fn identities(r: &Resource) -> Vec<Touch> {
+    let id = r.aws_id();
+    match r {
+        Resource::Organization(_) => vec![Touch::Organization],
+        Resource::OrganizationalUnit(_) => id.map(Touch::OrganizationalUnit).into_iter().collect(),
+        Resource::AwsAccount(_) => id.map(Touch::Account).into_iter().collect(),
+        Resource::OrganizationPolicy(_) => id.map(Touch::Policy).into_iter().collect(),
+        Resource::IdentityGroup(g) => g
+            .status
+            .as_ref()
+            .and_then(|s| s.account_id.clone())
+            .map(|account| Touch::IamGroup {
+                account,
+                name: g.spec.group_name.clone(),
+            })
+            .into_iter()
+            .collect(),
+        Resource::AuditTrail(t) => {
+            let mut out = vec![
+                Touch::Trail(t.spec.trail_name.clone()),
+                Touch::Bucket(t.spec.s3.bucket_name.clone()),
+            ];
+            out.extend(id.map(Touch::Trail));
+            out
+        }
+        Resource::PermissionSet(_) => id.map(Touch::PermissionSet).into_iter().collect(),
+        Resource::IdentityCenterGroup(_) => id.map(Touch::IdentityStoreGroup).into_iter().collect(),
+        Resource::Budget(b) => vec![Touch::Budget(b.spec.budget_name.clone())],
+    }
+}
+
+/// The resources an event's touches lead to. A managed account or OU that changed also reaches
+/// the permission sets (an OU-wide assignment follows accounts in and out of the OU) and the
+/// organization policies (what a guardrail covers follows the tree): both few, and cheap to look at.
+pub fn resources_for(touches: &[Touch], resources: &[Resource]) -> BTreeSet<Key> {
+    let mut out: BTreeSet<Key> = resources
+        .iter()
+        .filter(|r| identities(r).iter().any(|id| touches.contains(id)))
+        .map(Resource::key)
+        .collect();
+    let tree_changed = out
+        .iter()
+        .any(|k| matches!(k.kind, Kind::AwsAccount | Kind::OrganizationalUnit));
+    if tree_changed {
+        out.extend(
+            resources
+                .iter()
+                .filter(|r| matches!(r.kind(), Kind::PermissionSet | Kind::OrganizationPolicy))
+                .map(Resource::key),
+        );
+    }
+    out
+}
+
+/// One long poll of the queue, handled.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub messages: usize,
+    /// The resources to reconcile now.
+    pub keys: BTreeSet<Key>,
+    /// Events that led to at least one resource.
+    pub mapped: usize,
+    pub skipped: Vec<Skip>,
+    /// From each mapped event's time in AWS to now.
+    pub latencies: Vec<Duration>,
+    /// How long the oldest message of the batch waited in the queue.
+    pub oldest: Option<Duration>,
+}
+
+/// Reads the queue EventBridge delivers to. Every message is deleted once handled, mapped or not:
+/// a malformed or unknown event is counted and dropped, never received again.
+pub struct Consumer {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    me: Identity,
+}
+
+fn err<E>(
+    operation: &'static str,
+) -> impl FnOnce(aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>) -> AwsError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    move |e| AwsError::from_sdk(SERVICE, operation, e)
+}
+
+const SERVICE: &str = "sqs";
+
+impl Consumer {
+    /// `region`: where the queue is (the rule's, us-east-1 for the global services).
+    pub fn new(aws: &AwsPorts, queue_url: &str, region: &str, me: Identity) -> Self {
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&aws.sdk_config)
+                .interceptor(aws.recorder.clone())
+                .region(aws_config::Region::new(region.to_string()))
+                .build(),
+        );
+        Self {
+            sqs,
+            queue_url: queue_url.to_string(),
+            me,
+        }
+    }
+
+    /// Waits up to `wait` for messages (at most 10), maps each to the resources it touched among
+    /// `resources`, deletes them, and says what it found.
+    pub async fn poll(&self, wait: Duration, resources: &[Resource]) -> AwsResult<Batch> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
+            )
+            .send()
+            .await
+            .map_err(err("ReceiveMessage"))?;
+        let mut batch = Batch::default();
+        let mut handled = Vec::new();
+        let now = SystemTime::now();
+        for (n, m) in out.messages().iter().enumerate() {
+            batch.messages += 1;
+            let sent = m
+                .attributes()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp))
+                .and_then(|t| t.parse::<u64>().ok())
+                .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+            if let Some(age) = sent.and_then(|s| now.duration_since(s).ok()) {
+                batch.oldest = Some(batch.oldest.map_or(age, |o| o.max(age)));
+            }
+            let event: serde_json::Value = match serde_json::from_str(m.body().unwrap_or_default())
+            {
+                Ok(v) => v,
+                Err(e) => {
+                    batch
+                        .skipped
+                        .push(Skip::Malformed(format!("not JSON: {e}")));
+                    handled.push((n, m.receipt_handle().unwrap_or_default().to_string()));
+                    continue;
+                }
+            };
+            match touched(&event, &self.me) {
+                Ok(touches) => {
+                    let keys = resources_for(&touches, resources);
+                    if keys.is_empty() {
+                        batch
+                            .skipped
+                            .push(Skip::Unknown("nothing managed here".into()));
+                    } else {
+                        batch.mapped += 1;
+                        batch.keys.extend(keys);
+                        if let Some(at) = event_time(&event) {
+                            batch
+                                .latencies
+                                .push(now.duration_since(at).unwrap_or_default());
+                        }
+                    }
+                }
+                Err(skip) => batch.skipped.push(skip),
+            }
+            handled.push((n, m.receipt_handle().unwrap_or_default().to_string()));
+        }
+        if !handled.is_empty() {
+            let mut req = self.sqs.delete_message_batch().queue_url(&self.queue_url);
+            for (n, receipt) in handled {
+                req = req.entries(
+                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(n.to_string())
+                        .receipt_handle(receipt)
+                        .build()
+                        .expect("id and receipt handle set"),
+                );
+            }
+            req.send().await.map_err(err("DeleteMessageBatch"))?;
+        }
+        Ok(batch)
+    }
+}
+
+/// When AWS says the call happened (CloudTrail's eventTime, else EventBridge's time).
+fn event_time(event: &serde_json::Value) -> Option<SystemTime> {
+    let text = event
+        .pointer("/detail/eventTime")
+        .or_else(|| event.get("time"))
+        .and_then(|v| v.as_str())?;
+    let t: k8s_openapi::jiff::Timestamp = text.parse().ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::from_millis(t.as_millisecond().max(0) as u64))
+}
