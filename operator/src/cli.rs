@@ -73,9 +73,17 @@ pub struct ImportArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// How often every resource is compared with AWS even when nothing changed in Kubernetes.
-    #[arg(long, env = "LZ_RESYNC_INTERVAL", value_parser = parse_duration, default_value = "5m")]
-    pub resync_interval: Duration,
+    /// How often every resource is compared with AWS even when nothing changed in Kubernetes
+    /// (default 5m; 1h with --change-events-queue-url, where events bring drift in at once).
+    #[arg(long, env = "LZ_RESYNC_INTERVAL", value_parser = parse_duration)]
+    pub resync_interval: Option<Duration>,
+    /// The SQS queue an EventBridge rule delivers AWS change events ("AWS API Call via
+    /// CloudTrail") to: the resources each touched are reconciled at once.
+    #[arg(long, env = "LZ_CHANGE_EVENTS_QUEUE_URL")]
+    pub change_events_queue_url: Option<String>,
+    /// The queue's region (the rule's: us-east-1 for Organizations, IAM and the other global services).
+    #[arg(long, env = "LZ_CHANGE_EVENTS_REGION", default_value = "us-east-1")]
+    pub change_events_region: String,
     /// Reconciles running at once, per kind.
     #[arg(long, env = "LZ_CONCURRENCY", default_value_t = 4)]
     pub concurrency: u16,
@@ -267,7 +275,19 @@ async fn run(args: RunArgs) -> ExitCode {
         )
     });
     let settings = crate::controller::Settings {
-        resync_interval: args.resync_interval,
+        resync_interval: args.resync_interval.unwrap_or(
+            if args.change_events_queue_url.is_some() {
+                Duration::from_secs(3600)
+            } else {
+                Duration::from_secs(300)
+            },
+        ),
+        change_events: args.change_events_queue_url.clone().map(|queue_url| {
+            crate::controller::ChangeEvents {
+                queue_url,
+                region: args.change_events_region.clone(),
+            }
+        }),
         concurrency: args.concurrency,
         dry_run: args.dry_run,
         snapshot_ttl: args.snapshot_ttl,

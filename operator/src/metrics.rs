@@ -34,6 +34,13 @@ pub struct Metrics {
     pub budget_actual: GaugeVec,
     pub budget_forecast: GaugeVec,
     pub trail_logging: IntGaugeVec,
+    /// Change events taken from the queue, by what became of them (`mapped`, `own`, `failed`,
+    /// `unknown`, `malformed`).
+    pub change_events: IntCounterVec,
+    /// From a change in AWS (the event's time) to its resources' reconciles being queued.
+    pub change_event_latency: prometheus::Histogram,
+    /// How long the oldest message of the last batch waited in the queue.
+    pub change_events_queue_age: prometheus::Gauge,
     /// Gauges a kind declares for itself (`kind_gauge`), by name.
     kind_gauges: Arc<Mutex<BTreeMap<String, IntGaugeVec>>>,
 }
@@ -201,8 +208,36 @@ impl Metrics {
         registry
             .register(Box::new(aws_latency.clone()))
             .expect("registered once");
+        let change_events = counter(
+            "change_events_total",
+            "AWS change events taken from the queue, by what became of them",
+            &["result"],
+        );
+        let change_event_latency = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "change_event_to_reconcile_seconds",
+                "From a change in AWS to its resources' reconciles being queued",
+            )
+            .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0]),
+        )
+        .expect("valid metric");
+        let change_events_queue_age = prometheus::Gauge::new(
+            "change_events_queue_age_seconds",
+            "How long the oldest message of the last batch waited in the change-event queue",
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(change_events.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(change_event_latency.clone()),
+            Box::new(change_events_queue_age.clone()),
+        ] {
+            registry.register(c).expect("registered once");
+        }
         Self {
             registry,
+            change_events,
+            change_event_latency,
+            change_events_queue_age,
             aws_calls,
             aws_errors,
             aws_throttles,
@@ -328,6 +363,9 @@ impl Metrics {
             Box::new(self.budget_actual.clone()),
             Box::new(self.budget_forecast.clone()),
             Box::new(self.trail_logging.clone()),
+            Box::new(self.change_events.clone()),
+            Box::new(self.change_event_latency.clone()),
+            Box::new(self.change_events_queue_age.clone()),
         ];
         let kind_gauges: Vec<IntGaugeVec> = self
             .kind_gauges

@@ -7,7 +7,7 @@ use landing_zone_operator::events::{Consumer, Identity, Skip};
 use landing_zone_operator::reconcile::Resource;
 use landing_zone_operator::source::dir::load_dir;
 use landing_zone_operator::source::state::StateFile;
-use landing_zone_tests::{Emulator, run_dir};
+use landing_zone_tests::{Emulator, PERSON, run_dir};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -35,8 +35,6 @@ spec:
   targets: {organizationalUnitRefs: [{name: workloads}]}
 ";
 
-const PERSON: &str =
-    "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_1234/alice@example.com";
 const OPERATOR: &str = "arn:aws:sts::123456789012:assumed-role/landing-zone-operator/lzo-0";
 
 fn cloudtrail_detail(name: &str, params: Value, caller: &str) -> String {
@@ -79,43 +77,7 @@ async fn events_reach_the_resources_they_touched_and_are_deleted() {
     let account = account.expect("the account's id");
 
     // The pipeline: a queue, and a rule on the default bus whose target is the queue.
-    let conf = emu.sdk_config().await;
-    let sqs = aws_sdk_sqs::Client::new(&conf);
-    let queue = sqs
-        .create_queue()
-        .queue_name("lz-change-events")
-        .send()
-        .await
-        .unwrap();
-    let queue_url = queue.queue_url().unwrap().to_string();
-    let queue_arn = "arn:aws:sqs:us-east-1:123456789012:lz-change-events";
-    let events = aws_sdk_eventbridge::Client::new(&conf);
-    events
-        .put_rule()
-        .name("lz-change-events")
-        .event_pattern(
-            json!({
-                "detail-type": ["AWS API Call via CloudTrail"],
-                "source": ["aws.organizations", "aws.iam", "aws.sso", "aws.cloudtrail", "aws.s3"]
-            })
-            .to_string(),
-        )
-        .send()
-        .await
-        .unwrap();
-    events
-        .put_targets()
-        .rule("lz-change-events")
-        .targets(
-            aws_sdk_eventbridge::types::Target::builder()
-                .id("queue")
-                .arn(queue_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let (queue_url, events) = emu.change_event_queue().await;
 
     // Out of band: the account moved to the root. Then the events AWS would send: the move (twice:
     // delivery is at least once), the operator's own write, one malformed, one of another service,
@@ -176,7 +138,7 @@ async fn events_reach_the_resources_they_touched_and_are_deleted() {
     let (mut messages, mut mapped, mut skipped) = (0, 0, Vec::new());
     for _ in 0..10 {
         let batch = consumer
-            .poll(Duration::from_secs(1), &resources)
+            .poll(Duration::from_secs(1), || resources.clone())
             .await
             .unwrap();
         messages += batch.messages;
@@ -217,7 +179,7 @@ async fn events_reach_the_resources_they_touched_and_are_deleted() {
     );
     // Handled means deleted: nothing comes back.
     let again = consumer
-        .poll(Duration::from_secs(1), &resources)
+        .poll(Duration::from_secs(1), || resources.clone())
         .await
         .unwrap();
     assert_eq!(again.messages, 0);

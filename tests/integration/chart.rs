@@ -60,6 +60,10 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
         !default.contains("kind: ServiceMonitor") && !default.contains("kind: PrometheusRule"),
         "optional parts are off by default"
     );
+    assert!(
+        !default.contains("LZ_RESYNC_INTERVAL") && !default.contains("LZ_CHANGE_EVENTS"),
+        "the operator's own defaults: 5m resync, no change events"
+    );
 
     let custom = helm(
         Some(cp),
@@ -70,6 +74,7 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
             "--set", "replicaCount=3",
             "--set", "operator.dryRun=true",
             "--set", "operator.rateLimits.MoveAccount=1/2",
+            "--set", "operator.changeEvents.queueUrl=https://sqs.us-east-1.amazonaws.com/123456789012/lz-change-events",
             "--set", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/lzo",
         ],
     )
@@ -82,6 +87,7 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
         "value: \"true\"",
         "LandingZoneTrailNotLogging",
         "- \"--rate-limit=MoveAccount=1/2\"",
+        "LZ_CHANGE_EVENTS_QUEUE_URL",
     ] {
         assert!(
             custom.contains(want),

@@ -1067,3 +1067,139 @@ async fn an_unexpected_delegated_administrator_is_warned_about_not_removed() {
         op.log_tail()
     );
 }
+
+/// Change events: an out-of-band change whose event AWS sends is corrected at once, long before
+/// the resync (1 h); with the event lost, the resync repairs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one() {
+    let Some(k8s) = ControlPlane::dedicated(
+        "change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one",
+    )
+    .await
+    else {
+        return;
+    };
+    let cp = &k8s.cp;
+    let emu = Emulator::start().await;
+    install(cp);
+    let (queue, events) = emu.change_event_queue().await;
+    let mut op = Operator::start(
+        cp,
+        &emu,
+        "op-ev",
+        &[
+            "--resync-interval",
+            "1h",
+            "--change-events-queue-url",
+            &queue,
+        ],
+    );
+    let lz = "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: workloads}\nspec: {name: Workloads}\n---\napiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: app}\nspec: {accountName: app, email: aws-app@example.com, organizationalUnitRef: {name: workloads}, baseline: false}\n";
+    kubectl(cp, &["apply", "-f", "-"], Some(lz)).expect("apply");
+    let account = wait_for(Duration::from_secs(60), "the account Ready", || {
+        let a = get_json(cp, &["awsaccount", "app"]);
+        (condition(&a, "Ready")?.0 == "True")
+            .then(|| a["status"]["accountId"].as_str().map(str::to_string))?
+    })
+    .await;
+    let ou = emu.parent_of(&account).await;
+    // Idle: the reconciles that follow creation (status writes, waits) are over, so what corrects
+    // the move below can only be its event.
+    let mut last = -1.0;
+    for _ in 0..20 {
+        let now = op.metric("landingzone_reconciles_total", &[]);
+        if now == last {
+            break;
+        }
+        last = now;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    let reconciles = op.metric("landingzone_reconciles_total", &[]);
+    let o = emu.org_client();
+    let root = o.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let move_to_root = || async {
+        o.move_account()
+            .account_id(&account)
+            .source_parent_id(&ou)
+            .destination_parent_id(&root)
+            .send()
+            .await
+            .unwrap();
+    };
+
+    // Moved by hand, and the event AWS sends: back in its OU in seconds, with a 1 h resync.
+    move_to_root().await;
+    let t = Instant::now();
+    landing_zone_tests::publish_organizations_call(
+        &events,
+        "MoveAccount",
+        serde_json::json!({"accountId": account, "sourceParentId": ou, "destinationParentId": root}),
+        landing_zone_tests::PERSON,
+    )
+    .await;
+    let mut back = false;
+    while t.elapsed() < Duration::from_secs(45) {
+        if emu.parent_of(&account).await == ou {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        back,
+        "the event brought the account back: {}",
+        op.log_tail()
+    );
+    say(&format!(
+        "e2e: change event to correction: {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
+    assert!(
+        op.metric("landingzone_change_events_total", &["result=\"mapped\""]) >= 1.0,
+        "{}",
+        op.log_tail()
+    );
+    assert!(op.metric("landingzone_reconciles_total", &[]) > reconciles);
+
+    // The event lost: the resync (here 10 s) repairs it.
+    op.terminate();
+    let op = Operator::start(
+        cp,
+        &emu,
+        "op-ev2",
+        &[
+            "--resync-interval",
+            "10s",
+            "--change-events-queue-url",
+            &queue,
+        ],
+    );
+    wait_for(
+        Duration::from_secs(30),
+        "the new operator reconciling",
+        || (op.metric("landingzone_leader", &[]) == 1.0).then_some(()),
+    )
+    .await;
+    move_to_root().await;
+    let t = Instant::now();
+    let mut back = false;
+    while t.elapsed() < Duration::from_secs(60) {
+        if emu.parent_of(&account).await == ou {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        back,
+        "the resync repaired what no event said: {}",
+        op.log_tail()
+    );
+    say(&format!(
+        "e2e: lost event, repaired by the resync after {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
+}

@@ -17,6 +17,7 @@ fn action(service: &str, op: &str) -> String {
         ("s3", "PutBucketEncryption") => "PutEncryptionConfiguration",
         ("s3", "GetBucketLifecycleConfiguration") => "GetLifecycleConfiguration",
         ("s3", "PutBucketLifecycleConfiguration") => "PutLifecycleConfiguration",
+        ("sqs", "DeleteMessageBatch") => "DeleteMessage",
         (_, o) => o,
     };
     format!("{service}:{mapped}")

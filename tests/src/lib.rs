@@ -476,3 +476,87 @@ pub async fn apply_waiting(
     assert_readable(&result);
     result
 }
+
+impl Emulator {
+    /// The change-event pipeline as the docs set it up: an SQS queue, and a rule on the default
+    /// bus that delivers "AWS API Call via CloudTrail" events of the managed services to it.
+    /// Returns the queue URL and an EventBridge client to publish the events AWS would send.
+    pub async fn change_event_queue(&self) -> (String, aws_sdk_eventbridge::Client) {
+        let conf = self.sdk_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&conf);
+        let queue = sqs
+            .create_queue()
+            .queue_name("lz-change-events")
+            .send()
+            .await
+            .expect("create the queue");
+        let events = aws_sdk_eventbridge::Client::new(&conf);
+        events
+            .put_rule()
+            .name("lz-change-events")
+            .event_pattern(
+                serde_json::json!({
+                    "detail-type": ["AWS API Call via CloudTrail"],
+                    "source": ["aws.organizations", "aws.iam", "aws.sso", "aws.identitystore", "aws.cloudtrail", "aws.s3", "aws.budgets"]
+                })
+                .to_string(),
+            )
+            .send()
+            .await
+            .expect("the rule");
+        events
+            .put_targets()
+            .rule("lz-change-events")
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id("queue")
+                    .arn("arn:aws:sqs:us-east-1:123456789012:lz-change-events")
+                    .build()
+                    .expect("id and arn"),
+            )
+            .send()
+            .await
+            .expect("the rule's target");
+        (queue.queue_url().unwrap_or_default().to_string(), events)
+    }
+}
+
+/// Publishes what AWS sends for an Organizations call by `caller` (CloudTrail's record, in the
+/// shape EventBridge delivers).
+pub async fn publish_organizations_call(
+    events: &aws_sdk_eventbridge::Client,
+    name: &str,
+    params: serde_json::Value,
+    caller: &str,
+) {
+    let detail = serde_json::json!({
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "AssumedRole", "arn": caller},
+        "eventTime": k8s_openapi::jiff::Timestamp::now().to_string(),
+        "eventSource": "organizations.amazonaws.com",
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "requestParameters": params,
+        "responseElements": null,
+        "recipientAccountId": "123456789012",
+        "eventType": "AwsApiCall",
+        "managementEvent": true
+    });
+    let out = events
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("aws.organizations")
+                .detail_type("AWS API Call via CloudTrail")
+                .detail(detail.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutEvents");
+    assert_eq!(out.failed_entry_count(), 0);
+}
+
+/// A person in the console, as CloudTrail names them.
+pub const PERSON: &str =
+    "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_1234/alice@example.com";

@@ -16,6 +16,9 @@ use aws_credential_types::provider::{
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// The session name of the operator's member-account role sessions, as CloudTrail shows it.
+pub const MEMBER_SESSION_NAME: &str = "landing-zone-operator";
+
 /// One account's clients.
 #[derive(Clone)]
 pub struct AccountClients {
@@ -66,7 +69,7 @@ impl ProvideCredentials for AssumeRole {
                 .sts
                 .assume_role()
                 .role_arn(&self.role_arn)
-                .role_session_name("landing-zone-operator")
+                .role_session_name(MEMBER_SESSION_NAME)
                 .duration_seconds(3600)
                 .send()
                 .await

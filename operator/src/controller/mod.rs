@@ -43,6 +43,14 @@ pub struct Settings {
     pub lease_namespace: String,
     pub identity: String,
     pub lease_duration: Duration,
+    /// The queue EventBridge delivers AWS change events to, and its region.
+    pub change_events: Option<ChangeEvents>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ChangeEvents {
+    pub queue_url: String,
+    pub region: String,
 }
 
 /// One Organization snapshot shared by the reconciles of a resync, read again when older than the
@@ -768,8 +776,19 @@ pub async fn run(
         stop_rx: stop_rx.clone(),
         stores: HashMap::new(),
         runs: Vec::new(),
+        triggers: HashMap::new(),
+        listers: Vec::new(),
     };
     Kind::visit_all(&mut wiring);
+    if let Some(events) = &settings.change_events {
+        tokio::spawn(consume_change_events(
+            aws.clone(),
+            events.clone(),
+            wiring.triggers,
+            wiring.listers,
+            stop_rx.clone(),
+        ));
+    }
     let metrics = aws.metrics.clone();
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -813,6 +832,86 @@ pub async fn run(
     Ok(())
 }
 
+/// Long-polls the change-event queue while this replica leads, and queues a reconcile of every
+/// resource an event touched; the Organization snapshot is read again for them.
+async fn consume_change_events(
+    aws: AwsPorts,
+    settings: ChangeEvents,
+    triggers: HashMap<Kind, Trigger>,
+    listers: Vec<Lister>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let me = match aws_sdk_sts::Client::new(&aws.sdk_config)
+        .get_caller_identity()
+        .send()
+        .await
+    {
+        Ok(out) => crate::events::Identity::of_caller(
+            out.arn().unwrap_or_default(),
+            crate::aws::member::MEMBER_SESSION_NAME,
+        ),
+        Err(e) => {
+            tracing::warn!(
+                error = %crate::aws::AwsError::from_sdk("sts", "GetCallerIdentity", e),
+                "cannot tell who this operator is in AWS, so its own changes will come back as events (each costs one reconcile)"
+            );
+            Default::default()
+        }
+    };
+    let consumer = crate::events::Consumer::new(&aws, &settings.queue_url, &settings.region, me);
+    tracing::info!(queue = %settings.queue_url, "reconciling on AWS change events");
+    let metrics = aws.metrics.clone();
+    loop {
+        let resources = || listers.iter().flat_map(|l| l()).collect::<Vec<Resource>>();
+        let polled = tokio::select! {
+            b = consumer.poll(Duration::from_secs(20), resources) => b,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        let batch = match polled {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, queue = %settings.queue_url, "cannot read the change-event queue; trying again in 10 s (the resync still corrects drift)");
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                continue;
+            }
+        };
+        for skip in &batch.skipped {
+            let result = match skip {
+                crate::events::Skip::Own => "own",
+                crate::events::Skip::Failed => "failed",
+                crate::events::Skip::Unknown(_) => "unknown",
+                crate::events::Skip::Malformed(why) => {
+                    tracing::warn!(why = %why, "dropped a malformed change event");
+                    "malformed"
+                }
+            };
+            metrics.change_events.with_label_values(&[result]).inc();
+        }
+        metrics
+            .change_events
+            .with_label_values(&["mapped"])
+            .inc_by(batch.mapped as u64);
+        for l in &batch.latencies {
+            metrics.change_event_latency.observe(l.as_secs_f64());
+        }
+        if batch.messages > 0 {
+            metrics
+                .change_events_queue_age
+                .set(batch.oldest.unwrap_or_default().as_secs_f64());
+        }
+        if !batch.keys.is_empty() {
+            // What changed in AWS is newer than any snapshot read so far.
+            aws.snapshot_outdated();
+            for key in &batch.keys {
+                tracing::info!(kind = %key.kind, name = %key.name, "AWS change event: reconciling now");
+                if let Some(trigger) = triggers.get(&key.kind) {
+                    trigger(&key.name);
+                }
+            }
+        }
+    }
+}
+
 /// How the lease is kept: renewed every `retry_period`, each call given as long; writes allowed
 /// until `renew_deadline` after the start of the last successful renewal. The deadline is well
 /// inside the lease, so a replica that cannot renew stops writing before a standby may take over.
@@ -844,11 +943,32 @@ struct Wiring {
     stop_rx: watch::Receiver<bool>,
     stores: HashMap<Kind, StoreReader>,
     runs: Vec<Run>,
+    /// Queues a reconcile of the named resource of a kind now (change events).
+    triggers: HashMap<Kind, Trigger>,
+    /// Every cached resource of a kind.
+    listers: Vec<Lister>,
 }
+
+type Trigger = Box<dyn Fn(&str) + Send + Sync>;
+type Lister = Box<dyn Fn() -> Vec<Resource> + Send + Sync>;
 
 impl reconcile::KindVisitor for Wiring {
     fn visit<K: KindSpec>(&mut self) {
-        let mut controller = controller_for::<K>(&self.client, &self.wc);
+        let (tx, rx) = futures::channel::mpsc::unbounded::<ObjectRef<K>>();
+        let mut controller = controller_for::<K>(&self.client, &self.wc).reconcile_on(rx);
+        self.triggers.insert(
+            K::KIND,
+            Box::new(move |name| {
+                let _ = tx.unbounded_send(ObjectRef::new(name));
+            }),
+        );
+        let all = controller.store();
+        self.listers.push(Box::new(move || {
+            all.state()
+                .into_iter()
+                .map(|o| (*o).clone().into())
+                .collect()
+        }));
         let store = controller.store();
         self.stores.insert(
             K::KIND,

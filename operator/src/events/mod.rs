@@ -117,8 +117,13 @@ impl Consumer {
     }
 
     /// Waits up to `wait` for messages (at most 10), maps each to the resources it touched among
-    /// `resources`, deletes them, and says what it found.
-    pub async fn poll(&self, wait: Duration, resources: &[Resource]) -> AwsResult<Batch> {
+    /// `resources` (asked for once messages arrived, so the long wait never maps against an older
+    /// list), deletes them, and says what it found.
+    pub async fn poll(
+        &self,
+        wait: Duration,
+        resources: impl Fn() -> Vec<Resource>,
+    ) -> AwsResult<Batch> {
         let out = self
             .sqs
             .receive_message()
@@ -134,6 +139,11 @@ impl Consumer {
         let mut batch = Batch::default();
         let mut handled = Vec::new();
         let now = SystemTime::now();
+        let resources = if out.messages().is_empty() {
+            Vec::new()
+        } else {
+            resources()
+        };
         for (n, m) in out.messages().iter().enumerate() {
             batch.messages += 1;
             let sent = m
@@ -157,7 +167,7 @@ impl Consumer {
             };
             match touched(&event, &self.me) {
                 Ok(touches) => {
-                    let keys = resources_for(&touches, resources);
+                    let keys = resources_for(&touches, &resources);
                     if keys.is_empty() {
                         batch
                             .skipped

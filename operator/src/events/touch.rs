@@ -40,12 +40,22 @@ pub enum Skip {
     Failed,
 }
 
-/// Who the operator is in CloudTrail: its role in the management account, and the session name it
-/// gives the member-account role it assumes.
+/// Who the operator is in CloudTrail: its principal in the management account (the role behind
+/// its session, or a user), and the session name it gives the member-account role it assumes.
 #[derive(Clone, Debug, Default)]
 pub struct Identity {
     pub role_arn: Option<String>,
     pub member_session_name: String,
+}
+
+impl Identity {
+    /// From `sts:GetCallerIdentity`'s ARN: an assumed role's session names its role.
+    pub fn of_caller(arn: &str, member_session_name: &str) -> Self {
+        Self {
+            role_arn: Some(role_of_session(arn).unwrap_or_else(|| arn.to_string())),
+            member_session_name: member_session_name.to_string(),
+        }
+    }
 }
 
 fn s<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
@@ -80,7 +90,9 @@ pub fn touched(event: &Value, me: &Identity) -> Result<Vec<Touch>, Skip> {
     let issuer = s(detail, "/userIdentity/sessionContext/sessionIssuer/arn")
         .map(str::to_string)
         .or_else(|| role_of_session(caller));
-    if me.role_arn.is_some() && issuer == me.role_arn {
+    if let Some(mine) = &me.role_arn
+        && (issuer.as_ref() == Some(mine) || caller == mine)
+    {
         return Err(Skip::Own);
     }
     if !me.member_session_name.is_empty()
