@@ -1120,6 +1120,19 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
         .id()
         .unwrap()
         .to_string();
+    let back_in_its_ou = |limit: Duration| {
+        let (emu, account, ou) = (&emu, &account, &ou);
+        async move {
+            let t = Instant::now();
+            while t.elapsed() < limit {
+                if emu.parent_of(account).await == *ou {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            false
+        }
+    };
     let move_to_root = || async {
         o.move_account()
             .account_id(&account)
@@ -1140,16 +1153,8 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
         landing_zone_tests::PERSON,
     )
     .await;
-    let mut back = false;
-    while t.elapsed() < Duration::from_secs(45) {
-        if emu.parent_of(&account).await == ou {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
     assert!(
-        back,
+        back_in_its_ou(Duration::from_secs(45)).await,
         "the event brought the account back: {}",
         op.log_tail()
     );
@@ -1185,16 +1190,8 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
     .await;
     move_to_root().await;
     let t = Instant::now();
-    let mut back = false;
-    while t.elapsed() < Duration::from_secs(60) {
-        if emu.parent_of(&account).await == ou {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
     assert!(
-        back,
+        back_in_its_ou(Duration::from_secs(60)).await,
         "the resync repaired what no event said: {}",
         op.log_tail()
     );
