@@ -38,20 +38,7 @@ spec:
 const OPERATOR: &str = "arn:aws:sts::123456789012:assumed-role/landing-zone-operator/lzo-0";
 
 fn cloudtrail_detail(name: &str, params: Value, caller: &str) -> String {
-    json!({
-        "eventVersion": "1.09",
-        "userIdentity": {"type": "AssumedRole", "arn": caller},
-        "eventTime": "2026-11-27T10:00:00Z",
-        "eventSource": "organizations.amazonaws.com",
-        "eventName": name,
-        "awsRegion": "us-east-1",
-        "requestParameters": params,
-        "responseElements": null,
-        "recipientAccountId": "123456789012",
-        "eventType": "AwsApiCall",
-        "managementEvent": true
-    })
-    .to_string()
+    landing_zone_tests::organizations_call_detail(name, params, caller).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -521,15 +521,13 @@ impl Emulator {
     }
 }
 
-/// Publishes what AWS sends for an Organizations call by `caller` (CloudTrail's record, in the
-/// shape EventBridge delivers).
-pub async fn publish_organizations_call(
-    events: &aws_sdk_eventbridge::Client,
+/// CloudTrail's record of an Organizations call by `caller`, as EventBridge delivers it in `detail`.
+pub fn organizations_call_detail(
     name: &str,
     params: serde_json::Value,
     caller: &str,
-) {
-    let detail = serde_json::json!({
+) -> serde_json::Value {
+    serde_json::json!({
         "eventVersion": "1.09",
         "userIdentity": {"type": "AssumedRole", "arn": caller},
         "eventTime": k8s_openapi::jiff::Timestamp::now().to_string(),
@@ -541,7 +539,17 @@ pub async fn publish_organizations_call(
         "recipientAccountId": "123456789012",
         "eventType": "AwsApiCall",
         "managementEvent": true
-    });
+    })
+}
+
+/// Publishes what AWS sends for an Organizations call by `caller`.
+pub async fn publish_organizations_call(
+    events: &aws_sdk_eventbridge::Client,
+    name: &str,
+    params: serde_json::Value,
+    caller: &str,
+) {
+    let detail = organizations_call_detail(name, params, caller);
     let out = events
         .put_events()
         .entries(
