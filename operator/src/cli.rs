@@ -74,11 +74,13 @@ pub struct ImportArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// How often every resource is compared with AWS even when nothing changed in Kubernetes
-    /// (default 5m; 1h with --change-events-queue-url, where events bring drift in at once).
+    /// (default 5m; 1h while change events arrive, from --change-events-queue-url or the
+    /// Organization's spec.changeEvents, since events bring drift in at once).
     #[arg(long, env = "LZ_RESYNC_INTERVAL", value_parser = parse_duration)]
     pub resync_interval: Option<Duration>,
     /// The SQS queue an EventBridge rule delivers AWS change events ("AWS API Call via
-    /// CloudTrail") to: the resources each touched are reconciled at once.
+    /// CloudTrail") to: the resources each touched are reconciled at once. Not needed when the
+    /// Organization resource owns the pipeline (spec.changeEvents): its queue is read then.
     #[arg(long, env = "LZ_CHANGE_EVENTS_QUEUE_URL")]
     pub change_events_queue_url: Option<String>,
     /// The queue's region (the rule's: us-east-1 for Organizations, IAM and the other global services).
@@ -275,13 +277,7 @@ async fn run(args: RunArgs) -> ExitCode {
         )
     });
     let settings = crate::controller::Settings {
-        resync_interval: args.resync_interval.unwrap_or(
-            if args.change_events_queue_url.is_some() {
-                Duration::from_secs(3600)
-            } else {
-                Duration::from_secs(300)
-            },
-        ),
+        resync_interval: args.resync_interval,
         change_events: args.change_events_queue_url.clone().map(|queue_url| {
             crate::controller::ChangeEvents {
                 queue_url,

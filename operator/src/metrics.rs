@@ -41,6 +41,8 @@ pub struct Metrics {
     pub change_event_latency: prometheus::Histogram,
     /// How long the oldest message of the last batch waited in the queue.
     pub change_events_queue_age: prometheus::Gauge,
+    /// 1 while the change-event queue is read (the resync defaults to 1 h then, else 5 min).
+    pub change_events_live: prometheus::IntGauge,
     /// Gauges a kind declares for itself (`kind_gauge`), by name.
     kind_gauges: Arc<Mutex<BTreeMap<String, IntGaugeVec>>>,
 }
@@ -226,10 +228,16 @@ impl Metrics {
             "How long the oldest message of the last batch waited in the change-event queue",
         )
         .expect("valid metric");
+        let change_events_live = prometheus::IntGauge::new(
+            "change_events_live",
+            "1 while the change-event queue is read (the resync defaults to 1 h then, else 5 min)",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(change_events.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(change_event_latency.clone()),
             Box::new(change_events_queue_age.clone()),
+            Box::new(change_events_live.clone()),
         ] {
             registry.register(c).expect("registered once");
         }
@@ -238,6 +246,7 @@ impl Metrics {
             change_events,
             change_event_latency,
             change_events_queue_age,
+            change_events_live,
             aws_calls,
             aws_errors,
             aws_throttles,
@@ -366,6 +375,7 @@ impl Metrics {
             Box::new(self.change_events.clone()),
             Box::new(self.change_event_latency.clone()),
             Box::new(self.change_events_queue_age.clone()),
+            Box::new(self.change_events_live.clone()),
         ];
         let kind_gauges: Vec<IntGaugeVec> = self
             .kind_gauges

@@ -171,3 +171,245 @@ async fn events_reach_the_resources_they_touched_and_are_deleted() {
         .unwrap();
     assert_eq!(again.messages, 0);
 }
+
+/// The landing zone with the Organization owning the change-event pipeline.
+fn with_pipeline() -> String {
+    format!(
+        "{LANDING_ZONE}---
+apiVersion: landingzone.dev/v1alpha1
+kind: Organization
+metadata: {{name: organization}}
+spec:
+  policyTypes: [ServiceControlPolicy]
+  changeEvents: {{queueName: lzo-events}}
+"
+    )
+}
+
+fn organization_report(run: &landing_zone_operator::cli::RunResult) -> (usize, Vec<String>) {
+    let p = landing_zone_tests::report(run, "Organization", "organization")
+        .result
+        .as_ref()
+        .expect("the Organization reconciled");
+    (p.writes, p.drift.iter().map(|d| d.field.clone()).collect())
+}
+
+/// `spec.changeEvents`: the operator makes the rule and the encrypted queue with its dead-letter
+/// queue and a policy that admits only the rule, puts them back when changed by hand, and the
+/// events AWS would send reach the queue through the rule. Delivered out of order, they still lead
+/// to the right state: a reconcile reads AWS as it is now, never the event's content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_organization_owns_a_pipeline_and_events_in_any_order_converge() {
+    let emu = Emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lz.yaml"), with_pipeline()).unwrap();
+    let state = dir.path().join("state.json");
+    let first = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert!(!first.failed(), "{:?}", first.reports);
+    let made: Vec<&String> = landing_zone_tests::report(&first, "Organization", "organization")
+        .result
+        .as_ref()
+        .unwrap()
+        .actions
+        .iter()
+        .filter(|a| a.contains("queue") || a.contains("rule"))
+        .collect();
+    assert_eq!(
+        made,
+        [
+            "create SQS queue lzo-events-dlq",
+            "create SQS queue lzo-events",
+            "put the change-event rule",
+            "point the change-event rule at its queue"
+        ]
+    );
+
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let st = &doc["resources"]["Organization/organization"]["status"]["changeEvents"];
+    let queue_url = st["queueUrl"]
+        .as_str()
+        .expect("queueUrl in status")
+        .to_string();
+    assert_eq!(
+        st["ruleArn"],
+        "arn:aws:events:us-east-1:123456789012:rule/lzo-events"
+    );
+    assert_eq!(
+        st["queueArn"],
+        "arn:aws:sqs:us-east-1:123456789012:lzo-events"
+    );
+
+    // As made in AWS.
+    let conf = emu.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let events = aws_sdk_eventbridge::Client::new(&conf);
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .cloned()
+        .unwrap_or_default();
+    let attr = |k: &str| {
+        attributes
+            .get(&aws_sdk_sqs::types::QueueAttributeName::from(k))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(attr("SqsManagedSseEnabled"), "true", "{attributes:?}");
+    let policy: Value = serde_json::from_str(&attr("Policy")).unwrap();
+    assert_eq!(
+        policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+        st["ruleArn"]
+    );
+    assert_eq!(
+        policy["Statement"][0]["Principal"]["Service"],
+        "events.amazonaws.com"
+    );
+    let redrive: Value = serde_json::from_str(&attr("RedrivePolicy")).unwrap();
+    assert_eq!(st["deadLetterQueueArn"], redrive["deadLetterTargetArn"]);
+    let rule = events
+        .describe_rule()
+        .name("lzo-events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rule.state().map(|s| s.as_str()), Some("ENABLED"));
+
+    // Kept: nothing to do when in place; put back when opened up and disabled by hand.
+    let second = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert_eq!(organization_report(&second), (0, vec![]));
+    sqs.set_queue_attributes()
+        .queue_url(&queue_url)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::Policy,
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "sqs:*", "Resource": "*"}]}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    events
+        .disable_rule()
+        .name("lzo-events")
+        .send()
+        .await
+        .unwrap();
+    let third = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert_eq!(
+        organization_report(&third),
+        (
+            2,
+            vec![
+                "changeEvents.queue.Policy".to_string(),
+                "changeEvents.rule.state".to_string()
+            ]
+        )
+    );
+    let fourth = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert_eq!(organization_report(&fourth), (0, vec![]));
+
+    // Two changes out of band (the account to the root, then its OU renamed); their events are
+    // published in reverse order, and the second one twice.
+    let orgs = emu.org_client();
+    let root = orgs.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let mut resources: Vec<Resource> = load_dir(dir.path())
+        .resources
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    StateFile::open(&state)
+        .unwrap()
+        .load_statuses(&mut resources);
+    let id_of = |kind: &str| {
+        resources
+            .iter()
+            .find(|r| r.key().kind.to_string() == kind)
+            .and_then(Resource::aws_id)
+            .unwrap()
+    };
+    let (account, ou) = (id_of("AwsAccount"), id_of("OrganizationalUnit"));
+    orgs.move_account()
+        .account_id(&account)
+        .source_parent_id(&ou)
+        .destination_parent_id(&root)
+        .send()
+        .await
+        .unwrap();
+    orgs.update_organizational_unit()
+        .organizational_unit_id(&ou)
+        .name("Renamed")
+        .send()
+        .await
+        .unwrap();
+    let moved = json!({"accountId": account, "sourceParentId": ou, "destinationParentId": root});
+    let renamed = json!({"organizationalUnitId": ou, "name": "Renamed"});
+    for (name, params) in [
+        ("UpdateOrganizationalUnit", &renamed),
+        ("MoveAccount", &moved),
+        ("UpdateOrganizationalUnit", &renamed),
+    ] {
+        landing_zone_tests::publish_organizations_call(&events, name, params.clone(), PERSON).await;
+    }
+    let consumer = Consumer::new(
+        &emu.ports().await,
+        &queue_url,
+        "us-east-1",
+        Identity::default(),
+    );
+    let (mut messages, mut keys) = (0, std::collections::BTreeSet::new());
+    for _ in 0..10 {
+        let batch = consumer
+            .poll(Duration::from_secs(1), || resources.clone())
+            .await
+            .unwrap();
+        messages += batch.messages;
+        keys.extend(batch.keys.into_iter().map(|k| k.to_string()));
+        if messages >= 3 {
+            break;
+        }
+    }
+    assert_eq!(
+        messages, 3,
+        "the rule the operator made delivers the events"
+    );
+    assert_eq!(
+        keys.into_iter().collect::<Vec<_>>(),
+        [
+            "AwsAccount/app",
+            "OrganizationPolicy/deny-leave",
+            "OrganizationalUnit/workloads"
+        ]
+    );
+    // Reconciling what they touched, in any order, puts both back.
+    let fixed = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert!(!fixed.failed(), "{:?}", fixed.reports);
+    let parent = orgs
+        .list_parents()
+        .child_id(&account)
+        .send()
+        .await
+        .unwrap()
+        .parents()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    assert_eq!(parent, ou, "the account is back in its OU");
+    let name = orgs
+        .describe_organizational_unit()
+        .organizational_unit_id(&ou)
+        .send()
+        .await
+        .unwrap()
+        .organizational_unit()
+        .unwrap()
+        .name()
+        .unwrap()
+        .to_string();
+    assert_eq!(name, "Workloads");
+}

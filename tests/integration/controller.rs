@@ -1068,8 +1068,9 @@ async fn an_unexpected_delegated_administrator_is_warned_about_not_removed() {
     );
 }
 
-/// Change events: an out-of-band change whose event AWS sends is corrected at once, long before
-/// the resync (1 h); with the event lost, the resync repairs it.
+/// Change events through the pipeline the Organization resource owns: an out-of-band change whose
+/// event AWS sends is corrected at once, long before the resync (1 h while events arrive); with
+/// the event lost, the resync repairs it (an operator pointed at the queue by flag, resync 10 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one() {
     let Some(k8s) = ControlPlane::dedicated(
@@ -1082,19 +1083,10 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
     let cp = &k8s.cp;
     let emu = Emulator::start().await;
     install(cp);
-    let (queue, events) = emu.change_event_queue().await;
-    let mut op = Operator::start(
-        cp,
-        &emu,
-        "op-ev",
-        &[
-            "--resync-interval",
-            "1h",
-            "--change-events-queue-url",
-            &queue,
-        ],
-    );
-    let lz = "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: workloads}\nspec: {name: Workloads}\n---\napiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: app}\nspec: {accountName: app, email: aws-app@example.com, organizationalUnitRef: {name: workloads}, baseline: false}\n";
+    // The Organization owns the pipeline; the operator finds its queue in the status and, with
+    // events arriving, resyncs only hourly (no --resync-interval).
+    let mut op = Operator::start(cp, &emu, "op-ev", &[]);
+    let lz = "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: workloads}\nspec: {name: Workloads}\n---\napiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: app}\nspec: {accountName: app, email: aws-app@example.com, organizationalUnitRef: {name: workloads}, baseline: false}\n---\napiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {name: organization}\nspec: {policyTypes: [ServiceControlPolicy], changeEvents: {}}\n";
     kubectl(cp, &["apply", "-f", "-"], Some(lz)).expect("apply");
     let account = wait_for(Duration::from_secs(60), "the account Ready", || {
         let a = get_json(cp, &["awsaccount", "app"]);
@@ -1102,6 +1094,19 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
             .then(|| a["status"]["accountId"].as_str().map(str::to_string))?
     })
     .await;
+    let queue = wait_for(Duration::from_secs(60), "the pipeline's queue", || {
+        get_json(cp, &["organization", "organization"])["status"]["changeEvents"]["queueUrl"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await;
+    wait_for(
+        Duration::from_secs(45),
+        "the operator reading the queue",
+        || (op.metric("landingzone_change_events_live", &[]) == 1.0).then_some(()),
+    )
+    .await;
+    let events = aws_sdk_eventbridge::Client::new(&emu.sdk_config().await);
     let ou = emu.parent_of(&account).await;
     // Idle: the reconciles that follow creation (status writes, waits) are over, so what corrects
     // the move below can only be its event.

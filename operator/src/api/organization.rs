@@ -57,8 +57,58 @@ pub struct OrganizationSpec {
     pub delegated_administrators_exclusive: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_access: Option<RootAccess>,
+    /// The pipeline that brings AWS change events to the operator (an EventBridge rule and an
+    /// encrypted SQS queue with a dead-letter queue), created and kept in the management account.
+    /// Without it, drift waits for the resync (or point the operator at a queue of your own with
+    /// `--change-events-queue-url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_events: Option<ChangeEventsSpec>,
     #[serde(default)]
     pub management_policy: ManagementPolicy,
+}
+
+/// The change-event queue's default name (its dead-letter queue adds `-dlq`).
+pub const CHANGE_EVENTS_QUEUE: &str = "landing-zone-operator-change-events";
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeEventsSpec {
+    /// The queue's name, also the rule's; the dead-letter queue is `<name>-dlq`.
+    #[serde(default = "default_change_events_queue")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_-]{1,76}$')").message("queueName must be 1-76 letters, digits, '-' or '_' (the dead-letter queue adds -dlq to it)"))]
+    #[schemars(length(max = 76))]
+    pub queue_name: String,
+    /// Where the global services (Organizations, IAM, Identity Center) send their events:
+    /// us-east-1 in the commercial partition.
+    #[serde(default = "default_change_events_region")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]{2}(-[a-z]+)+-[0-9]$')").message("region must be an AWS region such as us-east-1"))]
+    #[schemars(length(max = 32))]
+    pub region: String,
+}
+
+fn default_change_events_queue() -> String {
+    CHANGE_EVENTS_QUEUE.into()
+}
+
+fn default_change_events_region() -> String {
+    "us-east-1".into()
+}
+
+/// The change-event pipeline as it is in AWS.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeEventsStatus {
+    /// The queue the operator reads (it starts reading once this is set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dead_letter_queue_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
@@ -119,6 +169,8 @@ pub struct OrganizationStatus {
     pub unexpected_delegated_administrators: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unexpected_trusted_services: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_events: Option<ChangeEventsStatus>,
     #[serde(flatten)]
     pub common: CommonStatus,
 }

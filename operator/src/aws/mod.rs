@@ -302,7 +302,12 @@ impl std::fmt::Debug for CallRecorder {
 /// Read calls are Describe*/List*/Get*/Head* (and AssumeRole/AssumeRoot, which change nothing); anything
 /// else changes AWS.
 pub fn call_kind(operation: &str) -> &'static str {
-    if operation == "AssumeRole" || operation == "AssumeRoot" {
+    // Reading the change-event queue (receiving and deleting its messages) changes nothing the
+    // landing zone describes.
+    if matches!(
+        operation,
+        "AssumeRole" | "AssumeRoot" | "ReceiveMessage" | "DeleteMessageBatch" | "DeleteMessage"
+    ) {
         return "read";
     }
     if ["Describe", "List", "Get", "Head"]

@@ -31,7 +31,8 @@ pub const FINALIZER: &str = "landingzone.dev/finalizer";
 /// How the controllers behave (flags and env of `run`).
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub resync_interval: Duration,
+    /// Set by `--resync-interval`; otherwise 5 minutes, or 1 hour while change events arrive.
+    pub resync_interval: Option<Duration>,
     pub concurrency: u16,
     /// Observe and report only: never write to AWS.
     pub dry_run: bool,
@@ -43,9 +44,15 @@ pub struct Settings {
     pub lease_namespace: String,
     pub identity: String,
     pub lease_duration: Duration,
-    /// The queue EventBridge delivers AWS change events to, and its region.
+    /// The queue EventBridge delivers AWS change events to, and its region (`--change-events-…`);
+    /// without it, the queue of the Organization resource's pipeline once there is one.
     pub change_events: Option<ChangeEvents>,
 }
+
+/// Resync without change events: every peer's polling interval, kept for what events miss.
+pub const RESYNC_POLLING: Duration = Duration::from_secs(300);
+/// Resync while change events arrive: the safety net for an event lost on the way.
+pub const RESYNC_WITH_EVENTS: Duration = Duration::from_secs(3600);
 
 #[derive(Clone, Debug)]
 pub struct ChangeEvents {
@@ -158,6 +165,22 @@ pub struct Context {
     ready: Arc<std::sync::atomic::AtomicBool>,
     /// When the retry queue was last reported, and its size then.
     retry_report: Mutex<(Option<Instant>, usize)>,
+    /// Whether the change-event queue was read at the last try.
+    events_live: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Context {
+    /// The flag's interval, else the default for whether change events are arriving: a queue
+    /// that cannot be read brings back the 5-minute polling until it can.
+    pub fn resync_interval(&self) -> Duration {
+        self.settings.resync_interval.unwrap_or(
+            if self.events_live.load(std::sync::atomic::Ordering::Relaxed) {
+                RESYNC_WITH_EVENTS
+            } else {
+                RESYNC_POLLING
+            },
+        )
+    }
 }
 
 /// How often a growing retry queue is reported.
@@ -434,13 +457,13 @@ async fn apply<K: KindSpec>(obj: Arc<K>, ctx: &Context) -> Result<Action, Contro
                     reason: "Creating" | "AccountNotYetVisible",
                     ..
                 } => Action::requeue(CREATING_RECHECK),
-                _ => Action::requeue(jitter(ctx.settings.resync_interval, 0.1)),
+                _ => Action::requeue(jitter(ctx.resync_interval(), 0.1)),
             })
         }
         // Re-queued by the watch on the dependency when it changes; the store read here can lag
         // that event, so look again soon (no AWS call is made while waiting).
         Err(reconcile::Error::WaitingForDependency { .. }) => Ok(Action::requeue(jitter(
-            ctx.settings.resync_interval.min(WAITING_RECHECK),
+            ctx.resync_interval().min(WAITING_RECHECK),
             0.2,
         ))),
         Err(e) => Err(e.into()),
@@ -575,7 +598,7 @@ fn error_policy<K: KindSpec>(obj: Arc<K>, err: &ControllerError, ctx: Arc<Contex
         ctx.settings.close_retry_interval
     } else if !err.retryable() {
         // Needs a human: wait for a spec change (the watch) or the slow resync, no hot loop.
-        ctx.settings.resync_interval
+        ctx.resync_interval()
     } else if matches!(
         err,
         ControllerError::Reconcile(reconcile::Error::Queued { .. })
@@ -780,15 +803,15 @@ pub async fn run(
         listers: Vec::new(),
     };
     Kind::visit_all(&mut wiring);
-    if let Some(events) = &settings.change_events {
-        tokio::spawn(consume_change_events(
-            aws.clone(),
-            events.clone(),
-            wiring.triggers,
-            wiring.listers,
-            stop_rx.clone(),
-        ));
-    }
+    let events_live = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    tokio::spawn(consume_change_events(
+        aws.clone(),
+        settings.change_events.clone(),
+        wiring.triggers,
+        wiring.listers,
+        events_live.clone(),
+        stop_rx.clone(),
+    ));
     let metrics = aws.metrics.clone();
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -811,6 +834,7 @@ pub async fn run(
         backoff: Mutex::default(),
         ready: ready.clone(),
         retry_report: Mutex::default(),
+        events_live,
     });
     futures::future::join_all(wiring.runs.into_iter().map(|run| run(ctx.clone()))).await;
     ctx.aws.metrics.leader.set(0);
@@ -832,45 +856,83 @@ pub async fn run(
     Ok(())
 }
 
+/// The queue named by the flags, else the one the Organization resource's pipeline reports.
+fn change_event_queue(fixed: &Option<ChangeEvents>, listers: &[Lister]) -> Option<ChangeEvents> {
+    if fixed.is_some() {
+        return fixed.clone();
+    }
+    listers.iter().flat_map(|l| l()).find_map(|r| match r {
+        Resource::Organization(o) if o.spec.change_events.is_some() => {
+            let s = o.status?.change_events?;
+            Some(ChangeEvents {
+                queue_url: s.queue_url?,
+                region: s.region?,
+            })
+        }
+        _ => None,
+    })
+}
+
 /// Long-polls the change-event queue while this replica leads, and queues a reconcile of every
-/// resource an event touched; the Organization snapshot is read again for them.
+/// resource an event touched; the Organization snapshot is read again for them. Without a queue
+/// yet, looks for the Organization's every 15 s.
 async fn consume_change_events(
     aws: AwsPorts,
-    settings: ChangeEvents,
+    fixed: Option<ChangeEvents>,
     triggers: HashMap<Kind, Trigger>,
     listers: Vec<Lister>,
+    live: Arc<std::sync::atomic::AtomicBool>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let me = match aws_sdk_sts::Client::new(&aws.sdk_config)
-        .get_caller_identity()
-        .send()
-        .await
-    {
-        Ok(out) => crate::events::Identity::of_caller(
-            out.arn().unwrap_or_default(),
-            crate::aws::member::MEMBER_SESSION_NAME,
-        ),
-        Err(e) => {
-            tracing::warn!(
-                error = %crate::aws::AwsError::from_sdk("sts", "GetCallerIdentity", e),
-                "cannot tell who this operator is in AWS, so its own changes will come back as events (each costs one reconcile)"
-            );
-            Default::default()
-        }
-    };
-    let consumer = crate::events::Consumer::new(&aws, &settings.queue_url, &settings.region, me);
-    tracing::info!(queue = %settings.queue_url, "reconciling on AWS change events");
+    use std::sync::atomic::Ordering;
+    let mut me: Option<crate::events::Identity> = None;
+    let mut current: Option<(String, crate::events::Consumer)> = None;
     let metrics = aws.metrics.clone();
     loop {
+        let set_live = |on: bool| {
+            live.store(on, Ordering::Relaxed);
+            metrics.change_events_live.set(i64::from(on));
+        };
+        let Some(queue) = change_event_queue(&fixed, &listers) else {
+            set_live(false);
+            current = None;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(15)) => continue,
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        };
+        if current
+            .as_ref()
+            .is_none_or(|(url, _)| *url != queue.queue_url)
+        {
+            let me = match &me {
+                Some(me) => me.clone(),
+                None => {
+                    let found = who_am_i(&aws).await;
+                    me = Some(found.clone());
+                    found
+                }
+            };
+            tracing::info!(queue = %queue.queue_url, region = %queue.region, "reconciling on AWS change events");
+            current = Some((
+                queue.queue_url.clone(),
+                crate::events::Consumer::new(&aws, &queue.queue_url, &queue.region, me),
+            ));
+        }
+        let consumer = &current.as_ref().expect("set above").1;
         let resources = || listers.iter().flat_map(|l| l()).collect::<Vec<Resource>>();
         let polled = tokio::select! {
             b = consumer.poll(Duration::from_secs(20), resources) => b,
             _ = stop.wait_for(|s| *s) => return,
         };
         let batch = match polled {
-            Ok(b) => b,
+            Ok(b) => {
+                set_live(true);
+                b
+            }
             Err(e) => {
-                tracing::warn!(error = %e, queue = %settings.queue_url, "cannot read the change-event queue; trying again in 10 s (the resync still corrects drift)");
+                set_live(false);
+                tracing::warn!(error = %e, queue = %queue.queue_url, "cannot read the change-event queue; trying again in 10 s, resyncing every {} min meanwhile", RESYNC_POLLING.as_secs() / 60);
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 continue;
             }
@@ -908,6 +970,28 @@ async fn consume_change_events(
                     trigger(&key.name);
                 }
             }
+        }
+    }
+}
+
+/// Who this operator is in CloudTrail, so its own writes do not come back as reconciles.
+async fn who_am_i(aws: &AwsPorts) -> crate::events::Identity {
+    let sts = aws_sdk_sts::Client::from_conf(
+        aws_sdk_sts::config::Builder::from(&aws.sdk_config)
+            .interceptor(aws.recorder.clone())
+            .build(),
+    );
+    match sts.get_caller_identity().send().await {
+        Ok(out) => crate::events::Identity::of_caller(
+            out.arn().unwrap_or_default(),
+            crate::aws::member::MEMBER_SESSION_NAME,
+        ),
+        Err(e) => {
+            tracing::warn!(
+                error = %crate::aws::AwsError::from_sdk("sts", "GetCallerIdentity", e),
+                "cannot tell who this operator is in AWS, so its own changes will come back as events (each costs one reconcile)"
+            );
+            Default::default()
         }
     }
 }

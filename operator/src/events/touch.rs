@@ -3,6 +3,18 @@
 
 use serde_json::Value;
 
+/// The services whose API calls can change what the operator manages: the change-event rule
+/// matches their calls, `touched` knows which of their operations change what.
+pub const EVENT_SOURCES: &[&str] = &[
+    "organizations.amazonaws.com",
+    "iam.amazonaws.com",
+    "cloudtrail.amazonaws.com",
+    "s3.amazonaws.com",
+    "sso.amazonaws.com",
+    "identitystore.amazonaws.com",
+    "budgets.amazonaws.com",
+];
+
 /// Something in AWS an event says changed.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Touch {
@@ -424,6 +436,10 @@ mod tests {
             ),
         ];
         for (source, name, params, want) in table {
+            assert!(
+                EVENT_SOURCES.contains(&source),
+                "the change-event rule must match {source}"
+            );
             let got = touched(&event(source, name, params, PERSON), &me());
             assert_eq!(got, Ok(want), "{source} {name}");
         }

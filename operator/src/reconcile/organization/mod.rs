@@ -8,12 +8,13 @@
 //! the snapshot's ListRoots.
 
 pub mod aws;
+pub mod change_events;
 pub mod plan;
 
 use self::aws::Settings;
 use self::plan::{Action, Desired, Observed};
 use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness, Resource};
-use crate::api::organization::CONFIRM_DISABLE_ANNOTATION;
+use crate::api::organization::{CONFIRM_DISABLE_ANNOTATION, ChangeEventsSpec, ChangeEventsStatus};
 use crate::api::organization_policy::PolicyType;
 use crate::api::{ManagementPolicy, Organization};
 use std::collections::BTreeSet;
@@ -81,6 +82,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     let desired = desired(org, pass)?;
     let wants_root_access = org.spec.root_access.is_some();
     let policy = org.spec.management_policy;
+    let pipeline = org.spec.change_events.clone();
     let status = org.status.get_or_insert_with(Default::default);
     let settings = Settings::new(&pass.aws);
     let observed = Observed {
@@ -183,6 +185,9 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         .map(|(p, a)| format!("{p}={a}"))
         .collect();
     status.unexpected_trusted_services = plan.unexpected_services.clone();
+    if let Some(spec) = &pipeline {
+        change_event_pipeline(spec, pass, write, &mut progress, status).await?;
+    }
     if !plan.unexpected_administrators.is_empty() {
         progress.ready = Readiness::Ready {
             reason: "UnexpectedDelegatedAdministrator",
@@ -201,6 +206,59 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         };
     }
     Ok(progress)
+}
+
+/// Keeps the change-event pipeline (`spec.changeEvents`) and reports where it is.
+async fn change_event_pipeline(
+    spec: &ChangeEventsSpec,
+    pass: &Pass,
+    write: bool,
+    progress: &mut Progress,
+    status: &mut crate::api::organization::OrganizationStatus,
+) -> Result<(), Error> {
+    let Some(account) = status.management_account_id.clone() else {
+        return Err(Error::conflict(
+            "NoOrganization",
+            "the management account is not known yet, so the change-event pipeline waits; it is made once the Organization has been read",
+        ));
+    };
+    let desired = change_events::Desired {
+        queue_name: spec.queue_name.clone(),
+        region: spec.region.clone(),
+        account,
+        partition: pass.snapshot.partition().to_string(),
+    };
+    let pipeline = change_events::Pipeline::new(&pass.aws, &spec.region);
+    let observed = pipeline.observe(&desired).await?;
+    let plan = change_events::plan(&desired, &observed);
+    let mut queue_url = observed.queue.as_ref().map(|q| q.url.clone());
+    if pass.mode == Mode::Plan || write {
+        progress
+            .actions
+            .extend(plan.actions.iter().map(ToString::to_string));
+    }
+    progress.drift.extend(plan.drift.iter().cloned());
+    if write {
+        for action in &plan.actions {
+            let url = pipeline.apply(&desired, action).await?;
+            progress.writes += 1;
+            if let change_events::Action::CreateQueue { name, .. } = action
+                && *name == desired.queue_name
+            {
+                queue_url = url;
+            }
+        }
+    } else {
+        progress.remaining.extend(plan.drift.iter().cloned());
+    }
+    status.change_events = Some(ChangeEventsStatus {
+        queue_url,
+        queue_arn: Some(desired.queue_arn()),
+        dead_letter_queue_arn: Some(desired.dead_letter_queue_arn()),
+        rule_arn: Some(desired.rule_arn()),
+        region: Some(desired.region.clone()),
+    });
+    Ok(())
 }
 
 async fn apply(settings: &Settings, pass: &Pass, action: &Action, root: &str) -> Result<(), Error> {

@@ -1,0 +1,659 @@
+//! The change-event pipeline the Organization resource can own (`spec.changeEvents`): an
+//! EventBridge rule on the default bus of the global services' region, matching the management
+//! calls of the services the operator manages, and an SQS queue as its only target, encrypted,
+//! admitting only that rule, with a dead-letter queue for what EventBridge cannot hand over.
+//!
+//! Reads per resync: GetQueueUrl and GetQueueAttributes for both queues, DescribeRule,
+//! ListTargetsByRule. Nothing is ever deleted: removing `changeEvents` leaves the pipeline.
+
+use crate::api::Drift;
+use crate::aws::{AwsError, AwsPorts, AwsResult};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// The rule's target id.
+pub const TARGET_ID: &str = "landing-zone-operator";
+/// Events older than a day are older than any resync: the resync has seen their change.
+const RETENTION_SECONDS: &str = "86400";
+/// AWS's longest, so a human can look at what EventBridge could not deliver.
+const DLQ_RETENTION_SECONDS: &str = "1209600";
+/// A message received this often without being deleted goes to the dead-letter queue.
+const MAX_RECEIVE_COUNT: u32 = 5;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Desired {
+    pub queue_name: String,
+    pub region: String,
+    pub account: String,
+    pub partition: String,
+}
+
+impl Desired {
+    pub fn dead_letter_queue_name(&self) -> String {
+        format!("{}-dlq", self.queue_name)
+    }
+    fn arn(&self, service: &str, resource: &str) -> String {
+        format!(
+            "arn:{}:{service}:{}:{}:{resource}",
+            self.partition, self.region, self.account
+        )
+    }
+    pub fn queue_arn(&self) -> String {
+        self.arn("sqs", &self.queue_name)
+    }
+    pub fn dead_letter_queue_arn(&self) -> String {
+        self.arn("sqs", &self.dead_letter_queue_name())
+    }
+    pub fn rule_arn(&self) -> String {
+        self.arn("events", &format!("rule/{}", self.queue_name))
+    }
+    /// Mutating management calls of the services `touched` maps (the rule's ENABLED state leaves
+    /// read-only calls out).
+    pub fn event_pattern(&self) -> Value {
+        json!({
+            "detail-type": ["AWS API Call via CloudTrail"],
+            "detail": {"eventSource": crate::events::touch::EVENT_SOURCES},
+        })
+    }
+    /// Only the rule may send, and only to this queue.
+    pub fn queue_policy(&self) -> Value {
+        json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "OnlyTheChangeEventRule",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": self.queue_arn(),
+                "Condition": {"ArnEquals": {"aws:SourceArn": self.rule_arn()}},
+            }],
+        })
+    }
+    pub fn queue_attributes(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("Policy".into(), self.queue_policy().to_string()),
+            (
+                "RedrivePolicy".into(),
+                json!({"deadLetterTargetArn": self.dead_letter_queue_arn(), "maxReceiveCount": MAX_RECEIVE_COUNT}).to_string(),
+            ),
+            ("SqsManagedSseEnabled".into(), "true".into()),
+            ("MessageRetentionPeriod".into(), RETENTION_SECONDS.into()),
+        ])
+    }
+    pub fn dead_letter_queue_attributes(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("SqsManagedSseEnabled".into(), "true".into()),
+            (
+                "MessageRetentionPeriod".into(),
+                DLQ_RETENTION_SECONDS.into(),
+            ),
+        ])
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Queue {
+    pub url: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rule {
+    pub event_pattern: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    pub queue: Option<Queue>,
+    pub dead_letter_queue: Option<Queue>,
+    pub rule: Option<Rule>,
+    /// (target id, target ARN) of the rule.
+    pub targets: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    CreateQueue {
+        name: String,
+        attributes: BTreeMap<String, String>,
+    },
+    SetQueueAttributes {
+        name: String,
+        attributes: BTreeMap<String, String>,
+    },
+    PutRule,
+    PutTarget,
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Action::CreateQueue { name, .. } => write!(f, "create SQS queue {name}"),
+            Action::SetQueueAttributes { name, attributes } => write!(
+                f,
+                "set {} of SQS queue {name}",
+                attributes.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            Action::PutRule => write!(f, "put the change-event rule"),
+            Action::PutTarget => write!(f, "point the change-event rule at its queue"),
+        }
+    }
+}
+
+/// Whether an attribute AWS reports is what the spec wants: JSON compared as JSON, and server-side
+/// encryption satisfied by SQS-managed keys or by a KMS key someone chose.
+fn attribute_matches(key: &str, want: &str, observed: &BTreeMap<String, String>) -> bool {
+    let got = observed.get(key).map(String::as_str);
+    match key {
+        "SqsManagedSseEnabled" => {
+            got == Some("true") || observed.get("KmsMasterKeyId").is_some_and(|k| !k.is_empty())
+        }
+        "RedrivePolicy" => {
+            let norm = |s: &str| {
+                serde_json::from_str::<Value>(s).ok().map(|v| {
+                    (
+                        v["deadLetterTargetArn"].as_str().map(str::to_string),
+                        // AWS reports the count as a number, some as a string.
+                        v["maxReceiveCount"]
+                            .as_u64()
+                            .or_else(|| v["maxReceiveCount"].as_str()?.parse().ok()),
+                    )
+                })
+            };
+            got.is_some_and(|g| norm(g) == norm(want))
+        }
+        "Policy" => got.is_some_and(|g| {
+            serde_json::from_str::<Value>(g).ok() == serde_json::from_str::<Value>(want).ok()
+        }),
+        _ => got == Some(want),
+    }
+}
+
+fn queue_plan(
+    field: &str,
+    name: String,
+    want: BTreeMap<String, String>,
+    observed: Option<&Queue>,
+    plan: &mut Plan,
+) {
+    match observed {
+        None => {
+            plan.drift.push(Drift::new(field, "exists", "missing"));
+            plan.actions.push(Action::CreateQueue {
+                name,
+                attributes: want,
+            });
+        }
+        Some(q) => {
+            let differ: BTreeMap<String, String> = want
+                .into_iter()
+                .filter(|(k, v)| !attribute_matches(k, v, &q.attributes))
+                .collect();
+            for (k, v) in &differ {
+                let got = q.attributes.get(k).cloned().unwrap_or_else(|| "unset".into());
+                plan.drift.push(Drift::new(format!("{field}.{k}"), v, got));
+            }
+            if !differ.is_empty() {
+                plan.actions.push(Action::SetQueueAttributes {
+                    name,
+                    attributes: differ,
+                });
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub drift: Vec<Drift>,
+}
+
+/// The dead-letter queue before the queue that names it, the queue before the rule that sends to it.
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    let mut plan = Plan::default();
+    queue_plan(
+        "changeEvents.deadLetterQueue",
+        desired.dead_letter_queue_name(),
+        desired.dead_letter_queue_attributes(),
+        observed.dead_letter_queue.as_ref(),
+        &mut plan,
+    );
+    queue_plan(
+        "changeEvents.queue",
+        desired.queue_name.clone(),
+        desired.queue_attributes(),
+        observed.queue.as_ref(),
+        &mut plan,
+    );
+    let pattern = desired.event_pattern();
+    match &observed.rule {
+        None => {
+            plan.drift.push(Drift::new("changeEvents.rule", "exists", "missing"));
+            plan.actions.push(Action::PutRule);
+        }
+        Some(r) => {
+            let same = serde_json::from_str::<Value>(&r.event_pattern).ok() == Some(pattern.clone());
+            if !same {
+                plan.drift.push(Drift::new(
+                    "changeEvents.rule.eventPattern",
+                    pattern.to_string(),
+                    &r.event_pattern,
+                ));
+            }
+            if r.state != "ENABLED" {
+                plan.drift.push(Drift::new("changeEvents.rule.state", "ENABLED", &r.state));
+            }
+            if !same || r.state != "ENABLED" {
+                plan.actions.push(Action::PutRule);
+            }
+        }
+    }
+    let queue_arn = desired.queue_arn();
+    if !observed
+        .targets
+        .iter()
+        .any(|(id, arn)| id == TARGET_ID && *arn == queue_arn)
+    {
+        plan.drift.push(Drift::new(
+            "changeEvents.rule.target",
+            &queue_arn,
+            observed
+                .targets
+                .iter()
+                .find(|(id, _)| id == TARGET_ID)
+                .map_or("none", |(_, arn)| arn.as_str()),
+        ));
+        plan.actions.push(Action::PutTarget);
+    }
+    plan
+}
+
+/// EventBridge and SQS in the pipeline's region, on the shared (paced, fenced) config.
+pub struct Pipeline {
+    events: aws_sdk_eventbridge::Client,
+    sqs: aws_sdk_sqs::Client,
+}
+
+impl Pipeline {
+    pub fn new(aws: &AwsPorts, region: &str) -> Self {
+        let region = aws_config::Region::new(region.to_string());
+        Self {
+            events: aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(&aws.sdk_config)
+                    .interceptor(aws.recorder.clone())
+                    .region(region.clone())
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&aws.sdk_config)
+                    .interceptor(aws.recorder.clone())
+                    .region(region)
+                    .build(),
+            ),
+        }
+    }
+
+    async fn queue(&self, name: &str) -> AwsResult<Option<Queue>> {
+        let url = match self.sqs.get_queue_url().queue_name(name).send().await {
+            Ok(out) => out.queue_url().unwrap_or_default().to_string(),
+            Err(e) => {
+                let e = AwsError::from_sdk("sqs", "GetQueueUrl", e);
+                return if e.code.contains("NonExistentQueue") || e.code.contains("QueueDoesNotExist") {
+                    Ok(None)
+                } else {
+                    Err(e)
+                };
+            }
+        };
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("sqs", "GetQueueAttributes", e))?;
+        let attributes = out
+            .attributes()
+            .map(|a| {
+                a.iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Some(Queue { url, attributes }))
+    }
+
+    pub async fn observe(&self, desired: &Desired) -> AwsResult<Observed> {
+        let rule = match self
+            .events
+            .describe_rule()
+            .name(&desired.queue_name)
+            .send()
+            .await
+        {
+            Ok(out) => Some(Rule {
+                event_pattern: out.event_pattern().unwrap_or_default().to_string(),
+                state: out.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
+            }),
+            Err(e) => {
+                let e = AwsError::from_sdk("events", "DescribeRule", e);
+                if e.code != "ResourceNotFoundException" {
+                    return Err(e);
+                }
+                None
+            }
+        };
+        let targets = if rule.is_some() {
+            self.events
+                .list_targets_by_rule()
+                .rule(&desired.queue_name)
+                .send()
+                .await
+                .map_err(|e| AwsError::from_sdk("events", "ListTargetsByRule", e))?
+                .targets()
+                .iter()
+                .map(|t| (t.id().to_string(), t.arn().to_string()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Observed {
+            dead_letter_queue: self.queue(&desired.dead_letter_queue_name()).await?,
+            queue: self.queue(&desired.queue_name).await?,
+            rule,
+            targets,
+        })
+    }
+
+    fn attributes(
+        attributes: &BTreeMap<String, String>,
+    ) -> std::collections::HashMap<aws_sdk_sqs::types::QueueAttributeName, String> {
+        attributes
+            .iter()
+            .map(|(k, v)| (aws_sdk_sqs::types::QueueAttributeName::from(k.as_str()), v.clone()))
+            .collect()
+    }
+
+    /// Carries out one action; returns the queue's URL when it made or changed one.
+    pub async fn apply(&self, desired: &Desired, action: &Action) -> AwsResult<Option<String>> {
+        match action {
+            Action::CreateQueue { name, attributes } => {
+                let out = self
+                    .sqs
+                    .create_queue()
+                    .queue_name(name)
+                    .set_attributes(Some(Self::attributes(attributes)))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("sqs", "CreateQueue", e))?;
+                Ok(out.queue_url().map(str::to_string))
+            }
+            Action::SetQueueAttributes { name, attributes } => {
+                let url = self
+                    .sqs
+                    .get_queue_url()
+                    .queue_name(name)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("sqs", "GetQueueUrl", e))?
+                    .queue_url()
+                    .unwrap_or_default()
+                    .to_string();
+                self.sqs
+                    .set_queue_attributes()
+                    .queue_url(&url)
+                    .set_attributes(Some(Self::attributes(attributes)))
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("sqs", "SetQueueAttributes", e))?;
+                Ok(Some(url))
+            }
+            Action::PutRule => {
+                self.events
+                    .put_rule()
+                    .name(&desired.queue_name)
+                    .description("AWS API calls that can change the landing zone, for landing-zone-operator")
+                    .event_pattern(desired.event_pattern().to_string())
+                    .state(aws_sdk_eventbridge::types::RuleState::Enabled)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("events", "PutRule", e))?;
+                Ok(None)
+            }
+            Action::PutTarget => {
+                let out = self
+                    .events
+                    .put_targets()
+                    .rule(&desired.queue_name)
+                    .targets(
+                        aws_sdk_eventbridge::types::Target::builder()
+                            .id(TARGET_ID)
+                            .arn(desired.queue_arn())
+                            .build()
+                            .expect("id and arn set"),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("events", "PutTargets", e))?;
+                if let Some(failed) = out.failed_entries().first() {
+                    return Err(AwsError::new(
+                        "events",
+                        "PutTargets",
+                        failed.error_code().unwrap_or("FailedEntry"),
+                        failed.error_message().unwrap_or_default(),
+                    ));
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desired() -> Desired {
+        Desired {
+            queue_name: "lzo-events".into(),
+            region: "us-east-1".into(),
+            account: "111111111111".into(),
+            partition: "aws".into(),
+        }
+    }
+
+    /// The pipeline as the operator leaves it, as AWS reports it back (JSON re-encoded, counts as
+    /// strings, extra attributes).
+    fn in_place() -> Observed {
+        let d = desired();
+        let mut queue = d.queue_attributes();
+        queue.insert(
+            "RedrivePolicy".into(),
+            r#"{"maxReceiveCount":"5","deadLetterTargetArn":"arn:aws:sqs:us-east-1:111111111111:lzo-events-dlq"}"#.into(),
+        );
+        queue.insert(
+            "Policy".into(),
+            serde_json::to_string_pretty(&d.queue_policy()).unwrap(),
+        );
+        queue.insert("VisibilityTimeout".into(), "30".into());
+        Observed {
+            queue: Some(Queue {
+                url: "https://sqs/lzo-events".into(),
+                attributes: queue,
+            }),
+            dead_letter_queue: Some(Queue {
+                url: "https://sqs/lzo-events-dlq".into(),
+                attributes: d.dead_letter_queue_attributes(),
+            }),
+            rule: Some(Rule {
+                event_pattern: serde_json::to_string_pretty(&d.event_pattern()).unwrap(),
+                state: "ENABLED".into(),
+            }),
+            targets: vec![(TARGET_ID.into(), d.queue_arn())],
+        }
+    }
+
+    #[test]
+    fn arns_follow_partition_region_and_account() {
+        let d = Desired {
+            partition: "aws-us-gov".into(),
+            region: "us-gov-west-1".into(),
+            ..desired()
+        };
+        assert_eq!(
+            d.rule_arn(),
+            "arn:aws-us-gov:events:us-gov-west-1:111111111111:rule/lzo-events"
+        );
+        assert_eq!(
+            d.dead_letter_queue_arn(),
+            "arn:aws-us-gov:sqs:us-gov-west-1:111111111111:lzo-events-dlq"
+        );
+        let policy = d.queue_policy();
+        assert_eq!(
+            policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+            d.rule_arn()
+        );
+        assert_eq!(policy["Statement"][0]["Resource"], d.queue_arn());
+    }
+
+    #[test]
+    fn pipeline_plans() {
+        let d = desired();
+        let with = |f: &dyn Fn(&mut Observed)| {
+            let mut o = in_place();
+            f(&mut o);
+            o
+        };
+        // (case, observed, actions, drifted fields)
+        let cases: Vec<(&str, Observed, Vec<Action>, Vec<&str>)> = vec![
+            ("in place", in_place(), vec![], vec![]),
+            (
+                "nothing yet: dead-letter queue, queue, rule, target in that order",
+                Observed::default(),
+                vec![
+                    Action::CreateQueue {
+                        name: "lzo-events-dlq".into(),
+                        attributes: d.dead_letter_queue_attributes(),
+                    },
+                    Action::CreateQueue {
+                        name: "lzo-events".into(),
+                        attributes: d.queue_attributes(),
+                    },
+                    Action::PutRule,
+                    Action::PutTarget,
+                ],
+                vec![
+                    "changeEvents.deadLetterQueue",
+                    "changeEvents.queue",
+                    "changeEvents.rule",
+                    "changeEvents.rule.target",
+                ],
+            ),
+            (
+                "a queue policy opened to everyone is put back",
+                with(&|o| {
+                    o.queue.as_mut().unwrap().attributes.insert(
+                        "Policy".into(),
+                        r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"sqs:*"}]}"#.into(),
+                    );
+                }),
+                vec![Action::SetQueueAttributes {
+                    name: "lzo-events".into(),
+                    attributes: BTreeMap::from([(
+                        "Policy".into(),
+                        d.queue_policy().to_string(),
+                    )]),
+                }],
+                vec!["changeEvents.queue.Policy"],
+            ),
+            (
+                "encryption turned off is turned on again",
+                with(&|o| {
+                    o.queue
+                        .as_mut()
+                        .unwrap()
+                        .attributes
+                        .insert("SqsManagedSseEnabled".into(), "false".into());
+                }),
+                vec![Action::SetQueueAttributes {
+                    name: "lzo-events".into(),
+                    attributes: BTreeMap::from([(
+                        "SqsManagedSseEnabled".into(),
+                        "true".into(),
+                    )]),
+                }],
+                vec!["changeEvents.queue.SqsManagedSseEnabled"],
+            ),
+            (
+                "a KMS key someone chose is encryption too",
+                with(&|o| {
+                    let a = &mut o.queue.as_mut().unwrap().attributes;
+                    a.remove("SqsManagedSseEnabled");
+                    a.insert("KmsMasterKeyId".into(), "alias/events".into());
+                }),
+                vec![],
+                vec![],
+            ),
+            (
+                "a disabled rule is enabled",
+                with(&|o| o.rule.as_mut().unwrap().state = "DISABLED".into()),
+                vec![Action::PutRule],
+                vec!["changeEvents.rule.state"],
+            ),
+            (
+                "a narrowed pattern is widened again",
+                with(&|o| {
+                    o.rule.as_mut().unwrap().event_pattern =
+                        r#"{"source":["aws.organizations"]}"#.into()
+                }),
+                vec![Action::PutRule],
+                vec!["changeEvents.rule.eventPattern"],
+            ),
+            (
+                "a target pointed elsewhere is pointed back",
+                with(&|o| {
+                    o.targets = vec![(
+                        TARGET_ID.into(),
+                        "arn:aws:sqs:us-east-1:999999999999:elsewhere".into(),
+                    )]
+                }),
+                vec![Action::PutTarget],
+                vec!["changeEvents.rule.target"],
+            ),
+            (
+                "other targets of the rule are left alone",
+                with(&|o| {
+                    o.targets
+                        .push(("audit".into(), "arn:aws:sqs:us-east-1:111111111111:audit".into()))
+                }),
+                vec![],
+                vec![],
+            ),
+        ];
+        for (case, observed, actions, drift) in cases {
+            let p = plan(&d, &observed);
+            assert_eq!(p.actions, actions, "{case}");
+            assert_eq!(
+                p.drift.iter().map(|d| d.field.as_str()).collect::<Vec<_>>(),
+                drift,
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_rule_matches_changes_of_every_service_mapped_and_nothing_read_only() {
+        let pattern = desired().event_pattern();
+        assert_eq!(pattern["detail-type"], json!(["AWS API Call via CloudTrail"]));
+        let sources: Vec<&str> = pattern["detail"]["eventSource"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(sources, crate::events::touch::EVENT_SOURCES);
+    }
+}
