@@ -413,3 +413,150 @@ async fn the_organization_owns_a_pipeline_and_events_in_any_order_converge() {
         .to_string();
     assert_eq!(name, "Workloads");
 }
+
+/// AWS Organizations calls so far, by operation.
+fn organizations_calls(m: &landing_zone_operator::metrics::Metrics) -> Vec<(String, u64)> {
+    m.aws_call_counts()
+        .into_iter()
+        .filter(|((s, _), _)| s == "organizations")
+        .map(|((_, o), (_, n))| (o, n))
+        .collect()
+}
+
+/// The calls made between two counts.
+fn made(before: &[(String, u64)], after: &[(String, u64)]) -> Vec<String> {
+    after
+        .iter()
+        .filter_map(|(op, n)| {
+            let was = before.iter().find(|(o, _)| o == op).map_or(0, |(_, n)| *n);
+            (*n > was).then(|| format!("{op}×{}", n - was))
+        })
+        .collect()
+}
+
+/// The snapshot the reconciles share follows a move or a rename, by change event or by the
+/// operator's own write, with one call instead of reading the whole Organization; tags and policy
+/// writes leave it as it is; anything else reads it all again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shared_snapshot_reads_again_only_what_moved_or_was_renamed() {
+    use landing_zone_operator::controller::SnapshotCache;
+    use landing_zone_operator::events::SnapshotChange;
+    let emu = Emulator::start().await;
+    let ports = emu.ports_direct().await;
+    let o = emu.org_client();
+    let root = o.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let ou = o
+        .create_organizational_unit()
+        .parent_id(&root)
+        .name("Workloads")
+        .send()
+        .await
+        .unwrap()
+        .organizational_unit()
+        .unwrap()
+        .id()
+        .unwrap()
+        .to_string();
+    let account = o
+        .create_account()
+        .account_name("app")
+        .email("aws-app@example.com")
+        .send()
+        .await
+        .unwrap()
+        .create_account_status()
+        .unwrap()
+        .account_id()
+        .unwrap()
+        .to_string();
+    let cache = SnapshotCache::new(Duration::from_secs(300));
+    let first = cache.get(&ports).await.unwrap();
+    assert_eq!(
+        first.accounts[&account].parent_id.as_deref(),
+        Some(root.as_str())
+    );
+    let calls = || organizations_calls(&ports.metrics);
+
+    // Moved out of band, as a change event reports: one ListParents.
+    o.move_account()
+        .account_id(&account)
+        .source_parent_id(&root)
+        .destination_parent_id(&ou)
+        .send()
+        .await
+        .unwrap();
+    let before = calls();
+    ports.changed_in_aws(SnapshotChange {
+        moved_accounts: [account.clone()].into(),
+        ..Default::default()
+    });
+    let snap = cache.get(&ports).await.unwrap();
+    assert_eq!(
+        snap.accounts[&account].parent_id.as_deref(),
+        Some(ou.as_str())
+    );
+    assert_eq!(made(&before, &calls()), ["ListParents×1"]);
+
+    // Renamed out of band: the OU's siblings listed once.
+    o.update_organizational_unit()
+        .organizational_unit_id(&ou)
+        .name("Apps")
+        .send()
+        .await
+        .unwrap();
+    let before = calls();
+    ports.changed_in_aws(SnapshotChange {
+        renamed_ous: [ou.clone()].into(),
+        ..Default::default()
+    });
+    let snap = cache.get(&ports).await.unwrap();
+    assert_eq!(snap.ous[&ou].name, "Apps");
+    assert_eq!(
+        made(&before, &calls()),
+        ["ListOrganizationalUnitsForParent×1"]
+    );
+
+    // The operator's own move: read again after it succeeded, by itself.
+    ports
+        .organizations
+        .move_account(&account, &ou, &root)
+        .await
+        .unwrap();
+    let before = calls();
+    let snap = cache.get(&ports).await.unwrap();
+    assert_eq!(
+        snap.accounts[&account].parent_id.as_deref(),
+        Some(root.as_str())
+    );
+    assert_eq!(made(&before, &calls()), ["ListParents×1"]);
+
+    // Its own tag write: nothing to read (tags are read by each reconcile).
+    ports
+        .organizations
+        .tag_resource(&account, &[("team".to_string(), "a".to_string())].into())
+        .await
+        .unwrap();
+    let before = calls();
+    cache.get(&ports).await.unwrap();
+    assert_eq!(made(&before, &calls()), Vec::<String>::new());
+
+    // An OU made: the whole Organization read again.
+    ports
+        .organizations
+        .create_ou(&root, "Sandbox", &Default::default())
+        .await
+        .unwrap();
+    let before = calls();
+    let snap = cache.get(&ports).await.unwrap();
+    assert!(snap.ous.values().any(|o| o.name == "Sandbox"));
+    assert!(
+        made(&before, &calls())
+            .iter()
+            .any(|c| c.starts_with("ListAccountsForParent")),
+        "{:?}",
+        made(&before, &calls())
+    );
+}

@@ -16,6 +16,7 @@ pub use cloudtrail::{Buckets, CloudTrail, SdkBuckets, SdkCloudTrail};
 pub use error::AwsError;
 pub use organizations::{Organizations, SdkOrganizations};
 
+use crate::events::SnapshotChange;
 use crate::metrics::Metrics;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -27,8 +28,8 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_smithy_types::retry::RetryConfig;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub type AwsResult<T> = Result<T, AwsError>;
@@ -78,6 +79,9 @@ pub struct AwsPorts {
     pub pacer: Arc<pacing::Pacer>,
     /// Whether this process may write to AWS (open in the CLI; the lease holds it in a cluster).
     pub fence: Arc<pacing::Fence>,
+    /// Moves and renames (the operator's own, and those change events report) to read again into
+    /// the shared snapshot, instead of reading the whole Organization.
+    pub snapshot_changes: Arc<Mutex<SnapshotChange>>,
 }
 
 impl AwsPorts {
@@ -141,6 +145,7 @@ impl AwsPorts {
             metrics: metrics.clone(),
             scope: "management".into(),
             organizations_writes: Arc::default(),
+            snapshot_changes: Arc::default(),
             shared_bucket: None,
         };
         let orgs = aws_sdk_organizations::config::Builder::from(&sdk_config)
@@ -184,6 +189,7 @@ impl AwsPorts {
             sdk_config,
             metrics,
             organizations_writes: recorder.organizations_writes.clone(),
+            snapshot_changes: recorder.snapshot_changes.clone(),
             pacer,
             fence,
         }
@@ -195,6 +201,19 @@ impl AwsPorts {
     /// new account) that the snapshot lacks.
     pub fn snapshot_outdated(&self) {
         self.organizations_writes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Something changed in the Organization (a change event): everything read again, or just
+    /// the accounts moved and the OUs renamed.
+    pub fn changed_in_aws(&self, change: SnapshotChange) {
+        if change.everything {
+            self.snapshot_outdated();
+        } else if !change.is_empty() {
+            self.snapshot_changes
+                .lock()
+                .expect("not poisoned")
+                .merge(change);
+        }
     }
 }
 
@@ -266,6 +285,7 @@ pub struct CallRecorder {
     /// Whose quota the calls use: `management` or a member account id.
     scope: Arc<str>,
     organizations_writes: Arc<AtomicU64>,
+    snapshot_changes: Arc<Mutex<SnapshotChange>>,
     /// One pacing bucket for every operation of the client (a service whose quota is shared by
     /// all its APIs), instead of one per operation.
     shared_bucket: Option<Arc<str>>,
@@ -288,6 +308,7 @@ impl CallRecorder {
             metrics: self.metrics.clone(),
             scope: account_id.into(),
             organizations_writes: self.organizations_writes.clone(),
+            snapshot_changes: self.snapshot_changes.clone(),
             shared_bucket: self.shared_bucket.clone(),
         }
     }
@@ -297,6 +318,52 @@ impl std::fmt::Debug for CallRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("CallRecorder")
     }
+}
+
+/// What an Organizations write of the operator changes in the shared snapshot: `None`, something
+/// the snapshot cannot follow by itself (read it all); `Some(None)`, nothing it holds (tags and
+/// policies are read by their reconciles); `Some(Some(_))`, a move or a rename to read again.
+fn own_snapshot_change(
+    operation: &str,
+    input: &aws_smithy_runtime_api::client::interceptors::context::Input,
+) -> Option<Option<SnapshotChange>> {
+    use aws_sdk_organizations::operation as op;
+    match operation {
+        "TagResource"
+        | "UntagResource"
+        | "AttachPolicy"
+        | "DetachPolicy"
+        | "CreatePolicy"
+        | "UpdatePolicy"
+        | "DeletePolicy"
+        | "EnableAWSServiceAccess"
+        | "DisableAWSServiceAccess"
+        | "RegisterDelegatedAdministrator"
+        | "DeregisterDelegatedAdministrator" => Some(None),
+        "MoveAccount" => {
+            let id = input
+                .downcast_ref::<op::move_account::MoveAccountInput>()?
+                .account_id()?;
+            Some(Some(SnapshotChange {
+                moved_accounts: [id.to_string()].into(),
+                ..Default::default()
+            }))
+        }
+        "UpdateOrganizationalUnit" => {
+            let id = input
+                .downcast_ref::<op::update_organizational_unit::UpdateOrganizationalUnitInput>()?
+                .organizational_unit_id()?;
+            Some(Some(SnapshotChange {
+                renamed_ous: [id.to_string()].into(),
+                ..Default::default()
+            }))
+        }
+        _ => None,
+    }
+}
+
+impl Storable for SnapshotChange {
+    type Storer = StoreReplace<Self>;
 }
 
 /// Read calls are Describe*/List*/Get*/Head* (and AssumeRole/AssumeRoot, which change nothing); anything
@@ -329,7 +396,7 @@ impl Intercept for CallRecorder {
     // Metadata is in the config bag.
     fn read_before_serialization(
         &self,
-        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
@@ -341,7 +408,16 @@ impl Intercept for CallRecorder {
                 .with_label_values(&[service.as_str(), md.name(), kind])
                 .inc();
             if service == "organizations" && kind == "write" {
-                self.organizations_writes.fetch_add(1, Ordering::SeqCst);
+                match own_snapshot_change(md.name(), context.input()) {
+                    // Read again once it succeeded.
+                    Some(Some(change)) => {
+                        cfg.interceptor_state().store_put(change);
+                    }
+                    Some(None) => {}
+                    None => {
+                        self.organizations_writes.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
             }
         }
         cfg.interceptor_state().store_put(CallStart(Instant::now()));
@@ -422,6 +498,17 @@ impl Intercept for CallRecorder {
                 .aws_latency
                 .with_label_values(&labels)
                 .observe(start.0.elapsed().as_secs_f64());
+        }
+        if let Some(change) = cfg.load::<SnapshotChange>() {
+            if let Some(Ok(_)) = context.output_or_error() {
+                self.snapshot_changes
+                    .lock()
+                    .expect("not poisoned")
+                    .merge(change.clone());
+            } else {
+                // Maybe done, maybe not: read it all.
+                self.organizations_writes.fetch_add(1, Ordering::SeqCst);
+            }
         }
         if let Some(Err(_)) = context.output_or_error() {
             let status = context.response().map(|r| r.status().as_u16()).unwrap_or(0);

@@ -20,7 +20,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource as KubeResource, ResourceExt};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -106,11 +106,60 @@ impl SnapshotCache {
         }
     }
 
+    /// Reads again the accounts moved and the OUs renamed since (by the operator, or as change
+    /// events reported), into a copy of the current snapshot; on any failure, drops the snapshot
+    /// so that it is read whole.
+    async fn apply_changes(&self, aws: &AwsPorts) {
+        if aws
+            .snapshot_changes
+            .lock()
+            .expect("not poisoned")
+            .is_empty()
+        {
+            return;
+        }
+        let _loading = self.loading.lock().await;
+        let change = std::mem::take(&mut *aws.snapshot_changes.lock().expect("not poisoned"));
+        let Some((at, writes, snap)) = self.current.lock().expect("not poisoned").clone() else {
+            return;
+        };
+        let mut next = (*snap).clone();
+        let orgs = aws.organizations.as_ref();
+        let patched: Result<(), AwsError> = async {
+            for account in &change.moved_accounts {
+                let parent = orgs.parent_of(account).await?;
+                if let Some(a) = next.accounts.get_mut(account) {
+                    a.parent_id = parent;
+                }
+            }
+            let parents: BTreeSet<String> = change
+                .renamed_ous
+                .iter()
+                .filter_map(|ou| next.ous.get(ou).map(|o| o.parent_id.clone()))
+                .collect();
+            for parent in parents {
+                for ou in orgs.list_ous_for_parent(&parent).await? {
+                    next.ous.insert(ou.id.clone(), ou);
+                }
+            }
+            Ok(())
+        }
+        .await;
+        *self.current.lock().expect("not poisoned") = match patched {
+            Ok(()) => Some((at, writes, Arc::new(next))),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read what a change event changed; reading the whole Organization instead");
+                None
+            }
+        };
+    }
+
     /// The current snapshot (a reconcile that writes gets its own copy). One reconcile reads the
     /// Organization when it is due; the others keep using an aging snapshot meanwhile (a read
     /// takes seconds at 1,000 accounts), but wait for one after the operator's own writes. IAM,
     /// budget and trail writes leave it valid.
     pub async fn get(&self, aws: &AwsPorts) -> Result<Arc<OrgSnapshot>, AwsError> {
+        self.apply_changes(aws).await;
         let cached = |writes: u64| {
             self.current
                 .lock()
@@ -962,8 +1011,8 @@ async fn consume_change_events(
                 .set(batch.oldest.unwrap_or_default().as_secs_f64());
         }
         if !batch.keys.is_empty() {
-            // What changed in AWS is newer than any snapshot read so far.
-            aws.snapshot_outdated();
+            // What changed in AWS is newer than the snapshot the reconciles share.
+            aws.changed_in_aws(batch.snapshot.clone());
             for key in &batch.keys {
                 tracing::info!(kind = %key.kind, name = %key.name, "AWS change event: reconciling now");
                 if let Some(trigger) = triggers.get(&key.kind) {

@@ -66,6 +66,48 @@ pub fn resources_for(touches: &[Touch], resources: &[Resource]) -> BTreeSet<Key>
     out
 }
 
+/// What an event changed in the Organization snapshot the reconciles share. Tags, policies and
+/// everything outside Organizations are read by the reconciles themselves, so they change nothing
+/// there; a move or a rename is read again by itself (one call, not the whole tree); anything
+/// else in Organizations (an OU made or deleted, an account closed, the settings) reads it all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotChange {
+    /// Accounts whose parent to read again.
+    pub moved_accounts: BTreeSet<String>,
+    /// OUs whose name (and their siblings') to read again.
+    pub renamed_ous: BTreeSet<String>,
+    pub everything: bool,
+}
+
+impl SnapshotChange {
+    pub fn of(event: &serde_json::Value) -> Self {
+        let detail = &event["detail"];
+        if detail["eventSource"] != "organizations.amazonaws.com" {
+            return Self::default();
+        }
+        let param = |k: &str| detail["requestParameters"][k].as_str().map(str::to_string);
+        let mut out = Self::default();
+        match detail["eventName"].as_str().unwrap_or_default() {
+            "TagResource" | "UntagResource" | "AttachPolicy" | "DetachPolicy" | "UpdatePolicy"
+            | "DeletePolicy" => {}
+            "MoveAccount" => out.moved_accounts.extend(param("accountId")),
+            "UpdateOrganizationalUnit" => out.renamed_ous.extend(param("organizationalUnitId")),
+            _ => out.everything = true,
+        }
+        out
+    }
+
+    pub fn merge(&mut self, other: Self) {
+        self.moved_accounts.extend(other.moved_accounts);
+        self.renamed_ous.extend(other.renamed_ous);
+        self.everything |= other.everything;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.everything && self.moved_accounts.is_empty() && self.renamed_ous.is_empty()
+    }
+}
+
 /// One long poll of the queue, handled.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -79,6 +121,8 @@ pub struct Batch {
     pub latencies: Vec<Duration>,
     /// How long the oldest message of the batch waited in the queue.
     pub oldest: Option<Duration>,
+    /// What the mapped events changed in the Organization snapshot.
+    pub snapshot: SnapshotChange,
 }
 
 /// Reads the queue EventBridge delivers to. Every message is deleted once handled, mapped or not:
@@ -175,6 +219,7 @@ impl Consumer {
                     } else {
                         batch.mapped += 1;
                         batch.keys.extend(keys);
+                        batch.snapshot.merge(SnapshotChange::of(&event));
                         if let Some(at) = event_time(&event) {
                             batch
                                 .latencies
@@ -211,4 +256,95 @@ fn event_time(event: &serde_json::Value) -> Option<SystemTime> {
         .and_then(|v| v.as_str())?;
     let t: k8s_openapi::jiff::Timestamp = text.parse().ok()?;
     Some(SystemTime::UNIX_EPOCH + Duration::from_millis(t.as_millisecond().max(0) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn what_an_event_changes_in_the_snapshot() {
+        let ev = |source: &str, name: &str, params: serde_json::Value| json!({"detail": {"eventSource": source, "eventName": name, "requestParameters": params}});
+        let moved = |ids: &[&str]| SnapshotChange {
+            moved_accounts: ids.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let renamed = |ids: &[&str]| SnapshotChange {
+            renamed_ous: ids.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        };
+        let everything = SnapshotChange {
+            everything: true,
+            ..Default::default()
+        };
+        let orgs = "organizations.amazonaws.com";
+        let cases = [
+            (
+                ev(
+                    orgs,
+                    "MoveAccount",
+                    json!({"accountId": "111111111111", "sourceParentId": "ou-a", "destinationParentId": "r-1"}),
+                ),
+                moved(&["111111111111"]),
+            ),
+            (
+                ev(
+                    orgs,
+                    "UpdateOrganizationalUnit",
+                    json!({"organizationalUnitId": "ou-a", "name": "X"}),
+                ),
+                renamed(&["ou-a"]),
+            ),
+            (
+                ev(orgs, "UntagResource", json!({"resourceId": "111111111111"})),
+                SnapshotChange::default(),
+            ),
+            (
+                ev(
+                    orgs,
+                    "DetachPolicy",
+                    json!({"policyId": "p-1", "targetId": "ou-a"}),
+                ),
+                SnapshotChange::default(),
+            ),
+            (
+                ev(orgs, "UpdatePolicy", json!({"policyId": "p-1"})),
+                SnapshotChange::default(),
+            ),
+            (
+                ev(
+                    orgs,
+                    "CreateOrganizationalUnit",
+                    json!({"parentId": "ou-a", "name": "New"}),
+                ),
+                everything.clone(),
+            ),
+            (
+                ev(orgs, "CloseAccount", json!({"accountId": "111111111111"})),
+                everything.clone(),
+            ),
+            (
+                ev(orgs, "EnablePolicyType", json!({"rootId": "r-1"})),
+                everything.clone(),
+            ),
+            (
+                ev(
+                    "iam.amazonaws.com",
+                    "PutGroupPolicy",
+                    json!({"groupName": "admins"}),
+                ),
+                SnapshotChange::default(),
+            ),
+        ];
+        for (event, want) in cases {
+            assert_eq!(SnapshotChange::of(&event), want, "{event}");
+        }
+        let mut all = moved(&["1"]);
+        all.merge(renamed(&["ou-a"]));
+        assert!(!all.everything && all.moved_accounts.len() == 1 && all.renamed_ous.len() == 1);
+        all.merge(everything);
+        assert!(all.everything && !all.is_empty());
+        assert!(SnapshotChange::default().is_empty());
+    }
 }
