@@ -95,9 +95,10 @@ pub struct RunArgs {
     /// Address of /metrics, /healthz and /readyz.
     #[arg(long, env = "LZ_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     pub metrics_addr: std::net::SocketAddr,
-    /// How long one read of the Organization is shared by the reconciles of a resync.
-    #[arg(long, env = "LZ_SNAPSHOT_TTL", value_parser = parse_duration, default_value = "30s")]
-    pub snapshot_ttl: Duration,
+    /// How long one read of the Organization is shared by the reconciles of a resync (default: a
+    /// tenth of the resync interval, 30s when polling every 5m).
+    #[arg(long, env = "LZ_SNAPSHOT_TTL", value_parser = parse_duration)]
+    pub snapshot_ttl: Option<Duration>,
     /// How long a closure AWS refused for its closure quota (a share of accounts per 30 days) waits
     /// before it is tried again.
     #[arg(long, env = "LZ_CLOSE_RETRY_INTERVAL", value_parser = parse_duration, default_value = "6h")]

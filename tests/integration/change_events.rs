@@ -441,6 +441,7 @@ fn made(before: &[(String, u64)], after: &[(String, u64)]) -> Vec<String> {
 async fn the_shared_snapshot_reads_again_only_what_moved_or_was_renamed() {
     use landing_zone_operator::controller::SnapshotCache;
     use landing_zone_operator::events::SnapshotChange;
+    const TTL: Duration = Duration::from_secs(300);
     let emu = Emulator::start().await;
     let ports = emu.ports_direct().await;
     let o = emu.org_client();
@@ -472,8 +473,8 @@ async fn the_shared_snapshot_reads_again_only_what_moved_or_was_renamed() {
         .account_id()
         .unwrap()
         .to_string();
-    let cache = SnapshotCache::new(Duration::from_secs(300));
-    let first = cache.get(&ports).await.unwrap();
+    let cache = SnapshotCache::new();
+    let first = cache.get(&ports, TTL).await.unwrap();
     assert_eq!(
         first.accounts[&account].parent_id.as_deref(),
         Some(root.as_str())
@@ -493,11 +494,15 @@ async fn the_shared_snapshot_reads_again_only_what_moved_or_was_renamed() {
         moved_accounts: [account.clone()].into(),
         ..Default::default()
     });
-    let snap = cache.get(&ports).await.unwrap();
-    assert_eq!(
-        snap.accounts[&account].parent_id.as_deref(),
-        Some(ou.as_str())
-    );
+    // Two reconciles at once (an event reaches the account and its OU): neither plans against the
+    // snapshot from before the move while the other reads it.
+    let (a, b) = tokio::join!(cache.get(&ports, TTL), cache.get(&ports, TTL));
+    for snap in [a.unwrap(), b.unwrap()] {
+        assert_eq!(
+            snap.accounts[&account].parent_id.as_deref(),
+            Some(ou.as_str())
+        );
+    }
     assert_eq!(made(&before, &calls()), ["ListParents×1"]);
 
     // Renamed out of band: the OU's siblings listed once.
@@ -512,7 +517,7 @@ async fn the_shared_snapshot_reads_again_only_what_moved_or_was_renamed() {
         renamed_ous: [ou.clone()].into(),
         ..Default::default()
     });
-    let snap = cache.get(&ports).await.unwrap();
+    let snap = cache.get(&ports, TTL).await.unwrap();
     assert_eq!(snap.ous[&ou].name, "Apps");
     assert_eq!(
         made(&before, &calls()),
@@ -526,7 +531,7 @@ async fn the_shared_snapshot_reads_again_only_what_moved_or_was_renamed() {
         .await
         .unwrap();
     let before = calls();
-    let snap = cache.get(&ports).await.unwrap();
+    let snap = cache.get(&ports, TTL).await.unwrap();
     assert_eq!(
         snap.accounts[&account].parent_id.as_deref(),
         Some(root.as_str())
@@ -540,7 +545,7 @@ async fn the_shared_snapshot_reads_again_only_what_moved_or_was_renamed() {
         .await
         .unwrap();
     let before = calls();
-    cache.get(&ports).await.unwrap();
+    cache.get(&ports, TTL).await.unwrap();
     assert_eq!(made(&before, &calls()), Vec::<String>::new());
 
     // An OU made: the whole Organization read again.
@@ -550,7 +555,7 @@ async fn the_shared_snapshot_reads_again_only_what_moved_or_was_renamed() {
         .await
         .unwrap();
     let before = calls();
-    let snap = cache.get(&ports).await.unwrap();
+    let snap = cache.get(&ports, TTL).await.unwrap();
     assert!(snap.ous.values().any(|o| o.name == "Sandbox"));
     assert!(
         made(&before, &calls())

@@ -36,8 +36,9 @@ pub struct Settings {
     pub concurrency: u16,
     /// Observe and report only: never write to AWS.
     pub dry_run: bool,
-    /// How long one Organization snapshot is shared by reconciles.
-    pub snapshot_ttl: Duration,
+    /// How long one Organization snapshot is shared by reconciles (`--snapshot-ttl`); otherwise a
+    /// tenth of the resync interval.
+    pub snapshot_ttl: Option<Duration>,
     /// Wait after AWS refused a closure for its quota.
     pub close_retry_interval: Duration,
     pub lease_name: String,
@@ -63,7 +64,6 @@ pub struct ChangeEvents {
 /// One Organization snapshot shared by the reconciles of a resync, read again when older than the
 /// TTL (changes made out of band) or when AWS Organizations has been written since it was read.
 pub struct SnapshotCache {
-    ttl: Duration,
     /// (when read, Organizations writes counted before the read, the snapshot)
     current: Mutex<Option<(Instant, u64, Arc<OrgSnapshot>)>>,
     /// CreateAccount requests sent by any reconcile since the current snapshot was read (its
@@ -73,6 +73,10 @@ pub struct SnapshotCache {
     closes_sent: Mutex<Arc<std::sync::atomic::AtomicUsize>>,
     /// Held by the one reconcile reading the Organization.
     loading: tokio::sync::Mutex<()>,
+    /// Held by the one reconcile reading again what moved or was renamed; `patching` says so
+    /// before the changes are taken, so that no reconcile plans against the snapshot meanwhile.
+    patch: tokio::sync::Mutex<()>,
+    patching: std::sync::atomic::AtomicBool,
 }
 
 /// Whether a cached snapshot can be used as it is, used while another one is read, or not at all.
@@ -95,14 +99,21 @@ fn freshness(age: Duration, ttl: Duration, writes_at_read: u64, writes_now: u64)
     }
 }
 
+impl Default for SnapshotCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl SnapshotCache {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new() -> Self {
         Self {
-            ttl,
             current: Mutex::default(),
             creates_sent: Mutex::default(),
             closes_sent: Mutex::default(),
             loading: tokio::sync::Mutex::new(()),
+            patch: tokio::sync::Mutex::new(()),
+            patching: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -110,20 +121,35 @@ impl SnapshotCache {
     /// events reported), into a copy of the current snapshot; on any failure, drops the snapshot
     /// so that it is read whole.
     async fn apply_changes(&self, aws: &AwsPorts) {
-        if aws
-            .snapshot_changes
-            .lock()
-            .expect("not poisoned")
-            .is_empty()
+        use std::sync::atomic::Ordering::SeqCst;
+        if !self.patching.load(SeqCst)
+            && aws
+                .snapshot_changes
+                .lock()
+                .expect("not poisoned")
+                .is_empty()
         {
             return;
         }
+        let _patch = self.patch.lock().await;
+        self.patching.store(true, SeqCst);
+        // After a read of the whole Organization that may have started before the change.
         let _loading = self.loading.lock().await;
         let change = std::mem::take(&mut *aws.snapshot_changes.lock().expect("not poisoned"));
-        let Some((at, writes, snap)) = self.current.lock().expect("not poisoned").clone() else {
-            return;
-        };
-        let mut next = (*snap).clone();
+        let current = self.current.lock().expect("not poisoned").clone();
+        if let Some((at, writes, snap)) = current.filter(|_| !change.is_empty()) {
+            let next = Self::patched(&snap, &change, aws).await;
+            *self.current.lock().expect("not poisoned") = next.map(|n| (at, writes, Arc::new(n)));
+        }
+        self.patching.store(false, SeqCst);
+    }
+
+    async fn patched(
+        snap: &OrgSnapshot,
+        change: &crate::events::SnapshotChange,
+        aws: &AwsPorts,
+    ) -> Option<OrgSnapshot> {
+        let mut next = snap.clone();
         let orgs = aws.organizations.as_ref();
         let patched: Result<(), AwsError> = async {
             for account in &change.moved_accounts {
@@ -145,27 +171,24 @@ impl SnapshotCache {
             Ok(())
         }
         .await;
-        *self.current.lock().expect("not poisoned") = match patched {
-            Ok(()) => Some((at, writes, Arc::new(next))),
+        match patched {
+            Ok(()) => Some(next),
             Err(e) => {
-                tracing::warn!(error = %e, "could not read what a change event changed; reading the whole Organization instead");
+                tracing::warn!(error = %e, "could not read what changed in the Organization; reading all of it instead");
                 None
             }
-        };
+        }
     }
 
-    /// The current snapshot (a reconcile that writes gets its own copy). One reconcile reads the
-    /// Organization when it is due; the others keep using an aging snapshot meanwhile (a read
-    /// takes seconds at 1,000 accounts), but wait for one after the operator's own writes. IAM,
-    /// budget and trail writes leave it valid.
-    pub async fn get(&self, aws: &AwsPorts) -> Result<Arc<OrgSnapshot>, AwsError> {
+    /// `ttl`: how long a snapshot is shared before one reconcile reads the Organization again.
+    pub async fn get(&self, aws: &AwsPorts, ttl: Duration) -> Result<Arc<OrgSnapshot>, AwsError> {
         self.apply_changes(aws).await;
         let cached = |writes: u64| {
             self.current
                 .lock()
                 .expect("not poisoned")
                 .as_ref()
-                .map(|(at, w, snap)| (freshness(at.elapsed(), self.ttl, *w, writes), snap.clone()))
+                .map(|(at, w, snap)| (freshness(at.elapsed(), ttl, *w, writes), snap.clone()))
         };
         let writes = aws
             .organizations_writes
@@ -229,6 +252,15 @@ impl Context {
                 RESYNC_POLLING
             },
         )
+    }
+
+    /// The flag's TTL, else a tenth of the resync interval: a resync reads the Organization afresh
+    /// several times over its spread (30 s when polling every 5 min; 6 min with change events,
+    /// which report what changed in between and have it read by itself).
+    pub fn snapshot_ttl(&self) -> Duration {
+        self.settings
+            .snapshot_ttl
+            .unwrap_or_else(|| self.resync_interval() / 10)
     }
 }
 
@@ -307,7 +339,7 @@ impl Context {
 
     async fn pass(&self, resource: &Resource) -> Result<Pass, reconcile::Error> {
         // Not ready while AWS credentials cannot be resolved or the Organization cannot be read.
-        let snapshot = match self.snapshot.get(&self.aws).await {
+        let snapshot = match self.snapshot.get(&self.aws, self.snapshot_ttl()).await {
             Ok(s) => {
                 self.ready.store(true, std::sync::atomic::Ordering::SeqCst);
                 s
@@ -871,7 +903,7 @@ pub async fn run(
                 instance: Some(settings.identity.clone()),
             },
         ),
-        snapshot: SnapshotCache::new(settings.snapshot_ttl),
+        snapshot: SnapshotCache::new(),
         sink: Arc::new(status::KubeStatusSink {
             client: client.clone(),
             metrics: metrics.clone(),

@@ -142,9 +142,10 @@ fn rss_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn controller_memory(emu: &Emulator, dir: &std::path::Path, resources: usize) -> Value {
+async fn controller(emu: &Emulator, dir: &std::path::Path, resources: usize) -> Value {
     let Some(k8s) = ControlPlane::dedicated("bench controller memory").await else {
-        return json!("skipped: no Kubernetes control plane (set LZ_K8S_UP)");
+        let skipped = json!("skipped: no Kubernetes control plane (set LZ_K8S_UP)");
+        return json!({"memory": skipped, "events": skipped});
     };
     let cp = &k8s.cp;
     landing_zone_tests::k8s::install_crds(cp);
@@ -183,11 +184,17 @@ async fn controller_memory(emu: &Emulator, dir: &std::path::Path, resources: usi
     let to_ready = started.elapsed().as_secs_f64();
     let pid = op.pid();
     let peak = rss_kb(pid, "VmHWM");
-    // One full resync with nothing to do.
+    // One full resync with nothing to do: what it writes, and what one pass of polling costs.
     let writes = op.metric("landingzone_status_writes_total", &[]);
     let aws_writes = op.metric("landingzone_aws_api_calls_total", &["kind=\"write\""]);
+    let calls = op.metric("landingzone_aws_api_calls_total", &[]);
+    let reconciles = op.metric("landingzone_reconciles_total", &[]);
     tokio::time::sleep(resync + Duration::from_secs(10)).await;
-    json!({
+    let idle_calls = op.metric("landingzone_aws_api_calls_total", &[]) - calls;
+    let idle_reconciles = op.metric("landingzone_reconciles_total", &[]) - reconciles;
+    // Per pass of every resource (the window holds about one; jitter makes it a little more or less).
+    let calls_per_pass = idle_calls * resources as f64 / idle_reconciles.max(1.0);
+    let memory = json!({
         "resources": resources,
         "resyncSeconds": resync.as_secs(),
         "secondsToAllReady": (to_ready * 10.0).round() / 10.0,
@@ -195,7 +202,288 @@ async fn controller_memory(emu: &Emulator, dir: &std::path::Path, resources: usi
         "idleRssMiB": rss_kb(pid, "VmRSS") as f64 / 1024.0,
         "statusWritesOverOneIdleResync": op.metric("landingzone_status_writes_total", &[]) - writes,
         "awsWritesOverOneIdleResync": op.metric("landingzone_aws_api_calls_total", &["kind=\"write\""]) - aws_writes,
+        "awsCallsOverOneIdleResync": idle_calls,
+        "reconcilesOverOneIdleResync": idle_reconciles,
+        "awsCallsPerPass": calls_per_pass.round(),
+    });
+    drop(op);
+    let events = change_events(cp, emu, resources, calls_per_pass).await;
+    json!({"memory": memory, "events": events})
+}
+
+/// p95 of a sample: the value at or below which 95 % of it lies (nearest rank).
+fn p95(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 * 0.95).ceil() as usize).clamp(1, v.len()) - 1]
+}
+
+/// Change events at this size, in the same cluster: the operator reading a queue with the 1 h
+/// resync it then defaults to, idle (what reading the queue costs), then 20 out-of-band changes of
+/// five kinds one after the other, each with the event AWS sends: the time from the change to its
+/// correction in AWS, and the calls each correction takes. Calls per hour are set against polling
+/// every 5 minutes, from the calls of one pass measured just before.
+async fn change_events(
+    cp: &ControlPlane,
+    emu: &Emulator,
+    resources: usize,
+    calls_per_pass: f64,
+) -> Value {
+    const CHANGES: usize = 20;
+    let (queue, events) = emu.change_event_queue().await;
+    let op = Operator::start(
+        cp,
+        emu,
+        "bench-events",
+        &[
+            "--change-events-queue-url",
+            &queue,
+            "--concurrency",
+            "8",
+            // The default while events arrive: a tenth of the 1 h resync.
+            "--snapshot-ttl",
+            "6m",
+        ],
+    );
+    let started = Instant::now();
+    wait_for(
+        Duration::from_secs(1800),
+        "every resource Ready again",
+        || (op.metric("landingzone_resource_ready", &[]) as usize >= resources).then_some(()),
+    )
+    .await;
+    // The start-up pass is over when the reconciles stop.
+    let mut last = -1.0;
+    while op.metric("landingzone_reconciles_total", &[]) != last {
+        last = op.metric("landingzone_reconciles_total", &[]);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let to_ready = started.elapsed().as_secs_f64();
+    assert_eq!(
+        op.metric("landingzone_change_events_live", &[]),
+        1.0,
+        "reading the queue: {}",
+        op.log_tail()
+    );
+    // Idle: only the queue is read (a 20 s long poll).
+    let window = Duration::from_secs(120);
+    let calls = op.metric("landingzone_aws_api_calls_total", &[]);
+    tokio::time::sleep(window).await;
+    let idle_calls_per_hour =
+        (op.metric("landingzone_aws_api_calls_total", &[]) - calls) * 3600.0 / window.as_secs_f64();
+
+    let o = emu.org_client();
+    let root = o.list_roots().send().await.unwrap().roots()[0]
+        .id()
+        .unwrap()
+        .to_string();
+    let ous = landing_zone_operator::reconcile::OrgSnapshot::load(
+        emu.ports_direct().await.organizations.as_ref(),
+    )
+    .await
+    .unwrap();
+    let mut leaves: Vec<(String, String)> = ous
+        .ous
+        .values()
+        .filter(|ou| ou.name.starts_with("Leaf"))
+        .map(|ou| (ou.id.clone(), ou.name.clone()))
+        .collect();
+    leaves.sort();
+    let mut tops: Vec<(String, String)> = ous
+        .ous
+        .values()
+        .filter(|ou| ou.name.starts_with("Top"))
+        .map(|ou| (ou.id.clone(), ou.name.clone()))
+        .collect();
+    tops.sort_by(|a, b| a.1.cmp(&b.1));
+    let mut accounts: Vec<(String, String)> = ous
+        .accounts
+        .values()
+        .filter(|a| a.name.starts_with("acct-"))
+        .map(|a| (a.id.clone(), a.parent_id.clone().unwrap_or_default()))
+        .collect();
+    accounts.sort();
+    let policies = o
+        .list_policies()
+        .filter(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+        .send()
+        .await
+        .unwrap();
+    let guard = |t: usize| {
+        policies
+            .policies()
+            .iter()
+            .find(|p| p.name() == Some(&format!("guard-top{t}")))
+            .and_then(|p| p.id())
+            .unwrap()
+            .to_string()
+    };
+    let calls = op.metric("landingzone_aws_api_calls_total", &[]);
+    let changed_at = Instant::now();
+    let mut latencies = Vec::new();
+    let mut kinds = Vec::new();
+    for i in 0..CHANGES {
+        let round = i / 5;
+        let t = Instant::now();
+        let (name, params, kind) = match i % 5 {
+            0 => {
+                let (id, leaf) = &accounts[round * 7];
+                o.move_account()
+                    .account_id(id)
+                    .source_parent_id(leaf)
+                    .destination_parent_id(&root)
+                    .send()
+                    .await
+                    .unwrap();
+                (
+                    "MoveAccount",
+                    json!({"accountId": id, "sourceParentId": leaf, "destinationParentId": root}),
+                    "account moved",
+                )
+            }
+            1 => {
+                let (id, _) = &accounts[round * 7 + 1];
+                o.untag_resource()
+                    .resource_id(id)
+                    .tag_keys("team")
+                    .send()
+                    .await
+                    .unwrap();
+                (
+                    "UntagResource",
+                    json!({"resourceId": id, "tagKeys": ["team"]}),
+                    "account tag removed",
+                )
+            }
+            2 => {
+                let (id, _) = &leaves[round];
+                o.update_organizational_unit()
+                    .organizational_unit_id(id)
+                    .name(format!("Renamed{round}"))
+                    .send()
+                    .await
+                    .unwrap();
+                (
+                    "UpdateOrganizationalUnit",
+                    json!({"organizationalUnitId": id, "name": format!("Renamed{round}")}),
+                    "OU renamed",
+                )
+            }
+            3 => {
+                let (top, _) = &tops[round];
+                o.detach_policy()
+                    .policy_id(guard(round))
+                    .target_id(top)
+                    .send()
+                    .await
+                    .unwrap();
+                (
+                    "DetachPolicy",
+                    json!({"policyId": guard(round), "targetId": top}),
+                    "guardrail detached",
+                )
+            }
+            _ => {
+                let id = guard((round + 1) % tops.len());
+                o.update_policy().policy_id(&id).content(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#).send().await.unwrap();
+                (
+                    "UpdatePolicy",
+                    json!({"policyId": id}),
+                    "guardrail rewritten",
+                )
+            }
+        };
+        landing_zone_tests::publish_organizations_call(
+            &events,
+            name,
+            params,
+            landing_zone_tests::PERSON,
+        )
+        .await;
+        let limit = Duration::from_secs(120);
+        let mut fixed = false;
+        while t.elapsed() < limit && !fixed {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            fixed = match i % 5 {
+                0 => emu.parent_of(&accounts[round * 7].0).await == accounts[round * 7].1,
+                1 => o
+                    .list_tags_for_resource()
+                    .resource_id(&accounts[round * 7 + 1].0)
+                    .send()
+                    .await
+                    .unwrap()
+                    .tags()
+                    .iter()
+                    .any(|t| t.key() == "team"),
+                2 => {
+                    o.describe_organizational_unit()
+                        .organizational_unit_id(&leaves[round].0)
+                        .send()
+                        .await
+                        .unwrap()
+                        .organizational_unit()
+                        .and_then(|u| u.name())
+                        == Some(leaves[round].1.as_str())
+                }
+                3 => o
+                    .list_targets_for_policy()
+                    .policy_id(guard(round))
+                    .send()
+                    .await
+                    .unwrap()
+                    .targets()
+                    .iter()
+                    .any(|x| x.target_id() == Some(tops[round].0.as_str())),
+                _ => !o
+                    .describe_policy()
+                    .policy_id(guard((round + 1) % tops.len()))
+                    .send()
+                    .await
+                    .unwrap()
+                    .policy()
+                    .and_then(|p| p.content())
+                    .unwrap_or_default()
+                    .contains("\"Allow\""),
+            };
+        }
+        assert!(
+            fixed,
+            "{kind} (change {i}) not corrected within {} s: {}",
+            limit.as_secs(),
+            op.log_tail()
+        );
+        latencies.push(round2(t.elapsed().as_secs_f64()));
+        kinds.push(kind);
+    }
+    let changes_secs = changed_at.elapsed().as_secs_f64();
+    // What the corrections cost, less the queue reads of the same time.
+    let correction_calls = (op.metric("landingzone_aws_api_calls_total", &[])
+        - calls
+        - idle_calls_per_hour * changes_secs / 3600.0)
+        .max(0.0);
+    let per_correction = correction_calls / CHANGES as f64;
+    let polling = calls_per_pass * 12.0;
+    let event_driven = calls_per_pass + idle_calls_per_hour;
+    json!({
+        "secondsToAllReadyAfterRestart": round2(to_ready),
+        "changes": CHANGES,
+        "kinds": kinds,
+        "latencySeconds": latencies,
+        "eventDriftLatencyP95Seconds": p95(&latencies),
+        "eventDriftLatencyMaxSeconds": latencies.iter().cloned().fold(0.0, f64::max),
+        "awsCallsPerCorrection": round2(per_correction),
+        "queueReadsPerHour": idle_calls_per_hour.round(),
+        "pollingCallsPerHour": polling.round(),
+        "eventDrivenCallsPerHour": event_driven.round(),
+        "steadyStateCallRatio": round2(polling / event_driven.max(1.0)),
+        // With the 20 changes measured here every hour.
+        "eventDrivenCallsPerHourWith20Changes": (event_driven + correction_calls).round(),
+        "callRatioWith20ChangesPerHour": round2(polling / (event_driven + correction_calls).max(1.0)),
     })
+}
+
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
 }
 
 async fn bench(n: usize, drifts: usize) -> Value {
@@ -307,7 +595,7 @@ async fn bench(n: usize, drifts: usize) -> Value {
     let converge_secs = t.elapsed().as_secs_f64();
     let fixed_writes = fix.metrics.aws_calls_of_kind("write");
     let import = import_round_trip(&emu, dir.path()).await;
-    let memory = controller_memory(&emu, dir.path(), n + ous).await;
+    let controller = controller(&emu, dir.path(), n + ous).await;
 
     let round = |x: f64| (x * 100.0).round() / 100.0;
     json!({
@@ -332,7 +620,10 @@ async fn bench(n: usize, drifts: usize) -> Value {
         "organizationsRatio": round((naive_structure + naive_tags) as f64 / (structure + tags).max(1) as f64),
         "drift": {"k": drifts, "secondsToConverge": round(converge_secs), "writes": fixed_writes},
         "import": import,
-        "controller": memory,
+        "eventDriftLatencyP95Seconds": controller["events"]["eventDriftLatencyP95Seconds"],
+        "steadyStateCallRatio": controller["events"]["steadyStateCallRatio"],
+        "controller": controller["memory"],
+        "changeEvents": controller["events"],
     })
 }
 
@@ -648,6 +939,24 @@ async fn main() {
             i["writes"],
             i["planResourcesWithChangesOrDrift"]
         );
+        let e = &r["changeEvents"];
+        if e.is_object() {
+            println!(
+                "       change events: {} changes, correction p95 {} s (max {} s), {} AWS calls each; calls/h: polling every 5 min {} vs events + 1 h resync {} (queue reads {}): {}× fewer; with those {} changes every hour {}×",
+                e["changes"],
+                e["eventDriftLatencyP95Seconds"],
+                e["eventDriftLatencyMaxSeconds"],
+                e["awsCallsPerCorrection"],
+                e["pollingCallsPerHour"],
+                e["eventDrivenCallsPerHour"],
+                e["queueReadsPerHour"],
+                e["steadyStateCallRatio"],
+                e["changes"],
+                e["callRatioWith20ChangesPerHour"],
+            );
+        } else {
+            println!("       change events: {e}");
+        }
         reports.push(r);
     }
     let out = workspace_root().join("target/bench");
