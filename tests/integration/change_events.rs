@@ -70,20 +70,8 @@ async fn events_reach_the_resources_they_touched_and_are_deleted() {
     // delivery is at least once), the operator's own write, one malformed, one of another service,
     // and one about an account not managed here.
     let orgs = emu.org_client();
-    let root = orgs.list_roots().send().await.unwrap().roots()[0]
-        .id()
-        .unwrap()
-        .to_string();
-    let ou = orgs
-        .list_parents()
-        .child_id(&account)
-        .send()
-        .await
-        .unwrap()
-        .parents()[0]
-        .id()
-        .unwrap()
-        .to_string();
+    let root = emu.root_id().await;
+    let ou = emu.parent_of(&account).await;
     orgs.move_account()
         .account_id(&account)
         .source_parent_id(&ou)
@@ -314,10 +302,7 @@ async fn the_organization_owns_a_pipeline_and_events_in_any_order_converge() {
     // Two changes out of band (the account to the root, then its OU renamed); their events are
     // published in reverse order, and the second one twice.
     let orgs = emu.org_client();
-    let root = orgs.list_roots().send().await.unwrap().roots()[0]
-        .id()
-        .unwrap()
-        .to_string();
+    let root = emu.root_id().await;
     let mut resources: Vec<Resource> = load_dir(dir.path())
         .resources
         .into_iter()
@@ -389,16 +374,7 @@ async fn the_organization_owns_a_pipeline_and_events_in_any_order_converge() {
     // Reconciling what they touched, in any order, puts both back.
     let fixed = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
     assert!(!fixed.failed(), "{:?}", fixed.reports);
-    let parent = orgs
-        .list_parents()
-        .child_id(&account)
-        .send()
-        .await
-        .unwrap()
-        .parents()[0]
-        .id()
-        .unwrap()
-        .to_string();
+    let parent = emu.parent_of(&account).await;
     assert_eq!(parent, ou, "the account is back in its OU");
     let name = orgs
         .describe_organizational_unit()
@@ -445,10 +421,7 @@ async fn the_shared_snapshot_reads_again_only_what_moved_or_was_renamed() {
     let emu = Emulator::start().await;
     let ports = emu.ports_direct().await;
     let o = emu.org_client();
-    let root = o.list_roots().send().await.unwrap().roots()[0]
-        .id()
-        .unwrap()
-        .to_string();
+    let root = emu.root_id().await;
     let ou = o
         .create_organizational_unit()
         .parent_id(&root)

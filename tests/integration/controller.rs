@@ -197,10 +197,7 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
 
     // Drift made directly in AWS: an account moved, a tag removed, an OU renamed.
     let o = emu.org_client();
-    let root = o.list_roots().send().await.unwrap().roots()[0]
-        .id()
-        .unwrap()
-        .to_string();
+    let root = emu.root_id().await;
     let drifted = Instant::now();
     o.move_account()
         .account_id(&prod)
@@ -1121,10 +1118,7 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
     }
     let reconciles = op.metric("landingzone_reconciles_total", &[]);
     let o = emu.org_client();
-    let root = o.list_roots().send().await.unwrap().roots()[0]
-        .id()
-        .unwrap()
-        .to_string();
+    let root = emu.root_id().await;
     let back_in_its_ou = |limit: Duration| {
         let (emu, account, ou) = (&emu, &account, &ou);
         async move {

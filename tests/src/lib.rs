@@ -272,6 +272,17 @@ pub fn examples_copy() -> tempfile::TempDir {
 }
 
 impl Emulator {
+    /// The Organization's root id, read directly from AWS.
+    pub async fn root_id(&self) -> String {
+        let out = self
+            .org_client()
+            .list_roots()
+            .send()
+            .await
+            .expect("list roots");
+        out.roots()[0].id().expect("root id").to_string()
+    }
+
     /// The parent (root or OU id) of an account or OU, read directly from AWS.
     pub async fn parent_of(&self, id: &str) -> String {
         let out = self

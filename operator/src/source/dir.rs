@@ -239,6 +239,8 @@ pub fn parse_stored(kind: Kind, value: &Value) -> Option<Resource> {
 
 /// The documents of a YAML file, read with YAML 1.2's core schema as `kubectl` users expect of
 /// Kubernetes manifests: `yes`, `y`, `on` and `0755` stay text, only `true`/`false` are booleans.
+/// The parser's guards against document and node floods are raised to fit a landing zone of AWS's
+/// largest Organizations in one file (its default stops at 1,024 documents); the alias guards stay.
 pub fn yaml_documents(text: &str) -> Result<Vec<Value>, serde_saphyr::Error> {
     serde_saphyr::from_multiple_with_options(
         text,
@@ -246,6 +248,11 @@ pub fn yaml_documents(text: &str) -> Result<Vec<Value>, serde_saphyr::Error> {
             strict_booleans: true,
             leading_zero_numbers_as_strings: true,
             underscored_numbers_as_strings: true,
+            budget: serde_saphyr::budget! {
+                max_documents: 100_000,
+                max_nodes: 10_000_000,
+                max_events: 40_000_000,
+            },
         },
     )
 }
@@ -253,6 +260,16 @@ pub fn yaml_documents(text: &str) -> Result<Vec<Value>, serde_saphyr::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_of_many_thousand_resources_loads() {
+        let yaml: String = (0..5000)
+            .map(|i| format!("---\napiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {{name: acct-{i}}}\nspec: {{accountName: acct-{i}, email: aws-acct-{i}@example.com, tags: {{team: t{i}}}}}\n"))
+            .collect();
+        let docs = yaml_documents(&yaml).expect("5,000 documents");
+        assert_eq!(docs.len(), 5000);
+        assert_eq!(docs[4999]["metadata"]["name"], "acct-4999");
+    }
 
     fn load(yaml: &str) -> Loaded {
         let dir = tempfile::tempdir().unwrap();

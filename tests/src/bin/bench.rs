@@ -44,10 +44,7 @@ fn by_op(m: &Metrics) -> BTreeMap<String, u64> {
 
 async fn seed(emu: &Emulator, n: usize, dir: &std::path::Path) -> Vec<(String, String)> {
     let o = emu.org_client();
-    let root = o.list_roots().send().await.unwrap().roots()[0]
-        .id()
-        .unwrap()
-        .to_string();
+    let root = emu.root_id().await;
     let mut yaml = String::new();
     let mut leaves = Vec::new();
     for t in 0..TOP {
@@ -273,10 +270,7 @@ async fn change_events(
         (op.metric("landingzone_aws_api_calls_total", &[]) - calls) * 3600.0 / window.as_secs_f64();
 
     let o = emu.org_client();
-    let root = o.list_roots().send().await.unwrap().roots()[0]
-        .id()
-        .unwrap()
-        .to_string();
+    let root = emu.root_id().await;
     let ous = landing_zone_operator::reconcile::OrgSnapshot::load(
         emu.ports_direct().await.organizations.as_ref(),
     )
