@@ -52,10 +52,11 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
     // 12 assignments (2 OUs reaching 5 accounts, twice, and the 2 developer accounts).
     // The Organization: trusted access for CloudTrail, GuardDuty and IAM, 3 policy types, a delegated
     // administrator, root credentials management and root sessions (9), of which 4 (3 policy types,
-    // CloudTrail's trusted access) the guardrails and the trail no longer do themselves: +5.
+    // CloudTrail's trusted access) the guardrails and the trail no longer do themselves: +5; its
+    // change-event pipeline: the dead-letter queue, the queue, the rule and its target: +4.
     assert_eq!(
         first_writes,
-        52 + 14 + 23 + 5,
+        52 + 14 + 23 + 5 + 4,
         "{:?}",
         first.metrics.aws_call_counts()
     );

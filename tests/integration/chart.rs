@@ -61,8 +61,10 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
         "optional parts are off by default"
     );
     assert!(
-        !default.contains("LZ_RESYNC_INTERVAL") && !default.contains("LZ_CHANGE_EVENTS"),
-        "the operator's own defaults: 5m resync, no change events"
+        !default.contains("LZ_RESYNC_INTERVAL")
+            && !default.contains("LZ_CHANGE_EVENTS")
+            && !default.contains("LZ_SNAPSHOT_TTL"),
+        "the operator's own defaults: resync and snapshot TTL by whether change events arrive, no queue of one's own"
     );
 
     let custom = helm(
@@ -73,6 +75,7 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
             "--set", "prometheusRule.enabled=true",
             "--set", "replicaCount=3",
             "--set", "operator.dryRun=true",
+            "--set", "operator.snapshotTTL=45s",
             "--set", "operator.rateLimits.MoveAccount=1/2",
             "--set", "operator.changeEvents.queueUrl=https://sqs.us-east-1.amazonaws.com/123456789012/lz-change-events",
             "--set", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/lzo",
@@ -88,6 +91,7 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
         "LandingZoneTrailNotLogging",
         "- \"--rate-limit=MoveAccount=1/2\"",
         "LZ_CHANGE_EVENTS_QUEUE_URL",
+        "{name: LZ_SNAPSHOT_TTL, value: \"45s\"}",
     ] {
         assert!(
             custom.contains(want),

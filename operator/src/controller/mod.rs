@@ -986,18 +986,18 @@ async fn consume_change_events(
             .as_ref()
             .is_none_or(|(url, _)| *url != queue.queue_url)
         {
-            let me = match &me {
-                Some(me) => me.clone(),
-                None => {
-                    let found = who_am_i(&aws).await;
-                    me = Some(found.clone());
-                    found
-                }
-            };
+            if me.is_none() {
+                me = who_am_i(&aws).await;
+            }
             tracing::info!(queue = %queue.queue_url, region = %queue.region, "reconciling on AWS change events");
             current = Some((
                 queue.queue_url.clone(),
-                crate::events::Consumer::new(&aws, &queue.queue_url, &queue.region, me),
+                crate::events::Consumer::new(
+                    &aws,
+                    &queue.queue_url,
+                    &queue.region,
+                    me.clone().unwrap_or_default(),
+                ),
             ));
         }
         let consumer = &current.as_ref().expect("set above").1;
@@ -1013,7 +1013,7 @@ async fn consume_change_events(
             }
             Err(e) => {
                 set_live(false);
-                tracing::warn!(error = %e, queue = %queue.queue_url, "cannot read the change-event queue; trying again in 10 s, resyncing every {} min meanwhile", RESYNC_POLLING.as_secs() / 60);
+                tracing::warn!(error = %e, queue = %queue.queue_url, "cannot read the change-event queue; trying again in 10 s, and the resync finds drift meanwhile (every {} min unless --resync-interval says otherwise)", RESYNC_POLLING.as_secs() / 60);
                 tokio::time::sleep(Duration::from_secs(10)).await;
                 continue;
             }
@@ -1055,24 +1055,25 @@ async fn consume_change_events(
     }
 }
 
-/// Who this operator is in CloudTrail, so its own writes do not come back as reconciles.
-async fn who_am_i(aws: &AwsPorts) -> crate::events::Identity {
+/// Who this operator is in CloudTrail, so its own writes do not come back as reconciles. `None`
+/// when STS cannot say (asked again when the consumer next starts on a queue).
+async fn who_am_i(aws: &AwsPorts) -> Option<crate::events::Identity> {
     let sts = aws_sdk_sts::Client::from_conf(
         aws_sdk_sts::config::Builder::from(&aws.sdk_config)
             .interceptor(aws.recorder.clone())
             .build(),
     );
     match sts.get_caller_identity().send().await {
-        Ok(out) => crate::events::Identity::of_caller(
+        Ok(out) => Some(crate::events::Identity::of_caller(
             out.arn().unwrap_or_default(),
             crate::aws::member::MEMBER_SESSION_NAME,
-        ),
+        )),
         Err(e) => {
             tracing::warn!(
                 error = %crate::aws::AwsError::from_sdk("sts", "GetCallerIdentity", e),
                 "cannot tell who this operator is in AWS, so its own changes will come back as events (each costs one reconcile)"
             );
-            Default::default()
+            None
         }
     }
 }
