@@ -35,6 +35,19 @@ spec:
   targets: {organizationalUnitRefs: [{name: workloads}]}
 ";
 
+/// The resources of a directory with the statuses its apply recorded (AWS ids among them).
+fn applied_resources(dir: &std::path::Path, state: &std::path::Path) -> Vec<Resource> {
+    let mut resources: Vec<Resource> = load_dir(dir)
+        .resources
+        .into_iter()
+        .map(|(r, _)| r)
+        .collect();
+    StateFile::open(state)
+        .unwrap()
+        .load_statuses(&mut resources);
+    resources
+}
+
 const OPERATOR: &str = "arn:aws:sts::123456789012:assumed-role/landing-zone-operator/lzo-0";
 
 fn cloudtrail_detail(name: &str, params: Value, caller: &str) -> String {
@@ -49,14 +62,7 @@ async fn events_reach_the_resources_they_touched_and_are_deleted() {
     let state = dir.path().join("state.json");
     let applied = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
     assert!(!applied.failed(), "{:?}", applied.reports);
-    let mut resources: Vec<Resource> = load_dir(dir.path())
-        .resources
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
-    StateFile::open(&state)
-        .unwrap()
-        .load_statuses(&mut resources);
+    let resources = applied_resources(dir.path(), &state);
     let account = resources.iter().find_map(|r| match r {
         Resource::AwsAccount(a) => a.status.as_ref()?.account_id.clone(),
         _ => None,
@@ -303,14 +309,7 @@ async fn the_organization_owns_a_pipeline_and_events_in_any_order_converge() {
     // published in reverse order, and the second one twice.
     let orgs = emu.org_client();
     let root = emu.root_id().await;
-    let mut resources: Vec<Resource> = load_dir(dir.path())
-        .resources
-        .into_iter()
-        .map(|(r, _)| r)
-        .collect();
-    StateFile::open(&state)
-        .unwrap()
-        .load_statuses(&mut resources);
+    let resources = applied_resources(dir.path(), &state);
     let id_of = |kind: &str| {
         resources
             .iter()
