@@ -169,13 +169,7 @@ async fn drift_made_out_of_band_is_reported_then_corrected() {
         .id()
         .unwrap()
         .to_string();
-    o.move_account()
-        .account_id(&prod)
-        .source_parent_id(&payments)
-        .destination_parent_id(&root)
-        .send()
-        .await
-        .unwrap();
+    emu.move_directly(&prod, &payments, &root).await;
     o.untag_resource()
         .resource_id(&prod)
         .tag_keys("owner")

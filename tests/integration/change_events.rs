@@ -75,16 +75,9 @@ async fn events_reach_the_resources_they_touched_and_are_deleted() {
     // Out of band: the account moved to the root. Then the events AWS would send: the move (twice:
     // delivery is at least once), the operator's own write, one malformed, one of another service,
     // and one about an account not managed here.
-    let orgs = emu.org_client();
     let root = emu.root_id().await;
     let ou = emu.parent_of(&account).await;
-    orgs.move_account()
-        .account_id(&account)
-        .source_parent_id(&ou)
-        .destination_parent_id(&root)
-        .send()
-        .await
-        .unwrap();
+    emu.move_directly(&account, &ou, &root).await;
     let moved = cloudtrail_detail(
         "MoveAccount",
         json!({"accountId": account, "sourceParentId": ou, "destinationParentId": root}),
@@ -318,13 +311,7 @@ async fn the_organization_owns_a_pipeline_and_events_in_any_order_converge() {
             .unwrap()
     };
     let (account, ou) = (id_of("AwsAccount"), id_of("OrganizationalUnit"));
-    orgs.move_account()
-        .account_id(&account)
-        .source_parent_id(&ou)
-        .destination_parent_id(&root)
-        .send()
-        .await
-        .unwrap();
+    emu.move_directly(&account, &ou, &root).await;
     orgs.update_organizational_unit()
         .organizational_unit_id(&ou)
         .name("Renamed")
@@ -433,18 +420,9 @@ async fn the_shared_snapshot_reads_again_only_what_moved_or_was_renamed() {
         .id()
         .unwrap()
         .to_string();
-    let account = o
-        .create_account()
-        .account_name("app")
-        .email("aws-app@example.com")
-        .send()
-        .await
-        .unwrap()
-        .create_account_status()
-        .unwrap()
-        .account_id()
-        .unwrap()
-        .to_string();
+    let account = emu
+        .create_account_directly("app", "aws-app@example.com")
+        .await;
     let cache = SnapshotCache::new();
     let first = cache.get(&ports, TTL).await.unwrap();
     assert_eq!(
@@ -454,13 +432,7 @@ async fn the_shared_snapshot_reads_again_only_what_moved_or_was_renamed() {
     let calls = || organizations_calls(&ports.metrics);
 
     // Moved out of band, as a change event reports: one ListParents.
-    o.move_account()
-        .account_id(&account)
-        .source_parent_id(&root)
-        .destination_parent_id(&ou)
-        .send()
-        .await
-        .unwrap();
+    emu.move_directly(&account, &root, &ou).await;
     let before = calls();
     ports.changed_in_aws(SnapshotChange {
         moved_accounts: [account.clone()].into(),

@@ -199,13 +199,7 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
     let o = emu.org_client();
     let root = emu.root_id().await;
     let drifted = Instant::now();
-    o.move_account()
-        .account_id(&prod)
-        .source_parent_id(&payments)
-        .destination_parent_id(&root)
-        .send()
-        .await
-        .unwrap();
+    emu.move_directly(&prod, &payments, &root).await;
     o.untag_resource()
         .resource_id(&prod)
         .tag_keys("owner")
@@ -951,18 +945,9 @@ async fn an_unexpected_delegated_administrator_is_warned_about_not_removed() {
     install(cp);
     let op = Operator::start(cp, &emu, "op-org", &["--resync-interval", "2s"]);
     let o = emu.org_client();
-    let audit = o
-        .create_account()
-        .account_name("audit")
-        .email("aws-audit@example.com")
-        .send()
-        .await
-        .unwrap()
-        .create_account_status()
-        .unwrap()
-        .account_id()
-        .unwrap()
-        .to_string();
+    let audit = emu
+        .create_account_directly("audit", "aws-audit@example.com")
+        .await;
     let org = format!(
         "apiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {{name: organization}}\nspec:\n  policyTypes: [ServiceControlPolicy]\n  trustedServices: [guardduty.amazonaws.com, macie.amazonaws.com]\n  delegatedAdministrators:\n  - {{servicePrincipal: guardduty.amazonaws.com, accountId: \"{audit}\"}}\n"
     );
@@ -1117,7 +1102,6 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
         tokio::time::sleep(Duration::from_secs(3)).await;
     }
     let reconciles = op.metric("landingzone_reconciles_total", &[]);
-    let o = emu.org_client();
     let root = emu.root_id().await;
     let back_in_its_ou = |limit: Duration| {
         let (emu, account, ou) = (&emu, &account, &ou);
@@ -1133,13 +1117,7 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
         }
     };
     let move_to_root = || async {
-        o.move_account()
-            .account_id(&account)
-            .source_parent_id(&ou)
-            .destination_parent_id(&root)
-            .send()
-            .await
-            .unwrap();
+        emu.move_directly(&account, &ou, &root).await;
     };
 
     // Moved by hand, and the event AWS sends: back in its OU in seconds, with a 1 h resync.

@@ -373,18 +373,8 @@ async fn a_new_accounts_role_is_waited_for_and_an_invited_accounts_missing_role_
 
     // An invited account: no OrganizationAccountAccessRole, and it joined long ago.
     let invited = emu
-        .org_client()
-        .create_account()
-        .account_name("legacy")
-        .email("aws-legacy@example.com")
-        .send()
-        .await
-        .unwrap()
-        .create_account_status()
-        .unwrap()
-        .account_id()
-        .unwrap()
-        .to_string();
+        .create_account_directly("legacy", "aws-legacy@example.com")
+        .await;
     proxy.update_realism(|r| {
         r.joined_long_ago.insert(invited.clone(), "INVITED".into());
         r.no_access_role.insert(invited.clone());

@@ -159,13 +159,7 @@ async fn a_run_cut_between_move_and_tagging_is_finished_by_the_next_without_repe
         .id()
         .unwrap()
         .to_string();
-    o.move_account()
-        .account_id(&prod)
-        .source_parent_id(&payments)
-        .destination_parent_id(&root)
-        .send()
-        .await
-        .unwrap();
+    emu.move_directly(&prod, &payments, &root).await;
     o.tag_resource()
         .resource_id(&prod)
         .tags(

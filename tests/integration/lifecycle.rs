@@ -118,13 +118,7 @@ async fn delete_removes_an_empty_ou_and_refuses_a_non_empty_one() {
         .unwrap()
         .to_string();
     let acct = report(&run, "AwsAccount", "sandbox-1").id.clone().unwrap();
-    o.move_account()
-        .account_id(&acct)
-        .source_parent_id(&ou)
-        .destination_parent_id(&root)
-        .send()
-        .await
-        .unwrap();
+    emu.move_directly(&acct, &ou, &root).await;
     std::fs::remove_file(&acct_file).unwrap();
 
     // Real AWS still refuses when something landed in the OU after our snapshot; the emulator

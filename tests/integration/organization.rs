@@ -304,19 +304,7 @@ async fn the_realism_layer_answers_root_access_as_aws_does() {
         vec!["RootCredentialsManagement"]
     );
     // Not from a member account.
-    let member = emu
-        .org_client()
-        .create_account()
-        .account_name("m")
-        .email("m@example.com")
-        .send()
-        .await
-        .unwrap()
-        .create_account_status()
-        .unwrap()
-        .account_id()
-        .unwrap()
-        .to_string();
+    let member = emu.create_account_directly("m", "m@example.com").await;
     // A member account's session (assumed through the layer, which knows its keys).
     let sts = aws_sdk_sts::Client::from_conf(
         aws_sdk_sts::Config::builder()
@@ -372,18 +360,8 @@ async fn root_credentials_are_removed_through_a_root_session() {
     let emu = emulator().await;
     let wire = emu.wire.as_ref().unwrap();
     let account = emu
-        .org_client()
-        .create_account()
-        .account_name("legacy")
-        .email("aws-legacy@example.com")
-        .send()
-        .await
-        .unwrap()
-        .create_account_status()
-        .unwrap()
-        .account_id()
-        .unwrap()
-        .to_string();
+        .create_account_directly("legacy", "aws-legacy@example.com")
+        .await;
     wire.update_realism(|r| {
         r.root_credentials.insert(
             account.clone(),

@@ -310,19 +310,7 @@ async fn the_realism_layer_answers_identity_center_as_aws_does() {
         m.duration = Duration::from_secs(2);
     });
     let s = sso(&wire(&emu).endpoint);
-    let account = emu
-        .org_client()
-        .create_account()
-        .account_name("x")
-        .email("x@example.com")
-        .send()
-        .await
-        .unwrap()
-        .create_account_status()
-        .unwrap()
-        .account_id()
-        .unwrap()
-        .to_string();
+    let account = emu.create_account_directly("x", "x@example.com").await;
     let ps = s
         .create_permission_set()
         .instance_arn(&instance)

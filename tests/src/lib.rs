@@ -283,6 +283,32 @@ impl Emulator {
         out.roots()[0].id().expect("root id").to_string()
     }
 
+    /// Makes an account directly in AWS, behind the operator's back; its id.
+    pub async fn create_account_directly(&self, name: &str, email: &str) -> String {
+        let out = self
+            .org_client()
+            .create_account()
+            .account_name(name)
+            .email(email)
+            .send()
+            .await
+            .expect("create account");
+        let status = out.create_account_status().expect("create status");
+        status.account_id().expect("account id").to_string()
+    }
+
+    /// Moves an account directly in AWS, behind the operator's back.
+    pub async fn move_directly(&self, account: &str, from: &str, to: &str) {
+        self.org_client()
+            .move_account()
+            .account_id(account)
+            .source_parent_id(from)
+            .destination_parent_id(to)
+            .send()
+            .await
+            .expect("move account");
+    }
+
     /// The parent (root or OU id) of an account or OU, read directly from AWS.
     pub async fn parent_of(&self, id: &str) -> String {
         let out = self

@@ -113,13 +113,7 @@ async fn seed(emu: &Emulator, n: usize, dir: &std::path::Path) -> Vec<(String, S
             .unwrap()
             .to_string();
         let (leaf, leaf_name) = &leaves[i % leaves.len()];
-        o.move_account()
-            .account_id(&id)
-            .source_parent_id(&root)
-            .destination_parent_id(leaf)
-            .send()
-            .await
-            .unwrap();
+        emu.move_directly(&id, &root, leaf).await;
         yaml += &format!(
             "---\napiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {{name: acct-{i}}}\nspec: {{accountName: acct-{i}, email: aws-acct-{i}@example.com, organizationalUnitRef: {{name: {leaf_name}}}, tags: {{team: t{}}}}}\n",
             i % 10
@@ -322,13 +316,7 @@ async fn change_events(
         let (name, params, kind) = match i % 5 {
             0 => {
                 let (id, leaf) = &accounts[round * 7];
-                o.move_account()
-                    .account_id(id)
-                    .source_parent_id(leaf)
-                    .destination_parent_id(&root)
-                    .send()
-                    .await
-                    .unwrap();
+                emu.move_directly(id, leaf, &root).await;
                 (
                     "MoveAccount",
                     json!({"accountId": id, "sourceParentId": leaf, "destinationParentId": root}),
@@ -568,13 +556,7 @@ async fn bench(n: usize, drifts: usize) -> Value {
     let root = snapshot.root_id.clone();
     for (i, (id, leaf)) in accounts.iter().take(drifts).enumerate() {
         if i % 2 == 0 {
-            o.move_account()
-                .account_id(id)
-                .source_parent_id(leaf)
-                .destination_parent_id(&root)
-                .send()
-                .await
-                .unwrap();
+            emu.move_directly(id, leaf, &root).await;
         } else {
             o.untag_resource()
                 .resource_id(id)
