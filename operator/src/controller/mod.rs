@@ -881,7 +881,7 @@ pub async fn run(
         stores: HashMap::new(),
         runs: Vec::new(),
         triggers: HashMap::new(),
-        listers: Vec::new(),
+        listers: HashMap::new(),
     };
     Kind::visit_all(&mut wiring);
     let events_live = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -938,20 +938,25 @@ pub async fn run(
 }
 
 /// The queue named by the flags, else the one the Organization resource's pipeline reports.
-fn change_event_queue(fixed: &Option<ChangeEvents>, listers: &[Lister]) -> Option<ChangeEvents> {
+fn change_event_queue(
+    fixed: &Option<ChangeEvents>,
+    listers: &HashMap<Kind, Lister>,
+) -> Option<ChangeEvents> {
     if fixed.is_some() {
         return fixed.clone();
     }
-    listers.iter().flat_map(|l| l()).find_map(|r| match r {
-        Resource::Organization(o) if o.spec.change_events.is_some() => {
-            let s = o.status?.change_events?;
-            Some(ChangeEvents {
-                queue_url: s.queue_url?,
-                region: s.region?,
-            })
-        }
-        _ => None,
-    })
+    listers.get(&Kind::Organization)?()
+        .into_iter()
+        .find_map(|r| match r {
+            Resource::Organization(o) if o.spec.change_events.is_some() => {
+                let s = o.status?.change_events?;
+                Some(ChangeEvents {
+                    queue_url: s.queue_url?,
+                    region: s.region?,
+                })
+            }
+            _ => None,
+        })
 }
 
 /// Long-polls the change-event queue while this replica leads, and queues a reconcile of every
@@ -961,7 +966,7 @@ async fn consume_change_events(
     aws: AwsPorts,
     fixed: Option<ChangeEvents>,
     triggers: HashMap<Kind, Trigger>,
-    listers: Vec<Lister>,
+    listers: HashMap<Kind, Lister>,
     live: Arc<std::sync::atomic::AtomicBool>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -1001,7 +1006,12 @@ async fn consume_change_events(
             ));
         }
         let consumer = &current.as_ref().expect("set above").1;
-        let resources = || listers.iter().flat_map(|l| l()).collect::<Vec<Resource>>();
+        let resources = || {
+            listers
+                .values()
+                .flat_map(|l| l())
+                .collect::<Vec<Resource>>()
+        };
         let polled = tokio::select! {
             b = consumer.poll(Duration::from_secs(20), resources) => b,
             _ = stop.wait_for(|s| *s) => return,
@@ -1111,8 +1121,8 @@ struct Wiring {
     runs: Vec<Run>,
     /// Queues a reconcile of the named resource of a kind now (change events).
     triggers: HashMap<Kind, Trigger>,
-    /// Every cached resource of a kind.
-    listers: Vec<Lister>,
+    /// Every cached resource, by kind.
+    listers: HashMap<Kind, Lister>,
 }
 
 type Trigger = Box<dyn Fn(&str) + Send + Sync>;
@@ -1129,12 +1139,15 @@ impl reconcile::KindVisitor for Wiring {
             }),
         );
         let all = controller.store();
-        self.listers.push(Box::new(move || {
-            all.state()
-                .into_iter()
-                .map(|o| (*o).clone().into())
-                .collect()
-        }));
+        self.listers.insert(
+            K::KIND,
+            Box::new(move || {
+                all.state()
+                    .into_iter()
+                    .map(|o| (*o).clone().into())
+                    .collect()
+            }),
+        );
         let store = controller.store();
         self.stores.insert(
             K::KIND,

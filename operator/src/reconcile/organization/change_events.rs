@@ -120,6 +120,7 @@ pub enum Action {
     },
     SetQueueAttributes {
         name: String,
+        url: String,
         attributes: BTreeMap<String, String>,
     },
     PutRule,
@@ -130,7 +131,9 @@ impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Action::CreateQueue { name, .. } => write!(f, "create SQS queue {name}"),
-            Action::SetQueueAttributes { name, attributes } => write!(
+            Action::SetQueueAttributes {
+                name, attributes, ..
+            } => write!(
                 f,
                 "set {} of SQS queue {name}",
                 attributes.keys().cloned().collect::<Vec<_>>().join(", ")
@@ -197,6 +200,7 @@ fn queue_plan(
             if !differ.is_empty() {
                 plan.actions.push(Action::SetQueueAttributes {
                     name,
+                    url: q.url.clone(),
                     attributes: differ,
                 });
             }
@@ -391,25 +395,17 @@ impl Pipeline {
                     .map_err(|e| AwsError::from_sdk("sqs", "CreateQueue", e))?;
                 Ok(out.queue_url().map(str::to_string))
             }
-            Action::SetQueueAttributes { name, attributes } => {
-                let url = self
-                    .sqs
-                    .get_queue_url()
-                    .queue_name(name)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("sqs", "GetQueueUrl", e))?
-                    .queue_url()
-                    .unwrap_or_default()
-                    .to_string();
+            Action::SetQueueAttributes {
+                url, attributes, ..
+            } => {
                 self.sqs
                     .set_queue_attributes()
-                    .queue_url(&url)
+                    .queue_url(url)
                     .set_attributes(Some(Self::attributes(attributes)))
                     .send()
                     .await
                     .map_err(|e| AwsError::from_sdk("sqs", "SetQueueAttributes", e))?;
-                Ok(Some(url))
+                Ok(Some(url.clone()))
             }
             Action::PutRule => {
                 self.events
@@ -562,6 +558,7 @@ mod tests {
                 }),
                 vec![Action::SetQueueAttributes {
                     name: "lzo-events".into(),
+                    url: "https://sqs/lzo-events".into(),
                     attributes: BTreeMap::from([(
                         "Policy".into(),
                         d.queue_policy().to_string(),
@@ -580,6 +577,7 @@ mod tests {
                 }),
                 vec![Action::SetQueueAttributes {
                     name: "lzo-events".into(),
+                    url: "https://sqs/lzo-events".into(),
                     attributes: BTreeMap::from([(
                         "SqsManagedSseEnabled".into(),
                         "true".into(),
