@@ -19,6 +19,8 @@ pub struct Metrics {
     pub reconcile_duration: HistogramVec,
     /// Status subresource writes by kind (idle resyncs should add none).
     pub status_writes: IntCounterVec,
+    /// What those writes changed, by kind and field (`conditions.<type>` for a condition).
+    pub status_field_changes: IntCounterVec,
     pub drift_found: IntCounterVec,
     pub drift_corrected: IntCounterVec,
     /// 1 while this replica holds the leader lease.
@@ -102,6 +104,11 @@ impl Metrics {
             "status_writes_total",
             "Status subresource writes by kind",
             &["kind"],
+        );
+        let status_field_changes = counter(
+            "status_field_changes_total",
+            "Status fields changed by status writes, by kind and field (conditions.<type> for a condition)",
+            &["kind", "field"],
         );
         let drift_found = counter(
             "drift_found_total",
@@ -191,6 +198,7 @@ impl Metrics {
             &aws_errors,
             &reconciles,
             &status_writes,
+            &status_field_changes,
             &drift_found,
             &drift_corrected,
         ] {
@@ -254,6 +262,7 @@ impl Metrics {
             reconciles,
             reconcile_duration,
             status_writes,
+            status_field_changes,
             drift_found,
             drift_corrected,
             leader,

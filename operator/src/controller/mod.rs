@@ -507,15 +507,25 @@ async fn apply<K: KindSpec>(obj: Arc<K>, ctx: &Context) -> Result<Action, Contro
         )
         .await;
     }
-    resource.record_metrics(&ctx.metrics);
     let after = resource.status_json();
-    if !reconcile::same_status(&before, &after) {
+    let changed = reconcile::changed_status_fields(&before, &after);
+    if !changed.is_empty() {
         use crate::reconcile::StatusSink;
         ctx.sink
             .save(&key, &after)
             .await
             .map_err(ControllerError::Kube)?;
+        tracing::debug!(kind = %K::KIND, name = %obj.name_any(), fields = %changed.join(","), "status written");
+        for field in &changed {
+            ctx.metrics
+                .status_field_changes
+                .with_label_values(&[label, field])
+                .inc();
+        }
     }
+    // The gauges follow the status once it is stored: a resource counts as Ready only when
+    // `kubectl` would say so too (and a reader of the gauge sees no status write still to come).
+    resource.record_metrics(&ctx.metrics);
     let outcome = match &result {
         Ok(_) => "success",
         Err(reconcile::Error::WaitingForDependency { .. }) => "waiting",

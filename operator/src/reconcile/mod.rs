@@ -84,16 +84,46 @@ const VOLATILE: &[&str] = &["lastSyncTime", "latestDeliveryTime"];
 
 /// Equal for the purpose of writing: volatile fields alone changing are not worth a write.
 pub fn same_status(a: &serde_json::Value, b: &serde_json::Value) -> bool {
-    fn strip(v: &serde_json::Value) -> serde_json::Value {
-        let mut v = v.clone();
-        if let Some(o) = v.as_object_mut() {
-            for f in VOLATILE {
-                o.remove(*f);
-            }
+    changed_status_fields(a, b).is_empty()
+}
+
+/// The status fields that differ between two statuses, volatile ones left out: top-level field
+/// names, and `conditions.<type>` for a condition (so an idle write can be traced to its cause in
+/// `status_field_changes_total` and the log). A bounded set per kind: fit for a metric label.
+pub fn changed_status_fields(a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
+    use serde_json::Value;
+    let empty = serde_json::Map::new();
+    let (a, b) = (
+        a.as_object().unwrap_or(&empty),
+        b.as_object().unwrap_or(&empty),
+    );
+    let conditions = |v: Option<&Value>| -> BTreeMap<String, Value> {
+        v.and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|c| (c["type"].as_str().unwrap_or("").to_string(), c.clone()))
+            .collect()
+    };
+    let fields: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    let mut changed = Vec::new();
+    for field in fields {
+        if VOLATILE.contains(&field.as_str()) || a.get(field) == b.get(field) {
+            continue;
         }
-        v
+        if field == "conditions" {
+            let (ca, cb) = (conditions(a.get(field)), conditions(b.get(field)));
+            let types: BTreeSet<&String> = ca.keys().chain(cb.keys()).collect();
+            changed.extend(
+                types
+                    .into_iter()
+                    .filter(|t| ca.get(*t) != cb.get(*t))
+                    .map(|t| format!("conditions.{t}")),
+            );
+        } else {
+            changed.push(field.clone());
+        }
     }
-    strip(a) == strip(b)
+    changed
 }
 
 /// A sink that keeps nothing (for `plan`).
@@ -508,5 +538,48 @@ mod tests {
         let c = json!({"id": "ou-2", "lastSyncTime": "2026-01-01T00:05:00Z", "conditions": []});
         assert!(same_status(&a, &b));
         assert!(!same_status(&a, &c));
+    }
+
+    #[test]
+    fn changed_status_fields_name_the_field_and_the_condition() {
+        let ready = |status: &str| json!({"type": "Ready", "status": status});
+        let synced = json!({"type": "Synced", "status": "True"});
+        let cases = [
+            // (reason, before, after, changed)
+            (
+                "only volatile fields",
+                json!({"id": "1", "lastSyncTime": "a", "latestDeliveryTime": "x"}),
+                json!({"id": "1", "lastSyncTime": "b", "latestDeliveryTime": "y"}),
+                vec![],
+            ),
+            (
+                "a field added, one changed",
+                json!({"id": "1"}),
+                json!({"id": "2", "arn": "a"}),
+                vec!["arn", "id"],
+            ),
+            (
+                "a field removed",
+                json!({"id": "1", "drift": []}),
+                json!({"id": "1"}),
+                vec!["drift"],
+            ),
+            (
+                "one condition of two flipped, whatever the order",
+                json!({"conditions": [ready("False"), synced.clone()]}),
+                json!({"conditions": [synced.clone(), ready("True")]}),
+                vec!["conditions.Ready"],
+            ),
+            (
+                "conditions only reordered",
+                json!({"conditions": [ready("True"), synced.clone()]}),
+                json!({"conditions": [synced.clone(), ready("True")]}),
+                vec![],
+            ),
+            ("not objects", json!(null), json!({}), vec![]),
+        ];
+        for (reason, before, after, want) in cases {
+            assert_eq!(changed_status_fields(&before, &after), want, "{reason}");
+        }
     }
 }
