@@ -1,7 +1,7 @@
 //! The Argo CD health check (Lua) run by a real Lua interpreter against sample objects, and the
 //! argocd-cm snippet carrying it for every kind.
 
-use landing_zone_tests::k8s::say;
+use landing_zone_tests::k8s::skip;
 use landing_zone_tests::workspace_root;
 use serde_json::Value;
 use std::process::Command;
@@ -39,8 +39,9 @@ fn lua_binary() -> Option<String> {
 #[test]
 fn health_check_maps_conditions_to_argo_cd_health() {
     let Some(bin) = lua_binary() else {
-        say(
-            "SKIPPED health_check_maps_conditions_to_argo_cd_health: no Lua interpreter (apt-get install lua5.4; .ci/run installs it)",
+        skip(
+            "health_check_maps_conditions_to_argo_cd_health",
+            "no Lua interpreter (apt-get install lua5.4; .ci/run installs it)",
         );
         return;
     };

@@ -2,7 +2,7 @@
 //! the schema refuses), and an install into a real kube-apiserver where the admission policy
 //! refuses an unconfirmed closing delete of an AwsAccount.
 
-use landing_zone_tests::k8s::{ControlPlane, helm, kubectl, say};
+use landing_zone_tests::k8s::{ControlPlane, helm, kubectl, skip};
 use landing_zone_tests::workspace_root;
 
 pub fn chart() -> String {
@@ -21,8 +21,9 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
     };
     let cp = &k8s.cp;
     if helm(Some(cp), &["version"]).is_err() {
-        say(
-            "SKIPPED chart test: helm not found (../shared/k8s/tools installs it; .ci/run puts it on PATH)",
+        skip(
+            "chart_lints_templates_installs_and_guards_closing_deletes",
+            "helm not found (../shared/k8s/tools installs it; .ci/run puts it on PATH)",
         );
         return;
     }

@@ -492,8 +492,9 @@ async fn apply_at_a_terminal_shows_progress_and_finishes_the_job_in_one_run() {
         .output()
         .is_err()
     {
-        eprintln!(
-            "SKIPPED apply_at_a_terminal…: no script(1) (util-linux) to give the CLI a terminal"
+        landing_zone_tests::k8s::skip(
+            "apply_at_a_terminal_shows_progress_and_finishes_the_job_in_one_run",
+            "no script(1) (util-linux) to give the CLI a terminal",
         );
         return;
     }

@@ -2,15 +2,13 @@
 //! the chart's reference to it, and the GitHub workflows that build and release them.
 
 use landing_zone_operator::source::dir::yaml_documents;
-use landing_zone_tests::k8s::{helm, say};
+use landing_zone_tests::k8s::{helm, say, skip};
 use landing_zone_tests::workspace_root;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// What the issue set as lean for the stripped release binary.
-const MAX_BINARY_BYTES: u64 = 30_000_000;
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -86,10 +84,7 @@ fn the_image_runs_from_its_own_root_file_system() {
     if !archive.is_file() {
         let why = std::fs::read_to_string(dir.join("SKIPPED"))
             .unwrap_or_else(|_| "no image built: run `make image` (make test does)".into());
-        say(&format!(
-            "SKIPPED the_image_runs_from_its_own_root_file_system: {}",
-            why.trim()
-        ));
+        skip("the_image_runs_from_its_own_root_file_system", why.trim());
         return;
     }
     let work = tempfile::tempdir().unwrap();
@@ -185,15 +180,13 @@ fn the_image_runs_from_its_own_root_file_system() {
         crds.matches("kind: CustomResourceDefinition").count(),
         landing_zone_operator::reconcile::Kind::ALL.len()
     );
-    let binary = rootfs
-        .join("landing-zone-operator")
-        .metadata()
-        .unwrap()
-        .len();
-    assert!(
-        binary <= MAX_BINARY_BYTES,
-        "the release binary is {binary} bytes, more than {MAX_BINARY_BYTES}"
-    );
+    // `make test` packs the debug binary it already built (`scripts/image --test-binary`): what
+    // this test proves holds for any build; `make image` checks the shipped binary's size.
+    let profile = std::fs::read_to_string(dir.join("PROFILE")).unwrap_or_default();
+    say(&format!(
+        "image test: ran the {} binary from the image's root file system",
+        profile.trim()
+    ));
 }
 
 fn workflow(name: &str) -> Value {

@@ -18,6 +18,23 @@ pub fn say(msg: &str) {
     let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
+/// Says that `test` is skipped and why, and adds it to the run's skip list (`LZ_SKIP_LOG`, which
+/// `make test` sets and prints at the end of the run, so no skip goes unseen in a long log).
+pub fn skip(test: &str, why: &str) {
+    let line = format!("SKIPPED {test}: {why}");
+    say(&line);
+    if let Some(log) = std::env::var_os("LZ_SKIP_LOG") {
+        // One short append per line: lines from concurrent tests do not interleave.
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
 fn start() -> Result<ControlPlane, String> {
     let kubeconfig = match std::env::var("KUBECONFIG") {
         Ok(k) if !k.is_empty() => PathBuf::from(k),
@@ -79,9 +96,12 @@ impl ControlPlane {
         match CP.get_or_init(start) {
             Ok(cp) => Some(cp.clone()),
             Err(why) => {
-                say(&format!(
-                    "SKIPPED {test}: no Kubernetes control plane: {why} (CI sets LZ_K8S_UP=../shared/k8s/up)"
-                ));
+                skip(
+                    test,
+                    &format!(
+                        "no Kubernetes control plane: {why} (CI sets LZ_K8S_UP=../shared/k8s/up)"
+                    ),
+                );
                 None
             }
         }
@@ -157,9 +177,10 @@ impl ControlPlane {
             });
         }
         let Ok(up) = std::env::var("LZ_K8S_UP") else {
-            say(&format!(
-                "SKIPPED {test}: no Kubernetes control plane: neither KUBECONFIG nor LZ_K8S_UP is set (CI sets LZ_K8S_UP=../shared/k8s/up)"
-            ));
+            skip(
+                test,
+                "no Kubernetes control plane: neither KUBECONFIG nor LZ_K8S_UP is set (CI sets LZ_K8S_UP=../shared/k8s/up)",
+            );
             return None;
         };
         let dir = tempfile::Builder::new()

@@ -95,6 +95,13 @@ impl Operator {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// Whether the process has exited (without waiting for it).
+    pub fn has_exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
     /// SIGTERM, then the exit code (graceful shutdown).
     pub fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;
@@ -147,6 +154,40 @@ impl Operator {
             .sum()
     }
 
+    /// Every sample of a metric, `labels value` per line, for a before/after comparison.
+    pub fn samples(&self, name: &str) -> std::collections::BTreeMap<String, f64> {
+        self.metrics()
+            .lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter_map(|l| {
+                let (labels, value) = l[name.len()..].rsplit_once(' ')?;
+                Some((labels.to_string(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The samples of a metric that grew since `before`, with how much: what happened in a window.
+    pub fn grown(&self, name: &str, before: &std::collections::BTreeMap<String, f64>) -> String {
+        self.samples(name)
+            .into_iter()
+            .filter_map(|(labels, v)| {
+                let was = before.get(&labels).copied().unwrap_or(0.0);
+                (v > was).then(|| format!("{name}{labels} +{}", v - was))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The operator's log lines that contain `needle`.
+    pub fn log_lines(&self, needle: &str) -> String {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         text.lines()
@@ -160,8 +201,37 @@ impl Operator {
     }
 }
 
-/// Polls `check` every 250 ms until it returns Some, or panics with `what` after `timeout`.
+/// How much longer than its nominal deadline a wait goes on before the test gives up. Deadlines
+/// are where a test stops waiting, never what it asserts (speed is the bench's to measure): a
+/// loaded 2-core machine running the whole suite is slower than any single test alone, and a
+/// slow pass must not fail a test that would have succeeded.
+pub const PATIENCE: u32 = 3;
+
+/// Polls the async `check` every 250 ms until it returns Some, or panics with `what` after
+/// `timeout` × [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let timeout = timeout * PATIENCE;
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Polls `check` every 250 ms until it returns Some, or panics with `what` after
+/// `timeout` × [`PATIENCE`].
 pub async fn wait_for<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let timeout = timeout * PATIENCE;
     let start = std::time::Instant::now();
     loop {
         if let Some(v) = check() {
