@@ -7,6 +7,10 @@ ifneq ($(wildcard $(CURDIR)/../shared/k8s/up),)
 export LZ_K8S_UP ?= $(abspath $(CURDIR)/../shared/k8s/up)
 endif
 
+# The suite mostly waits (AWS's pacing and asynchronous answers, control planes starting), so it
+# runs more tests at once than the machine has cores; no test depends on how fast it runs.
+TEST_THREADS ?= 4
+
 .PHONY: demo test build crds lint emulator bench image
 
 build:
@@ -18,8 +22,8 @@ demo: build
 test:
 	scripts/install-emulator
 	$(CARGO) build --locked -p landing-zone-operator   # the end-to-end tests run the binary
-	scripts/image --if-possible                        # the image test runs it from its root file system
-	$(CARGO) test --locked --workspace
+	scripts/image --if-possible --test-binary          # the image test runs it from its root file system
+	scripts/test-and-report-skips $(CARGO) test --locked --workspace -- --test-threads $(TEST_THREADS)   # ends with what skipped and why
 
 # The release binary and its OCI image, without a container daemon: target/image/landing-zone-operator.oci.tar.
 image:
