@@ -1,0 +1,420 @@
+//! The HTTP plumbing of the realism layer: a request as the proxy sees it, AWS's answer and error
+//! shapes per protocol, the emulator upstream, and fault injection.
+
+use super::*;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Throttle,
+    ConcurrentModification,
+    ServerError,
+    Drop,
+    /// AccessDeniedException, as for a caller whose policy lacks the action.
+    AccessDenied,
+    /// DeleteOrganizationalUnit: OrganizationalUnitNotEmptyException (a child arrived meanwhile).
+    NotEmpty,
+    /// The call reaches AWS and takes effect, but its answer is lost (a crash, a cut connection).
+    LoseResponse,
+    /// Any JSON-protocol error AWS documents for the operation: (HTTP status, error code).
+    Aws(u16, &'static str),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// (fault, fraction of matching calls) — deterministic: every 1/fraction-th call.
+    pub inject: Option<(Fault, f64)>,
+    /// Only these operations (empty: every AWS Organizations call).
+    pub only: Vec<String>,
+    /// AWS unreachable: every connection dropped.
+    pub down: bool,
+    /// Stop injecting after this many faults (none: never stop).
+    pub limit: Option<u64>,
+}
+
+/// One request as the proxy sees it.
+pub(super) struct Call {
+    pub(super) parts: hyper::http::request::Parts,
+    pub(super) body: Bytes,
+    /// `organizations`, `iam`, `sts`, `s3`, … (from the SigV4 credential scope).
+    pub(super) service: String,
+    pub(super) operation: String,
+    /// The caller's access key (one per account session).
+    pub(super) caller: String,
+    /// Query-protocol parameters (IAM, STS).
+    pub(super) form: BTreeMap<String, String>,
+    /// JSON-protocol body (Organizations, CloudTrail, Budgets).
+    pub(super) json: Value,
+}
+
+pub(super) fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                Ok(b) => {
+                    out.push(b);
+                    i += 2;
+                }
+                Err(_) => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Call {
+    pub(super) fn new(parts: hyper::http::request::Parts, body: Bytes) -> Self {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let auth = header("authorization");
+        // Credential=AKID/20260101/us-east-1/iam/aws4_request
+        let scope: Vec<&str> = auth
+            .split("Credential=")
+            .nth(1)
+            .and_then(|c| c.split(',').next())
+            .map(|c| c.split('/').collect())
+            .unwrap_or_default();
+        let caller = scope.first().copied().unwrap_or_default().to_string();
+        let service = scope.get(3).copied().unwrap_or_default().to_string();
+        let text = String::from_utf8_lossy(&body);
+        let form: BTreeMap<String, String> =
+            if header("content-type").contains("x-www-form-urlencoded") {
+                text.split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (percent_decode(k), percent_decode(v)))
+                    .collect()
+            } else {
+                BTreeMap::new()
+            };
+        let target = header("x-amz-target");
+        let operation = if !target.is_empty() {
+            target.rsplit('.').next().unwrap_or(&target).to_string()
+        } else if let Some(action) = form.get("Action") {
+            action.clone()
+        } else if service == "s3" {
+            let path = parts.uri.path().trim_matches('/');
+            let query = parts.uri.query().unwrap_or_default();
+            match (parts.method.as_str(), path.contains('/'), query) {
+                ("HEAD", false, _) => "HeadBucket".to_string(),
+                ("PUT", false, q) if q.starts_with("policy") => "PutBucketPolicy".to_string(),
+                ("PUT", false, q) if q.starts_with("lifecycle") => {
+                    "PutBucketLifecycleConfiguration".to_string()
+                }
+                (m, _, q) => format!("{m} s3 {q}"),
+            }
+        } else {
+            format!("{} {}", parts.method, parts.uri.path())
+        };
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        Call {
+            parts,
+            body,
+            service,
+            operation,
+            caller,
+            form,
+            json,
+        }
+    }
+
+    pub(super) fn is_organizations(&self) -> bool {
+        self.service == "organizations"
+    }
+}
+
+pub(super) type Answer = Response<Full<Bytes>>;
+
+pub(super) fn respond(status: u16, content_type: &str, body: impl Into<Bytes>) -> Answer {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("x-amzn-requestid", "00000000-0000-4000-8000-000000000000")
+        .body(Full::new(body.into()))
+        .expect("valid response")
+}
+
+/// An AWS JSON-protocol error (Organizations, CloudTrail, Budgets).
+pub fn json_error(status: u16, code: &str, message: &str, reason: Option<&str>) -> Answer {
+    let mut body = json!({"__type": code, "Message": message});
+    if let Some(r) = reason {
+        body["Reason"] = json!(r);
+    }
+    let mut resp = respond(status, "application/x-amz-json-1.1", body.to_string());
+    resp.headers_mut()
+        .insert("x-amzn-errortype", code.parse().expect("header value"));
+    resp
+}
+
+pub(super) fn json_ok(body: Value) -> Answer {
+    respond(200, "application/x-amz-json-1.1", body.to_string())
+}
+
+/// An AWS query-protocol error (IAM, STS): `<ErrorResponse>` XML.
+pub fn xml_error(service: &str, status: u16, code: &str, message: &str) -> Answer {
+    let ns = match service {
+        "sts" => "https://sts.amazonaws.com/doc/2011-06-15/",
+        _ => "https://iam.amazonaws.com/doc/2010-05-08/",
+    };
+    respond(
+        status,
+        "text/xml",
+        format!(
+            "<ErrorResponse xmlns=\"{ns}\"><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>00000000-0000-4000-8000-000000000000</RequestId></ErrorResponse>"
+        ),
+    )
+}
+
+#[derive(Clone)]
+pub(super) struct Upstream {
+    pub(super) url: String,
+    pub(super) client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
+}
+
+impl Upstream {
+    pub(super) async fn send(
+        &self,
+        call: &Call,
+        body: Bytes,
+    ) -> Result<(u16, Answer, Bytes), std::io::Error> {
+        let uri = format!(
+            "{}{}",
+            self.url,
+            call.parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+        );
+        let mut fwd = Request::builder()
+            .method(call.parts.method.clone())
+            .uri(uri);
+        for (k, v) in &call.parts.headers {
+            if k != "content-length" {
+                fwd = fwd.header(k, v);
+            }
+        }
+        let resp = self
+            .client
+            .request(fwd.body(Full::new(body)).map_err(std::io::Error::other)?)
+            .await
+            .map_err(std::io::Error::other)?;
+        let (mut parts, rbody) = resp.into_parts();
+        let bytes = rbody
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        parts.headers.remove("content-length");
+        Ok((
+            parts.status.as_u16(),
+            Response::from_parts(parts, Full::new(bytes.clone())),
+            bytes,
+        ))
+    }
+
+    /// Asks the emulator an Organizations question of its own (same caller, another operation),
+    /// for the checks AWS makes and the emulator does not.
+    pub(super) async fn ask_organizations(
+        &self,
+        call: &Call,
+        operation: &str,
+        body: Value,
+    ) -> Result<Value, std::io::Error> {
+        self.ask(call, "AWSOrganizationsV20161128", operation, body)
+            .await
+    }
+
+    /// The same for any JSON-protocol service, by its target prefix.
+    pub(super) async fn ask(
+        &self,
+        call: &Call,
+        target_prefix: &str,
+        operation: &str,
+        body: Value,
+    ) -> Result<Value, std::io::Error> {
+        let mut req = Request::builder()
+            .method("POST")
+            .uri(format!("{}/", self.url));
+        // The emulator routes by the credential scope's service and the content type: a question
+        // asked on behalf of another service's call (e.g. IAM's) must name its own.
+        let service = match target_prefix {
+            "SWBExternalService" => "sso",
+            _ => "organizations",
+        };
+        for (k, v) in &call.parts.headers {
+            if k == "authorization" {
+                let auth = v.to_str().unwrap_or_default();
+                let auth = auth.replace(
+                    &format!("/{}/aws4_request", call.service),
+                    &format!("/{service}/aws4_request"),
+                );
+                req = req.header(k, auth);
+            } else if k != "content-length" && k != "x-amz-target" && k != "content-type" {
+                req = req.header(k, v);
+            }
+        }
+        req = req
+            .header("x-amz-target", format!("{target_prefix}.{operation}"))
+            .header("content-type", "application/x-amz-json-1.1");
+        let resp = self
+            .client
+            .request(
+                req.body(Full::new(Bytes::from(body.to_string())))
+                    .map_err(std::io::Error::other)?,
+            )
+            .await
+            .map_err(std::io::Error::other)?;
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    pub(super) async fn forward(&self, call: &Call) -> Result<Answer, std::io::Error> {
+        Ok(self.send(call, call.body.clone()).await?.1)
+    }
+
+    /// Forwards, then lets `edit` rewrite a successful JSON answer.
+    pub(super) async fn forward_json(
+        &self,
+        call: &Call,
+        edit: impl FnOnce(&mut Value),
+    ) -> Result<Answer, std::io::Error> {
+        let (status, answer, bytes) = self.send(call, call.body.clone()).await?;
+        if status != 200 {
+            return Ok(answer);
+        }
+        let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
+            return Ok(answer);
+        };
+        edit(&mut v);
+        Ok(json_ok(v))
+    }
+}
+
+/// The injected fault for this call, if any (and counts the call).
+pub(super) fn fault_for(s: &mut State, call: &Call) -> Option<Fault> {
+    *s.counts.entry(call.operation.clone()).or_default() += 1;
+    if s.faults.down {
+        return Some(Fault::Drop);
+    }
+    let matches = if s.faults.only.is_empty() {
+        call.is_organizations()
+    } else {
+        s.faults.only.contains(&call.operation)
+    };
+    if s.faults.limit.is_some_and(|l| s.injected >= l) {
+        return None;
+    }
+    match s.faults.inject {
+        Some((fault, fraction)) if matches => {
+            s.seen += 1;
+            let n = s.seen as f64;
+            let hit = (n * fraction).floor() > ((n - 1.0) * fraction).floor();
+            if hit {
+                s.injected += 1;
+            }
+            hit.then_some(fault)
+        }
+        _ => None,
+    }
+}
+
+pub(super) async fn handle(
+    call: Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<Answer, std::io::Error> {
+    let (fault, delay) = {
+        let mut s = st.lock().unwrap();
+        let delay = s
+            .realism
+            .slow
+            .get(&call.operation)
+            .copied()
+            .unwrap_or(s.realism.latency);
+        (fault_for(&mut s, &call), delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    match fault {
+        Some(Fault::Throttle) => {
+            return Ok(json_error(
+                400,
+                "TooManyRequestsException",
+                "Rate exceeded",
+                None,
+            ));
+        }
+        Some(Fault::ConcurrentModification) => {
+            return Ok(json_error(
+                400,
+                "ConcurrentModificationException",
+                "AWS Organizations can't complete your request because it conflicts with another attempt to modify the same entity. Try again later.",
+                None,
+            ));
+        }
+        Some(Fault::ServerError) => {
+            return Ok(json_error(
+                500,
+                "ServiceException",
+                "AWS Organizations can't complete your request because of an internal service error. Try again later.",
+                None,
+            ));
+        }
+        Some(Fault::Drop) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "dropped by the fault proxy",
+            ));
+        }
+        Some(Fault::AccessDenied) => {
+            return Ok(json_error(
+                400,
+                "AccessDeniedException",
+                "You don't have permissions to access this resource.",
+                None,
+            ));
+        }
+        Some(Fault::NotEmpty) => {
+            return Ok(json_error(
+                400,
+                "OrganizationalUnitNotEmptyException",
+                "You can't delete an organizational unit (OU) that contains accounts or other OUs.",
+                None,
+            ));
+        }
+        Some(Fault::Aws(status, code)) => {
+            return Ok(json_error(
+                status,
+                code,
+                &format!("{code} (injected by the realism layer)"),
+                None,
+            ));
+        }
+        Some(Fault::LoseResponse) => {
+            let _ = Box::pin(dispatch(&call, st, upstream)).await;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "the answer was lost on the way back",
+            ));
+        }
+        None => {}
+    }
+    dispatch(&call, st, upstream).await
+}
