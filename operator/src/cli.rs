@@ -312,7 +312,7 @@ async fn run(args: RunArgs) -> ExitCode {
 }
 
 fn crds(out: Option<PathBuf>) -> ExitCode {
-    let files = crate::api::crd_files();
+    let files = crate::crds::crd_files();
     match out {
         None => {
             for (_, yaml) in files {

@@ -4,6 +4,7 @@ pub mod api;
 pub mod aws;
 pub mod cli;
 pub mod controller;
+pub mod crds;
 pub mod events;
 pub mod http;
 pub mod import;

@@ -35,65 +35,83 @@ fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// (service, operation) of every AWS call in the AWS layer, from the names its errors carry.
+/// (service, operation) of every AWS call in the AWS layer, from the one call path adapters use:
+/// `const CALLS: Service = Service("svc");` then `CALLS.send("Op", …)`, `.find("Op", …)`,
+/// `.pages("Op", …)` or `.send_with_reason("Op", …)` (`const OP: &str = "Op"` where a name is
+/// used twice), and `AwsError::from_sdk("svc", "Op", …)` where an adapter reads the raw error.
 fn calls_in_source() -> BTreeSet<(String, String)> {
     let mut files = Vec::new();
     rust_files(&workspace_root().join("operator/src"), &mut files);
     let mut out = BTreeSet::new();
+    let word = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
     for path in files {
         let text: String = std::fs::read_to_string(&path)
             .unwrap()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        // A file's `const SERVICE: &str = "…";` names the service its `err("Op")` calls go to.
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
         let declared = text
-            .split("const SERVICE: &str = \"")
+            .split("constSERVICE:&str=\"")
             .nth(1)
             .and_then(|t| t.split('"').next())
-            .unwrap_or("");
-        let default_service = declared;
-        // err("Op") / ct_err("Op") / s3_err("Op") / from_sdk("svc", "Op" / from_sdk(SERVICE, "Op" / const OP: &str = "Op"
-        for (marker, service) in [
-            ("ct_err(\"", "cloudtrail"),
-            ("s3_err(\"", "s3"),
-            (" err(\"", default_service),
-            ("err_with_reason(\"", default_service),
-            ("(err(\"", default_service),
-        ] {
-            for part in text.split(marker).skip(1) {
-                let op: String = part
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric())
-                    .collect();
-                if !service.is_empty() && !op.is_empty() {
-                    out.insert((service.to_string(), op));
+            .unwrap_or("")
+            .to_string();
+        // Each `const NAME: Service = Service("svc")` (or `Service(SERVICE)`) of the file.
+        let mut services = Vec::new();
+        for part in text.split("const").skip(1) {
+            let name = word(part);
+            let Some(rest) = part.strip_prefix(&format!("{name}:Service=Service(")) else {
+                continue;
+            };
+            let svc = if let Some(quoted) = rest.strip_prefix('"') {
+                word(quoted)
+            } else {
+                declared.clone()
+            };
+            // A root session's calls are allowed by AWS's task policy of AssumeRoot, not by this one.
+            if name != "ROOT_SESSION" {
+                services.push((name, svc));
+            }
+        }
+        let ops_in = |part: &str| -> String {
+            match part.strip_prefix('"') {
+                Some(q) => word(q),
+                None if part.starts_with("OP,") => text
+                    .split("constOP:&str=\"")
+                    .nth(1)
+                    .map(word)
+                    .unwrap_or_default(),
+                None => String::new(),
+            }
+        };
+        for (name, svc) in &services {
+            for verb in ["send", "find", "pages", "send_with_reason"] {
+                for part in text.split(&format!("{name}.{verb}(")).skip(1) {
+                    let op = ops_in(part);
+                    if !op.is_empty() {
+                        out.insert((svc.clone(), op));
+                    }
                 }
             }
         }
         for part in text.split("from_sdk(").skip(1) {
             let mut args = part.splitn(3, ',');
-            let svc = args.next().unwrap_or("").trim().trim_matches('"');
-            let op = args.next().unwrap_or("").trim().trim_matches('"');
-            let svc = if svc == "SERVICE" {
-                default_service
-            } else {
-                svc
-            };
-            if !svc.is_empty()
+            let svc = args.next().unwrap_or("").trim_matches('"');
+            let op = args.next().unwrap_or("").trim_matches('"');
+            if svc
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && !svc.is_empty()
                 && op.chars().all(|c| c.is_ascii_alphanumeric())
                 && !op.is_empty()
                 && op != "operation"
             {
                 out.insert((svc.to_string(), op.to_string()));
             }
-        }
-        for part in text.split("const OP: &str = \"").skip(1) {
-            let op: String = part
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric())
-                .collect();
-            out.insert((default_service.to_string(), op));
         }
     }
     out

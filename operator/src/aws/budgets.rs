@@ -1,7 +1,7 @@
 //! AWS Budgets: the port (domain types) and its SDK implementation. Budgets live in the
 //! management account; every call names that account.
 
-use super::{AwsError, AwsResult};
+use super::{AwsError, AwsResult, Service};
 use async_trait::async_trait;
 use aws_sdk_budgets as b;
 
@@ -145,14 +145,7 @@ impl SdkBudgets {
 
 const SERVICE: &str = "budgets";
 
-fn err<E>(
-    operation: &'static str,
-) -> impl FnOnce(b::error::SdkError<E, b::config::http::HttpResponse>) -> AwsError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| AwsError::from_sdk(SERVICE, operation, e)
-}
+const CALLS: Service = Service(SERVICE);
 
 fn sdk_notification(n: &NotificationKey) -> b::types::Notification {
     b::types::Notification::builder()
@@ -229,49 +222,46 @@ fn spend(s: Option<&b::types::Spend>) -> Option<String> {
 #[async_trait]
 impl Budgets for SdkBudgets {
     async fn describe_budget(&self, account_id: &str, name: &str) -> AwsResult<Option<BudgetInfo>> {
-        let out = match self
+        let request = self
             .client
             .describe_budget()
             .account_id(account_id)
             .budget_name(name)
             .show_filter_expression(true)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e) => {
-                let e = AwsError::from_sdk(SERVICE, "DescribeBudget", e);
-                return if e.is_not_found() { Ok(None) } else { Err(e) };
-            }
+            .send();
+        let Some(out) = CALLS.find("DescribeBudget", request).await? else {
+            return Ok(None);
         };
         Ok(out.budget().map(budget_info))
     }
 
     async fn list_budgets(&self, account_id: &str) -> AwsResult<Vec<(BudgetInfo, bool)>> {
-        let mut pages = self
-            .client
-            .describe_budgets()
-            .account_id(account_id)
-            .show_filter_expression(true)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(err("DescribeBudgets"))?;
-            for bud in page.budgets() {
-                // Budgets made before FilterExpression existed still carry CostFilters.
-                #[allow(deprecated)]
-                let expressible = *bud.budget_type() == b::types::BudgetType::Cost
-                    && bud
-                        .cost_filters()
-                        .is_none_or(|f| f.keys().all(|k| k == "LinkedAccount"))
-                    && bud.filter_expression().is_none_or(|f| {
-                        f.dimensions()
-                            .is_some_and(|d| *d.key() == b::types::Dimension::LinkedAccount)
-                    });
-                out.push((budget_info(bud), expressible));
-            }
-        }
+        let out = CALLS
+            .pages(
+                "DescribeBudgets",
+                self.client
+                    .describe_budgets()
+                    .account_id(account_id)
+                    .show_filter_expression(true)
+                    .into_paginator()
+                    .send(),
+                |page, out| {
+                    for bud in page.budgets() {
+                        // Budgets made before FilterExpression existed still carry CostFilters.
+                        #[allow(deprecated)]
+                        let expressible = *bud.budget_type() == b::types::BudgetType::Cost
+                            && bud
+                                .cost_filters()
+                                .is_none_or(|f| f.keys().all(|k| k == "LinkedAccount"))
+                            && bud.filter_expression().is_none_or(|f| {
+                                f.dimensions()
+                                    .is_some_and(|d| *d.key() == b::types::Dimension::LinkedAccount)
+                            });
+                        out.push((budget_info(bud), expressible));
+                    }
+                },
+            )
+            .await?;
         Ok(out)
     }
 
@@ -294,29 +284,35 @@ impl Budgets for SdkBudgets {
             }
             req = req.notifications_with_subscribers(nws.build().expect("required fields set"));
         }
-        req.send().await.map_err(err("CreateBudget"))?;
+        CALLS.send("CreateBudget", req.send()).await?;
         Ok(())
     }
 
     async fn update_budget(&self, account_id: &str, budget: &BudgetInfo) -> AwsResult<()> {
-        self.client
-            .update_budget()
-            .account_id(account_id)
-            .new_budget(sdk_budget(budget))
-            .send()
-            .await
-            .map_err(err("UpdateBudget"))?;
+        CALLS
+            .send(
+                "UpdateBudget",
+                self.client
+                    .update_budget()
+                    .account_id(account_id)
+                    .new_budget(sdk_budget(budget))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn delete_budget(&self, account_id: &str, name: &str) -> AwsResult<()> {
-        self.client
-            .delete_budget()
-            .account_id(account_id)
-            .budget_name(name)
-            .send()
-            .await
-            .map_err(err("DeleteBudget"))?;
+        CALLS
+            .send(
+                "DeleteBudget",
+                self.client
+                    .delete_budget()
+                    .account_id(account_id)
+                    .budget_name(name)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -325,29 +321,31 @@ impl Budgets for SdkBudgets {
         account_id: &str,
         name: &str,
     ) -> AwsResult<Vec<NotificationKey>> {
-        let mut pages = self
-            .client
-            .describe_notifications_for_budget()
-            .account_id(account_id)
-            .budget_name(name)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(err("DescribeNotificationsForBudget"))?;
-            out.extend(page.notifications().iter().map(|n| {
-                NotificationKey {
-                    notification_type: n.notification_type().as_str().to_string(),
-                    comparison: n.comparison_operator().as_str().to_string(),
-                    threshold: n.threshold(),
-                    threshold_type: n
-                        .threshold_type()
-                        .map(|t| t.as_str())
-                        .unwrap_or("PERCENTAGE")
-                        .to_string(),
-                }
-            }));
-        }
+        let out = CALLS
+            .pages(
+                "DescribeNotificationsForBudget",
+                self.client
+                    .describe_notifications_for_budget()
+                    .account_id(account_id)
+                    .budget_name(name)
+                    .into_paginator()
+                    .send(),
+                |page, out| {
+                    out.extend(page.notifications().iter().map(|n| {
+                        NotificationKey {
+                            notification_type: n.notification_type().as_str().to_string(),
+                            comparison: n.comparison_operator().as_str().to_string(),
+                            threshold: n.threshold(),
+                            threshold_type: n
+                                .threshold_type()
+                                .map(|t| t.as_str())
+                                .unwrap_or("PERCENTAGE")
+                                .to_string(),
+                        }
+                    }));
+                },
+            )
+            .await?;
         Ok(out)
     }
 
@@ -367,7 +365,7 @@ impl Budgets for SdkBudgets {
                 "the endpoint does not implement this operation",
             ));
         }
-        let mut pages = self
+        let pages = self
             .client
             .describe_subscribers_for_notification()
             .account_id(account_id)
@@ -375,28 +373,26 @@ impl Budgets for SdkBudgets {
             .notification(sdk_notification(n))
             .into_paginator()
             .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = match page {
-                Ok(p) => p,
-                Err(e) => {
-                    let e = AwsError::from_sdk(SERVICE, OP, e);
-                    if e.code == "Unimplemented" {
-                        self.subscribers_unimplemented
-                            .store(true, Ordering::Relaxed);
-                    }
-                    return Err(e);
+        let out = CALLS
+            .pages(OP, pages, |page, out| {
+                out.extend(
+                    page.subscribers()
+                        .iter()
+                        .map(|s| match s.subscription_type() {
+                            b::types::SubscriptionType::Sns => {
+                                Subscriber::Sns(s.address().to_string())
+                            }
+                            _ => Subscriber::Email(s.address().to_string()),
+                        }),
+                )
+            })
+            .await
+            .inspect_err(|e| {
+                if e.code == "Unimplemented" {
+                    self.subscribers_unimplemented
+                        .store(true, Ordering::Relaxed);
                 }
-            };
-            out.extend(
-                page.subscribers()
-                    .iter()
-                    .map(|s| match s.subscription_type() {
-                        b::types::SubscriptionType::Sns => Subscriber::Sns(s.address().to_string()),
-                        _ => Subscriber::Email(s.address().to_string()),
-                    }),
-            );
-        }
+            })?;
         Ok(out)
     }
 
@@ -407,15 +403,18 @@ impl Budgets for SdkBudgets {
         n: &NotificationKey,
         subscribers: &[Subscriber],
     ) -> AwsResult<()> {
-        self.client
-            .create_notification()
-            .account_id(account_id)
-            .budget_name(name)
-            .notification(sdk_notification(n))
-            .set_subscribers(Some(subscribers.iter().map(sdk_subscriber).collect()))
-            .send()
-            .await
-            .map_err(err("CreateNotification"))?;
+        CALLS
+            .send(
+                "CreateNotification",
+                self.client
+                    .create_notification()
+                    .account_id(account_id)
+                    .budget_name(name)
+                    .notification(sdk_notification(n))
+                    .set_subscribers(Some(subscribers.iter().map(sdk_subscriber).collect()))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -426,15 +425,18 @@ impl Budgets for SdkBudgets {
         old: &NotificationKey,
         new: &NotificationKey,
     ) -> AwsResult<()> {
-        self.client
-            .update_notification()
-            .account_id(account_id)
-            .budget_name(name)
-            .old_notification(sdk_notification(old))
-            .new_notification(sdk_notification(new))
-            .send()
-            .await
-            .map_err(err("UpdateNotification"))?;
+        CALLS
+            .send(
+                "UpdateNotification",
+                self.client
+                    .update_notification()
+                    .account_id(account_id)
+                    .budget_name(name)
+                    .old_notification(sdk_notification(old))
+                    .new_notification(sdk_notification(new))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -444,14 +446,17 @@ impl Budgets for SdkBudgets {
         name: &str,
         n: &NotificationKey,
     ) -> AwsResult<()> {
-        self.client
-            .delete_notification()
-            .account_id(account_id)
-            .budget_name(name)
-            .notification(sdk_notification(n))
-            .send()
-            .await
-            .map_err(err("DeleteNotification"))?;
+        CALLS
+            .send(
+                "DeleteNotification",
+                self.client
+                    .delete_notification()
+                    .account_id(account_id)
+                    .budget_name(name)
+                    .notification(sdk_notification(n))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -462,15 +467,18 @@ impl Budgets for SdkBudgets {
         n: &NotificationKey,
         s: &Subscriber,
     ) -> AwsResult<()> {
-        self.client
-            .create_subscriber()
-            .account_id(account_id)
-            .budget_name(name)
-            .notification(sdk_notification(n))
-            .subscriber(sdk_subscriber(s))
-            .send()
-            .await
-            .map_err(err("CreateSubscriber"))?;
+        CALLS
+            .send(
+                "CreateSubscriber",
+                self.client
+                    .create_subscriber()
+                    .account_id(account_id)
+                    .budget_name(name)
+                    .notification(sdk_notification(n))
+                    .subscriber(sdk_subscriber(s))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
@@ -481,15 +489,18 @@ impl Budgets for SdkBudgets {
         n: &NotificationKey,
         s: &Subscriber,
     ) -> AwsResult<()> {
-        self.client
-            .delete_subscriber()
-            .account_id(account_id)
-            .budget_name(name)
-            .notification(sdk_notification(n))
-            .subscriber(sdk_subscriber(s))
-            .send()
-            .await
-            .map_err(err("DeleteSubscriber"))?;
+        CALLS
+            .send(
+                "DeleteSubscriber",
+                self.client
+                    .delete_subscriber()
+                    .account_id(account_id)
+                    .budget_name(name)
+                    .notification(sdk_notification(n))
+                    .subscriber(sdk_subscriber(s))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! CloudTrail and the S3 bucket it writes to: ports (domain types) and SDK implementations.
 
-use super::{AwsError, AwsResult};
+use super::{AwsError, AwsResult, Service};
 use async_trait::async_trait;
 use aws_sdk_cloudtrail as ct;
 use aws_sdk_s3 as s3;
@@ -92,14 +92,7 @@ impl SdkCloudTrail {
     }
 }
 
-fn ct_err<E>(
-    operation: &'static str,
-) -> impl FnOnce(ct::error::SdkError<E, ct::config::http::HttpResponse>) -> AwsError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| AwsError::from_sdk("cloudtrail", operation, e)
-}
+const CLOUDTRAIL: Service = Service("cloudtrail");
 
 fn trail_info(t: &ct::types::Trail) -> TrailInfo {
     TrailInfo {
@@ -121,70 +114,73 @@ fn trail_info(t: &ct::types::Trail) -> TrailInfo {
 #[async_trait]
 impl CloudTrail for SdkCloudTrail {
     async fn get_trail(&self, name: &str) -> AwsResult<Option<TrailInfo>> {
-        let out = match self.client.get_trail().name(name).send().await {
-            Ok(o) => o,
-            Err(e) => {
-                let e = AwsError::from_sdk("cloudtrail", "GetTrail", e);
-                return if e.is_not_found() { Ok(None) } else { Err(e) };
-            }
+        let request = self.client.get_trail().name(name).send();
+        let Some(out) = CLOUDTRAIL.find("GetTrail", request).await? else {
+            return Ok(None);
         };
         Ok(out.trail().map(trail_info))
     }
 
     async fn list_trails(&self) -> AwsResult<Vec<TrailInfo>> {
-        let out = self
-            .client
-            .describe_trails()
-            .include_shadow_trails(false)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("cloudtrail", "DescribeTrails", e))?;
+        let out = CLOUDTRAIL
+            .send(
+                "DescribeTrails",
+                self.client
+                    .describe_trails()
+                    .include_shadow_trails(false)
+                    .send(),
+            )
+            .await?;
         Ok(out.trail_list().iter().map(trail_info).collect())
     }
 
     async fn create_trail(&self, t: &TrailInfo) -> AwsResult<String> {
-        let out = self
-            .client
-            .create_trail()
-            .name(&t.name)
-            .s3_bucket_name(&t.bucket)
-            .set_s3_key_prefix(t.key_prefix.clone())
-            .set_kms_key_id(t.kms_key_id.clone())
-            .is_multi_region_trail(t.multi_region)
-            .is_organization_trail(t.organization_trail)
-            .enable_log_file_validation(t.log_file_validation)
-            .include_global_service_events(t.include_global_service_events)
-            .send()
-            .await
-            .map_err(ct_err("CreateTrail"))?;
+        let out = CLOUDTRAIL
+            .send(
+                "CreateTrail",
+                self.client
+                    .create_trail()
+                    .name(&t.name)
+                    .s3_bucket_name(&t.bucket)
+                    .set_s3_key_prefix(t.key_prefix.clone())
+                    .set_kms_key_id(t.kms_key_id.clone())
+                    .is_multi_region_trail(t.multi_region)
+                    .is_organization_trail(t.organization_trail)
+                    .enable_log_file_validation(t.log_file_validation)
+                    .include_global_service_events(t.include_global_service_events)
+                    .send(),
+            )
+            .await?;
         Ok(out.trail_arn().unwrap_or_default().to_string())
     }
 
     async fn update_trail(&self, t: &TrailInfo) -> AwsResult<()> {
-        self.client
-            .update_trail()
-            .name(&t.name)
-            .s3_bucket_name(&t.bucket)
-            .s3_key_prefix(t.key_prefix.clone().unwrap_or_default())
-            .set_kms_key_id(t.kms_key_id.clone())
-            .is_multi_region_trail(t.multi_region)
-            .is_organization_trail(t.organization_trail)
-            .enable_log_file_validation(t.log_file_validation)
-            .include_global_service_events(t.include_global_service_events)
-            .send()
-            .await
-            .map_err(ct_err("UpdateTrail"))?;
+        CLOUDTRAIL
+            .send(
+                "UpdateTrail",
+                self.client
+                    .update_trail()
+                    .name(&t.name)
+                    .s3_bucket_name(&t.bucket)
+                    .s3_key_prefix(t.key_prefix.clone().unwrap_or_default())
+                    .set_kms_key_id(t.kms_key_id.clone())
+                    .is_multi_region_trail(t.multi_region)
+                    .is_organization_trail(t.organization_trail)
+                    .enable_log_file_validation(t.log_file_validation)
+                    .include_global_service_events(t.include_global_service_events)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn trail_status(&self, name: &str) -> AwsResult<TrailStatus> {
-        let out = self
-            .client
-            .get_trail_status()
-            .name(name)
-            .send()
-            .await
-            .map_err(ct_err("GetTrailStatus"))?;
+        let out = CLOUDTRAIL
+            .send(
+                "GetTrailStatus",
+                self.client.get_trail_status().name(name).send(),
+            )
+            .await?;
         Ok(TrailStatus {
             is_logging: out.is_logging().unwrap_or(false),
             latest_delivery_error: out
@@ -198,22 +194,19 @@ impl CloudTrail for SdkCloudTrail {
     }
 
     async fn start_logging(&self, name: &str) -> AwsResult<()> {
-        self.client
-            .start_logging()
-            .name(name)
-            .send()
-            .await
-            .map_err(ct_err("StartLogging"))?;
+        CLOUDTRAIL
+            .send(
+                "StartLogging",
+                self.client.start_logging().name(name).send(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn delete_trail(&self, name: &str) -> AwsResult<()> {
-        self.client
-            .delete_trail()
-            .name(name)
-            .send()
-            .await
-            .map_err(ct_err("DeleteTrail"))?;
+        CLOUDTRAIL
+            .send("DeleteTrail", self.client.delete_trail().name(name).send())
+            .await?;
         Ok(())
     }
 }
@@ -229,14 +222,7 @@ impl SdkBuckets {
     }
 }
 
-fn s3_err<E>(
-    operation: &'static str,
-) -> impl FnOnce(s3::error::SdkError<E, s3::config::http::HttpResponse>) -> AwsError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| AwsError::from_sdk("s3", operation, e)
-}
+const S3: Service = Service("s3");
 
 /// A missing configuration is "not set", not an error.
 fn absent(e: &AwsError) -> bool {
@@ -273,13 +259,12 @@ impl Buckets for SdkBuckets {
 
     async fn bucket_state(&self, bucket: &str) -> AwsResult<BucketState> {
         let mut state = BucketState::default();
-        match self
-            .client
-            .get_public_access_block()
-            .bucket(bucket)
-            .send()
+        match S3
+            .send(
+                "GetPublicAccessBlock",
+                self.client.get_public_access_block().bucket(bucket).send(),
+            )
             .await
-            .map_err(s3_err("GetPublicAccessBlock"))
         {
             Ok(out) => {
                 state.public_access_blocked =
@@ -293,13 +278,12 @@ impl Buckets for SdkBuckets {
             Err(e) if absent(&e) => {}
             Err(e) => return Err(e),
         }
-        match self
-            .client
-            .get_bucket_encryption()
-            .bucket(bucket)
-            .send()
+        match S3
+            .send(
+                "GetBucketEncryption",
+                self.client.get_bucket_encryption().bucket(bucket).send(),
+            )
             .await
-            .map_err(s3_err("GetBucketEncryption"))
         {
             Ok(out) => {
                 state.encryption = out
@@ -311,26 +295,24 @@ impl Buckets for SdkBuckets {
             Err(e) if absent(&e) => {}
             Err(e) => return Err(e),
         }
-        state.versioning_enabled = match self
-            .client
-            .get_bucket_versioning()
-            .bucket(bucket)
-            .send()
+        state.versioning_enabled = match S3
+            .send(
+                "GetBucketVersioning",
+                self.client.get_bucket_versioning().bucket(bucket).send(),
+            )
             .await
-            .map_err(s3_err("GetBucketVersioning"))
         {
             Ok(v) => Some(v.status() == Some(&s3::types::BucketVersioningStatus::Enabled)),
             // An answer this SDK cannot read (some emulators): unknown, not drift.
             Err(e) if e.code == "BadResponse" => None,
             Err(e) => return Err(e),
         };
-        match self
-            .client
-            .get_bucket_policy()
-            .bucket(bucket)
-            .send()
+        match S3
+            .send(
+                "GetBucketPolicy",
+                self.client.get_bucket_policy().bucket(bucket).send(),
+            )
             .await
-            .map_err(s3_err("GetBucketPolicy"))
         {
             Ok(out) => state.policy = out.policy().map(str::to_string),
             Err(e) if absent(&e) => {}
@@ -359,7 +341,7 @@ impl Buckets for SdkBuckets {
                     .build(),
             );
         }
-        req.send().await.map_err(s3_err("CreateBucket"))?;
+        S3.send("CreateBucket", req.send()).await?;
         Ok(())
     }
 
@@ -370,13 +352,15 @@ impl Buckets for SdkBuckets {
             .block_public_policy(true)
             .restrict_public_buckets(true)
             .build();
-        self.client
-            .put_public_access_block()
-            .bucket(bucket)
-            .public_access_block_configuration(conf)
-            .send()
-            .await
-            .map_err(s3_err("PutPublicAccessBlock"))?;
+        S3.send(
+            "PutPublicAccessBlock",
+            self.client
+                .put_public_access_block()
+                .bucket(bucket)
+                .public_access_block_configuration(conf)
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -398,39 +382,45 @@ impl Buckets for SdkBuckets {
             .rules(rule)
             .build()
             .expect("rules set");
-        self.client
-            .put_bucket_encryption()
-            .bucket(bucket)
-            .server_side_encryption_configuration(conf)
-            .send()
-            .await
-            .map_err(s3_err("PutBucketEncryption"))?;
+        S3.send(
+            "PutBucketEncryption",
+            self.client
+                .put_bucket_encryption()
+                .bucket(bucket)
+                .server_side_encryption_configuration(conf)
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
     async fn enable_versioning(&self, bucket: &str) -> AwsResult<()> {
-        self.client
-            .put_bucket_versioning()
-            .bucket(bucket)
-            .versioning_configuration(
-                s3::types::VersioningConfiguration::builder()
-                    .status(s3::types::BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(s3_err("PutBucketVersioning"))?;
+        S3.send(
+            "PutBucketVersioning",
+            self.client
+                .put_bucket_versioning()
+                .bucket(bucket)
+                .versioning_configuration(
+                    s3::types::VersioningConfiguration::builder()
+                        .status(s3::types::BucketVersioningStatus::Enabled)
+                        .build(),
+                )
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
     async fn put_policy(&self, bucket: &str, policy: &str) -> AwsResult<()> {
-        self.client
-            .put_bucket_policy()
-            .bucket(bucket)
-            .policy(policy)
-            .send()
-            .await
-            .map_err(s3_err("PutBucketPolicy"))?;
+        S3.send(
+            "PutBucketPolicy",
+            self.client
+                .put_bucket_policy()
+                .bucket(bucket)
+                .policy(policy)
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -465,13 +455,15 @@ impl Buckets for SdkBuckets {
             .set_rules(Some(rules))
             .build()
             .expect("rules set");
-        self.client
-            .put_bucket_lifecycle_configuration()
-            .bucket(bucket)
-            .lifecycle_configuration(conf)
-            .send()
-            .await
-            .map_err(s3_err("PutBucketLifecycleConfiguration"))?;
+        S3.send(
+            "PutBucketLifecycleConfiguration",
+            self.client
+                .put_bucket_lifecycle_configuration()
+                .bucket(bucket)
+                .lifecycle_configuration(conf)
+                .send(),
+        )
+        .await?;
         Ok(())
     }
 }
@@ -479,13 +471,15 @@ impl Buckets for SdkBuckets {
 impl SdkBuckets {
     /// Every lifecycle rule of the bucket (none when it has no configuration).
     async fn lifecycle_rules(&self, bucket: &str) -> AwsResult<Vec<s3::types::LifecycleRule>> {
-        match self
-            .client
-            .get_bucket_lifecycle_configuration()
-            .bucket(bucket)
-            .send()
+        match S3
+            .send(
+                "GetBucketLifecycleConfiguration",
+                self.client
+                    .get_bucket_lifecycle_configuration()
+                    .bucket(bucket)
+                    .send(),
+            )
             .await
-            .map_err(s3_err("GetBucketLifecycleConfiguration"))
         {
             Ok(out) => Ok(out.rules().to_vec()),
             Err(e) if absent(&e) => Ok(Vec::new()),

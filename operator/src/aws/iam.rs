@@ -1,7 +1,7 @@
 //! IAM (and the Account Management API's alternate contacts) inside one account: the ports and
 //! their SDK implementations. Clients for member accounts come from `member::MemberAccess`.
 
-use super::{AwsError, AwsResult};
+use super::{AwsResult, Service};
 use crate::api::aws_account::{Contact, PasswordPolicy};
 use async_trait::async_trait;
 use aws_sdk_account as acc;
@@ -70,16 +70,8 @@ impl SdkIam {
     }
 }
 
-const SERVICE: &str = "iam";
-
-fn err<E>(
-    operation: &'static str,
-) -> impl FnOnce(iam::error::SdkError<E, iam::config::http::HttpResponse>) -> AwsError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| AwsError::from_sdk(SERVICE, operation, e)
-}
+const CALLS: Service = Service("iam");
+const ACCOUNT: Service = Service("account");
 
 /// Decodes `%XX` escapes (IAM returns policy documents URL-encoded).
 pub fn url_decode(s: &str) -> String {
@@ -107,76 +99,85 @@ pub fn url_decode(s: &str) -> String {
 #[async_trait]
 impl Iam for SdkIam {
     async fn account_alias(&self) -> AwsResult<Option<String>> {
-        let out = self
-            .client
-            .list_account_aliases()
-            .send()
-            .await
-            .map_err(err("ListAccountAliases"))?;
+        let out = CALLS
+            .send(
+                "ListAccountAliases",
+                self.client.list_account_aliases().send(),
+            )
+            .await?;
         Ok(out.account_aliases().first().cloned())
     }
     async fn set_account_alias(&self, alias: &str) -> AwsResult<()> {
-        self.client
-            .create_account_alias()
-            .account_alias(alias)
-            .send()
-            .await
-            .map_err(err("CreateAccountAlias"))?;
+        CALLS
+            .send(
+                "CreateAccountAlias",
+                self.client
+                    .create_account_alias()
+                    .account_alias(alias)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
     async fn delete_account_alias(&self, alias: &str) -> AwsResult<()> {
-        self.client
-            .delete_account_alias()
-            .account_alias(alias)
-            .send()
-            .await
-            .map_err(err("DeleteAccountAlias"))?;
+        CALLS
+            .send(
+                "DeleteAccountAlias",
+                self.client
+                    .delete_account_alias()
+                    .account_alias(alias)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
     async fn password_policy(&self) -> AwsResult<Option<PasswordPolicy>> {
-        match self.client.get_account_password_policy().send().await {
-            Ok(out) => Ok(out.password_policy().map(|p| PasswordPolicy {
-                minimum_password_length: p.minimum_password_length().unwrap_or(8),
-                require_symbols: p.require_symbols(),
-                require_numbers: p.require_numbers(),
-                require_uppercase_characters: p.require_uppercase_characters(),
-                require_lowercase_characters: p.require_lowercase_characters(),
-                allow_users_to_change_password: p.allow_users_to_change_password(),
-                max_password_age: p.max_password_age().filter(|a| *a > 0),
-                password_reuse_prevention: p.password_reuse_prevention().unwrap_or(0),
-                hard_expiry: p.hard_expiry().unwrap_or(false),
-                manage: true,
-            })),
-            Err(e) => {
-                let e = AwsError::from_sdk("iam", "GetAccountPasswordPolicy", e);
-                if e.is_not_found() { Ok(None) } else { Err(e) }
-            }
-        }
+        let request = self.client.get_account_password_policy().send();
+        let Some(out) = CALLS.find("GetAccountPasswordPolicy", request).await? else {
+            return Ok(None);
+        };
+        Ok(out.password_policy().map(|p| PasswordPolicy {
+            minimum_password_length: p.minimum_password_length().unwrap_or(8),
+            require_symbols: p.require_symbols(),
+            require_numbers: p.require_numbers(),
+            require_uppercase_characters: p.require_uppercase_characters(),
+            require_lowercase_characters: p.require_lowercase_characters(),
+            allow_users_to_change_password: p.allow_users_to_change_password(),
+            max_password_age: p.max_password_age().filter(|a| *a > 0),
+            password_reuse_prevention: p.password_reuse_prevention().unwrap_or(0),
+            hard_expiry: p.hard_expiry().unwrap_or(false),
+            manage: true,
+        }))
     }
     async fn set_password_policy(&self, p: &PasswordPolicy) -> AwsResult<()> {
-        self.client
-            .update_account_password_policy()
-            .minimum_password_length(p.minimum_password_length)
-            .require_symbols(p.require_symbols)
-            .require_numbers(p.require_numbers)
-            .require_uppercase_characters(p.require_uppercase_characters)
-            .require_lowercase_characters(p.require_lowercase_characters)
-            .allow_users_to_change_password(p.allow_users_to_change_password)
-            .set_max_password_age(p.max_password_age)
-            .set_password_reuse_prevention(Some(p.password_reuse_prevention).filter(|n| *n > 0))
-            .hard_expiry(p.hard_expiry)
-            .send()
-            .await
-            .map_err(err("UpdateAccountPasswordPolicy"))?;
+        CALLS
+            .send(
+                "UpdateAccountPasswordPolicy",
+                self.client
+                    .update_account_password_policy()
+                    .minimum_password_length(p.minimum_password_length)
+                    .require_symbols(p.require_symbols)
+                    .require_numbers(p.require_numbers)
+                    .require_uppercase_characters(p.require_uppercase_characters)
+                    .require_lowercase_characters(p.require_lowercase_characters)
+                    .allow_users_to_change_password(p.allow_users_to_change_password)
+                    .set_max_password_age(p.max_password_age)
+                    .set_password_reuse_prevention(
+                        Some(p.password_reuse_prevention).filter(|n| *n > 0),
+                    )
+                    .hard_expiry(p.hard_expiry)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
     async fn root_security(&self) -> AwsResult<RootSecurity> {
-        let out = self
-            .client
-            .get_account_summary()
-            .send()
-            .await
-            .map_err(err("GetAccountSummary"))?;
+        let out = CALLS
+            .send(
+                "GetAccountSummary",
+                self.client.get_account_summary().send(),
+            )
+            .await?;
         let map = out.summary_map();
         let get = |k: iam::types::SummaryKeyType| map.and_then(|m| m.get(&k)).copied().unwrap_or(0);
         Ok(RootSecurity {
@@ -187,31 +188,35 @@ impl Iam for SdkIam {
     }
 
     async fn list_groups(&self) -> AwsResult<Vec<String>> {
-        let mut pages = self.client.list_groups().into_paginator().send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(err("ListGroups"))?;
-            out.extend(page.groups().iter().map(|g| g.group_name().to_string()));
-        }
+        let out = CALLS
+            .pages(
+                "ListGroups",
+                self.client.list_groups().into_paginator().send(),
+                |page, out| {
+                    out.extend(page.groups().iter().map(|g| g.group_name().to_string()));
+                },
+            )
+            .await?;
         Ok(out)
     }
 
     async fn group(&self, name: &str) -> AwsResult<Option<GroupInfo>> {
-        let mut pages = self
+        let pages = self
             .client
             .get_group()
             .group_name(name)
             .into_paginator()
             .send();
+        let pages = match CALLS
+            .pages("GetGroup", pages, |page, out| out.push(page))
+            .await
+        {
+            Ok(pages) => pages,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let mut info: Option<GroupInfo> = None;
-        while let Some(page) = pages.next().await {
-            let page = match page {
-                Ok(p) => p,
-                Err(e) => {
-                    let e = AwsError::from_sdk("iam", "GetGroup", e);
-                    return if e.is_not_found() { Ok(None) } else { Err(e) };
-                }
-            };
+        for page in pages {
             let g = info.get_or_insert_with(|| {
                 let grp = page.group();
                 GroupInfo {
@@ -227,14 +232,16 @@ impl Iam for SdkIam {
         Ok(info)
     }
     async fn create_group(&self, name: &str, path: &str) -> AwsResult<GroupInfo> {
-        let out = self
-            .client
-            .create_group()
-            .group_name(name)
-            .path(path)
-            .send()
-            .await
-            .map_err(err("CreateGroup"))?;
+        let out = CALLS
+            .send(
+                "CreateGroup",
+                self.client
+                    .create_group()
+                    .group_name(name)
+                    .path(path)
+                    .send(),
+            )
+            .await?;
         let g = out.group();
         Ok(GroupInfo {
             arn: g.map(|g| g.arn().to_string()).unwrap_or_default(),
@@ -244,149 +251,165 @@ impl Iam for SdkIam {
         })
     }
     async fn set_group_path(&self, name: &str, path: &str) -> AwsResult<()> {
-        self.client
-            .update_group()
-            .group_name(name)
-            .new_path(path)
-            .send()
-            .await
-            .map_err(err("UpdateGroup"))?;
+        CALLS
+            .send(
+                "UpdateGroup",
+                self.client
+                    .update_group()
+                    .group_name(name)
+                    .new_path(path)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
     async fn delete_group(&self, name: &str) -> AwsResult<()> {
-        self.client
-            .delete_group()
-            .group_name(name)
-            .send()
-            .await
-            .map_err(err("DeleteGroup"))?;
+        CALLS
+            .send(
+                "DeleteGroup",
+                self.client.delete_group().group_name(name).send(),
+            )
+            .await?;
         Ok(())
     }
     async fn attached_policies(&self, group: &str) -> AwsResult<Vec<String>> {
-        let mut pages = self
-            .client
-            .list_attached_group_policies()
-            .group_name(group)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(err("ListAttachedGroupPolicies"))?;
-            out.extend(
-                page.attached_policies()
-                    .iter()
-                    .filter_map(|p| p.policy_arn().map(str::to_string)),
-            );
-        }
+        let out = CALLS
+            .pages(
+                "ListAttachedGroupPolicies",
+                self.client
+                    .list_attached_group_policies()
+                    .group_name(group)
+                    .into_paginator()
+                    .send(),
+                |page, out| {
+                    out.extend(
+                        page.attached_policies()
+                            .iter()
+                            .filter_map(|p| p.policy_arn().map(str::to_string)),
+                    );
+                },
+            )
+            .await?;
         Ok(out)
     }
     async fn attach_policy(&self, group: &str, arn: &str) -> AwsResult<()> {
-        self.client
-            .attach_group_policy()
-            .group_name(group)
-            .policy_arn(arn)
-            .send()
-            .await
-            .map_err(err("AttachGroupPolicy"))?;
+        CALLS
+            .send(
+                "AttachGroupPolicy",
+                self.client
+                    .attach_group_policy()
+                    .group_name(group)
+                    .policy_arn(arn)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
     async fn detach_policy(&self, group: &str, arn: &str) -> AwsResult<()> {
-        self.client
-            .detach_group_policy()
-            .group_name(group)
-            .policy_arn(arn)
-            .send()
-            .await
-            .map_err(err("DetachGroupPolicy"))?;
+        CALLS
+            .send(
+                "DetachGroupPolicy",
+                self.client
+                    .detach_group_policy()
+                    .group_name(group)
+                    .policy_arn(arn)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
     async fn inline_policies(&self, group: &str) -> AwsResult<Vec<(String, String)>> {
-        let mut pages = self
+        let pages = self
             .client
             .list_group_policies()
             .group_name(group)
             .into_paginator()
             .send();
-        let mut names = Vec::new();
-        while let Some(page) = pages.next().await {
-            names.extend(
-                page.map_err(err("ListGroupPolicies"))?
-                    .policy_names()
-                    .iter()
-                    .cloned(),
-            );
-        }
+        let names = CALLS
+            .pages("ListGroupPolicies", pages, |page, out| {
+                out.extend(page.policy_names().iter().cloned())
+            })
+            .await?;
         let mut out = Vec::new();
         for name in names {
-            let doc = self
-                .client
-                .get_group_policy()
-                .group_name(group)
-                .policy_name(&name)
-                .send()
-                .await
-                .map_err(err("GetGroupPolicy"))?;
+            let doc = CALLS
+                .send(
+                    "GetGroupPolicy",
+                    self.client
+                        .get_group_policy()
+                        .group_name(group)
+                        .policy_name(&name)
+                        .send(),
+                )
+                .await?;
             out.push((name, url_decode(doc.policy_document())));
         }
         Ok(out)
     }
     async fn put_inline_policy(&self, group: &str, name: &str, document: &str) -> AwsResult<()> {
-        self.client
-            .put_group_policy()
-            .group_name(group)
-            .policy_name(name)
-            .policy_document(document)
-            .send()
-            .await
-            .map_err(err("PutGroupPolicy"))?;
+        CALLS
+            .send(
+                "PutGroupPolicy",
+                self.client
+                    .put_group_policy()
+                    .group_name(group)
+                    .policy_name(name)
+                    .policy_document(document)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
     async fn delete_inline_policy(&self, group: &str, name: &str) -> AwsResult<()> {
-        self.client
-            .delete_group_policy()
-            .group_name(group)
-            .policy_name(name)
-            .send()
-            .await
-            .map_err(err("DeleteGroupPolicy"))?;
+        CALLS
+            .send(
+                "DeleteGroupPolicy",
+                self.client
+                    .delete_group_policy()
+                    .group_name(group)
+                    .policy_name(name)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
     async fn user_exists(&self, user: &str) -> AwsResult<bool> {
-        match self.client.get_user().user_name(user).send().await {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = AwsError::from_sdk("iam", "GetUser", e);
-                if e.is_not_found() { Ok(false) } else { Err(e) }
-            }
-        }
+        let request = self.client.get_user().user_name(user).send();
+        Ok(CALLS.find("GetUser", request).await?.is_some())
     }
     async fn create_user(&self, user: &str) -> AwsResult<()> {
-        self.client
-            .create_user()
-            .user_name(user)
-            .send()
-            .await
-            .map_err(err("CreateUser"))?;
+        CALLS
+            .send(
+                "CreateUser",
+                self.client.create_user().user_name(user).send(),
+            )
+            .await?;
         Ok(())
     }
     async fn add_member(&self, group: &str, user: &str) -> AwsResult<()> {
-        self.client
-            .add_user_to_group()
-            .group_name(group)
-            .user_name(user)
-            .send()
-            .await
-            .map_err(err("AddUserToGroup"))?;
+        CALLS
+            .send(
+                "AddUserToGroup",
+                self.client
+                    .add_user_to_group()
+                    .group_name(group)
+                    .user_name(user)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
     async fn remove_member(&self, group: &str, user: &str) -> AwsResult<()> {
-        self.client
-            .remove_user_from_group()
-            .group_name(group)
-            .user_name(user)
-            .send()
-            .await
-            .map_err(err("RemoveUserFromGroup"))?;
+        CALLS
+            .send(
+                "RemoveUserFromGroup",
+                self.client
+                    .remove_user_from_group()
+                    .group_name(group)
+                    .user_name(user)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 }
@@ -412,40 +435,37 @@ fn contact_type(kind: &str) -> acc::types::AlternateContactType {
 #[async_trait]
 impl Contacts for SdkContacts {
     async fn contact(&self, kind: &str) -> AwsResult<Option<Contact>> {
-        match self
+        let request = self
             .client
             .get_alternate_contact()
             .alternate_contact_type(contact_type(kind))
-            .send()
-            .await
-        {
-            Ok(out) => Ok(out.alternate_contact().map(|c| Contact {
-                name: c.name().unwrap_or_default().to_string(),
-                title: c.title().unwrap_or_default().to_string(),
-                email: c.email_address().unwrap_or_default().to_string(),
-                phone_number: c.phone_number().unwrap_or_default().to_string(),
-            })),
-            Err(e) => {
-                let e = AwsError::from_sdk("account", "GetAlternateContact", e);
-                if e.is_not_found() || e.code == "ResourceNotFoundException" {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+            .send();
+        Ok(ACCOUNT
+            .find("GetAlternateContact", request)
+            .await?
+            .and_then(|out| {
+                out.alternate_contact().map(|c| Contact {
+                    name: c.name().unwrap_or_default().to_string(),
+                    title: c.title().unwrap_or_default().to_string(),
+                    email: c.email_address().unwrap_or_default().to_string(),
+                    phone_number: c.phone_number().unwrap_or_default().to_string(),
+                })
+            }))
     }
     async fn set_contact(&self, kind: &str, c: &Contact) -> AwsResult<()> {
-        self.client
-            .put_alternate_contact()
-            .alternate_contact_type(contact_type(kind))
-            .name(&c.name)
-            .title(&c.title)
-            .email_address(&c.email)
-            .phone_number(&c.phone_number)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("account", "PutAlternateContact", e))?;
+        ACCOUNT
+            .send(
+                "PutAlternateContact",
+                self.client
+                    .put_alternate_contact()
+                    .alternate_contact_type(contact_type(kind))
+                    .name(&c.name)
+                    .title(&c.title)
+                    .email_address(&c.email)
+                    .phone_number(&c.phone_number)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 //! call counts, latency and throttles are measured once for all services.
 
 pub mod budgets;
+pub mod call;
 pub mod cloudtrail;
 pub mod error;
 pub mod iam;
@@ -12,11 +13,11 @@ pub mod organizations;
 pub mod pacing;
 
 pub use budgets::{Budgets, SdkBudgets};
+pub use call::Service;
 pub use cloudtrail::{Buckets, CloudTrail, SdkBuckets, SdkCloudTrail};
 pub use error::AwsError;
-pub use organizations::{Organizations, SdkOrganizations};
+pub use organizations::{Organizations, SdkOrganizations, SnapshotChange};
 
-use crate::events::SnapshotChange;
 use crate::metrics::Metrics;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;

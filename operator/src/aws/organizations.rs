@@ -1,9 +1,10 @@
 //! AWS Organizations: the port (domain types, no SDK types) and its SDK implementation.
 
-use super::{AwsError, AwsResult};
+use super::{AwsError, AwsResult, Service};
 use crate::api::Tags;
 use async_trait::async_trait;
 use aws_sdk_organizations as orgs;
+use std::collections::BTreeSet;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OrgInfo {
@@ -84,6 +85,48 @@ pub struct NewAccount {
     pub tags: Tags,
 }
 
+/// What an event changed in the Organization snapshot the reconciles share. Tags, policies and
+/// everything outside Organizations are read by the reconciles themselves, so they change nothing
+/// there; a move or a rename is read again by itself (one call, not the whole tree); anything
+/// else in Organizations (an OU made or deleted, an account closed, the settings) reads it all.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotChange {
+    /// Accounts whose parent to read again.
+    pub moved_accounts: BTreeSet<String>,
+    /// OUs whose name (and their siblings') to read again.
+    pub renamed_ous: BTreeSet<String>,
+    pub everything: bool,
+}
+
+impl SnapshotChange {
+    pub fn of(event: &serde_json::Value) -> Self {
+        let detail = &event["detail"];
+        if detail["eventSource"] != "organizations.amazonaws.com" {
+            return Self::default();
+        }
+        let param = |k: &str| detail["requestParameters"][k].as_str().map(str::to_string);
+        let mut out = Self::default();
+        match detail["eventName"].as_str().unwrap_or_default() {
+            "TagResource" | "UntagResource" | "AttachPolicy" | "DetachPolicy" | "UpdatePolicy"
+            | "DeletePolicy" => {}
+            "MoveAccount" => out.moved_accounts.extend(param("accountId")),
+            "UpdateOrganizationalUnit" => out.renamed_ous.extend(param("organizationalUnitId")),
+            _ => out.everything = true,
+        }
+        out
+    }
+
+    pub fn merge(&mut self, other: Self) {
+        self.moved_accounts.extend(other.moved_accounts);
+        self.renamed_ous.extend(other.renamed_ous);
+        self.everything |= other.everything;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.everything && self.moved_accounts.is_empty() && self.renamed_ous.is_empty()
+    }
+}
+
 /// What the reconcilers need from AWS Organizations.
 #[async_trait]
 pub trait Organizations: Send + Sync {
@@ -130,14 +173,7 @@ impl SdkOrganizations {
 
 const SERVICE: &str = "organizations";
 
-fn err<E>(
-    operation: &'static str,
-) -> impl FnOnce(orgs::error::SdkError<E, orgs::config::http::HttpResponse>) -> AwsError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| AwsError::from_sdk(SERVICE, operation, e)
-}
+const CALLS: Service = Service(SERVICE);
 
 fn account_info(a: &orgs::types::Account, parent_id: Option<&str>) -> AccountInfo {
     AccountInfo {
@@ -191,12 +227,12 @@ fn sdk_tags(tags: &Tags) -> Vec<orgs::types::Tag> {
 #[async_trait]
 impl Organizations for SdkOrganizations {
     async fn describe_organization(&self) -> AwsResult<OrgInfo> {
-        let out = self
-            .client
-            .describe_organization()
-            .send()
-            .await
-            .map_err(err("DescribeOrganization"))?;
+        let out = CALLS
+            .send(
+                "DescribeOrganization",
+                self.client.describe_organization().send(),
+            )
+            .await?;
         let org = out.organization().ok_or_else(|| {
             AwsError::new(
                 SERVICE,
@@ -213,120 +249,116 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn list_roots(&self) -> AwsResult<Vec<RootInfo>> {
-        let mut pages = self.client.list_roots().into_paginator().send();
-        let mut out = Vec::new();
-        loop {
-            let Some(page) = pages.next().await else {
-                break;
-            };
-            let page = page.map_err(err("ListRoots"))?;
-            out.extend(page.roots().iter().map(|r| {
-                RootInfo {
-                    id: r.id().unwrap_or_default().to_string(),
-                    policy_types: r
-                        .policy_types()
-                        .iter()
-                        .filter_map(|t| {
-                            Some((
-                                t.r#type()?.as_str().to_string(),
-                                t.status()?.as_str().to_string(),
-                            ))
-                        })
-                        .collect(),
-                }
-            }));
-        }
+        let out = CALLS
+            .pages(
+                "ListRoots",
+                self.client.list_roots().into_paginator().send(),
+                |page, out| {
+                    out.extend(page.roots().iter().map(|r| {
+                        RootInfo {
+                            id: r.id().unwrap_or_default().to_string(),
+                            policy_types: r
+                                .policy_types()
+                                .iter()
+                                .filter_map(|t| {
+                                    Some((
+                                        t.r#type()?.as_str().to_string(),
+                                        t.status()?.as_str().to_string(),
+                                    ))
+                                })
+                                .collect(),
+                        }
+                    }));
+                },
+            )
+            .await?;
         Ok(out)
     }
 
     async fn list_ous_for_parent(&self, parent_id: &str) -> AwsResult<Vec<OuInfo>> {
-        let mut pages = self
-            .client
-            .list_organizational_units_for_parent()
-            .parent_id(parent_id)
-            .max_results(20) // AWS's largest page
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        loop {
-            let Some(page) = pages.next().await else {
-                break;
-            };
-            let page = page.map_err(err("ListOrganizationalUnitsForParent"))?;
-            out.extend(page.organizational_units().iter().map(|ou| OuInfo {
-                id: ou.id().unwrap_or_default().to_string(),
-                arn: ou.arn().unwrap_or_default().to_string(),
-                name: ou.name().unwrap_or_default().to_string(),
-                parent_id: parent_id.to_string(),
-            }));
-        }
+        let out = CALLS
+            .pages(
+                "ListOrganizationalUnitsForParent",
+                self.client
+                    .list_organizational_units_for_parent()
+                    .parent_id(parent_id)
+                    .max_results(20) // AWS's largest page
+                    .into_paginator()
+                    .send(),
+                |page, out| {
+                    out.extend(page.organizational_units().iter().map(|ou| OuInfo {
+                        id: ou.id().unwrap_or_default().to_string(),
+                        arn: ou.arn().unwrap_or_default().to_string(),
+                        name: ou.name().unwrap_or_default().to_string(),
+                        parent_id: parent_id.to_string(),
+                    }));
+                },
+            )
+            .await?;
         Ok(out)
     }
 
     async fn list_accounts(&self) -> AwsResult<Vec<AccountInfo>> {
-        let mut pages = self.client.list_accounts().into_paginator().send();
-        let mut out = Vec::new();
-        loop {
-            let Some(page) = pages.next().await else {
-                break;
-            };
-            let page = page.map_err(err("ListAccounts"))?;
-            out.extend(page.accounts().iter().map(|a| account_info(a, None)));
-        }
+        let out = CALLS
+            .pages(
+                "ListAccounts",
+                self.client.list_accounts().into_paginator().send(),
+                |page, out| {
+                    out.extend(page.accounts().iter().map(|a| account_info(a, None)));
+                },
+            )
+            .await?;
         Ok(out)
     }
 
     async fn list_accounts_for_parent(&self, parent_id: &str) -> AwsResult<Vec<AccountInfo>> {
-        let mut pages = self
-            .client
-            .list_accounts_for_parent()
-            .parent_id(parent_id)
-            .max_results(20) // AWS's largest page
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        loop {
-            let Some(page) = pages.next().await else {
-                break;
-            };
-            let page = page.map_err(err("ListAccountsForParent"))?;
-            out.extend(
-                page.accounts()
-                    .iter()
-                    .map(|a| account_info(a, Some(parent_id))),
-            );
-        }
+        let out = CALLS
+            .pages(
+                "ListAccountsForParent",
+                self.client
+                    .list_accounts_for_parent()
+                    .parent_id(parent_id)
+                    .max_results(20) // AWS's largest page
+                    .into_paginator()
+                    .send(),
+                |page, out| {
+                    out.extend(
+                        page.accounts()
+                            .iter()
+                            .map(|a| account_info(a, Some(parent_id))),
+                    );
+                },
+            )
+            .await?;
         Ok(out)
     }
 
     async fn list_in_progress_create_requests(&self) -> AwsResult<Vec<CreateAccountStatus>> {
-        let mut pages = self
-            .client
-            .list_create_account_status()
-            .states(orgs::types::CreateAccountState::InProgress)
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        loop {
-            let Some(page) = pages.next().await else {
-                break;
-            };
-            let page = page.map_err(err("ListCreateAccountStatus"))?;
-            out.extend(page.create_account_statuses().iter().map(create_status));
-        }
+        let mut out = CALLS
+            .pages(
+                "ListCreateAccountStatus",
+                self.client
+                    .list_create_account_status()
+                    .states(orgs::types::CreateAccountState::InProgress)
+                    .into_paginator()
+                    .send(),
+                |page, out| {
+                    out.extend(page.create_account_statuses().iter().map(create_status));
+                },
+            )
+            .await?;
         // Some implementations ignore the filter: keep only what is really in flight.
         out.retain(|s| s.state == CreateState::InProgress);
         Ok(out)
     }
 
     async fn parent_of(&self, child_id: &str) -> AwsResult<Option<String>> {
-        let out = self
-            .client
-            .list_parents()
-            .child_id(child_id)
-            .send()
-            .await
-            .map_err(err("ListParents"))?;
+        let out = CALLS
+            .send(
+                "ListParents",
+                self.client.list_parents().child_id(child_id).send(),
+            )
+            .await?;
         Ok(out
             .parents()
             .first()
@@ -338,13 +370,15 @@ impl Organizations for SdkOrganizations {
         &self,
         request_id: &str,
     ) -> AwsResult<CreateAccountStatus> {
-        let out = self
-            .client
-            .describe_create_account_status()
-            .create_account_request_id(request_id)
-            .send()
-            .await
-            .map_err(err("DescribeCreateAccountStatus"))?;
+        let out = CALLS
+            .send(
+                "DescribeCreateAccountStatus",
+                self.client
+                    .describe_create_account_status()
+                    .create_account_request_id(request_id)
+                    .send(),
+            )
+            .await?;
         out.create_account_status()
             .map(create_status)
             .ok_or_else(|| {
@@ -358,35 +392,36 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn list_tags(&self, resource_id: &str) -> AwsResult<Tags> {
-        let mut pages = self
+        let pages = self
             .client
             .list_tags_for_resource()
             .resource_id(resource_id)
             .into_paginator()
             .send();
-        let mut out = Tags::new();
-        loop {
-            let Some(page) = pages.next().await else {
-                break;
-            };
-            let page = page.map_err(err("ListTagsForResource"))?;
-            for t in page.tags() {
-                out.insert(t.key().to_string(), t.value().to_string());
-            }
-        }
-        Ok(out)
+        let tags = CALLS
+            .pages("ListTagsForResource", pages, |page, out| {
+                out.extend(
+                    page.tags()
+                        .iter()
+                        .map(|t| (t.key().to_string(), t.value().to_string())),
+                )
+            })
+            .await?;
+        Ok(tags.into_iter().collect())
     }
 
     async fn create_ou(&self, parent_id: &str, name: &str, tags: &Tags) -> AwsResult<OuInfo> {
-        let out = self
-            .client
-            .create_organizational_unit()
-            .parent_id(parent_id)
-            .name(name)
-            .set_tags(Some(sdk_tags(tags)).filter(|t| !t.is_empty()))
-            .send()
-            .await
-            .map_err(err("CreateOrganizationalUnit"))?;
+        let out = CALLS
+            .send(
+                "CreateOrganizationalUnit",
+                self.client
+                    .create_organizational_unit()
+                    .parent_id(parent_id)
+                    .name(name)
+                    .set_tags(Some(sdk_tags(tags)).filter(|t| !t.is_empty()))
+                    .send(),
+            )
+            .await?;
         let ou = out.organizational_unit().ok_or_else(|| {
             AwsError::new(
                 SERVICE,
@@ -404,43 +439,51 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn rename_ou(&self, ou_id: &str, name: &str) -> AwsResult<()> {
-        self.client
-            .update_organizational_unit()
-            .organizational_unit_id(ou_id)
-            .name(name)
-            .send()
-            .await
-            .map_err(err("UpdateOrganizationalUnit"))?;
+        CALLS
+            .send(
+                "UpdateOrganizationalUnit",
+                self.client
+                    .update_organizational_unit()
+                    .organizational_unit_id(ou_id)
+                    .name(name)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn delete_ou(&self, ou_id: &str) -> AwsResult<()> {
-        self.client
-            .delete_organizational_unit()
-            .organizational_unit_id(ou_id)
-            .send()
-            .await
-            .map_err(err("DeleteOrganizationalUnit"))?;
+        CALLS
+            .send(
+                "DeleteOrganizationalUnit",
+                self.client
+                    .delete_organizational_unit()
+                    .organizational_unit_id(ou_id)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn create_account(&self, account: &NewAccount) -> AwsResult<CreateAccountStatus> {
-        let out = self
-            .client
-            .create_account()
-            .account_name(&account.name)
-            .email(&account.email)
-            .role_name(&account.role_name)
-            .set_iam_user_access_to_billing(
-                account
-                    .iam_user_access_to_billing
-                    .as_deref()
-                    .map(orgs::types::IamUserAccessToBilling::from),
+        let out = CALLS
+            .send(
+                "CreateAccount",
+                self.client
+                    .create_account()
+                    .account_name(&account.name)
+                    .email(&account.email)
+                    .role_name(&account.role_name)
+                    .set_iam_user_access_to_billing(
+                        account
+                            .iam_user_access_to_billing
+                            .as_deref()
+                            .map(orgs::types::IamUserAccessToBilling::from),
+                    )
+                    .set_tags(Some(sdk_tags(&account.tags)).filter(|t| !t.is_empty()))
+                    .send(),
             )
-            .set_tags(Some(sdk_tags(&account.tags)).filter(|t| !t.is_empty()))
-            .send()
-            .await
-            .map_err(err("CreateAccount"))?;
+            .await?;
         out.create_account_status()
             .map(create_status)
             .ok_or_else(|| {
@@ -454,90 +497,92 @@ impl Organizations for SdkOrganizations {
     }
 
     async fn move_account(&self, account_id: &str, from: &str, to: &str) -> AwsResult<()> {
-        self.client
-            .move_account()
-            .account_id(account_id)
-            .source_parent_id(from)
-            .destination_parent_id(to)
-            .send()
-            .await
-            .map_err(err("MoveAccount"))?;
+        CALLS
+            .send(
+                "MoveAccount",
+                self.client
+                    .move_account()
+                    .account_id(account_id)
+                    .source_parent_id(from)
+                    .destination_parent_id(to)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn tag_resource(&self, resource_id: &str, tags: &Tags) -> AwsResult<()> {
-        self.client
-            .tag_resource()
-            .resource_id(resource_id)
-            .set_tags(Some(sdk_tags(tags)))
-            .send()
-            .await
-            .map_err(err("TagResource"))?;
+        CALLS
+            .send(
+                "TagResource",
+                self.client
+                    .tag_resource()
+                    .resource_id(resource_id)
+                    .set_tags(Some(sdk_tags(tags)))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn untag_resource(&self, resource_id: &str, keys: &[String]) -> AwsResult<()> {
-        self.client
-            .untag_resource()
-            .resource_id(resource_id)
-            .set_tag_keys(Some(keys.to_vec()))
-            .send()
-            .await
-            .map_err(err("UntagResource"))?;
+        CALLS
+            .send(
+                "UntagResource",
+                self.client
+                    .untag_resource()
+                    .resource_id(resource_id)
+                    .set_tag_keys(Some(keys.to_vec()))
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 
     async fn close_account(&self, account_id: &str) -> AwsResult<()> {
-        self.client
-            .close_account()
-            .account_id(account_id)
-            .send()
-            .await
-            .map_err(|e| {
-                // The reason tells the 30-day quota from the limit on closures at once.
-                let reason = e.as_service_error().and_then(|se| match se {
-                    orgs::operation::close_account::CloseAccountError::ConstraintViolationException(c) => {
-                        c.reason().map(|r| r.as_str().to_string())
-                    }
-                    _ => None,
-                });
-                let mut out = AwsError::from_sdk(SERVICE, "CloseAccount", e);
-                if let Some(r) = reason {
-                    out.message = format!("{r}: {}", out.message);
-                }
-                out
-            })?;
+        let request = self.client.close_account().account_id(account_id).send();
+        // The reason tells the 30-day quota from the limit on closures at once.
+        CALLS
+            .send_with_reason("CloseAccount", request, |e| match e {
+                orgs::operation::close_account::CloseAccountError::ConstraintViolationException(
+                    c,
+                ) => c.reason().map(|r| r.as_str().to_string()),
+                _ => None,
+            })
+            .await?;
         Ok(())
     }
 
     async fn list_service_access(&self) -> AwsResult<Vec<String>> {
-        let mut pages = self
-            .client
-            .list_aws_service_access_for_organization()
-            .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        loop {
-            let Some(page) = pages.next().await else {
-                break;
-            };
-            let page = page.map_err(err("ListAWSServiceAccessForOrganization"))?;
-            out.extend(
-                page.enabled_service_principals()
-                    .iter()
-                    .filter_map(|p| p.service_principal().map(str::to_string)),
-            );
-        }
+        let out = CALLS
+            .pages(
+                "ListAWSServiceAccessForOrganization",
+                self.client
+                    .list_aws_service_access_for_organization()
+                    .into_paginator()
+                    .send(),
+                |page, out| {
+                    out.extend(
+                        page.enabled_service_principals()
+                            .iter()
+                            .filter_map(|p| p.service_principal().map(str::to_string)),
+                    );
+                },
+            )
+            .await?;
         Ok(out)
     }
 
     async fn enable_service_access(&self, principal: &str) -> AwsResult<()> {
-        self.client
-            .enable_aws_service_access()
-            .service_principal(principal)
-            .send()
-            .await
-            .map_err(err("EnableAWSServiceAccess"))?;
+        CALLS
+            .send(
+                "EnableAWSServiceAccess",
+                self.client
+                    .enable_aws_service_access()
+                    .service_principal(principal)
+                    .send(),
+            )
+            .await?;
         Ok(())
     }
 }

@@ -738,7 +738,7 @@ const QUEUED_RECHECK: Duration = Duration::from_secs(5);
 /// Refuses to start before the CRDs are installed, with a message saying how to install them.
 async fn check_crds(client: &Client) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in crate::api::all_crds() {
+    for crd in crate::crds::all_crds() {
         let name = crd.metadata.name.unwrap_or_default();
         if api.get_opt(&name).await?.is_none() {
             anyhow::bail!(

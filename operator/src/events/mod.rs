@@ -5,7 +5,8 @@
 
 pub mod touch;
 
-use crate::aws::{AwsError, AwsPorts, AwsResult};
+pub use crate::aws::organizations::SnapshotChange;
+use crate::aws::{AwsPorts, AwsResult, Service};
 use crate::reconcile::{Key, Kind, Resource};
 use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
@@ -66,48 +67,6 @@ pub fn resources_for(touches: &[Touch], resources: &[Resource]) -> BTreeSet<Key>
     out
 }
 
-/// What an event changed in the Organization snapshot the reconciles share. Tags, policies and
-/// everything outside Organizations are read by the reconciles themselves, so they change nothing
-/// there; a move or a rename is read again by itself (one call, not the whole tree); anything
-/// else in Organizations (an OU made or deleted, an account closed, the settings) reads it all.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SnapshotChange {
-    /// Accounts whose parent to read again.
-    pub moved_accounts: BTreeSet<String>,
-    /// OUs whose name (and their siblings') to read again.
-    pub renamed_ous: BTreeSet<String>,
-    pub everything: bool,
-}
-
-impl SnapshotChange {
-    pub fn of(event: &serde_json::Value) -> Self {
-        let detail = &event["detail"];
-        if detail["eventSource"] != "organizations.amazonaws.com" {
-            return Self::default();
-        }
-        let param = |k: &str| detail["requestParameters"][k].as_str().map(str::to_string);
-        let mut out = Self::default();
-        match detail["eventName"].as_str().unwrap_or_default() {
-            "TagResource" | "UntagResource" | "AttachPolicy" | "DetachPolicy" | "UpdatePolicy"
-            | "DeletePolicy" => {}
-            "MoveAccount" => out.moved_accounts.extend(param("accountId")),
-            "UpdateOrganizationalUnit" => out.renamed_ous.extend(param("organizationalUnitId")),
-            _ => out.everything = true,
-        }
-        out
-    }
-
-    pub fn merge(&mut self, other: Self) {
-        self.moved_accounts.extend(other.moved_accounts);
-        self.renamed_ous.extend(other.renamed_ous);
-        self.everything |= other.everything;
-    }
-
-    pub fn is_empty(&self) -> bool {
-        !self.everything && self.moved_accounts.is_empty() && self.renamed_ous.is_empty()
-    }
-}
-
 /// One long poll of the queue, handled.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -133,16 +92,7 @@ pub struct Consumer {
     me: Identity,
 }
 
-fn err<E>(
-    operation: &'static str,
-) -> impl FnOnce(aws_sdk_sqs::error::SdkError<E, aws_sdk_sqs::config::http::HttpResponse>) -> AwsError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| AwsError::from_sdk(SERVICE, operation, e)
-}
-
-const SERVICE: &str = "sqs";
+const SQS: Service = Service("sqs");
 
 impl Consumer {
     /// `region`: where the queue is (the rule's, us-east-1 for the global services).
@@ -168,7 +118,7 @@ impl Consumer {
         wait: Duration,
         resources: impl Fn() -> Vec<Resource>,
     ) -> AwsResult<Batch> {
-        let out = self
+        let request = self
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
@@ -177,9 +127,8 @@ impl Consumer {
             .message_system_attribute_names(
                 aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
             )
-            .send()
-            .await
-            .map_err(err("ReceiveMessage"))?;
+            .send();
+        let out = SQS.send("ReceiveMessage", request).await?;
         let mut batch = Batch::default();
         let mut handled = Vec::new();
         let now = SystemTime::now();
@@ -242,7 +191,7 @@ impl Consumer {
                         .expect("id and receipt handle set"),
                 );
             }
-            req.send().await.map_err(err("DeleteMessageBatch"))?;
+            SQS.send("DeleteMessageBatch", req.send()).await?;
         }
         Ok(batch)
     }

@@ -137,7 +137,7 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
 
 /// The openAPIV3Schema of each kind, from the generated CRDs (one source of truth for validation).
 fn crd_schemas() -> BTreeMap<String, Value> {
-    api::all_crds()
+    crate::crds::all_crds()
         .into_iter()
         .filter_map(|crd| {
             let schema = crd

@@ -2,7 +2,7 @@
 //! root-task policies reads them and removes them (IAM User Guide, "Centrally manage root access
 //! for member accounts").
 
-use crate::aws::{AwsError, AwsPorts, AwsResult};
+use crate::aws::{AwsError, AwsPorts, AwsResult, Service};
 use aws_sdk_iam as iam;
 
 /// AWS's task policies for root sessions.
@@ -55,7 +55,7 @@ pub async fn root_session(
             .interceptor(aws.recorder.clone())
             .build(),
     );
-    let out = sts
+    let request = sts
         .assume_root()
         .target_principal(account)
         .task_policy_arn(
@@ -64,9 +64,8 @@ pub async fn root_session(
                 .build(),
         )
         .duration_seconds(900)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("sts", "AssumeRoot", e))?;
+        .send();
+    let out = STS.send("AssumeRoot", request).await?;
     let c = out.credentials().ok_or_else(|| {
         AwsError::new("sts", "AssumeRoot", "InvalidResponse", "no credentials in the answer")
     })?;
@@ -85,35 +84,21 @@ pub async fn root_session(
     ))
 }
 
-fn iam_err<E>(
-    operation: &'static str,
-) -> impl FnOnce(iam::error::SdkError<E, iam::config::http::HttpResponse>) -> AwsError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| AwsError::from_sdk("iam", operation, e)
-}
+/// IAM in a member account's root session: what the task policy of AssumeRoot allows, not the
+/// operator's own IAM policy (docs/iam-policy.json leaves these calls out).
+const ROOT_SESSION: Service = Service("iam");
+const STS: Service = Service("sts");
 
 /// Reads the root user's credentials (the audit and delete task policies both allow it).
 pub async fn audit(iam: &iam::Client) -> AwsResult<RootCredentials> {
-    let password = match iam.get_login_profile().send().await {
-        Ok(_) => true,
-        Err(e) => {
-            let e = iam_err("GetLoginProfile")(e);
-            if e.is_not_found() {
-                false
-            } else {
-                return Err(e);
-            }
-        }
-    };
-    let keys = iam.list_access_keys().send().await.map_err(iam_err("ListAccessKeys"))?;
-    let mfa = iam.list_mfa_devices().send().await.map_err(iam_err("ListMFADevices"))?;
-    let certs = iam
-        .list_signing_certificates()
-        .send()
-        .await
-        .map_err(iam_err("ListSigningCertificates"))?;
+    let password = ROOT_SESSION
+        .find("GetLoginProfile", iam.get_login_profile().send())
+        .await?
+        .is_some();
+    let keys = ROOT_SESSION.send("ListAccessKeys", iam.list_access_keys().send()).await?;
+    let mfa = ROOT_SESSION.send("ListMFADevices", iam.list_mfa_devices().send()).await?;
+    let certs = ROOT_SESSION.send("ListSigningCertificates", iam
+        .list_signing_certificates().send()).await?;
     Ok(RootCredentials {
         password,
         access_keys: keys
@@ -134,34 +119,22 @@ pub async fn audit(iam: &iam::Client) -> AwsResult<RootCredentials> {
 pub async fn delete(iam: &iam::Client, found: &RootCredentials) -> AwsResult<usize> {
     let mut writes = 0;
     if found.password {
-        iam.delete_login_profile()
-            .send()
-            .await
-            .map_err(iam_err("DeleteLoginProfile"))?;
+        ROOT_SESSION.send("DeleteLoginProfile", iam.delete_login_profile().send()).await?;
         writes += 1;
     }
     for k in &found.access_keys {
-        iam.delete_access_key()
-            .access_key_id(k)
-            .send()
-            .await
-            .map_err(iam_err("DeleteAccessKey"))?;
+        ROOT_SESSION.send("DeleteAccessKey", iam.delete_access_key()
+            .access_key_id(k).send()).await?;
         writes += 1;
     }
     for c in &found.signing_certificates {
-        iam.delete_signing_certificate()
-            .certificate_id(c)
-            .send()
-            .await
-            .map_err(iam_err("DeleteSigningCertificate"))?;
+        ROOT_SESSION.send("DeleteSigningCertificate", iam.delete_signing_certificate()
+            .certificate_id(c).send()).await?;
         writes += 1;
     }
     for d in &found.mfa_devices {
-        iam.deactivate_mfa_device()
-            .serial_number(d)
-            .send()
-            .await
-            .map_err(iam_err("DeactivateMFADevice"))?;
+        ROOT_SESSION.send("DeactivateMFADevice", iam.deactivate_mfa_device()
+            .serial_number(d).send()).await?;
         writes += 1;
     }
     Ok(writes)

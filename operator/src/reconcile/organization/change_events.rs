@@ -7,7 +7,10 @@
 //! ListTargetsByRule. Nothing is ever deleted: removing `changeEvents` leaves the pipeline.
 
 use crate::api::Drift;
-use crate::aws::{AwsError, AwsPorts, AwsResult};
+use crate::aws::{AwsError, AwsPorts, AwsResult, Service};
+
+const SQS: Service = Service("sqs");
+const EVENTS: Service = Service("events");
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -300,25 +303,23 @@ impl Pipeline {
     }
 
     async fn queue(&self, name: &str) -> AwsResult<Option<Queue>> {
-        let url = match self.sqs.get_queue_url().queue_name(name).send().await {
+        let request = self.sqs.get_queue_url().queue_name(name).send();
+        let url = match SQS.send("GetQueueUrl", request).await {
             Ok(out) => out.queue_url().unwrap_or_default().to_string(),
-            Err(e) => {
-                let e = AwsError::from_sdk("sqs", "GetQueueUrl", e);
-                return if e.code.contains("NonExistentQueue") || e.code.contains("QueueDoesNotExist") {
-                    Ok(None)
-                } else {
-                    Err(e)
-                };
+            // SQS's own codes for a queue that is not there (query and JSON protocols).
+            Err(e)
+                if e.code.contains("NonExistentQueue") || e.code.contains("QueueDoesNotExist") =>
+            {
+                return Ok(None);
             }
+            Err(e) => return Err(e),
         };
-        let out = self
+        let out = SQS.send("GetQueueAttributes", self
             .sqs
             .get_queue_attributes()
             .queue_url(&url)
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("sqs", "GetQueueAttributes", e))?;
+            .send()).await?;
         let attributes = out
             .attributes()
             .map(|a| {
@@ -331,32 +332,23 @@ impl Pipeline {
     }
 
     pub async fn observe(&self, desired: &Desired) -> AwsResult<Observed> {
-        let rule = match self
+        let request = self
             .events
             .describe_rule()
             .name(&desired.queue_name)
-            .send()
-            .await
-        {
-            Ok(out) => Some(Rule {
+            .send();
+        let rule = EVENTS
+            .find("DescribeRule", request)
+            .await?
+            .map(|out| Rule {
                 event_pattern: out.event_pattern().unwrap_or_default().to_string(),
                 state: out.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
-            }),
-            Err(e) => {
-                let e = AwsError::from_sdk("events", "DescribeRule", e);
-                if e.code != "ResourceNotFoundException" {
-                    return Err(e);
-                }
-                None
-            }
-        };
+            });
         let targets = if rule.is_some() {
-            self.events
+            EVENTS.send("ListTargetsByRule", self.events
                 .list_targets_by_rule()
                 .rule(&desired.queue_name)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("events", "ListTargetsByRule", e))?
+                .send()).await?
                 .targets()
                 .iter()
                 .map(|t| (t.id().to_string(), t.arn().to_string()))
@@ -385,42 +377,36 @@ impl Pipeline {
     pub async fn apply(&self, desired: &Desired, action: &Action) -> AwsResult<Option<String>> {
         match action {
             Action::CreateQueue { name, attributes } => {
-                let out = self
+                let out = SQS.send("CreateQueue", self
                     .sqs
                     .create_queue()
                     .queue_name(name)
                     .set_attributes(Some(Self::attributes(attributes)))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("sqs", "CreateQueue", e))?;
+                    .send()).await?;
                 Ok(out.queue_url().map(str::to_string))
             }
             Action::SetQueueAttributes {
                 url, attributes, ..
             } => {
-                self.sqs
+                SQS.send("SetQueueAttributes", self.sqs
                     .set_queue_attributes()
                     .queue_url(url)
                     .set_attributes(Some(Self::attributes(attributes)))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("sqs", "SetQueueAttributes", e))?;
+                    .send()).await?;
                 Ok(Some(url.clone()))
             }
             Action::PutRule => {
-                self.events
+                EVENTS.send("PutRule", self.events
                     .put_rule()
                     .name(&desired.queue_name)
                     .description("AWS API calls that can change the landing zone, for landing-zone-operator")
                     .event_pattern(desired.event_pattern().to_string())
                     .state(aws_sdk_eventbridge::types::RuleState::Enabled)
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("events", "PutRule", e))?;
+                    .send()).await?;
                 Ok(None)
             }
             Action::PutTarget => {
-                let out = self
+                let out = EVENTS.send("PutTargets", self
                     .events
                     .put_targets()
                     .rule(&desired.queue_name)
@@ -431,9 +417,7 @@ impl Pipeline {
                             .build()
                             .expect("id and arn set"),
                     )
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::from_sdk("events", "PutTargets", e))?;
+                    .send()).await?;
                 if let Some(failed) = out.failed_entries().first() {
                     return Err(AwsError::new(
                         "events",

@@ -1,7 +1,7 @@
 //! Organization policies in AWS Organizations, over the SDK client the ports share (recorded,
 //! paced and fenced like every other call). Domain types only leave this file.
 
-use crate::aws::{AwsError, AwsResult};
+use crate::aws::{AwsError, AwsResult, Service};
 use aws_sdk_organizations as orgs;
 use orgs::types::{ConstraintViolationExceptionReason, PolicyType as SdkPolicyType};
 
@@ -24,35 +24,11 @@ pub struct Policies {
     client: orgs::Client,
 }
 
-fn err<E>(
-    operation: &'static str,
-) -> impl FnOnce(orgs::error::SdkError<E, orgs::config::http::HttpResponse>) -> AwsError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| AwsError::from_sdk(SERVICE, operation, e)
-}
+const CALLS: Service = Service(SERVICE);
 
-/// Like [`err`], with a ConstraintViolationException's reason (e.g. POLICY_NUMBER_LIMIT_EXCEEDED)
-/// leading the message: the reason, not the code, says which limit was hit.
-fn err_with_reason<E>(
-    operation: &'static str,
-    reason: fn(&E) -> Option<&ConstraintViolationExceptionReason>,
-) -> impl FnOnce(orgs::error::SdkError<E, orgs::config::http::HttpResponse>) -> AwsError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| {
-        let why = e
-            .as_service_error()
-            .and_then(reason)
-            .map(|r| r.as_str().to_string());
-        let mut out = AwsError::from_sdk(SERVICE, operation, e);
-        if let Some(r) = why {
-            out.message = format!("{r}: {}", out.message);
-        }
-        out
-    }
+/// A ConstraintViolationException's reason (e.g. POLICY_NUMBER_LIMIT_EXCEEDED) as text.
+fn reason(r: Option<&ConstraintViolationExceptionReason>) -> Option<String> {
+    r.map(|r| r.as_str().to_string())
 }
 
 fn sdk_type(aws_name: &str) -> SdkPolicyType {
@@ -77,86 +53,77 @@ impl Policies {
 
     /// The policy with its document; `None` when it no longer exists.
     pub async fn describe(&self, id: &str) -> AwsResult<Option<PolicyInfo>> {
-        match self.client.describe_policy().policy_id(id).send().await {
-            Ok(out) => Ok(out.policy().map(|p| {
-                let mut info = p
-                    .policy_summary()
-                    .map(summary)
-                    .unwrap_or_else(|| PolicyInfo {
-                        id: id.to_string(),
-                        arn: String::new(),
-                        name: String::new(),
-                        description: String::new(),
-                        aws_managed: false,
-                        content: None,
-                    });
-                info.content = p.content().map(str::to_string);
-                info
-            })),
-            Err(e) => {
-                let e = err("DescribePolicy")(e);
-                if e.code == "PolicyNotFoundException" {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+        let request = self.client.describe_policy().policy_id(id).send();
+        let Some(out) = CALLS.find("DescribePolicy", request).await? else {
+            return Ok(None);
+        };
+        Ok(out.policy().map(|p| {
+            let mut info = p
+                .policy_summary()
+                .map(summary)
+                .unwrap_or_else(|| PolicyInfo {
+                    id: id.to_string(),
+                    arn: String::new(),
+                    name: String::new(),
+                    description: String::new(),
+                    aws_managed: false,
+                    content: None,
+                });
+            info.content = p.content().map(str::to_string);
+            info
+        }))
     }
 
     /// Every policy of a type (all pages), without documents.
     pub async fn list(&self, policy_type: &str) -> AwsResult<Vec<PolicyInfo>> {
-        let mut pages = self
+        let out = CALLS
+        .pages("ListPolicies", self
             .client
             .list_policies()
             .filter(sdk_type(policy_type))
             .max_results(20)
             .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(err("ListPolicies"))?;
+            .send(), |page, out| {
             out.extend(page.policies().iter().map(summary));
-        }
+        })
+        .await?;
         Ok(out)
     }
 
     /// The roots, OUs and accounts a policy is attached to (all pages).
     pub async fn targets(&self, policy_id: &str) -> AwsResult<Vec<String>> {
-        let mut pages = self
+        let out = CALLS
+        .pages("ListTargetsForPolicy", self
             .client
             .list_targets_for_policy()
             .policy_id(policy_id)
             .max_results(20)
             .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(err("ListTargetsForPolicy"))?;
+            .send(), |page, out| {
             out.extend(
                 page.targets()
                     .iter()
                     .filter_map(|t| t.target_id().map(str::to_string)),
             );
-        }
+        })
+        .await?;
         Ok(out)
     }
 
     /// The policies of a type attached directly to one target (all pages): what fills its slots.
     pub async fn attached_to(&self, target_id: &str, policy_type: &str) -> AwsResult<Vec<PolicyInfo>> {
-        let mut pages = self
+        let out = CALLS
+        .pages("ListPoliciesForTarget", self
             .client
             .list_policies_for_target()
             .target_id(target_id)
             .filter(sdk_type(policy_type))
             .max_results(20)
             .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(err("ListPoliciesForTarget"))?;
+            .send(), |page, out| {
             out.extend(page.policies().iter().map(summary));
-        }
+        })
+        .await?;
         Ok(out)
     }
 
@@ -184,12 +151,12 @@ impl Policies {
                     .expect("key and value set"),
             );
         }
-        let out = req.send().await.map_err(err_with_reason("CreatePolicy", |e| {
-            match e {
-                orgs::operation::create_policy::CreatePolicyError::ConstraintViolationException(c) => c.reason(),
+        let out = CALLS
+            .send_with_reason("CreatePolicy", req.send(), |e| match e {
+                orgs::operation::create_policy::CreatePolicyError::ConstraintViolationException(c) => reason(c.reason()),
                 _ => None,
-            }
-        }))?;
+            })
+            .await?;
         let p = out.policy().ok_or_else(|| {
             AwsError::new(SERVICE, "CreatePolicy", "InvalidResponse", "no policy in the answer")
         })?;
@@ -208,67 +175,66 @@ impl Policies {
         description: Option<&str>,
         content: Option<&str>,
     ) -> AwsResult<()> {
-        self.client
+        let request = self.client
             .update_policy()
             .policy_id(id)
             .set_name(name.map(str::to_string))
             .set_description(description.map(str::to_string))
             .set_content(content.map(str::to_string))
-            .send()
-            .await
-            .map_err(err_with_reason("UpdatePolicy", |e| match e {
-                orgs::operation::update_policy::UpdatePolicyError::ConstraintViolationException(c) => c.reason(),
+            .send();
+        CALLS
+            .send_with_reason("UpdatePolicy", request, |e| match e {
+                orgs::operation::update_policy::UpdatePolicyError::ConstraintViolationException(c) => reason(c.reason()),
                 _ => None,
-            }))?;
+            })
+            .await?;
         Ok(())
     }
 
     pub async fn attach(&self, id: &str, target_id: &str) -> AwsResult<()> {
-        self.client
+        let request = self.client
             .attach_policy()
             .policy_id(id)
             .target_id(target_id)
-            .send()
-            .await
-            .map_err(err_with_reason("AttachPolicy", |e| match e {
-                orgs::operation::attach_policy::AttachPolicyError::ConstraintViolationException(c) => c.reason(),
+            .send();
+        CALLS
+            .send_with_reason("AttachPolicy", request, |e| match e {
+                orgs::operation::attach_policy::AttachPolicyError::ConstraintViolationException(c) => reason(c.reason()),
                 _ => None,
-            }))?;
+            })
+            .await?;
         Ok(())
     }
 
     pub async fn detach(&self, id: &str, target_id: &str) -> AwsResult<()> {
-        self.client
+        let request = self.client
             .detach_policy()
             .policy_id(id)
             .target_id(target_id)
-            .send()
-            .await
-            .map_err(err_with_reason("DetachPolicy", |e| match e {
-                orgs::operation::detach_policy::DetachPolicyError::ConstraintViolationException(c) => c.reason(),
+            .send();
+        CALLS
+            .send_with_reason("DetachPolicy", request, |e| match e {
+                orgs::operation::detach_policy::DetachPolicyError::ConstraintViolationException(c) => reason(c.reason()),
                 _ => None,
-            }))?;
+            })
+            .await?;
         Ok(())
     }
 
     pub async fn delete(&self, id: &str) -> AwsResult<()> {
-        self.client
+        CALLS.send("DeletePolicy", self.client
             .delete_policy()
             .policy_id(id)
-            .send()
-            .await
-            .map_err(err("DeletePolicy"))?;
+            .send()).await?;
         Ok(())
     }
 
     pub async fn enable_type(&self, root_id: &str, policy_type: &str) -> AwsResult<()> {
-        self.client
+        CALLS.send("EnablePolicyType", self.client
             .enable_policy_type()
             .root_id(root_id)
             .policy_type(sdk_type(policy_type))
-            .send()
-            .await
-            .map_err(err("EnablePolicyType"))?;
+            .send()).await?;
         Ok(())
     }
 }

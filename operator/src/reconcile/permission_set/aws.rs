@@ -2,21 +2,13 @@
 //! config (recorded, paced and fenced like every other call), in the instance's home region.
 
 use crate::api::Tags;
-use crate::aws::{AwsError, AwsPorts, AwsResult};
+use crate::aws::{AwsPorts, AwsResult, Service};
 use aws_sdk_identitystore as ids;
 use aws_sdk_ssoadmin as sso;
 use sso::types::{PrincipalType, ProvisionTargetType, TargetType};
 
-const SERVICE: &str = "sso";
-
-fn err<E>(
-    operation: &'static str,
-) -> impl FnOnce(sso::error::SdkError<E, sso::config::http::HttpResponse>) -> AwsError
-where
-    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
-{
-    move |e| AwsError::from_sdk(SERVICE, operation, e)
-}
+const CALLS: Service = Service("sso");
+const IDENTITY_STORE: Service = Service("identitystore");
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Instance {
@@ -79,12 +71,10 @@ impl IdentityCenter {
 
     /// The Organization's instance; `None` when Identity Center is not enabled in this region.
     pub async fn instance(&self) -> AwsResult<Option<Instance>> {
-        let out = self
+        let out = CALLS.send("ListInstances", self
             .client
             .list_instances()
-            .send()
-            .await
-            .map_err(err("ListInstances"))?;
+            .send()).await?;
         Ok(out.instances().first().map(|i| Instance {
             arn: i.instance_arn().unwrap_or_default().to_string(),
             identity_store_id: i.identity_store_id().unwrap_or_default().to_string(),
@@ -97,28 +87,20 @@ impl IdentityCenter {
         store: &str,
         group_id: &str,
     ) -> AwsResult<Option<(String, String, bool)>> {
-        match self
+        let request = self
             .store
             .describe_group()
             .identity_store_id(store)
             .group_id(group_id)
-            .send()
-            .await
-        {
-            Ok(g) => Ok(Some((
+            .send();
+        Ok(IDENTITY_STORE
+            .find("DescribeGroup", request)
+            .await?
+            .map(|g| (
                 g.display_name().unwrap_or_default().to_string(),
                 g.description().unwrap_or_default().to_string(),
                 !g.external_ids().is_empty(),
-            ))),
-            Err(e) => {
-                let e = AwsError::from_sdk("identitystore", "DescribeGroup", e);
-                if e.code == "ResourceNotFoundException" {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+            )))
     }
 
     pub async fn create_group(&self, store: &str, name: &str, description: &str) -> AwsResult<String> {
@@ -126,15 +108,12 @@ impl IdentityCenter {
         if !description.is_empty() {
             req = req.description(description);
         }
-        let out = req
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("identitystore", "CreateGroup", e))?;
+        let out = IDENTITY_STORE.send("CreateGroup", req.send()).await?;
         Ok(out.group_id().to_string())
     }
 
     pub async fn update_group_description(&self, store: &str, group_id: &str, description: &str) -> AwsResult<()> {
-        self.store
+        IDENTITY_STORE.send("UpdateGroup", self.store
             .update_group()
             .identity_store_id(store)
             .group_id(group_id)
@@ -145,30 +124,24 @@ impl IdentityCenter {
                     .build()
                     .expect("path set"),
             )
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("identitystore", "UpdateGroup", e))?;
+            .send()).await?;
         Ok(())
     }
 
     pub async fn delete_group(&self, store: &str, group_id: &str) -> AwsResult<()> {
-        self.store
+        IDENTITY_STORE.send("DeleteGroup", self.store
             .delete_group()
             .identity_store_id(store)
             .group_id(group_id)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("identitystore", "DeleteGroup", e))?;
+            .send()).await?;
         Ok(())
     }
 
     /// Every group of the identity store: (id, display name, description, synced from an
     /// external provider), all pages.
     pub async fn list_groups(&self, store: &str) -> AwsResult<Vec<(String, String, String, bool)>> {
-        let mut pages = self.store.list_groups().identity_store_id(store).into_paginator().send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("identitystore", "ListGroups", e))?;
+        let out = IDENTITY_STORE
+        .pages("ListGroups", self.store.list_groups().identity_store_id(store).into_paginator().send(), |page, out| {
             out.extend(page.groups().iter().map(|g| {
                 (
                     g.group_id().to_string(),
@@ -177,40 +150,38 @@ impl IdentityCenter {
                     !g.external_ids().is_empty(),
                 )
             }));
-        }
+        })
+        .await?;
         Ok(out)
     }
 
     /// A user's user name by id.
     pub async fn user_name(&self, store: &str, user_id: &str) -> AwsResult<String> {
-        let out = self
+        let out = IDENTITY_STORE.send("DescribeUser", self
             .store
             .describe_user()
             .identity_store_id(store)
             .user_id(user_id)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("identitystore", "DescribeUser", e))?;
+            .send()).await?;
         Ok(out.user_name().unwrap_or_default().to_string())
     }
 
     /// Every assignment of a group: (account id, permission set ARN), all pages.
     pub async fn group_assignments(&self, instance: &str, group_id: &str) -> AwsResult<Vec<(String, String)>> {
-        let mut pages = self
+        let out = CALLS
+        .pages("ListAccountAssignmentsForPrincipal", self
             .client
             .list_account_assignments_for_principal()
             .instance_arn(instance)
             .principal_id(group_id)
             .principal_type(PrincipalType::Group)
             .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(err("ListAccountAssignmentsForPrincipal"))?;
+            .send(), |page, out| {
             out.extend(page.account_assignments().iter().filter_map(|a| {
                 Some((a.account_id()?.to_string(), a.permission_set_arn()?.to_string()))
             }));
-        }
+        })
+        .await?;
         Ok(out)
     }
 
@@ -221,67 +192,54 @@ impl IdentityCenter {
             .attribute_value(aws_smithy_types::Document::String(user_name.to_string()))
             .build()
             .expect("path and value set");
-        match self
+        let request = self
             .store
             .get_user_id()
             .identity_store_id(store)
             .alternate_identifier(ids::types::AlternateIdentifier::UniqueAttribute(attr))
-            .send()
-            .await
-        {
-            Ok(out) => Ok(Some(out.user_id().to_string())),
-            Err(e) => {
-                let e = AwsError::from_sdk("identitystore", "GetUserId", e);
-                if e.code == "ResourceNotFoundException" {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+            .send();
+        Ok(IDENTITY_STORE
+            .find("GetUserId", request)
+            .await?
+            .map(|out| out.user_id().to_string()))
     }
 
     /// The group's memberships as (user id, membership id), all pages.
     pub async fn memberships(&self, store: &str, group_id: &str) -> AwsResult<Vec<(String, String)>> {
-        let mut pages = self
+        let out = IDENTITY_STORE
+        .pages("ListGroupMemberships", self
             .store
             .list_group_memberships()
             .identity_store_id(store)
             .group_id(group_id)
             .into_paginator()
-            .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| AwsError::from_sdk("identitystore", "ListGroupMemberships", e))?;
+            .send(), |page, out| {
             for m in page.group_memberships() {
                 if let Some(ids::types::MemberId::UserId(u)) = m.member_id() {
                     out.push((u.clone(), m.membership_id().to_string()));
                 }
             }
-        }
+        })
+        .await?;
         Ok(out)
     }
 
     pub async fn add_member(&self, store: &str, group_id: &str, user_id: &str) -> AwsResult<()> {
-        self.store
+        IDENTITY_STORE.send("CreateGroupMembership", self.store
             .create_group_membership()
             .identity_store_id(store)
             .group_id(group_id)
             .member_id(ids::types::MemberId::UserId(user_id.to_string()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("identitystore", "CreateGroupMembership", e))?;
+            .send()).await?;
         Ok(())
     }
 
     pub async fn remove_member(&self, store: &str, membership_id: &str) -> AwsResult<()> {
-        self.store
+        IDENTITY_STORE.send("DeleteGroupMembership", self.store
             .delete_group_membership()
             .identity_store_id(store)
             .membership_id(membership_id)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("identitystore", "DeleteGroupMembership", e))?;
+            .send()).await?;
         Ok(())
     }
 
@@ -292,71 +250,50 @@ impl IdentityCenter {
             .attribute_value(aws_smithy_types::Document::String(display_name.to_string()))
             .build()
             .expect("path and value set");
-        match self
+        let request = self
             .store
             .get_group_id()
             .identity_store_id(store)
             .alternate_identifier(ids::types::AlternateIdentifier::UniqueAttribute(attr))
-            .send()
-            .await
-        {
-            Ok(out) => Ok(Some(out.group_id().to_string())),
-            Err(e) => {
-                let e = AwsError::from_sdk("identitystore", "GetGroupId", e);
-                if e.code == "ResourceNotFoundException" {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+            .send();
+        Ok(IDENTITY_STORE
+            .find("GetGroupId", request)
+            .await?
+            .map(|out| out.group_id().to_string()))
     }
 
     pub async fn describe(&self, instance: &str, arn: &str) -> AwsResult<Option<PermissionSetInfo>> {
-        match self
+        let request = self
             .client
             .describe_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(out.permission_set().map(|p| PermissionSetInfo {
+            .send();
+        Ok(CALLS
+            .find("DescribePermissionSet", request)
+            .await?
+            .and_then(|out| out.permission_set().map(|p| PermissionSetInfo {
                 arn: p.permission_set_arn().unwrap_or(arn).to_string(),
                 name: p.name().unwrap_or_default().to_string(),
                 description: p.description().unwrap_or_default().to_string(),
                 session_duration: p.session_duration().unwrap_or("PT1H").to_string(),
                 relay_state: p.relay_state().unwrap_or_default().to_string(),
-            })),
-            Err(e) => {
-                let e = err("DescribePermissionSet")(e);
-                if e.code == "ResourceNotFoundException" {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+            })))
     }
 
     /// Every permission set's ARN (all pages).
     pub async fn list(&self, instance: &str) -> AwsResult<Vec<String>> {
-        let mut pages = self
+        let pages = self
             .client
             .list_permission_sets()
             .instance_arn(instance)
             .into_paginator()
             .send();
-        let mut out = Vec::new();
-        while let Some(page) = pages.next().await {
-            out.extend(
-                page.map_err(err("ListPermissionSets"))?
-                    .permission_sets()
-                    .iter()
-                    .cloned(),
-            );
-        }
-        Ok(out)
+        CALLS
+            .pages("ListPermissionSets", pages, |page, out| {
+                out.extend(page.permission_sets().iter().cloned())
+            })
+            .await
     }
 
     pub async fn create(
@@ -380,7 +317,7 @@ impl IdentityCenter {
         for (k, v) in tags {
             req = req.tags(sso::types::Tag::builder().key(k).value(v).build().expect("set"));
         }
-        let out = req.send().await.map_err(err("CreatePermissionSet"))?;
+        let out = CALLS.send("CreatePermissionSet", req.send()).await?;
         Ok(out
             .permission_set()
             .and_then(|p| p.permission_set_arn())
@@ -389,39 +326,33 @@ impl IdentityCenter {
     }
 
     pub async fn update(&self, instance: &str, want: &PermissionSetInfo) -> AwsResult<()> {
-        self.client
+        CALLS.send("UpdatePermissionSet", self.client
             .update_permission_set()
             .instance_arn(instance)
             .permission_set_arn(&want.arn)
             .description(&want.description)
             .session_duration(&want.session_duration)
             .relay_state(&want.relay_state)
-            .send()
-            .await
-            .map_err(err("UpdatePermissionSet"))?;
+            .send()).await?;
         Ok(())
     }
 
     pub async fn delete(&self, instance: &str, arn: &str) -> AwsResult<()> {
-        self.client
+        CALLS.send("DeletePermissionSet", self.client
             .delete_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
-            .send()
-            .await
-            .map_err(err("DeletePermissionSet"))?;
+            .send()).await?;
         Ok(())
     }
 
     pub async fn managed_policies(&self, instance: &str, arn: &str) -> AwsResult<Vec<String>> {
-        let out = self
+        let out = CALLS.send("ListManagedPoliciesInPermissionSet", self
             .client
             .list_managed_policies_in_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
-            .send()
-            .await
-            .map_err(err("ListManagedPoliciesInPermissionSet"))?;
+            .send()).await?;
         Ok(out
             .attached_managed_policies()
             .iter()
@@ -430,26 +361,22 @@ impl IdentityCenter {
     }
 
     pub async fn attach_managed(&self, instance: &str, arn: &str, policy: &str) -> AwsResult<()> {
-        self.client
+        CALLS.send("AttachManagedPolicyToPermissionSet", self.client
             .attach_managed_policy_to_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
             .managed_policy_arn(policy)
-            .send()
-            .await
-            .map_err(err("AttachManagedPolicyToPermissionSet"))?;
+            .send()).await?;
         Ok(())
     }
 
     pub async fn detach_managed(&self, instance: &str, arn: &str, policy: &str) -> AwsResult<()> {
-        self.client
+        CALLS.send("DetachManagedPolicyFromPermissionSet", self.client
             .detach_managed_policy_from_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
             .managed_policy_arn(policy)
-            .send()
-            .await
-            .map_err(err("DetachManagedPolicyFromPermissionSet"))?;
+            .send()).await?;
         Ok(())
     }
 
@@ -459,14 +386,12 @@ impl IdentityCenter {
         instance: &str,
         arn: &str,
     ) -> AwsResult<Vec<(String, String)>> {
-        let out = self
+        let out = CALLS.send("ListCustomerManagedPolicyReferencesInPermissionSet", self
             .client
             .list_customer_managed_policy_references_in_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
-            .send()
-            .await
-            .map_err(err("ListCustomerManagedPolicyReferencesInPermissionSet"))?;
+            .send()).await?;
         Ok(out
             .customer_managed_policy_references()
             .iter()
@@ -483,91 +408,73 @@ impl IdentityCenter {
     }
 
     pub async fn attach_customer(&self, instance: &str, arn: &str, name: &str, path: &str) -> AwsResult<()> {
-        self.client
+        CALLS.send("AttachCustomerManagedPolicyReferenceToPermissionSet", self.client
             .attach_customer_managed_policy_reference_to_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
             .customer_managed_policy_reference(Self::reference(name, path))
-            .send()
-            .await
-            .map_err(err("AttachCustomerManagedPolicyReferenceToPermissionSet"))?;
+            .send()).await?;
         Ok(())
     }
 
     pub async fn detach_customer(&self, instance: &str, arn: &str, name: &str, path: &str) -> AwsResult<()> {
-        self.client
+        CALLS.send("DetachCustomerManagedPolicyReferenceFromPermissionSet", self.client
             .detach_customer_managed_policy_reference_from_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
             .customer_managed_policy_reference(Self::reference(name, path))
-            .send()
-            .await
-            .map_err(err("DetachCustomerManagedPolicyReferenceFromPermissionSet"))?;
+            .send()).await?;
         Ok(())
     }
 
     /// The inline policy; `None` when there is none.
     pub async fn inline_policy(&self, instance: &str, arn: &str) -> AwsResult<Option<String>> {
-        let out = self
+        let out = CALLS.send("GetInlinePolicyForPermissionSet", self
             .client
             .get_inline_policy_for_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
-            .send()
-            .await
-            .map_err(err("GetInlinePolicyForPermissionSet"))?;
+            .send()).await?;
         Ok(out.inline_policy().filter(|p| !p.is_empty()).map(str::to_string))
     }
 
     pub async fn put_inline_policy(&self, instance: &str, arn: &str, policy: &str) -> AwsResult<()> {
-        self.client
+        CALLS.send("PutInlinePolicyToPermissionSet", self.client
             .put_inline_policy_to_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
             .inline_policy(policy)
-            .send()
-            .await
-            .map_err(err("PutInlinePolicyToPermissionSet"))?;
+            .send()).await?;
         Ok(())
     }
 
     pub async fn delete_inline_policy(&self, instance: &str, arn: &str) -> AwsResult<()> {
-        self.client
+        CALLS.send("DeleteInlinePolicyFromPermissionSet", self.client
             .delete_inline_policy_from_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
-            .send()
-            .await
-            .map_err(err("DeleteInlinePolicyFromPermissionSet"))?;
+            .send()).await?;
         Ok(())
     }
 
     /// The permissions boundary as `managed:ARN` or `customer:PATHNAME`; `None` without one.
     pub async fn boundary(&self, instance: &str, arn: &str) -> AwsResult<Option<String>> {
-        match self
+        let request = self
             .client
             .get_permissions_boundary_for_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
-            .send()
-            .await
-        {
-            Ok(out) => Ok(out.permissions_boundary().map(|b| {
+            .send();
+        Ok(CALLS
+            .find("GetPermissionsBoundaryForPermissionSet", request)
+            .await?
+            .and_then(|out| out.permissions_boundary().map(|b| {
                 match (b.managed_policy_arn(), b.customer_managed_policy_reference()) {
                     (Some(a), _) => format!("managed:{a}"),
                     (None, Some(r)) => format!("customer:{}{}", r.path().unwrap_or("/"), r.name()),
                     _ => String::new(),
                 }
-            }).filter(|s| !s.is_empty())),
-            Err(e) => {
-                let e = err("GetPermissionsBoundaryForPermissionSet")(e);
-                if e.code == "ResourceNotFoundException" {
-                    Ok(None)
-                } else {
-                    Err(e)
-                }
-            }
-        }
+            }).filter(|s| !s.is_empty())))
     }
 
     pub async fn put_boundary(
@@ -584,37 +491,31 @@ impl IdentityCenter {
         if let Some((name, path)) = customer {
             b = b.customer_managed_policy_reference(Self::reference(name, path));
         }
-        self.client
+        CALLS.send("PutPermissionsBoundaryToPermissionSet", self.client
             .put_permissions_boundary_to_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
             .permissions_boundary(b.build())
-            .send()
-            .await
-            .map_err(err("PutPermissionsBoundaryToPermissionSet"))?;
+            .send()).await?;
         Ok(())
     }
 
     pub async fn delete_boundary(&self, instance: &str, arn: &str) -> AwsResult<()> {
-        self.client
+        CALLS.send("DeletePermissionsBoundaryFromPermissionSet", self.client
             .delete_permissions_boundary_from_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
-            .send()
-            .await
-            .map_err(err("DeletePermissionsBoundaryFromPermissionSet"))?;
+            .send()).await?;
         Ok(())
     }
 
     pub async fn tags(&self, instance: &str, arn: &str) -> AwsResult<Tags> {
-        let out = self
+        let out = CALLS.send("ListTagsForResource", self
             .client
             .list_tags_for_resource()
             .instance_arn(instance)
             .resource_arn(arn)
-            .send()
-            .await
-            .map_err(err("ListTagsForResource"))?;
+            .send()).await?;
         Ok(out
             .tags()
             .iter()
@@ -627,33 +528,29 @@ impl IdentityCenter {
         for (k, v) in tags {
             req = req.tags(sso::types::Tag::builder().key(k).value(v).build().expect("set"));
         }
-        req.send().await.map_err(err("TagResource"))?;
+        CALLS.send("TagResource", req.send()).await?;
         Ok(())
     }
 
     pub async fn untag(&self, instance: &str, arn: &str, keys: &[String]) -> AwsResult<()> {
-        self.client
+        CALLS.send("UntagResource", self.client
             .untag_resource()
             .instance_arn(instance)
             .resource_arn(arn)
             .set_tag_keys(Some(keys.to_vec()))
-            .send()
-            .await
-            .map_err(err("UntagResource"))?;
+            .send()).await?;
         Ok(())
     }
 
     /// Re-provisions the set wherever it is provisioned; the request id to follow.
     pub async fn provision(&self, instance: &str, arn: &str) -> AwsResult<String> {
-        let out = self
+        let out = CALLS.send("ProvisionPermissionSet", self
             .client
             .provision_permission_set()
             .instance_arn(instance)
             .permission_set_arn(arn)
             .target_type(ProvisionTargetType::AllProvisionedAccounts)
-            .send()
-            .await
-            .map_err(err("ProvisionPermissionSet"))?;
+            .send()).await?;
         Ok(out
             .permission_set_provisioning_status()
             .and_then(|s| s.request_id())
@@ -662,14 +559,12 @@ impl IdentityCenter {
     }
 
     pub async fn provisioning(&self, instance: &str, request: &str) -> AwsResult<RequestState> {
-        let out = self
+        let out = CALLS.send("DescribePermissionSetProvisioningStatus", self
             .client
             .describe_permission_set_provisioning_status()
             .instance_arn(instance)
             .provision_permission_set_request_id(request)
-            .send()
-            .await
-            .map_err(err("DescribePermissionSetProvisioningStatus"))?;
+            .send()).await?;
         let s = out.permission_set_provisioning_status();
         Ok(state(
             s.and_then(|s| s.status()),
@@ -695,7 +590,7 @@ impl IdentityCenter {
 
     /// Assigns; the request id to follow.
     pub async fn assign(&self, instance: &str, arn: &str, account: &str, group_id: &str) -> AwsResult<String> {
-        let out = self
+        let out = CALLS.send("CreateAccountAssignment", self
             .client
             .create_account_assignment()
             .instance_arn(instance)
@@ -704,9 +599,7 @@ impl IdentityCenter {
             .target_type(TargetType::AwsAccount)
             .principal_type(PrincipalType::Group)
             .principal_id(group_id)
-            .send()
-            .await
-            .map_err(err("CreateAccountAssignment"))?;
+            .send()).await?;
         Ok(out
             .account_assignment_creation_status()
             .and_then(|s| s.request_id())
@@ -715,7 +608,7 @@ impl IdentityCenter {
     }
 
     pub async fn unassign(&self, instance: &str, arn: &str, account: &str, group_id: &str) -> AwsResult<String> {
-        let out = self
+        let out = CALLS.send("DeleteAccountAssignment", self
             .client
             .delete_account_assignment()
             .instance_arn(instance)
@@ -724,9 +617,7 @@ impl IdentityCenter {
             .target_type(TargetType::AwsAccount)
             .principal_type(PrincipalType::Group)
             .principal_id(group_id)
-            .send()
-            .await
-            .map_err(err("DeleteAccountAssignment"))?;
+            .send()).await?;
         Ok(out
             .account_assignment_deletion_status()
             .and_then(|s| s.request_id())
@@ -735,27 +626,23 @@ impl IdentityCenter {
     }
 
     pub async fn creation(&self, instance: &str, request: &str) -> AwsResult<RequestState> {
-        let out = self
+        let out = CALLS.send("DescribeAccountAssignmentCreationStatus", self
             .client
             .describe_account_assignment_creation_status()
             .instance_arn(instance)
             .account_assignment_creation_request_id(request)
-            .send()
-            .await
-            .map_err(err("DescribeAccountAssignmentCreationStatus"))?;
+            .send()).await?;
         let s = out.account_assignment_creation_status();
         Ok(state(s.and_then(|s| s.status()), s.and_then(|s| s.failure_reason())))
     }
 
     pub async fn deletion(&self, instance: &str, request: &str) -> AwsResult<RequestState> {
-        let out = self
+        let out = CALLS.send("DescribeAccountAssignmentDeletionStatus", self
             .client
             .describe_account_assignment_deletion_status()
             .instance_arn(instance)
             .account_assignment_deletion_request_id(request)
-            .send()
-            .await
-            .map_err(err("DescribeAccountAssignmentDeletionStatus"))?;
+            .send()).await?;
         let s = out.account_assignment_deletion_status();
         Ok(state(s.and_then(|s| s.status()), s.and_then(|s| s.failure_reason())))
     }
