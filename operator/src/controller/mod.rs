@@ -623,7 +623,8 @@ async fn record_drift<K: KindSpec>(
 
 #[tracing::instrument(skip(obj, ctx), fields(kind = %K::KIND, name = %obj.name_any()))]
 async fn cleanup<K: KindSpec>(obj: Arc<K>, ctx: &Context) -> Result<Action, ControllerError> {
-    let mut resource = (*obj).clone().into();
+    let mut resource: Resource = (*obj).clone().into();
+    let before = resource.status_json();
     if ctx.settings.dry_run {
         ctx.event(
             &*obj,
@@ -668,11 +669,13 @@ async fn cleanup<K: KindSpec>(obj: Arc<K>, ctx: &Context) -> Result<Action, Cont
                 generation,
                 &pass.now,
             );
-            use crate::reconcile::StatusSink;
-            let _ = ctx
-                .sink
-                .save(&resource.key(), &resource.status_json())
-                .await;
+            // Only when it changed: a write of the sync time alone is a watch event, which would
+            // run this cleanup again at once, fail again, and loop as fast as the API server answers.
+            let after = resource.status_json();
+            if !reconcile::same_status(&before, &after) {
+                use crate::reconcile::StatusSink;
+                let _ = ctx.sink.save(&resource.key(), &after).await;
+            }
             Err(e.into())
         }
     }
