@@ -555,7 +555,10 @@ pub async fn execute(
         for r in reports {
             latest.insert(r.key.clone(), r);
         }
-        let pending: Vec<&Report> = latest.values().filter(|r| in_progress(r)).collect();
+        let pending: Vec<&Report> = latest
+            .values()
+            .filter(|r| worth_waiting(r, &latest))
+            .collect();
         if let Some(v) = view.as_mut() {
             v.update(&latest);
         }
@@ -673,6 +676,30 @@ pub fn in_progress(r: &Report) -> bool {
             ) || e.reason() == "AccountNotYetAccessible"
         }
     }
+}
+
+/// Whether a run should go on waiting for this resource: it is in progress, and what it waits
+/// for is in this run and can still finish. A reference to a resource that is not in the
+/// directory (a typo, a file not yet written) or that failed for good would otherwise hold the
+/// run until `--wait` (15 min by default) runs out for nothing.
+fn worth_waiting(r: &Report, latest: &std::collections::BTreeMap<reconcile::Key, Report>) -> bool {
+    fn go(
+        r: &Report,
+        latest: &std::collections::BTreeMap<reconcile::Key, Report>,
+        depth: usize,
+    ) -> bool {
+        if !in_progress(r) {
+            return false;
+        }
+        let Err(reconcile::Error::WaitingForDependency { kind, name, .. }) = &r.result else {
+            return true;
+        };
+        let dependency = reconcile::Kind::parse(kind)
+            .and_then(|k| latest.get(&reconcile::Key::new(k, name.as_str())));
+        // A chain of waits ends at a resource that is working (or done); a cycle never does.
+        depth < 16 && dependency.is_some_and(|d| d.result.is_ok() || go(d, latest, depth + 1))
+    }
+    go(r, latest, 0)
 }
 
 /// A waiting apply's progress: a live bar on a terminal (resources done of all, what is being
@@ -935,8 +962,92 @@ fn print_table(rows: &[Vec<String>]) {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::{parse_duration, worth_waiting};
+    use crate::reconcile::{Error, Key, Kind, Progress, Readiness, Report};
+    use std::collections::BTreeMap;
     use std::time::Duration;
+
+    #[test]
+    fn a_wait_on_what_cannot_finish_in_this_run_is_not_waited_for() {
+        let waits_on = |kind: Kind, name: &str| -> Result<Progress, Error> {
+            Err(Error::WaitingForDependency {
+                kind: kind.as_str(),
+                name: name.into(),
+                why: String::new(),
+            })
+        };
+        let refused = || -> Result<Progress, Error> {
+            Err(Error::InvalidSpec {
+                message: "no".into(),
+            })
+        };
+        let report = |name: &str, result| Report {
+            key: Key::new(Kind::AwsAccount, name),
+            id: None,
+            result,
+        };
+        let ou = |name: &str, result| Report {
+            key: Key::new(Kind::OrganizationalUnit, name),
+            id: None,
+            result,
+        };
+        let creating = || -> Result<Progress, Error> {
+            let mut p = Progress::ready("Creating", "");
+            p.ready = Readiness::NotReady {
+                reason: "Creating",
+                message: "being created".into(),
+            };
+            Ok(p)
+        };
+        // (reason, the run's reports, the account asked about, worth waiting for)
+        let cases = [
+            (
+                "its OU is in the run and ready",
+                vec![
+                    ou("a", Ok(Progress::ready("Available", ""))),
+                    report("x", waits_on(Kind::OrganizationalUnit, "a")),
+                ],
+                true,
+            ),
+            (
+                "its OU is not in the run (a typo)",
+                vec![report("x", waits_on(Kind::OrganizationalUnit, "typo"))],
+                false,
+            ),
+            (
+                "its OU was refused for good",
+                vec![
+                    ou("a", refused()),
+                    report("x", waits_on(Kind::OrganizationalUnit, "a")),
+                ],
+                false,
+            ),
+            (
+                "what it waits for waits for an account being created",
+                vec![
+                    report("y", creating()),
+                    ou("a", waits_on(Kind::AwsAccount, "y")),
+                    report("x", waits_on(Kind::OrganizationalUnit, "a")),
+                ],
+                true,
+            ),
+            (
+                "a cycle of waits",
+                vec![
+                    ou("a", waits_on(Kind::AwsAccount, "x")),
+                    report("x", waits_on(Kind::OrganizationalUnit, "a")),
+                ],
+                false,
+            ),
+            ("being created itself", vec![report("x", creating())], true),
+        ];
+        for (reason, reports, want) in cases {
+            let latest: BTreeMap<Key, Report> =
+                reports.into_iter().map(|r| (r.key.clone(), r)).collect();
+            let x = &latest[&Key::new(Kind::AwsAccount, "x")];
+            assert_eq!(worth_waiting(x, &latest), want, "{reason}");
+        }
+    }
 
     #[test]
     fn durations() {

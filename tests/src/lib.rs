@@ -34,7 +34,9 @@ fn moto_server() -> PathBuf {
                 status.success(),
                 "scripts/install-emulator failed: the tests need the AWS emulator (moto)"
             );
-            root.join(".venv/bin/moto_server")
+            std::env::var_os("LZ_EMULATOR_VENV")
+                .map_or_else(|| root.join(".venv"), PathBuf::from)
+                .join("bin/moto_server")
         })
         .clone()
 }
