@@ -9,7 +9,7 @@ endif
 
 # The suite mostly waits (AWS's pacing and asynchronous answers, control planes starting), so it
 # runs more tests at once than the machine has cores; no test depends on how fast it runs.
-TEST_THREADS ?= 4
+TEST_THREADS ?= 6
 
 .PHONY: demo test build crds lint emulator bench image
 
