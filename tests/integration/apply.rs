@@ -55,9 +55,14 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
     // administrator, root credentials management and root sessions (9), of which 4 (3 policy types,
     // CloudTrail's trusted access) the guardrails and the trail no longer do themselves: +5; its
     // change-event pipeline: the dead-letter queue, the queue, the rule and its target: +4.
+    // The security baseline in the 5 member accounts: Block Public Access, the support role and its
+    // policy, the security contact in the 4 accounts without it (19); in each of 2 regions (10
+    // account-regions) EBS encryption, IMDSv2, AWS Config's service-linked role, recorder, channel
+    // and start, the default VPC (70) and its 9 subnets (6 + 3 availability zones: 45); the
+    // delivery bucket and its 4 safeguards (5): +139.
     assert_eq!(
         first_writes,
-        52 + 14 + 23 + 5 + 4,
+        52 + 14 + 23 + 5 + 4 + 139,
         "{:?}",
         first.metrics.aws_call_counts()
     );

@@ -19,3 +19,4 @@ mod lifecycle;
 mod organization;
 mod organization_policy;
 mod permission_set;
+mod security_baseline;

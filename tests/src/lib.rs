@@ -372,8 +372,9 @@ impl Emulator {
 }
 
 impl Emulator {
-    /// An IAM client inside `account_id`, through its access role (as the operator gets one).
-    pub async fn iam_in(&self, account_id: &str) -> aws_sdk_iam::Client {
+    /// SDK config inside `account_id` (straight to the emulator), through its access role as the
+    /// operator gets one; plain clients for checking what an account holds.
+    pub async fn member_sdk_config(&self, account_id: &str) -> aws_config::SdkConfig {
         let (region, creds) = self.conf_parts();
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::Config::builder()
@@ -400,14 +401,19 @@ impl Emulator {
             None,
             "test",
         );
-        aws_sdk_iam::Client::from_conf(
-            aws_sdk_iam::Config::builder()
-                .behavior_version(aws_config::BehaviorVersion::latest())
-                .region(region)
-                .endpoint_url(&self.endpoint)
-                .credentials_provider(member)
-                .build(),
-        )
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(region)
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(member),
+            )
+            .build()
+    }
+
+    /// An IAM client inside `account_id`, through its access role (as the operator gets one).
+    pub async fn iam_in(&self, account_id: &str) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.member_sdk_config(account_id).await)
     }
 
     /// IAM in the management account.

@@ -13,6 +13,7 @@ pub mod organization;
 pub mod organization_policy;
 pub mod organizational_unit;
 pub mod permission_set;
+pub mod security_baseline;
 
 pub use audit_trail::{AuditTrail, AuditTrailSpec, AuditTrailStatus};
 pub use aws_account::{AwsAccount, AwsAccountSpec, AwsAccountStatus};
@@ -30,6 +31,7 @@ pub use organizational_unit::{
     OrganizationalUnit, OrganizationalUnitSpec, OrganizationalUnitStatus,
 };
 pub use permission_set::{PermissionSet, PermissionSetSpec, PermissionSetStatus};
+pub use security_baseline::{SecurityBaseline, SecurityBaselineSpec, SecurityBaselineStatus};
 
 pub const GROUP: &str = "landingzone.dev";
 pub const API_VERSION: &str = "landingzone.dev/v1alpha1";

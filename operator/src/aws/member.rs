@@ -6,8 +6,10 @@
 //! session); SDK clients are built per reconcile, as a pair of clients per account for 1,000 accounts
 //! would stay in memory for nothing between resyncs.
 
+use super::cloudtrail::{Buckets, SdkBuckets};
 use super::error::MemberAccessError;
 use super::iam::{Contacts, Iam, SdkContacts, SdkIam};
+use super::security::{AccountControls, SdkControls};
 use super::{AwsError, CallRecorder};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{
@@ -24,6 +26,10 @@ pub const MEMBER_SESSION_NAME: &str = "landing-zone-operator";
 pub struct AccountClients {
     pub iam: Arc<dyn Iam>,
     pub contacts: Arc<dyn Contacts>,
+    /// The security baseline's controls (S3 Control, EC2 and Config per region, the support role).
+    pub controls: Arc<dyn AccountControls>,
+    /// S3 in the account (a baseline's AWS Config delivery bucket).
+    pub buckets: Arc<dyn Buckets>,
 }
 
 /// Clients inside an account (a port, so tests can stand in for member accounts).
@@ -101,11 +107,23 @@ fn clients(config: &aws_config::SdkConfig, recorder: &CallRecorder) -> AccountCl
     let account = aws_sdk_account::config::Builder::from(config)
         .interceptor(recorder.clone())
         .build();
+    // Path-style addressing when an endpoint is set: emulators do not resolve bucket host names.
+    let s3 = aws_sdk_s3::config::Builder::from(config)
+        .interceptor(recorder.clone())
+        .force_path_style(config.endpoint_url().is_some())
+        .build();
+    let iam = aws_sdk_iam::Client::from_conf(iam);
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into());
     AccountClients {
-        iam: Arc::new(SdkIam::new(aws_sdk_iam::Client::from_conf(iam))),
+        controls: Arc::new(SdkControls::new(config, recorder, iam.clone())),
+        iam: Arc::new(SdkIam::new(iam)),
         contacts: Arc::new(SdkContacts::new(aws_sdk_account::Client::from_conf(
             account,
         ))),
+        buckets: Arc::new(SdkBuckets::new(aws_sdk_s3::Client::from_conf(s3), region)),
     }
 }
 

@@ -6,11 +6,13 @@
 pub mod budgets;
 pub mod call;
 pub mod cloudtrail;
+pub mod dns;
 pub mod error;
 pub mod iam;
 pub mod member;
 pub mod organizations;
 pub mod pacing;
+pub mod security;
 
 pub use budgets::{Budgets, SdkBudgets};
 pub use call::Service;
@@ -115,7 +117,7 @@ impl AwsPorts {
                 .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                     aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
                 ))
-                .build_https()
+                .build_with_resolver(dns::Resolver)
         });
         let pacer = Arc::new(pacing::Pacer::new(limits));
         let fence = Arc::new(pacing::Fence::open());

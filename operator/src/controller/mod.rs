@@ -232,6 +232,8 @@ pub struct Context {
     pub sink: Arc<status::KubeStatusSink>,
     /// Each kind's watch cache, by kind, as resources (to resolve references).
     stores: HashMap<Kind, StoreReader>,
+    /// Each kind's watch cache as a list (a kind that sees its peers).
+    listers: HashMap<Kind, Lister>,
     backoff: Mutex<HashMap<Key, u32>>,
     /// What /readyz reports.
     ready: Arc<std::sync::atomic::AtomicBool>,
@@ -337,6 +339,18 @@ impl Context {
             .collect()
     }
 
+    /// The other resources of its kind, for a kind that sees them (e.g. baselines that overlap).
+    fn peers(&self, resource: &Resource) -> Vec<Resource> {
+        if !resource.sees_peers() {
+            return Vec::new();
+        }
+        let key = resource.key();
+        self.listers
+            .get(&key.kind)
+            .map(|list| list().into_iter().filter(|r| r.key() != key).collect())
+            .unwrap_or_default()
+    }
+
     async fn pass(&self, resource: &Resource) -> Result<Pass, reconcile::Error> {
         // Not ready while AWS credentials cannot be resolved or the Organization cannot be read.
         let snapshot = match self.snapshot.get(&self.aws, self.snapshot_ttl()).await {
@@ -373,6 +387,7 @@ impl Context {
             },
             ids: self.dependency_ids(resource),
             role_names: self.dependency_roles(resource),
+            peers: self.peers(resource),
             sink: self.sink.clone(),
             now: Time(k8s_openapi::jiff::Timestamp::now()),
         })
@@ -902,7 +917,7 @@ pub async fn run(
         aws.clone(),
         settings.change_events.clone(),
         wiring.triggers,
-        wiring.listers,
+        wiring.listers.clone(),
         events_live.clone(),
         stop_rx.clone(),
     ));
@@ -923,6 +938,7 @@ pub async fn run(
         }),
         metrics,
         stores: wiring.stores,
+        listers: wiring.listers,
         aws,
         settings: settings.clone(),
         backoff: Mutex::default(),
@@ -1139,7 +1155,7 @@ struct Wiring {
 }
 
 type Trigger = Box<dyn Fn(&str) + Send + Sync>;
-type Lister = Box<dyn Fn() -> Vec<Resource> + Send + Sync>;
+type Lister = Arc<dyn Fn() -> Vec<Resource> + Send + Sync>;
 
 impl reconcile::KindVisitor for Wiring {
     fn visit<K: KindSpec>(&mut self) {
@@ -1154,7 +1170,7 @@ impl reconcile::KindVisitor for Wiring {
         let all = controller.store();
         self.listers.insert(
             K::KIND,
-            Box::new(move || {
+            Arc::new(move || {
                 all.state()
                     .into_iter()
                     .map(|o| (*o).clone().into())
@@ -1245,9 +1261,10 @@ fn watch_dependency<K: KindSpec, D: KindSpec>(
             .state()
             .into_iter()
             .filter(|o| {
-                Into::<Resource>::into((**o).clone())
-                    .dependencies()
-                    .contains(&key)
+                // Those that refer to it, and those that cover every resource of its kind (an
+                // OU-wide assignment or baseline reaches an account created in the OU).
+                let r: Resource = (**o).clone().into();
+                r.dependencies().contains(&key) || r.after_kinds().contains(&D::KIND)
             })
             .map(|o| ObjectRef::from_obj(&*o))
             .collect::<Vec<_>>()

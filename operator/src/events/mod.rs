@@ -41,12 +41,16 @@ pub fn identities(r: &Resource) -> Vec<Touch> {
         Resource::PermissionSet(_) => id.map(Touch::PermissionSet).into_iter().collect(),
         Resource::IdentityCenterGroup(_) => id.map(Touch::IdentityStoreGroup).into_iter().collect(),
         Resource::Budget(b) => vec![Touch::Budget(b.spec.budget_name.clone())],
+        // Reached through the tree (below): its controls' own calls are not mapped yet, the
+        // resync corrects them.
+        Resource::SecurityBaseline(_) => vec![],
     }
 }
 
 /// The resources an event's touches lead to. A managed account or OU that changed also reaches
-/// the permission sets (an OU-wide assignment follows accounts in and out of the OU) and the
-/// organization policies (what a guardrail covers follows the tree): both few, and cheap to look at.
+/// the permission sets (an OU-wide assignment follows accounts in and out of the OU), the
+/// organization policies (what a guardrail covers follows the tree) and the security baselines (an
+/// account joining a targeted OU is baselined): all few, and cheap to look at.
 pub fn resources_for(touches: &[Touch], resources: &[Resource]) -> BTreeSet<Key> {
     let mut out: BTreeSet<Key> = resources
         .iter()
@@ -60,7 +64,12 @@ pub fn resources_for(touches: &[Touch], resources: &[Resource]) -> BTreeSet<Key>
         out.extend(
             resources
                 .iter()
-                .filter(|r| matches!(r.kind(), Kind::PermissionSet | Kind::OrganizationPolicy))
+                .filter(|r| {
+                    matches!(
+                        r.kind(),
+                        Kind::PermissionSet | Kind::OrganizationPolicy | Kind::SecurityBaseline
+                    )
+                })
                 .map(Resource::key),
         );
     }

@@ -49,6 +49,31 @@ impl Error {
         }
     }
 
+    /// The same error, its message led by what was being done (`what: message`).
+    pub fn with_context(self, what: impl std::fmt::Display) -> Self {
+        match self {
+            Error::Aws(mut e) => {
+                e.message = format!("{what}: {}", e.message);
+                Error::Aws(e)
+            }
+            Error::Queued { message } => Error::Queued {
+                message: format!("{what}: {message}"),
+            },
+            Error::InvalidSpec { message } => Error::InvalidSpec {
+                message: format!("{what}: {message}"),
+            },
+            Error::Conflict { reason, message } => Error::Conflict {
+                reason,
+                message: format!("{what}: {message}"),
+            },
+            Error::Transient { reason, message } => Error::Transient {
+                reason,
+                message: format!("{what}: {message}"),
+            },
+            e @ Error::WaitingForDependency { .. } => e,
+        }
+    }
+
     /// CamelCase reason for conditions, Events and metrics.
     pub fn reason(&self) -> &'static str {
         match self {

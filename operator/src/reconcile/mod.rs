@@ -23,6 +23,7 @@ kinds! {
     Budget => budget,
     AuditTrail => audit_trail,
     OrganizationPolicy => organization_policy,
+    SecurityBaseline => security_baseline,
     IdentityCenterGroup => identity_center_group,
     PermissionSet => permission_set,
 }
@@ -151,6 +152,9 @@ pub struct Pass {
     /// The access role of member accounts that AwsAccount resources name (`spec.roleName`), by
     /// account id; accounts not in it use the default role.
     pub role_names: BTreeMap<String, String>,
+    /// The other resources of this one's kind, for a kind that sees its peers
+    /// ([`KindSpec::SEES_PEERS`]); empty otherwise.
+    pub peers: Vec<Resource>,
     pub sink: Arc<dyn StatusSink>,
     pub now: Time,
 }
@@ -176,6 +180,7 @@ impl Pass {
             mode,
             ids: BTreeMap::new(),
             role_names: BTreeMap::new(),
+            peers: Vec::new(),
             sink,
             now: Time(k8s_openapi::jiff::Timestamp::now()),
         })
@@ -196,6 +201,7 @@ impl Pass {
             mode: self.mode,
             ids: self.ids.clone(),
             role_names: self.role_names.clone(),
+            peers: Vec::new(),
             sink: self.sink.clone(),
             now: self.now.clone(),
         }
@@ -423,7 +429,11 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
         let base = pass.snapshot.clone();
         let forks: Vec<_> = wave
             .iter()
-            .map(|&i| (i, resources[i].clone(), pass.fork()))
+            .map(|&i| {
+                let mut fork = pass.fork();
+                fork.peers = peers_of(&resources[i], resources);
+                (i, resources[i].clone(), fork)
+            })
             .collect();
         let mut done: Vec<_> = futures::stream::iter(forks)
             .map(|(i, mut resource, mut fork)| async move {
@@ -473,6 +483,19 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
         });
     }
     reports
+}
+
+/// The other resources of its kind, for a kind that sees them.
+pub fn peers_of(resource: &Resource, resources: &[Resource]) -> Vec<Resource> {
+    if !resource.sees_peers() {
+        return Vec::new();
+    }
+    let key = resource.key();
+    resources
+        .iter()
+        .filter(|r| r.kind() == key.kind && r.key() != key)
+        .cloned()
+        .collect()
 }
 
 /// The access role of every account an AwsAccount resource names, by account id.

@@ -30,6 +30,8 @@ pub trait KindSpec:
     /// Kinds this one refers to: it waits for them, and its controller watches them.
     const DEPENDS_ON: &'static [Kind];
 
+    /// Whether a reconcile sees the other resources of its kind (`Pass::peers`).
+    const SEES_PEERS: bool = false;
     /// Resources this one refers to and must wait for.
     fn dependencies(&self) -> Vec<Key>;
     /// Kinds every resource of which a pass handles before this one, whether referred to or not
@@ -64,6 +66,7 @@ pub trait KindSpec:
 /// method.
 pub(crate) trait DynKind: Send + Sync {
     fn name(&self) -> String;
+    fn sees_peers(&self) -> bool;
     fn generation(&self) -> Option<i64>;
     fn dependencies(&self) -> Vec<Key>;
     fn after_kinds(&self) -> &'static [Kind];
@@ -83,6 +86,9 @@ pub(crate) trait DynKind: Send + Sync {
 impl<K: KindSpec> DynKind for K {
     fn name(&self) -> String {
         self.name_any()
+    }
+    fn sees_peers(&self) -> bool {
+        K::SEES_PEERS
     }
     fn generation(&self) -> Option<i64> {
         self.meta().generation
@@ -266,6 +272,14 @@ impl Resource {
 
     pub fn dependencies(&self) -> Vec<Key> {
         self.inner().dependencies()
+    }
+
+    pub fn sees_peers(&self) -> bool {
+        self.inner().sees_peers()
+    }
+
+    pub fn after_kinds(&self) -> &'static [Kind] {
+        self.inner().after_kinds()
     }
 
     /// What a pass handles first: the references, and every resource of the kinds this one comes

@@ -127,6 +127,29 @@ impl OrgSnapshot {
             .or_else(|| self.accounts.get(id).map(|a| a.name.as_str()))
     }
 
+    /// Every ACTIVE account in an OU (or the root) and the OUs below it.
+    pub fn active_accounts_under(&self, parent: &str) -> Vec<String> {
+        let mut ous = vec![parent.to_string()];
+        let mut i = 0;
+        while i < ous.len() {
+            let p = ous[i].clone();
+            ous.extend(
+                self.ous
+                    .values()
+                    .filter(|o| o.parent_id == p)
+                    .map(|o| o.id.clone()),
+            );
+            i += 1;
+        }
+        let ous: std::collections::BTreeSet<String> = ous.into_iter().collect();
+        self.accounts
+            .values()
+            .filter(|a| a.state == "ACTIVE")
+            .filter(|a| a.parent_id.as_ref().is_some_and(|p| ous.contains(p)))
+            .map(|a| a.id.clone())
+            .collect()
+    }
+
     pub fn parent_exists(&self, id: &str) -> bool {
         id == self.root_id || self.ous.contains_key(id)
     }

@@ -15,6 +15,7 @@
 
 mod budgets;
 mod cloudtrail;
+mod ec2;
 mod iam;
 mod identity_center;
 mod organizations;
@@ -24,6 +25,7 @@ mod wire;
 
 use budgets::*;
 use cloudtrail::*;
+use ec2::*;
 use iam::*;
 use identity_center::*;
 use organizations::*;
@@ -108,6 +110,9 @@ pub struct Realism {
     /// The root user's credentials per member account, as root sessions (`sts:AssumeRoot`,
     /// needing root sessions enabled) see and delete them; accounts not listed have none.
     pub root_credentials: BTreeMap<String, RootUserCredentials>,
+    /// AWS Config cannot write to these buckets (their policy does not admit it):
+    /// PutDeliveryChannel answers InsufficientDeliveryPolicyException, as AWS checks the bucket.
+    pub config_refused_buckets: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -251,6 +256,12 @@ struct State {
     root_features: BTreeSet<String>,
     /// Access keys of root sessions → (account, task policy ARN).
     root_sessions: BTreeMap<String, (String, String)>,
+    /// Access keys of member-account sessions → the account.
+    session_accounts: BTreeMap<String, String>,
+    /// EC2 instance metadata defaults (the emulator lacks them): (account, region) → HttpTokens.
+    imds_defaults: BTreeMap<(String, String), String>,
+    /// The default EBS key per (account, region), once set (the emulator lacks it).
+    ebs_keys: BTreeMap<(String, String), String>,
 }
 
 impl State {
@@ -451,6 +462,17 @@ impl AwsProxy {
         self.state.lock().unwrap().injected
     }
 
+    /// The HttpTokens default of an account's instance metadata in a region, as this layer keeps
+    /// it (`management` for the management account).
+    pub fn imds_tokens(&self, account: &str, region: &str) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .imds_defaults
+            .get(&(account.to_string(), region.to_string()))
+            .cloned()
+    }
+
     pub fn reset_counts(&self) {
         let mut s = self.state.lock().unwrap();
         s.counts.clear();
@@ -470,6 +492,8 @@ async fn dispatch(
         "iam" => iam(call, st, upstream).await,
         "s3" => s3(call, st, upstream).await,
         "cloudtrail" => cloudtrail(call, st, upstream).await,
+        "ec2" => ec2(call, st, upstream).await,
+        "config" => config(call, st, upstream).await,
         "budgets" if st.lock().unwrap().realism.budgets.is_some() => Ok(budgets(call, st)),
         "sso" if st.lock().unwrap().realism.identity_center.is_some() => {
             sso(call, st, upstream).await

@@ -346,6 +346,7 @@ pub(super) async fn create_account(
                 service: call.service.clone(),
                 operation: "ListAccounts".into(),
                 caller: call.caller.clone(),
+                region: call.region.clone(),
                 form: BTreeMap::new(),
                 json: Value::Null,
             };

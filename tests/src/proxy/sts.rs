@@ -61,10 +61,9 @@ pub(super) async fn sts(
                     .nth(1)
                     .and_then(|r| r.split("</AccessKeyId>").next())
                 {
-                    st.lock()
-                        .unwrap()
-                        .sessions
-                        .insert(key.to_string(), Instant::now());
+                    let mut s = st.lock().unwrap();
+                    s.sessions.insert(key.to_string(), Instant::now());
+                    s.session_accounts.insert(key.to_string(), account.clone());
                 }
             }
             return Ok(answer);

@@ -40,6 +40,8 @@ pub(super) struct Call {
     pub(super) operation: String,
     /// The caller's access key (one per account session).
     pub(super) caller: String,
+    /// The region the request was signed for.
+    pub(super) region: String,
     /// Query-protocol parameters (IAM, STS).
     pub(super) form: BTreeMap<String, String>,
     /// JSON-protocol body (Organizations, CloudTrail, Budgets).
@@ -87,6 +89,7 @@ impl Call {
             .unwrap_or_default();
         let caller = scope.first().copied().unwrap_or_default().to_string();
         let service = scope.get(3).copied().unwrap_or_default().to_string();
+        let region = scope.get(2).copied().unwrap_or_default().to_string();
         let text = String::from_utf8_lossy(&body);
         let form: BTreeMap<String, String> =
             if header("content-type").contains("x-www-form-urlencoded") {
@@ -123,6 +126,7 @@ impl Call {
             service,
             operation,
             caller,
+            region,
             form,
             json,
         }

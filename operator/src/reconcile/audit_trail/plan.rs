@@ -117,6 +117,50 @@ pub fn bucket_policy(
     })
 }
 
+/// A bucket the operator owns (a trail's, AWS Config's): created when missing, then public access
+/// blocked, encrypted (SSE-KMS when a key is named, else SSE-S3), versioned, with exactly `policy`.
+pub fn owned_bucket(observed: Option<&BucketState>, kms: bool, policy: &Value, policy_name: &str) -> Plan {
+    let mut out = Plan::default();
+    let Some(b) = observed else {
+        out.actions.extend([
+            Action::CreateBucket,
+            Action::BlockPublicAccess,
+            Action::PutEncryption,
+            Action::EnableVersioning,
+            Action::PutBucketPolicy,
+        ]);
+        return out;
+    };
+    if !b.public_access_blocked {
+        out.drift.push(Drift::new("s3.publicAccessBlock", "all blocked", "not blocked"));
+        out.actions.push(Action::BlockPublicAccess);
+    }
+    let want_enc = if kms { "aws:kms" } else { "AES256" };
+    if b.encryption.as_deref() != Some(want_enc) {
+        out.drift.push(Drift::new(
+            "s3.encryption",
+            want_enc,
+            b.encryption.as_deref().unwrap_or("<none>"),
+        ));
+        out.actions.push(Action::PutEncryption);
+    }
+    // Unknown (an unreadable answer) is not drift.
+    if b.versioning_enabled == Some(false) {
+        out.drift.push(Drift::new("s3.versioning", "Enabled", "Suspended or never enabled"));
+        out.actions.push(Action::EnableVersioning);
+    }
+    let have: Option<Value> = b.policy.as_deref().and_then(|p| serde_json::from_str(p).ok());
+    if have.as_ref() != Some(policy) {
+        out.drift.push(Drift::new(
+            "s3.policy",
+            policy_name,
+            if have.is_some() { "different" } else { "<none>" },
+        ));
+        out.actions.push(Action::PutBucketPolicy);
+    }
+    out
+}
+
 fn flag(out: &mut Plan, field: &str, want: bool, have: bool) {
     if want != have {
         out.drift.push(Drift::new(field, want, have));
@@ -138,60 +182,15 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, Error> {
                 ),
             ));
         }
-        (None, true) => out.actions.extend([
-            Action::CreateBucket,
-            Action::BlockPublicAccess,
-            Action::PutEncryption,
-            Action::EnableVersioning,
-            Action::PutBucketPolicy,
-        ]),
-        (Some(b), true) => {
-            if !b.public_access_blocked {
-                out.drift.push(Drift::new(
-                    "s3.publicAccessBlock",
-                    "all blocked",
-                    "not blocked",
-                ));
-                out.actions.push(Action::BlockPublicAccess);
-            }
-            let want_enc = if desired.trail.kms_key_id.is_some() {
-                "aws:kms"
-            } else {
-                "AES256"
-            };
-            if b.encryption.as_deref() != Some(want_enc) {
-                out.drift.push(Drift::new(
-                    "s3.encryption",
-                    want_enc,
-                    b.encryption.as_deref().unwrap_or("<none>"),
-                ));
-                out.actions.push(Action::PutEncryption);
-            }
-            // Unknown (an unreadable answer) is not drift.
-            if b.versioning_enabled == Some(false) {
-                out.drift.push(Drift::new(
-                    "s3.versioning",
-                    "Enabled",
-                    "Suspended or never enabled",
-                ));
-                out.actions.push(Action::EnableVersioning);
-            }
-            let have: Option<Value> = b
-                .policy
-                .as_deref()
-                .and_then(|p| serde_json::from_str(p).ok());
-            if have.as_ref() != Some(&desired.bucket_policy) {
-                out.drift.push(Drift::new(
-                    "s3.policy",
-                    "CloudTrail organization-trail policy",
-                    if have.is_some() {
-                        "different"
-                    } else {
-                        "<none>"
-                    },
-                ));
-                out.actions.push(Action::PutBucketPolicy);
-            }
+        (observed, true) => {
+            let bucket = owned_bucket(
+                observed.as_ref(),
+                desired.trail.kms_key_id.is_some(),
+                &desired.bucket_policy,
+                "CloudTrail organization-trail policy",
+            );
+            out.actions.extend(bucket.actions);
+            out.drift.extend(bucket.drift);
         }
         // A bucket the operator does not own is never changed.
         (Some(_), false) => {}

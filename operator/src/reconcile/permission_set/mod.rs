@@ -28,25 +28,6 @@ fn set_of(resource: &mut Resource) -> &mut PermissionSet {
     }
 }
 
-/// Every ACTIVE account in an OU and the OUs below it.
-fn accounts_under(pass: &Pass, ou: &str) -> Vec<String> {
-    let snap = &pass.snapshot;
-    let mut ous = vec![ou.to_string()];
-    let mut i = 0;
-    while i < ous.len() {
-        let parent = ous[i].clone();
-        ous.extend(snap.ous.values().filter(|o| o.parent_id == parent).map(|o| o.id.clone()));
-        i += 1;
-    }
-    let ous: BTreeSet<String> = ous.into_iter().collect();
-    snap.accounts
-        .values()
-        .filter(|a| a.state == "ACTIVE")
-        .filter(|a| a.parent_id.as_ref().is_some_and(|p| ous.contains(p)))
-        .map(|a| a.id.clone())
-        .collect()
-}
-
 fn desired(ps: &PermissionSet, pass: &Pass) -> Result<Desired, Error> {
     let s = &ps.spec;
     let mut assignments = BTreeSet::new();
@@ -57,7 +38,7 @@ fn desired(ps: &PermissionSet, pass: &Pass) -> Result<Desired, Error> {
         }
         for r in &a.organizational_unit_refs {
             let ou = pass.resolve(&Key::new(Kind::OrganizationalUnit, &r.name))?;
-            accounts.extend(accounts_under(pass, &ou));
+            accounts.extend(pass.snapshot.active_accounts_under(&ou));
         }
         accounts.extend(a.account_ids.iter().cloned());
         assignments.extend(accounts.into_iter().map(|acc| (acc, a.group.clone())));

@@ -1,0 +1,428 @@
+//! SecurityBaseline: the CIS account-level controls in every targeted account and governed region,
+//! through the operator's real SDK clients and each account's access role. The emulator keeps EBS
+//! encryption, default VPCs (and refuses DeleteVpc while subnets or a gateway remain, as AWS does),
+//! AWS Config, roles and contacts; the realism layer answers instance metadata defaults (the
+//! emulator lacks them) and a delivery bucket that refuses AWS Config. S3 Control's account host
+//! (`<account>.127.0.0.1`) reaches the emulator through the operator's resolver.
+
+use landing_zone_operator::reconcile::Readiness;
+use landing_zone_tests::proxy::Realism;
+use landing_zone_tests::{Emulator, report, run_dir};
+
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+
+fn landing_zone(extra: &str) -> String {
+    format!(
+        r#"apiVersion: landingzone.dev/v1alpha1
+kind: OrganizationalUnit
+metadata: {{name: workloads}}
+spec: {{name: Workloads}}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: AwsAccount
+metadata: {{name: log-archive}}
+spec: {{accountName: log-archive, email: aws-log-archive@example.com}}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: AwsAccount
+metadata: {{name: dev}}
+spec: {{accountName: dev, email: aws-dev@example.com, parentRef: {{name: workloads}}}}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: AwsAccount
+metadata: {{name: prod}}
+spec: {{accountName: prod, email: aws-prod@example.com, parentRef: {{name: workloads}}}}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: SecurityBaseline
+metadata: {{name: cis}}
+spec:
+  targets: {{root: true}}
+  regions: [us-east-1, eu-west-1]
+  s3BlockPublicAccess: true
+  ebsDefaultEncryption: {{enabled: true}}
+  instanceMetadataV2Default: true
+  defaultVpcs: DeleteWhenUnused
+  supportRole: {{roleName: aws-support}}
+  securityContact: {{name: Security team, title: Security, email: security@example.com, phoneNumber: "+1-555-0100"}}
+  config:
+    deliveryBucket: {{name: example-config, accountRef: {{name: log-archive}}, create: true}}
+{extra}"#
+    )
+}
+
+fn write(dir: &std::path::Path, text: &str) {
+    std::fs::write(dir.join("lz.yaml"), text).unwrap();
+}
+
+fn status(state: &std::path::Path, name: &str) -> serde_json::Value {
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    doc["resources"][format!("SecurityBaseline/{name}")]["status"].clone()
+}
+
+async fn bpa(emu: &Emulator, account: &str) -> Option<[bool; 4]> {
+    let ports = emu.ports().await;
+    let c = ports.members.clients(
+        Some(account),
+        Some("123456789012"),
+        "aws",
+        "OrganizationAccountAccessRole",
+    );
+    c.controls
+        .s3_public_access_block(account)
+        .await
+        .expect("GetPublicAccessBlock")
+}
+
+#[tokio::test]
+async fn every_account_is_baselined_in_every_region_a_resync_writes_nothing_and_drift_is_corrected()
+{
+    let emu = Emulator::with_managed_policies().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    write(dir.path(), &landing_zone(""));
+
+    let first = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert!(!first.failed(), "{:#?}", first.reports);
+    let r = report(&first, "SecurityBaseline", "cis")
+        .result
+        .as_ref()
+        .unwrap();
+    assert!(matches!(r.ready, Readiness::Ready { .. }), "{:?}", r.ready);
+    let s = status(&state, "cis");
+    assert_eq!(
+        (s["targetedCount"].as_i64(), s["compliantCount"].as_i64()),
+        (Some(3), Some(3)),
+        "{s:#}"
+    );
+    assert!(
+        s["coverage"].is_null(),
+        "every member account is reached: {s:#}"
+    );
+
+    // What each account holds, read with plain SDK clients through its access role.
+    for name in ["log-archive", "dev", "prod"] {
+        let id = report(&first, "AwsAccount", name).id.clone().unwrap();
+        assert_eq!(
+            bpa(&emu, &id).await,
+            Some([true; 4]),
+            "{name}: Block Public Access"
+        );
+        let conf = emu.member_sdk_config(&id).await;
+        for region in REGIONS {
+            let conf = conf
+                .to_builder()
+                .region(aws_config::Region::new(region))
+                .build();
+            let ec2 = aws_sdk_ec2::Client::new(&conf);
+            let enc = ec2.get_ebs_encryption_by_default().send().await.unwrap();
+            assert_eq!(
+                enc.ebs_encryption_by_default(),
+                Some(true),
+                "{name} {region}: EBS"
+            );
+            let vpcs = ec2
+                .describe_vpcs()
+                .filters(
+                    aws_sdk_ec2::types::Filter::builder()
+                        .name("is-default")
+                        .values("true")
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                vpcs.vpcs().is_empty(),
+                "{name} {region}: the unused default VPC is gone"
+            );
+            let wire = emu.wire.as_ref().expect("the realism layer");
+            assert_eq!(
+                wire.imds_tokens(&id, region).as_deref(),
+                Some("required"),
+                "{name} {region}: IMDSv2"
+            );
+            let config = aws_sdk_config::Client::new(&conf);
+            let recorders = config
+                .describe_configuration_recorders()
+                .send()
+                .await
+                .unwrap();
+            let rec = &recorders.configuration_recorders()[0];
+            let group = rec.recording_group().unwrap();
+            assert!(group.all_supported(), "{name} {region}");
+            assert_eq!(
+                group.include_global_resource_types(),
+                region == "us-east-1",
+                "{name} {region}: global resources once"
+            );
+            let channels = config.describe_delivery_channels().send().await.unwrap();
+            assert_eq!(
+                channels.delivery_channels()[0].s3_bucket_name(),
+                Some("example-config")
+            );
+            let recording = config
+                .describe_configuration_recorder_status()
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                recording.configuration_recorders_status()[0].recording(),
+                "{name} {region}: recording"
+            );
+        }
+        let iam = aws_sdk_iam::Client::new(&conf);
+        let attached = iam
+            .list_attached_role_policies()
+            .role_name("aws-support")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            attached.attached_policies()[0].policy_name(),
+            Some("AWSSupportAccess"),
+            "{name}"
+        );
+        let account = aws_sdk_account_contact(&emu, &id).await;
+        assert_eq!(
+            account.as_deref(),
+            Some("security@example.com"),
+            "{name}: security contact"
+        );
+    }
+
+    // In sync: the second apply writes nothing.
+    let second = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let r = report(&second, "SecurityBaseline", "cis")
+        .result
+        .as_ref()
+        .unwrap();
+    assert_eq!((r.writes, r.drift.len()), (0, 0), "{:?}", r.actions);
+
+    // Block Public Access turned off by hand in one account: found and turned on again.
+    let dev = report(&first, "AwsAccount", "dev").id.clone().unwrap();
+    let ports = emu.ports().await;
+    let c = ports.members.clients(
+        Some(&dev),
+        Some("123456789012"),
+        "aws",
+        "OrganizationAccountAccessRole",
+    );
+    c.controls
+        .set_s3_public_access_block(&dev, false)
+        .await
+        .unwrap();
+    assert_eq!(bpa(&emu, &dev).await, None);
+    let third = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let r = report(&third, "SecurityBaseline", "cis")
+        .result
+        .as_ref()
+        .unwrap();
+    assert_eq!(r.writes, 1, "{:?}", r.actions);
+    assert_eq!(r.drift[0].field, format!("{dev}.s3BlockPublicAccess"));
+    assert_eq!(bpa(&emu, &dev).await, Some([true; 4]));
+}
+
+/// The SECURITY alternate contact's email in an account, through its role.
+async fn aws_sdk_account_contact(emu: &Emulator, account: &str) -> Option<String> {
+    let ports = emu.ports().await;
+    let c = ports.members.clients(
+        Some(account),
+        Some("123456789012"),
+        "aws",
+        "OrganizationAccountAccessRole",
+    );
+    c.contacts
+        .contact("SECURITY")
+        .await
+        .unwrap()
+        .map(|c| c.email)
+}
+
+#[tokio::test]
+async fn a_default_vpc_in_use_is_reported_and_left_alone_and_a_refused_delivery_bucket_says_why() {
+    let emu = Emulator::start().await;
+    let used = emu
+        .create_account_directly("used", "aws-used@example.com")
+        .await;
+    let unused = emu
+        .create_account_directly("unused", "aws-unused@example.com")
+        .await;
+    // Something runs in `used`'s default VPC: a network interface in one of its subnets.
+    let conf = emu.member_sdk_config(&used).await;
+    let ec2 = aws_sdk_ec2::Client::new(&conf);
+    let vpc = ec2
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("is-default")
+                .values("true")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let vpc_id = vpc.vpcs()[0].vpc_id().unwrap().to_string();
+    let subnets = ec2
+        .describe_subnets()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(&vpc_id)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ec2.create_network_interface()
+        .subnet_id(subnets.subnets()[0].subnet_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    write(
+        dir.path(),
+        &format!(
+            r#"apiVersion: landingzone.dev/v1alpha1
+kind: SecurityBaseline
+metadata: {{name: vpcs}}
+spec:
+  targets: {{ids: ["{used}", "{unused}"]}}
+  regions: [us-east-1]
+  defaultVpcs: DeleteWhenUnused
+"#
+        ),
+    );
+    let run = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let r = report(&run, "SecurityBaseline", "vpcs")
+        .result
+        .as_ref()
+        .unwrap();
+    let Readiness::NotReady { reason, message } = &r.ready else {
+        panic!(
+            "a VPC in use keeps the baseline from complying: {:?}",
+            r.ready
+        )
+    };
+    assert_eq!(*reason, "NonCompliant");
+    assert!(
+        message.contains(&used) && message.contains("1 network interface(s): left in place"),
+        "{message}"
+    );
+    let still = ec2.describe_vpcs().vpc_ids(&vpc_id).send().await.unwrap();
+    assert_eq!(still.vpcs().len(), 1, "the VPC in use is never touched");
+    let s = status(&state, "vpcs");
+    assert_eq!(s["compliantCount"], 1, "{s:#}");
+    let gone = aws_sdk_ec2::Client::new(&emu.member_sdk_config(&unused).await)
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("is-default")
+                .values("true")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        gone.vpcs().is_empty(),
+        "the unused one is deleted (gateway, subnets, then the VPC)"
+    );
+
+    // AWS Config refuses a bucket whose policy does not admit it: a condition that says so.
+    emu.wire.as_ref().unwrap().realism(Realism {
+        config_refused_buckets: ["not-for-config".to_string()].into(),
+        ..Default::default()
+    });
+    write(
+        dir.path(),
+        &format!(
+            r#"apiVersion: landingzone.dev/v1alpha1
+kind: SecurityBaseline
+metadata: {{name: vpcs}}
+spec:
+  targets: {{ids: ["{unused}"]}}
+  regions: [us-east-1]
+  config: {{deliveryBucket: {{name: not-for-config}}}}
+"#
+        ),
+    );
+    let run = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let err = report(&run, "SecurityBaseline", "vpcs")
+        .result
+        .as_ref()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("InsufficientDeliveryPolicyException")
+            && text.contains("not-for-config")
+            && text.contains(&unused),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn two_baselines_that_disagree_on_a_control_write_neither_and_say_so() {
+    let emu = Emulator::start().await;
+    let shared = emu
+        .create_account_directly("shared", "aws-shared@example.com")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    write(
+        dir.path(),
+        &format!(
+            r#"apiVersion: landingzone.dev/v1alpha1
+kind: SecurityBaseline
+metadata: {{name: platform}}
+spec:
+  targets: {{root: true}}
+  regions: [us-east-1]
+  s3BlockPublicAccess: true
+  ebsDefaultEncryption: {{enabled: true}}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: SecurityBaseline
+metadata: {{name: team}}
+spec:
+  targets: {{ids: ["{shared}"]}}
+  regions: [us-east-1]
+  ebsDefaultEncryption: {{enabled: true, kmsKeyId: alias/team}}
+"#
+        ),
+    );
+    let run = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    for (me, other) in [("platform", "team"), ("team", "platform")] {
+        let r = report(&run, "SecurityBaseline", me)
+            .result
+            .as_ref()
+            .unwrap();
+        let Readiness::NotReady { reason, message } = &r.ready else {
+            panic!("{me}: {:?}", r.ready)
+        };
+        assert_eq!(*reason, "BaselineConflict", "{me}");
+        assert!(
+            message.contains(&format!(
+                "ebsDefaultEncryption with SecurityBaseline {other}"
+            )),
+            "{me}: {message}"
+        );
+        assert!(
+            !r.actions.iter().any(|a| a.contains("EBS")),
+            "{me} writes no EBS setting: {:?}",
+            r.actions
+        );
+    }
+    // What they agree on (only one governs Block Public Access) is applied.
+    assert_eq!(bpa(&emu, &shared).await, Some([true; 4]));
+    let ec2 = aws_sdk_ec2::Client::new(&emu.member_sdk_config(&shared).await);
+    let enc = ec2.get_ebs_encryption_by_default().send().await.unwrap();
+    assert_eq!(
+        enc.ebs_encryption_by_default(),
+        Some(false),
+        "nothing written for the conflicted control"
+    );
+}
