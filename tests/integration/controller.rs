@@ -47,6 +47,7 @@ fn all_ready(cp: &ControlPlane) -> bool {
         "permissionsets",
         "identitycentergroups",
         "organizations",
+        "securitybaselines",
     ]
     .iter()
     .all(|kind| {
@@ -139,8 +140,8 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
     // /metrics after the reconciles: per-resource readiness, accounts, budgets, the trail, AWS calls.
     wait_for(
         Duration::from_secs(30),
-        "the readiness gauges: 26 of the 27 resources ready (the Observe-only allow-list is not)",
-        || (op.metric("landingzone_resource_ready", &[]) == 26.0).then_some(()),
+        "the readiness gauges: 27 of the 28 resources ready (the Observe-only allow-list is not)",
+        || (op.metric("landingzone_resource_ready", &[]) == 27.0).then_some(()),
     )
     .await;
     assert_eq!(
@@ -996,6 +997,144 @@ async fn ou_wide_assignments_follow_accounts_in_the_cluster() {
     )
     .await;
     say("e2e: a FAILED assignment showed its reason and was retried once the cause was fixed");
+}
+
+/// A SecurityBaseline in the cluster: an account created into its OU becomes compliant with no
+/// other change (the account's watch, not the resync, brings the baseline back); a default VPC in
+/// use is reported and left alone; a second baseline that disagrees gives the conflict condition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_security_baseline_follows_accounts_into_its_ou_in_the_cluster() {
+    let Some(k8s) =
+        ControlPlane::dedicated("a_security_baseline_follows_accounts_into_its_ou_in_the_cluster")
+            .await
+    else {
+        return;
+    };
+    let cp = &k8s.cp;
+    let emu = Emulator::start().await;
+    let wire = emu.wire.as_ref().unwrap();
+    // An account already running something in its default VPC: a network interface in a subnet.
+    let busy = emu
+        .create_account_directly("busy", "aws-busy@example.com")
+        .await;
+    let ec2 = aws_sdk_ec2::Client::new(&emu.member_sdk_config(&busy).await);
+    let default_vpc = |id: &str| {
+        aws_sdk_ec2::types::Filter::builder()
+            .name(id)
+            .values("true")
+            .build()
+    };
+    let vpc = ec2
+        .describe_vpcs()
+        .filters(default_vpc("is-default"))
+        .send()
+        .await
+        .unwrap();
+    let vpc_id = vpc.vpcs()[0].vpc_id().unwrap().to_string();
+    let subnets = ec2
+        .describe_subnets()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("vpc-id")
+                .values(&vpc_id)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    ec2.create_network_interface()
+        .subnet_id(subnets.subnets()[0].subnet_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    install(cp);
+    // A resync far beyond the test: what happens, happens because something changed.
+    let _op = Operator::start(
+        cp,
+        &emu,
+        "op-baseline",
+        &["--resync-interval", "10m", "--endpoint-url", &wire.endpoint],
+    );
+    let baselines = format!(
+        "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {{name: workloads}}\nspec: {{name: Workloads}}\n---\napiVersion: landingzone.dev/v1alpha1\nkind: SecurityBaseline\nmetadata: {{name: cis}}\nspec:\n  targets: {{organizationalUnitRefs: [{{name: workloads}}], ids: [\"{busy}\"]}}\n  regions: [us-east-1]\n  s3BlockPublicAccess: true\n  ebsDefaultEncryption: {{enabled: true}}\n  defaultVpcs: DeleteWhenUnused\n---\napiVersion: landingzone.dev/v1alpha1\nkind: SecurityBaseline\nmetadata: {{name: team}}\nspec:\n  targets: {{ids: [\"{busy}\"]}}\n  regions: [us-east-1]\n  ebsDefaultEncryption: {{enabled: true, kmsKeyId: alias/team}}\n"
+    );
+    kubectl(cp, &["apply", "-f", "-"], Some(&baselines)).expect("apply");
+    let cis = wait_for(Duration::from_secs(60), "the conflict condition", || {
+        let b = get_json(cp, &["secbase", "cis"]);
+        (condition(&b, "Ready") == Some(("False".into(), "BaselineConflict".into()))).then_some(b)
+    })
+    .await;
+    let message = cis["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("ebsDefaultEncryption with SecurityBaseline team"),
+        "{message}"
+    );
+    let busy_row = cis["status"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["accountId"] == busy.as_str())
+        .cloned()
+        .unwrap();
+    let messages: Vec<&str> = busy_row["failing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["message"].as_str())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains(&vpc_id) && m.contains("left in place")),
+        "{messages:?}"
+    );
+    let still = ec2.describe_vpcs().vpc_ids(&vpc_id).send().await.unwrap();
+    assert_eq!(
+        still.vpcs().len(),
+        1,
+        "the default VPC in use is never touched"
+    );
+    say("e2e: a default VPC in use is reported and left alone; two disagreeing baselines say so");
+
+    // An account created into the OU: baselined with no other change.
+    kubectl(
+        cp,
+        &["apply", "-f", "-"],
+        Some("apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: app-1}\nspec:\n  accountName: app-1\n  email: aws-app-1@example.com\n  baseline: false\n  organizationalUnitRef: {name: workloads}\n"),
+    )
+    .expect("apply");
+    let app1 = wait_for(Duration::from_secs(60), "app-1 created", || {
+        status_field(cp, "awsaccount", "app-1", "accountId")
+    })
+    .await;
+    wait_for(Duration::from_secs(60), "app-1 compliant", || {
+        let b = get_json(cp, &["secbase", "cis"]);
+        b["status"]["accounts"]
+            .as_array()?
+            .iter()
+            .any(|a| a["accountId"] == app1.as_str() && a["compliant"] == true)
+            .then_some(())
+    })
+    .await;
+    let ec2 = aws_sdk_ec2::Client::new(&emu.member_sdk_config(&app1).await);
+    let enc = ec2.get_ebs_encryption_by_default().send().await.unwrap();
+    assert_eq!(enc.ebs_encryption_by_default(), Some(true));
+    let left = ec2
+        .describe_vpcs()
+        .filters(default_vpc("is-default"))
+        .send()
+        .await
+        .unwrap();
+    assert!(left.vpcs().is_empty(), "app-1's unused default VPC is gone");
+    say("e2e: an account created into the targeted OU became compliant with no other change");
 }
 
 /// A delegated administrator registered out of band (a known way to take over an Organization):
