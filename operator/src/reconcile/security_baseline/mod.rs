@@ -14,7 +14,7 @@ use self::plan::{Context, Control, Observed, Regional};
 use super::aws_account::member_error;
 use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness, Resource};
 use crate::api::security_baseline::{AccountCompliance, ControlFinding, SecurityBaselineSpec};
-use crate::api::{DeletionPolicy, ManagementPolicy, SecurityBaseline};
+use crate::api::{DeletionPolicy, Drift, ManagementPolicy, SecurityBaseline};
 use crate::aws::cloudtrail::BucketPresence;
 use crate::aws::member::AccountClients;
 use crate::aws::{AwsError, AwsResult};
@@ -308,13 +308,23 @@ async fn delivery_bucket(
         d.field = format!("config.deliveryBucket.{}", d.field.trim_start_matches("s3."));
         d
     }));
+    use super::audit_trail::plan::Action as B;
     for action in &p.actions {
-        progress.actions.push(format!("{action} {} in account {account}", bucket.name));
+        let name = &bucket.name;
+        let what = match action {
+            B::CreateBucket => "create",
+            B::BlockPublicAccess => "block public access to",
+            B::PutEncryption => "turn on default encryption of",
+            B::EnableVersioning => "turn on versioning of",
+            B::PutBucketPolicy => "set the AWS Config delivery policy of",
+            _ => "change",
+        };
+        progress.actions.push(format!(
+            "{what} the AWS Config delivery bucket {name} in account {account}"
+        ));
         if !write {
             continue;
         }
-        use super::audit_trail::plan::Action as B;
-        let name = &bucket.name;
         match action {
             B::CreateBucket => buckets.create_bucket(name).await,
             B::BlockPublicAccess => buckets.block_public_access(name).await,
@@ -369,18 +379,14 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
 
     let mut rows = Vec::new();
     let mut errors: Vec<(String, Error)> = Vec::new();
+    let mut actions: Vec<(String, String)> = Vec::new();
+    let mut drift: Vec<(Drift, String)> = Vec::new();
     for r in results {
         match r.outcome {
             Ok((p, left, writes)) => {
                 progress.writes += writes;
-                progress.drift.extend(p.drift.iter().map(|d| {
-                    let mut d = d.clone();
-                    d.field = format!("{}.{}", r.id, d.field);
-                    d
-                }));
-                progress
-                    .actions
-                    .extend(p.actions.iter().map(|a| format!("{a} in account {}", r.id)));
+                drift.extend(p.drift.iter().map(|d| (d.clone(), r.id.clone())));
+                actions.extend(p.actions.iter().map(|a| (a.to_string(), r.id.clone())));
                 rows.push(AccountCompliance {
                     account_id: r.id,
                     compliant: left.is_empty(),
@@ -402,6 +408,10 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         }
     }
     rows.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+    // One line per change and one drift entry per field, across accounts: status stays small at
+    // a thousand accounts (status.accounts names each one).
+    progress.actions.extend(plan::across_accounts(actions));
+    progress.drift.extend(plan::drift_across_accounts(drift));
     if !write {
         progress.remaining = progress.drift.clone();
     }

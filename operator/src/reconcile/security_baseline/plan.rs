@@ -484,6 +484,51 @@ fn config(b: &mut Builder, region: &str, global_here: bool, bucket: &str, have: 
     }
 }
 
+/// How many account ids a summary line names before "…".
+const NAMED: usize = 3;
+
+fn accounts_phrase(ids: &[String]) -> String {
+    match ids {
+        [one] => format!("account {one}"),
+        _ => {
+            let named: Vec<&str> = ids.iter().take(NAMED).map(String::as_str).collect();
+            let more = if ids.len() > NAMED { ", …" } else { "" };
+            format!("{} accounts ({}{more})", ids.len(), named.join(", "))
+        }
+    }
+}
+
+/// (action, account) pairs as one line per action: "… in account X" or "… in N accounts (X, Y, Z, …)".
+pub fn across_accounts(pairs: Vec<(String, String)>) -> Vec<String> {
+    let mut by: Vec<(String, Vec<String>)> = Vec::new();
+    for (action, account) in pairs {
+        match by.iter_mut().find(|(a, _)| *a == action) {
+            Some((_, ids)) => ids.push(account),
+            None => by.push((action, vec![account])),
+        }
+    }
+    by.into_iter()
+        .map(|(a, ids)| format!("{a} in {}", accounts_phrase(&ids)))
+        .collect()
+}
+
+/// Drift per account as one entry per field and value: what was seen, and in which accounts.
+pub fn drift_across_accounts(pairs: Vec<(Drift, String)>) -> Vec<Drift> {
+    let mut by: Vec<(Drift, Vec<String>)> = Vec::new();
+    for (d, account) in pairs {
+        match by.iter_mut().find(|(x, _)| *x == d) {
+            Some((_, ids)) => ids.push(account),
+            None => by.push((d, vec![account])),
+        }
+    }
+    by.into_iter()
+        .map(|(mut d, ids)| {
+            d.observed = format!("{} in {}", d.observed, accounts_phrase(&ids));
+            d
+        })
+        .collect()
+}
+
 /// The support role's trust: the named principals, or the management account.
 pub fn support_trust(principals: &[String], partition: &str, management_account: &str) -> Value {
     let principals: Vec<String> = if principals.is_empty() {
@@ -720,6 +765,28 @@ mod tests {
         let s3: Vec<_> = p.findings.iter().filter(|f| f.control == "s3BlockPublicAccess").collect();
         assert_eq!(s3.len(), 1);
         assert!(s3[0].message.contains("SecurityBaseline team-baseline"), "{}", s3[0].message);
+    }
+
+    #[test]
+    fn changes_and_drift_are_summed_up_across_accounts() {
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        };
+        assert_eq!(
+            across_accounts(pairs(&[("block", "1"), ("enable", "1"), ("block", "2"), ("block", "3"), ("block", "4")])),
+            vec!["block in 4 accounts (1, 2, 3, …)", "enable in account 1"]
+        );
+        let d = |f: &str, o: &str| Drift::new(f, "on", o);
+        let merged = drift_across_accounts(vec![
+            (d("ebs[us-east-1]", "off"), "1".into()),
+            (d("ebs[us-east-1]", "off"), "2".into()),
+            (d("ebs[us-east-1]", "on with key k"), "3".into()),
+        ]);
+        let seen: Vec<(&str, &str)> = merged.iter().map(|d| (d.field.as_str(), d.observed.as_str())).collect();
+        assert_eq!(
+            seen,
+            vec![("ebs[us-east-1]", "off in 2 accounts (1, 2)"), ("ebs[us-east-1]", "on with key k in account 3")]
+        );
     }
 
     #[test]
