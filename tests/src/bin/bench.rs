@@ -644,10 +644,42 @@ fn round(v: f64) -> f64 {
 /// New accounts in the vending scenario, and the OUs they go in.
 const VENDING_ACCOUNTS: usize = 30;
 const VENDING_OUS: usize = 6;
+const BASELINE_REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+
+/// The security baseline's calls in a pass: inside the accounts (S3 Control, EC2, Config, the
+/// account's contacts, the support role) and the role sessions behind them.
+fn baseline_calls(m: &Metrics) -> (u64, u64) {
+    let mut reads = 0;
+    let mut writes = 0;
+    for ((service, op), (kind, n)) in m.aws_call_counts() {
+        let baseline = matches!(
+            service.as_str(),
+            "ec2" | "config service" | "s3 control" | "account"
+        ) || (service == "iam"
+            && matches!(
+                op.as_str(),
+                "GetRole"
+                    | "ListAttachedRolePolicies"
+                    | "CreateRole"
+                    | "AttachRolePolicy"
+                    | "UpdateAssumeRolePolicy"
+                    | "CreateServiceLinkedRole"
+            ));
+        if baseline {
+            if kind == "write" {
+                writes += n;
+            } else {
+                reads += n;
+            }
+        }
+    }
+    (reads, writes)
+}
 
 /// The vending landing zone: 6 OUs, 5 new accounts in each with an alias, a developer group and
-/// a budget per OU, an organization trail, the Organization's settings, a guardrail on every OU and
-/// an OU-wide Identity Center assignment reaching all 30 accounts.
+/// a budget per OU, an organization trail, the Organization's settings, a guardrail on every OU, an
+/// OU-wide Identity Center assignment reaching all 30 accounts, and the security baseline on every
+/// OU in two regions (AWS Config delivering to a bucket in team-1-app-1).
 fn vending_yaml() -> (String, usize) {
     let mut docs = Vec::new();
     for o in 1..=VENDING_OUS {
@@ -674,12 +706,14 @@ fn vending_yaml() -> (String, usize) {
     docs.push(format!("apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationPolicy\nmetadata: {{name: deny-leave}}\nspec:\n  type: ServiceControlPolicy\n  policyName: deny-leave\n  document: '{{\"Version\": \"2012-10-17\", \"Statement\": [{{\"Effect\": \"Deny\", \"Action\": \"organizations:LeaveOrganization\", \"Resource\": \"*\"}}]}}'\n  targets:\n    organizationalUnitRefs: [{}]\n", ous.join(", ")));
     docs.push("apiVersion: landingzone.dev/v1alpha1\nkind: IdentityCenterGroup\nmetadata: {name: developers}\nspec: {displayName: developers}\n".to_string());
     docs.push(format!("apiVersion: landingzone.dev/v1alpha1\nkind: PermissionSet\nmetadata: {{name: developer}}\nspec:\n  name: Developer\n  managedPolicyArns: [arn:aws:iam::aws:policy/PowerUserAccess]\n  assignments:\n  - group: developers\n    organizationalUnitRefs: [{}]\n", ous.join(", ")));
+    docs.push(format!("apiVersion: landingzone.dev/v1alpha1\nkind: SecurityBaseline\nmetadata: {{name: cis}}\nspec:\n  targets: {{organizationalUnitRefs: [{}]}}\n  regions: [{}]\n  s3BlockPublicAccess: true\n  ebsDefaultEncryption: {{enabled: true}}\n  instanceMetadataV2Default: true\n  defaultVpcs: DeleteWhenUnused\n  supportRole: {{roleName: aws-support}}\n  securityContact: {{name: Security, title: Security, email: security@example.com, phoneNumber: \"+1 555 0100\"}}\n  config: {{deliveryBucket: {{name: vending-config, accountRef: {{name: team-1-app-1}}, create: true}}}}\n", ous.join(", "), BASELINE_REGIONS.join(", ")));
     let n = docs.len();
     (docs.join("---\n"), n)
 }
 
 async fn realistic_aws(create: Duration) -> (Emulator, AwsProxy) {
-    let emu = Emulator::start().await;
+    // AWS managed policies loaded: the security baseline's support role attaches AWSSupportAccess.
+    let emu = Emulator::with_managed_policies().await;
     let proxy = AwsProxy::start(&emu.endpoint).await;
     proxy.realism(Realism {
         latency: Duration::from_millis(20),
@@ -740,7 +774,38 @@ async fn vending(create: Duration) -> Value {
         .filter(|r| r.result.is_err())
         .map(|r| r.key.to_string())
         .collect();
+    // The same directory again: in sync, so what one resync costs.
+    let ports = emu.ports_via(&proxy.endpoint, 5).await;
+    let metrics = ports.metrics.clone();
+    let again = Instant::now();
+    let second = apply_waiting(
+        ports,
+        dir.path(),
+        &dir.path().join("state.json"),
+        false,
+        Duration::from_secs(bound),
+    )
+    .await;
+    let (baseline_reads, baseline_writes) = baseline_calls(&metrics);
+    let baseline = second
+        .reports
+        .iter()
+        .find(|r| r.key.kind.as_str() == "SecurityBaseline")
+        .and_then(|r| r.result.as_ref().ok())
+        .map(|p| format!("{:?}", p.ready))
+        .unwrap_or_else(|| "failed".into());
+    let in_sync = json!({
+        "seconds": round(again.elapsed().as_secs_f64()),
+        "reads": metrics.aws_calls_of_kind("read"),
+        "writes": metrics.aws_calls_of_kind("write"),
+        "securityBaseline": baseline,
+        "baselineReads": baseline_reads,
+        "baselineWrites": baseline_writes,
+        "baselineReadsPerAccount": round(baseline_reads as f64 / VENDING_ACCOUNTS as f64),
+        "baselineRegions": BASELINE_REGIONS.len(),
+    });
     let cli = json!({
+        "inSyncPass": in_sync,
         "seconds": round(cli_secs),
         "exitCode": if run.failed() { 1 } else { 0 },
         "failed": failed,
