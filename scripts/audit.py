@@ -182,7 +182,7 @@ def main():
             sdk_notes[check] = len(by_sdk)
         failing += [(check, a, results[(check, a)][2]) for a in members if results[(check, a)][0] != "PASS"]
     if sdk_notes:
-        print("\n* Prowler gave no verdict for these (it says why in its output); checked with the AWS SDK for Python instead:")
+        print("\n* Prowler gave no verdict for these; checked with the AWS SDK for Python instead:")
         for check, n in sdk_notes.items():
             hint = ""
             if check == "s3_account_level_public_access_blocks":

@@ -432,3 +432,59 @@ spec:
         "nothing written for the conflicted control"
     );
 }
+
+#[tokio::test]
+async fn observe_changes_nothing_coverage_names_the_unreached_and_delete_puts_settings_back() {
+    let emu = Emulator::start().await;
+    let a = emu.create_account_directly("a", "aws-a@example.com").await;
+    let b = emu.create_account_directly("b", "aws-b@example.com").await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let spec = |policy: &str| {
+        format!(
+            "apiVersion: landingzone.dev/v1alpha1\nkind: SecurityBaseline\nmetadata: {{name: one}}\nspec:\n  targets: {{ids: [\"{a}\"]}}\n  regions: [us-east-1]\n  s3BlockPublicAccess: true\n  ebsDefaultEncryption: {{enabled: true}}\n  instanceMetadataV2Default: true\n  {policy}\n"
+        )
+    };
+    write(dir.path(), &spec("managementPolicy: Observe"));
+    let run = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let r = report(&run, "SecurityBaseline", "one")
+        .result
+        .as_ref()
+        .unwrap();
+    let Readiness::NotReady { reason, message } = &r.ready else {
+        panic!("{:?}", r.ready)
+    };
+    assert_eq!(*reason, "WouldChange", "{message}");
+    assert_eq!((r.writes, r.remaining.len()), (0, 3), "{:?}", r.remaining);
+    assert_eq!(bpa(&emu, &a).await, None, "Observe writes nothing");
+    let s = status(&state, "one");
+    assert_eq!(
+        s["coverage"],
+        serde_json::json!([b]),
+        "b is reached by no baseline: {s:#}"
+    );
+
+    write(dir.path(), &spec("deletionPolicy: Delete"));
+    let run = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let r = report(&run, "SecurityBaseline", "one")
+        .result
+        .as_ref()
+        .unwrap();
+    assert!(matches!(r.ready, Readiness::Ready { .. }), "{:?}", r.ready);
+    assert_eq!(bpa(&emu, &a).await, Some([true; 4]));
+    let wire = emu.wire.as_ref().unwrap();
+    assert_eq!(
+        wire.imds_tokens(&a, "us-east-1").as_deref(),
+        Some("required")
+    );
+
+    // Removed from the directory and pruned: Delete turns off what it turned on.
+    std::fs::remove_file(dir.path().join("lz.yaml")).unwrap();
+    let run = run_dir(emu.ports().await, dir.path(), &state, true, true).await;
+    assert!(!run.failed(), "{:?}", run.deletions);
+    assert_eq!(bpa(&emu, &a).await, None);
+    let ec2 = aws_sdk_ec2::Client::new(&emu.member_sdk_config(&a).await);
+    let enc = ec2.get_ebs_encryption_by_default().send().await.unwrap();
+    assert_eq!(enc.ebs_encryption_by_default(), Some(false));
+    assert_eq!(wire.imds_tokens(&a, "us-east-1"), None);
+}

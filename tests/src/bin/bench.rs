@@ -792,7 +792,12 @@ async fn vending(create: Duration) -> Value {
         .iter()
         .find(|r| r.key.kind.as_str() == "SecurityBaseline")
         .and_then(|r| r.result.as_ref().ok())
-        .map(|p| format!("{:?}", p.ready))
+        .map(|p| match &p.ready {
+            landing_zone_operator::reconcile::Readiness::Ready { reason, message }
+            | landing_zone_operator::reconcile::Readiness::NotReady { reason, message } => {
+                format!("{reason}: {message}")
+            }
+        })
         .unwrap_or_else(|| "failed".into());
     let in_sync = json!({
         "seconds": round(again.elapsed().as_secs_f64()),
@@ -907,6 +912,15 @@ async fn main() {
         println!(
             "vending: {} new accounts in {} OUs, {} resources, CreateAccount {} s, bound {} s",
             v["accounts"], v["ous"], v["resources"], v["createAccountSeconds"], v["boundSeconds"]
+        );
+        println!(
+            "  in-sync apply: {} s, {} reads, {} writes; security baseline {} reads per account ({} regions): {}",
+            v["apply"]["inSyncPass"]["seconds"],
+            v["apply"]["inSyncPass"]["reads"],
+            v["apply"]["inSyncPass"]["writes"],
+            v["apply"]["inSyncPass"]["baselineReadsPerAccount"],
+            v["apply"]["inSyncPass"]["baselineRegions"],
+            v["apply"]["inSyncPass"]["securityBaseline"],
         );
         println!(
             "  apply --dir: {} s, exit {}, CreateAccount calls {}, duplicate accounts {}, CreateAccountAssignment calls {}",
