@@ -758,6 +758,7 @@ async fn vending(create: Duration) -> Value {
     // apply --dir, once.
     let (emu, proxy) = realistic_aws(create).await;
     let ports = emu.ports_via(&proxy.endpoint, 5).await;
+    let first_metrics = ports.metrics.clone();
     let started = Instant::now();
     let run = apply_waiting(
         ports,
@@ -809,7 +810,12 @@ async fn vending(create: Duration) -> Value {
         "baselineReadsPerAccount": round(baseline_reads as f64 / VENDING_ACCOUNTS as f64),
         "baselineRegions": BASELINE_REGIONS.len(),
     });
+    let (first_baseline_reads, first_baseline_writes) = baseline_calls(&first_metrics);
     let cli = json!({
+        "reads": first_metrics.aws_calls_of_kind("read"),
+        "writes": first_metrics.aws_calls_of_kind("write"),
+        "baselineReads": first_baseline_reads,
+        "baselineWrites": first_baseline_writes,
         "inSyncPass": in_sync,
         "seconds": round(cli_secs),
         "exitCode": if run.failed() { 1 } else { 0 },
@@ -923,8 +929,12 @@ async fn main() {
             v["apply"]["inSyncPass"]["securityBaseline"],
         );
         println!(
-            "  apply --dir: {} s, exit {}, CreateAccount calls {}, duplicate accounts {}, CreateAccountAssignment calls {}",
+            "  apply --dir: {} s ({} reads, {} writes; the baseline's {} and {}), exit {}, CreateAccount calls {}, duplicate accounts {}, CreateAccountAssignment calls {}",
             v["apply"]["seconds"],
+            v["apply"]["reads"],
+            v["apply"]["writes"],
+            v["apply"]["baselineReads"],
+            v["apply"]["baselineWrites"],
             v["apply"]["exitCode"],
             v["apply"]["createAccountCalls"],
             v["apply"]["duplicateAccounts"],
