@@ -331,12 +331,20 @@ impl Context {
     }
 
     /// The access role of the member accounts this resource refers to, by account id.
+    /// A resource that covers every account (an OU-wide baseline, `after_kinds` naming
+    /// AwsAccount) gets the roles of all of them, not only those it names.
     fn dependency_roles(&self, resource: &Resource) -> BTreeMap<String, String> {
-        resource
+        let mut roles: BTreeMap<String, String> = resource
             .dependencies()
             .iter()
             .filter_map(|d| self.cached(d)?.member_role())
-            .collect()
+            .collect();
+        if resource.after_kinds().contains(&Kind::AwsAccount)
+            && let Some(list) = self.listers.get(&Kind::AwsAccount)
+        {
+            roles.extend(list().iter().filter_map(Resource::member_role));
+        }
+        roles
     }
 
     /// The other resources of its kind, for a kind that sees them (e.g. baselines that overlap).
