@@ -1017,36 +1017,7 @@ async fn a_security_baseline_follows_accounts_into_its_ou_in_the_cluster() {
     let busy = emu
         .create_account_directly("busy", "aws-busy@example.com")
         .await;
-    let ec2 = aws_sdk_ec2::Client::new(&emu.member_sdk_config(&busy).await);
-    let default_vpc = |id: &str| {
-        aws_sdk_ec2::types::Filter::builder()
-            .name(id)
-            .values("true")
-            .build()
-    };
-    let vpc = ec2
-        .describe_vpcs()
-        .filters(default_vpc("is-default"))
-        .send()
-        .await
-        .unwrap();
-    let vpc_id = vpc.vpcs()[0].vpc_id().unwrap().to_string();
-    let subnets = ec2
-        .describe_subnets()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("vpc-id")
-                .values(&vpc_id)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    ec2.create_network_interface()
-        .subnet_id(subnets.subnets()[0].subnet_id().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let vpc_id = emu.occupy_default_vpc(&busy).await;
     install(cp);
     // A resync far beyond the test: what happens, happens because something changed.
     let _op = Operator::start(
@@ -1096,10 +1067,9 @@ async fn a_security_baseline_follows_accounts_into_its_ou_in_the_cluster() {
             .any(|m| m.contains(&vpc_id) && m.contains("left in place")),
         "{messages:?}"
     );
-    let still = ec2.describe_vpcs().vpc_ids(&vpc_id).send().await.unwrap();
     assert_eq!(
-        still.vpcs().len(),
-        1,
+        emu.default_vpcs(&busy, "us-east-1").await,
+        vec![vpc_id.clone()],
         "the default VPC in use is never touched"
     );
     say("e2e: a default VPC in use is reported and left alone; two disagreeing baselines say so");
@@ -1127,13 +1097,8 @@ async fn a_security_baseline_follows_accounts_into_its_ou_in_the_cluster() {
     let ec2 = aws_sdk_ec2::Client::new(&emu.member_sdk_config(&app1).await);
     let enc = ec2.get_ebs_encryption_by_default().send().await.unwrap();
     assert_eq!(enc.ebs_encryption_by_default(), Some(true));
-    let left = ec2
-        .describe_vpcs()
-        .filters(default_vpc("is-default"))
-        .send()
-        .await
-        .unwrap();
-    assert!(left.vpcs().is_empty(), "app-1's unused default VPC is gone");
+    let left = emu.default_vpcs(&app1, "us-east-1").await;
+    assert!(left.is_empty(), "app-1's unused default VPC is gone");
     say("e2e: an account created into the targeted OU became compliant with no other change");
 }
 

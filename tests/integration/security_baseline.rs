@@ -122,19 +122,9 @@ async fn every_account_is_baselined_in_every_region_a_resync_writes_nothing_and_
                 Some(true),
                 "{name} {region}: EBS"
             );
-            let vpcs = ec2
-                .describe_vpcs()
-                .filters(
-                    aws_sdk_ec2::types::Filter::builder()
-                        .name("is-default")
-                        .values("true")
-                        .build(),
-                )
-                .send()
-                .await
-                .unwrap();
+            let vpcs = emu.default_vpcs(&id, region).await;
             assert!(
-                vpcs.vpcs().is_empty(),
+                vpcs.is_empty(),
                 "{name} {region}: the unused default VPC is gone"
             );
             let wire = emu.wire.as_ref().expect("the realism layer");
@@ -256,36 +246,7 @@ async fn a_default_vpc_in_use_is_reported_and_left_alone_and_a_refused_delivery_
         .create_account_directly("unused", "aws-unused@example.com")
         .await;
     // Something runs in `used`'s default VPC: a network interface in one of its subnets.
-    let conf = emu.member_sdk_config(&used).await;
-    let ec2 = aws_sdk_ec2::Client::new(&conf);
-    let vpc = ec2
-        .describe_vpcs()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("is-default")
-                .values("true")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    let vpc_id = vpc.vpcs()[0].vpc_id().unwrap().to_string();
-    let subnets = ec2
-        .describe_subnets()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("vpc-id")
-                .values(&vpc_id)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
-    ec2.create_network_interface()
-        .subnet_id(subnets.subnets()[0].subnet_id().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let vpc_id = emu.occupy_default_vpc(&used).await;
 
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
@@ -318,23 +279,16 @@ spec:
         message.contains(&used) && message.contains("1 network interface(s): left in place"),
         "{message}"
     );
-    let still = ec2.describe_vpcs().vpc_ids(&vpc_id).send().await.unwrap();
-    assert_eq!(still.vpcs().len(), 1, "the VPC in use is never touched");
+    assert_eq!(
+        emu.default_vpcs(&used, "us-east-1").await,
+        vec![vpc_id],
+        "the VPC in use is never touched"
+    );
     let s = status(&state, "vpcs");
     assert_eq!(s["compliantCount"], 1, "{s:#}");
-    let gone = aws_sdk_ec2::Client::new(&emu.member_sdk_config(&unused).await)
-        .describe_vpcs()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("is-default")
-                .values("true")
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let gone = emu.default_vpcs(&unused, "us-east-1").await;
     assert!(
-        gone.vpcs().is_empty(),
+        gone.is_empty(),
         "the unused one is deleted (gateway, subnets, then the VPC)"
     );
 

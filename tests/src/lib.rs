@@ -411,6 +411,54 @@ impl Emulator {
             .build()
     }
 
+    /// The default VPCs of `account_id` in `region`, read inside the account.
+    pub async fn default_vpcs(&self, account_id: &str, region: &str) -> Vec<String> {
+        let conf = self.member_sdk_config(account_id).await;
+        let conf = conf
+            .to_builder()
+            .region(aws_config::Region::new(region.to_string()))
+            .build();
+        aws_sdk_ec2::Client::new(&conf)
+            .describe_vpcs()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("is-default")
+                    .values("true")
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("DescribeVpcs")
+            .vpcs()
+            .iter()
+            .filter_map(|v| v.vpc_id().map(str::to_string))
+            .collect()
+    }
+
+    /// Puts something to work in the account's default VPC in us-east-1 (a network interface in
+    /// one of its subnets, as an instance or a load balancer has); the VPC's id.
+    pub async fn occupy_default_vpc(&self, account_id: &str) -> String {
+        let vpc = self.default_vpcs(account_id, "us-east-1").await.remove(0);
+        let ec2 = aws_sdk_ec2::Client::new(&self.member_sdk_config(account_id).await);
+        let subnets = ec2
+            .describe_subnets()
+            .filters(
+                aws_sdk_ec2::types::Filter::builder()
+                    .name("vpc-id")
+                    .values(&vpc)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("DescribeSubnets");
+        ec2.create_network_interface()
+            .subnet_id(subnets.subnets()[0].subnet_id().expect("a subnet"))
+            .send()
+            .await
+            .expect("CreateNetworkInterface");
+        vpc
+    }
+
     /// An IAM client inside `account_id`, through its access role (as the operator gets one).
     pub async fn iam_in(&self, account_id: &str) -> aws_sdk_iam::Client {
         aws_sdk_iam::Client::new(&self.member_sdk_config(account_id).await)
