@@ -20,6 +20,12 @@ fn policy(name: &str, policy_type: &str, document: &str) -> String {
     )
 }
 
+fn baseline(name: &str, rest: &str) -> String {
+    format!(
+        "apiVersion: landingzone.dev/v1alpha1\nkind: SecurityBaseline\nmetadata: {{name: {name}}}\nspec:\n  targets: {{root: true}}\n{rest}"
+    )
+}
+
 #[tokio::test]
 async fn crds_install_and_admission_refuses_invalid_specs() {
     let Some(cp) = ControlPlane::get("crds_install_and_admission_refuses_invalid_specs") else {
@@ -65,6 +71,13 @@ async fn crds_install_and_admission_refuses_invalid_specs() {
         ("aws: tag on a policy", policy("aws-tag", "TagPolicy", "'{}'") + "  tags: {\"aws:x\": \"v\"}\n", "not starting with 'aws:'"),
         ("change-event queue name", "apiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {name: organization}\nspec: {changeEvents: {queueName: \"events.fifo\"}}\n".into(), "queueName must be 1-76 letters"),
         ("change-event region", "apiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {name: organization}\nspec: {changeEvents: {region: global}}\n".into(), "region must be an AWS region"),
+        ("baseline without a region", baseline("no-region", "  ebsDefaultEncryption: {enabled: true}\n"), "regions: name at least one governed region"),
+        ("baseline region name", baseline("bad-region", "  regions: [europe]\n"), "regions must be AWS region names like eu-west-1"),
+        ("baseline region twice", baseline("twice", "  regions: [eu-west-1, eu-west-1]\n"), "regions must not repeat"),
+        ("baseline bucket to create nowhere", baseline("bucket", "  regions: [eu-west-1]\n  config: {deliveryBucket: {name: org-config, create: true}}\n"), "create: true needs accountRef"),
+        ("baseline bucket name", baseline("bucket-name", "  regions: [eu-west-1]\n  config: {deliveryBucket: {name: Org_Config}}\n"), "bucket names are 3-63 characters"),
+        ("baseline support principal", baseline("principal", "  supportRole: {roleName: aws-support, trustedPrincipalArns: [\"*\"]}\n"), "trustedPrincipalArns must be IAM ARNs"),
+        ("baseline without targets", "apiVersion: landingzone.dev/v1alpha1\nkind: SecurityBaseline\nmetadata: {name: untargeted}\nspec: {targets: {}, s3BlockPublicAccess: true}\n".into(), "targets: name at least one target"),
     ];
     let mut failures = Vec::new();
     for (reason, manifest, message) in &cases {
