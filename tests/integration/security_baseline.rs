@@ -442,3 +442,59 @@ async fn observe_changes_nothing_coverage_names_the_unreached_and_delete_puts_se
     assert_eq!(enc.ebs_encryption_by_default(), Some(false));
     assert_eq!(wire.imds_tokens(&a, "us-east-1"), None);
 }
+
+#[tokio::test]
+async fn an_account_that_names_its_own_security_contact_keeps_it_and_nothing_flip_flops() {
+    let emu = Emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    write(
+        dir.path(),
+        r#"apiVersion: landingzone.dev/v1alpha1
+kind: AwsAccount
+metadata: {name: own}
+spec:
+  accountName: own
+  email: aws-own@example.com
+  alternateContacts:
+    security: {name: Own team, title: Security, email: own-security@example.com, phoneNumber: "+1 555 0101"}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: SecurityBaseline
+metadata: {name: cis}
+spec:
+  targets: {root: true}
+  s3BlockPublicAccess: true
+  securityContact: {name: Security team, title: Security, email: security@example.com, phoneNumber: "+1 555 0100"}
+"#,
+    );
+    let first = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let own = report(&first, "AwsAccount", "own").id.clone().unwrap();
+    let r = report(&first, "SecurityBaseline", "cis")
+        .result
+        .as_ref()
+        .unwrap();
+    let Readiness::NotReady { reason, message } = &r.ready else {
+        panic!("{:?}", r.ready)
+    };
+    assert_eq!(*reason, "BaselineConflict");
+    assert!(
+        message.contains("securityContact with AwsAccount own"),
+        "{message}"
+    );
+    assert_eq!(
+        aws_sdk_account_contact(&emu, &own).await.as_deref(),
+        Some("own-security@example.com"),
+        "the account's own contact stays"
+    );
+    assert_eq!(bpa(&emu, &own).await, Some([true; 4]), "the rest applies");
+    // Neither writes the contact again: no two resources overwriting each other.
+    let second = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let writes: usize = second
+        .reports
+        .iter()
+        .filter_map(|r| r.result.as_ref().ok())
+        .map(|p| p.writes)
+        .sum();
+    assert_eq!(writes, 0, "{:?}", second.reports);
+}

@@ -232,7 +232,7 @@ pub struct Context {
     pub sink: Arc<status::KubeStatusSink>,
     /// Each kind's watch cache, by kind, as resources (to resolve references).
     stores: HashMap<Kind, StoreReader>,
-    /// Each kind's watch cache as a list (a kind that sees its peers).
+    /// Each kind's watch cache as a list (for the kinds others see, `KindSpec::SEES`).
     listers: HashMap<Kind, Lister>,
     backoff: Mutex<HashMap<Key, u32>>,
     /// What /readyz reports.
@@ -347,16 +347,16 @@ impl Context {
         roles
     }
 
-    /// The other resources of its kind, for a kind that sees them (e.g. baselines that overlap).
+    /// The resources of the kinds this one sees (e.g. the other baselines), itself left out.
     fn peers(&self, resource: &Resource) -> Vec<Resource> {
-        if !resource.sees_peers() {
-            return Vec::new();
-        }
         let key = resource.key();
-        self.listers
-            .get(&key.kind)
-            .map(|list| list().into_iter().filter(|r| r.key() != key).collect())
-            .unwrap_or_default()
+        resource
+            .sees()
+            .iter()
+            .filter_map(|kind| self.listers.get(kind))
+            .flat_map(|list| list())
+            .filter(|r| r.key() != key)
+            .collect()
     }
 
     async fn pass(&self, resource: &Resource) -> Result<Pass, reconcile::Error> {

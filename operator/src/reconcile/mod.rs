@@ -152,8 +152,8 @@ pub struct Pass {
     /// The access role of member accounts that AwsAccount resources name (`spec.roleName`), by
     /// account id; accounts not in it use the default role.
     pub role_names: BTreeMap<String, String>,
-    /// The other resources of this one's kind, for a kind that sees its peers
-    /// ([`KindSpec::SEES_PEERS`]); empty otherwise.
+    /// The resources of the kinds this one sees ([`KindSpec::SEES`]), itself left out; empty for
+    /// most kinds.
     pub peers: Vec<Resource>,
     pub sink: Arc<dyn StatusSink>,
     pub now: Time,
@@ -485,15 +485,15 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
     reports
 }
 
-/// The other resources of its kind, for a kind that sees them.
+/// The resources of the kinds `resource` sees, itself left out.
 pub fn peers_of(resource: &Resource, resources: &[Resource]) -> Vec<Resource> {
-    if !resource.sees_peers() {
+    let (sees, key) = (resource.sees(), resource.key());
+    if sees.is_empty() {
         return Vec::new();
     }
-    let key = resource.key();
     resources
         .iter()
-        .filter(|r| r.kind() == key.kind && r.key() != key)
+        .filter(|r| sees.contains(&r.kind()) && r.key() != key)
         .cloned()
         .collect()
 }

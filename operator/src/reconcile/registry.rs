@@ -30,8 +30,9 @@ pub trait KindSpec:
     /// Kinds this one refers to: it waits for them, and its controller watches them.
     const DEPENDS_ON: &'static [Kind];
 
-    /// Whether a reconcile sees the other resources of its kind (`Pass::peers`).
-    const SEES_PEERS: bool = false;
+    /// Kinds whose resources a reconcile sees (`Pass::peers`: every resource of them but itself),
+    /// e.g. the other baselines, to find where they disagree.
+    const SEES: &'static [Kind] = &[];
     /// Resources this one refers to and must wait for.
     fn dependencies(&self) -> Vec<Key>;
     /// Kinds every resource of which a pass handles before this one, whether referred to or not
@@ -66,7 +67,7 @@ pub trait KindSpec:
 /// method.
 pub(crate) trait DynKind: Send + Sync {
     fn name(&self) -> String;
-    fn sees_peers(&self) -> bool;
+    fn sees(&self) -> &'static [Kind];
     fn generation(&self) -> Option<i64>;
     fn dependencies(&self) -> Vec<Key>;
     fn after_kinds(&self) -> &'static [Kind];
@@ -87,8 +88,8 @@ impl<K: KindSpec> DynKind for K {
     fn name(&self) -> String {
         self.name_any()
     }
-    fn sees_peers(&self) -> bool {
-        K::SEES_PEERS
+    fn sees(&self) -> &'static [Kind] {
+        K::SEES
     }
     fn generation(&self) -> Option<i64> {
         self.meta().generation
@@ -274,8 +275,8 @@ impl Resource {
         self.inner().dependencies()
     }
 
-    pub fn sees_peers(&self) -> bool {
-        self.inner().sees_peers()
+    pub fn sees(&self) -> &'static [Kind] {
+        self.inner().sees()
     }
 
     pub fn after_kinds(&self) -> &'static [Kind] {

@@ -13,6 +13,7 @@ pub mod plan;
 use self::plan::{Context, Control, Observed, Regional};
 use super::aws_account::member_error;
 use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness, Resource};
+use crate::api::aws_account::Contact;
 use crate::api::security_baseline::{AccountCompliance, ControlFinding, SecurityBaselineSpec};
 use crate::api::{DeletionPolicy, Drift, ManagementPolicy, SecurityBaseline};
 use crate::aws::cloudtrail::BucketPresence;
@@ -80,6 +81,22 @@ fn reach(peer: &SecurityBaseline, pass: &Pass) -> BTreeSet<String> {
             .flat_map(|s| s.accounts.iter().map(|a| a.account_id.clone()))
             .collect()
     })
+}
+
+/// Accounts whose AwsAccount sets a SECURITY contact other than `want` (its baseline inside the
+/// account on): (account id, resource name).
+fn own_security_contacts(pass: &Pass, want: &Contact) -> Vec<(String, String)> {
+    pass.peers
+        .iter()
+        .filter_map(|r| match r {
+            Resource::AwsAccount(a) if a.spec.baseline => {
+                let theirs = a.spec.alternate_contacts.as_ref()?.security.as_ref()?;
+                let id = a.status.as_ref()?.account_id.clone()?;
+                (theirs != want).then(|| (id, kube::ResourceExt::name_any(a)))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn peers(pass: &Pass) -> Vec<SecurityBaseline> {
@@ -352,7 +369,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     let peers = peers(pass);
     let mut conflicts: BTreeMap<String, BTreeMap<Control, Vec<String>>> = BTreeMap::new();
     for peer in &peers {
-        let name = kube::ResourceExt::name_any(peer);
+        let name = format!("SecurityBaseline {}", kube::ResourceExt::name_any(peer));
         let with = plan::conflicts(spec, [(name.as_str(), &peer.spec)]);
         if with.is_empty() {
             continue;
@@ -361,6 +378,21 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             let entry = conflicts.entry(id.clone()).or_default();
             for (c, names) in &with {
                 entry.entry(*c).or_default().extend(names.iter().cloned());
+            }
+        }
+    }
+
+    // An AwsAccount that names its own security contact, different from this one, keeps it: the
+    // two would otherwise overwrite each other on every pass.
+    if let Some(want) = &spec.security_contact {
+        for (id, name) in own_security_contacts(pass, want) {
+            if accounts.contains(&id) {
+                conflicts
+                    .entry(id)
+                    .or_default()
+                    .entry(Control::SecurityContact)
+                    .or_default()
+                    .push(format!("AwsAccount {name}"));
             }
         }
     }
@@ -456,12 +488,12 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         }
         let what: Vec<String> = pairs
             .iter()
-            .map(|(n, c)| format!("{c} with SecurityBaseline {n}"))
+            .map(|(n, c)| format!("{c} with {n}"))
             .collect();
         progress.ready = Readiness::NotReady {
             reason: "BaselineConflict",
             message: format!(
-                "SecurityBaseline {me} disagrees on {} in {} account(s) both reach: nothing is written for those controls there until one of them changes",
+                "SecurityBaseline {me} disagrees on {} in {} account(s) both reach: nothing is written for those controls there until they agree",
                 what.join(", "),
                 conflicts.len()
             ),
@@ -574,7 +606,8 @@ fn gauges(m: &Metrics) -> [prometheus::IntGaugeVec; 2] {
 impl super::KindSpec for SecurityBaseline {
     const KIND: Kind = Kind::SecurityBaseline;
     const DEPENDS_ON: &'static [Kind] = &[Kind::OrganizationalUnit, Kind::AwsAccount];
-    const SEES_PEERS: bool = true;
+    // The other baselines (where they disagree), and the accounts (their own security contact).
+    const SEES: &'static [Kind] = &[Kind::SecurityBaseline, Kind::AwsAccount];
     crate::status_access!();
 
     fn dependencies(&self) -> Vec<Key> {

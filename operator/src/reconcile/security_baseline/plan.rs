@@ -77,7 +77,7 @@ impl Control {
 }
 
 /// The controls another baseline governs differently in an account both reach (regional ones
-/// only where their regions meet): for each, the other baselines' names.
+/// only where their regions meet): for each, the other baselines as named in `others`.
 pub fn conflicts<'a>(
     me: &SecurityBaselineSpec,
     others: impl IntoIterator<Item = (&'a str, &'a SecurityBaselineSpec)>,
@@ -271,7 +271,7 @@ pub fn plan(spec: &SecurityBaselineSpec, observed: &Observed, ctx: &Context) -> 
             control: c.name().into(),
             region: None,
             message: format!(
-                "SecurityBaseline {} also reaches this account and sets {} differently: nothing is written for it until they agree",
+                "{} also set(s) {} differently in this account: nothing is written for it until they agree",
                 others.join(", "),
                 c.name()
             ),
@@ -759,7 +759,7 @@ mod tests {
         o.s3_block = Some(None);
         o.security_contact = Some(None);
         let mut c = ctx();
-        c.conflicted.insert(Control::S3BlockPublicAccess, vec!["team-baseline".into()]);
+        c.conflicted.insert(Control::S3BlockPublicAccess, vec!["SecurityBaseline team-baseline".into()]);
         let p = plan(&spec(), &o, &c);
         assert_eq!(p.actions, vec![Action::SetSecurityContact]);
         let s3: Vec<_> = p.findings.iter().filter(|f| f.control == "s3BlockPublicAccess").collect();
