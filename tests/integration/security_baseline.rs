@@ -286,6 +286,9 @@ spec:
     );
     let s = status(&state, "vpcs");
     assert_eq!(s["compliantCount"], 1, "{s:#}");
+    // The VPC left in place is drift the pass did not correct: it stays in status.drift.
+    assert_eq!(s["driftCount"], 1, "{s:#}");
+    assert_eq!(s["drift"][0]["field"], "defaultVpcs[us-east-1]", "{s:#}");
     let gone = emu.default_vpcs(&unused, "us-east-1").await;
     assert!(
         gone.is_empty(),

@@ -263,7 +263,11 @@ async fn one_account(
                 writes += 1;
             }
         }
-        let left = if write { p.remaining() } else { p.findings.clone() };
+        let left = if write {
+            p.remaining()
+        } else {
+            p.findings.clone()
+        };
         Ok((p, left, writes))
     }
     .await;
@@ -366,15 +370,21 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
 
     // Overlaps with other baselines: a control they set differently is left alone in the
     // accounts both reach.
-    let peers = peers(pass);
+    let peers: Vec<(SecurityBaseline, BTreeSet<String>)> = peers(pass)
+        .into_iter()
+        .map(|p| {
+            let reached = reach(&p, pass);
+            (p, reached)
+        })
+        .collect();
     let mut conflicts: BTreeMap<String, BTreeMap<Control, Vec<String>>> = BTreeMap::new();
-    for peer in &peers {
+    for (peer, reached) in &peers {
         let name = format!("SecurityBaseline {}", kube::ResourceExt::name_any(peer));
         let with = plan::conflicts(spec, [(name.as_str(), &peer.spec)]);
         if with.is_empty() {
             continue;
         }
-        for id in reach(peer, pass).intersection(&accounts) {
+        for id in reached.intersection(&accounts) {
             let entry = conflicts.entry(id.clone()).or_default();
             for (c, names) in &with {
                 entry.entry(*c).or_default().extend(names.iter().cloned());
@@ -413,11 +423,14 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     let mut errors: Vec<(String, Error)> = Vec::new();
     let mut actions: Vec<(String, String)> = Vec::new();
     let mut drift: Vec<(Drift, String)> = Vec::new();
+    let mut remaining: Vec<(Drift, String)> = Vec::new();
     for r in results {
         match r.outcome {
             Ok((p, left, writes)) => {
                 progress.writes += writes;
                 drift.extend(p.drift.iter().map(|d| (d.clone(), r.id.clone())));
+                let stays = if write { p.remaining_drift() } else { p.drift.clone() };
+                remaining.extend(stays.into_iter().map(|d| (d, r.id.clone())));
                 actions.extend(p.actions.iter().map(|a| (a.to_string(), r.id.clone())));
                 rows.push(AccountCompliance {
                     account_id: r.id,
@@ -444,14 +457,13 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     // a thousand accounts (status.accounts names each one).
     progress.actions.extend(plan::across_accounts(actions));
     progress.drift.extend(plan::drift_across_accounts(drift));
-    if !write {
-        progress.remaining = progress.drift.clone();
-    }
+    // What stays different once this pass is done (all of it in Observe mode or a plan).
+    progress.remaining = plan::drift_across_accounts(remaining);
 
     // Accounts no baseline reaches.
     let mut reached = accounts.clone();
-    for peer in &peers {
-        reached.extend(reach(peer, pass));
+    for (_, theirs) in &peers {
+        reached.extend(theirs.iter().cloned());
     }
     let management = pass.snapshot.management_account_id().unwrap_or_default();
     let coverage: Vec<String> = pass

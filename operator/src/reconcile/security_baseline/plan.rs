@@ -213,6 +213,26 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// The drift no action of this plan corrects (a default VPC in use, a disputed control): it
+    /// stays in status.drift after the plan is carried out.
+    pub fn remaining_drift(&self) -> Vec<Drift> {
+        let left: BTreeSet<String> = self
+            .remaining()
+            .iter()
+            .filter_map(|f| {
+                let c = Control::ALL.into_iter().find(|c| c.name() == f.control)?;
+                Some(field(c, f.region.as_deref()))
+            })
+            .collect();
+        self.drift
+            .iter()
+            .filter(|d| left.contains(&d.field))
+            .cloned()
+            .collect()
+    }
+}
+
 fn region_of(a: &Action) -> Option<String> {
     match a {
         Action::EnableEbsEncryption { region }
@@ -690,6 +710,7 @@ mod tests {
             assert_eq!(found, failing, "{name}: findings");
             assert_eq!(p.drift.len(), failing.len(), "{name}: drift");
             assert_eq!(p.remaining().len(), remaining, "{name}: left after the plan");
+            assert_eq!(p.remaining_drift().len(), remaining, "{name}: drift left after the plan");
             assert_eq!(p.actions.is_empty(), failing.is_empty() || remaining > 0, "{name}: actions {:?}", p.actions);
         }
     }
