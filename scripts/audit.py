@@ -32,6 +32,25 @@ CHECKS = [
     ("5.1.1", "ec2_ebs_default_encryption", "SecurityBaseline ebsDefaultEncryption"),
     ("5.7", "ec2_instance_account_imdsv2_enabled", "SecurityBaseline instanceMetadataV2Default"),
 ]
+# CIS v5.0 section 4: the organization trail's metric filters and alarms live where the trail
+# does, in the management account (AuditTrail spec.alarms); judged there only.
+MANAGEMENT_ONLY = [
+    ("4.1", "cloudwatch_log_metric_filter_unauthorized_api_calls"),
+    ("4.2", "cloudwatch_log_metric_filter_sign_in_without_mfa"),
+    ("4.3", "cloudwatch_log_metric_filter_root_usage"),
+    ("4.4", "cloudwatch_log_metric_filter_policy_changes"),
+    ("4.5", "cloudwatch_log_metric_filter_and_alarm_for_cloudtrail_configuration_changes_enabled"),
+    ("4.6", "cloudwatch_log_metric_filter_authentication_failures"),
+    ("4.7", "cloudwatch_log_metric_filter_disable_or_scheduled_deletion_of_kms_cmk"),
+    ("4.8", "cloudwatch_log_metric_filter_for_s3_bucket_policy_changes"),
+    ("4.9", "cloudwatch_log_metric_filter_and_alarm_for_aws_config_configuration_changes_enabled"),
+    ("4.10", "cloudwatch_log_metric_filter_security_group_changes"),
+    ("4.11", "cloudwatch_changes_to_network_acls_alarm_configured"),
+    ("4.12", "cloudwatch_changes_to_network_gateways_alarm_configured"),
+    ("4.13", "cloudwatch_changes_to_network_route_tables_alarm_configured"),
+    ("4.14", "cloudwatch_changes_to_vpcs_alarm_configured"),
+    ("4.15", "cloudwatch_log_metric_filter_aws_organizations_changes"),
+]
 # No Prowler check in CIS v5.0 for this one: checked with the SDK only.
 SDK_ONLY = [("-", "no default VPC (unused ones deleted)", "SecurityBaseline defaultVpcs")]
 
@@ -118,6 +137,8 @@ def sdk_check(check, sess, account):
 def prowler(account, management, outdir):
     """Runs Prowler for one account; its findings by check (statuses), and its log."""
     checks = [c for _, c, _ in CHECKS]
+    if account == management:
+        checks += [c for _, c in MANAGEMENT_ONLY]
     cmd = [
         PROWLER, "aws", "--checks", *checks, "-f", *REGIONS, "--scan-unused-services",
         "--output-formats", "json-ocsf", "-o", outdir, "-F", account, "--no-banner",
@@ -149,8 +170,11 @@ def main():
     results = {}  # (check, account) -> (status, how)
     logs = {}
     started = time.time()
+    findings_of = {}
     for account, name in accounts:
         findings, log = prowler(account, management, OUT)
+        if account == management:
+            findings_of = findings
         logs[account] = log
         sess = session(account, management)
         for _, check, _ in CHECKS + SDK_ONLY:
@@ -197,13 +221,21 @@ def main():
                 said = next((l.strip() for log in logs.values() for l in log.splitlines() if "s3control" in l.lower() or "S3Control" in l), said)
             if said:
                 print(f"    Prowler: {said[:200]}")
+    print(f"\nCIS v5.0 section 4, in the management account (the organization trail's log group, AuditTrail alarms):\n")
+    for cis, check in MANAGEMENT_ONLY:
+        statuses = [x for x in findings_of.get(check, []) if x[0] != "MANUAL"]
+        ok = bool(statuses) and all(st == "PASS" for st, _ in statuses)
+        why = next((d for st, d in statuses if st != "PASS"), "" if statuses else "no finding")
+        print(f"{cis:6} {check:90} {'PASS' if ok else 'FAIL'}")
+        if not ok:
+            failing.append((check, management, why))
     print("\nThe management account is not under the baseline's targets (the root covers member accounts); name it under targets.ids to baseline it.")
     if failing:
-        print("\nFailing in member accounts:")
+        print("\nFailing:")
         for check, a, why in failing:
             print(f"  {check} in {a}: {why}")
         sys.exit(1)
-    print("\nEvery member account passes every check above.")
+    print("\nEvery member account passes every check above, and the management account every section 4 check.")
 
 
 main()

@@ -60,9 +60,12 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
     // account-regions) EBS encryption, IMDSv2, AWS Config's service-linked role, recorder, channel
     // and start, the default VPC (70) and its 9 subnets (6 + 3 availability zones: 45); the
     // delivery bucket and its 4 safeguards (5): +139.
+    // The trail's alarms: the log group and its retention, the role and its policy, the topic's
+    // key, alias and rotation, the topic and one subscriber, 15 CIS metric filters and 16 alarms
+    // (one on the bill): +40.
     assert_eq!(
         first_writes,
-        52 + 14 + 23 + 5 + 4 + 139,
+        52 + 14 + 23 + 5 + 4 + 139 + 40,
         "{:?}",
         first.metrics.aws_call_counts()
     );

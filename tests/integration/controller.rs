@@ -475,6 +475,41 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
     assert_eq!(drift[0]["field"], "name");
     assert_eq!(drift[0]["observed"], "Security-observed");
     assert_eq!(get_json(cp, &["ou", "security"])["status"]["driftCount"], 1);
+
+    // A security alarm fires (CloudWatch, through the realism layer: the SDK speaks CBOR): it
+    // shows in the trail's status, its Ready reason and the gauge the alert rule watches.
+    let cw = aws_sdk_cloudwatch::Client::new(&emu.sdk_config().await);
+    cw.set_alarm_state()
+        .alarm_name("organization-trail-cis-4.3-root-usage")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("the root user signed in")
+        .send()
+        .await
+        .unwrap();
+    let trail = wait_for(
+        Duration::from_secs(30),
+        "the alarm in the trail's status",
+        || {
+            let t = get_json(cp, &["trail", "organization-trail"]);
+            (t["status"]["alarms"]["inAlarm"] == 1).then_some(t)
+        },
+    )
+    .await;
+    assert_eq!(
+        condition(&trail, "Ready"),
+        Some(("True".into(), "SecurityAlarm".into()))
+    );
+    wait_for(Duration::from_secs(20), "the alarm in the gauge", || {
+        (op.metric(
+            "landingzone_security_alarm",
+            &[
+                "alarm=\"organization-trail-cis-4.3-root-usage\"",
+                "state=\"ALARM\"",
+            ],
+        ) == 1.0)
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

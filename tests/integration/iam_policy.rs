@@ -142,11 +142,13 @@ fn the_documented_policy_is_exactly_what_the_operator_calls() {
                 .map(|a| a.as_str().unwrap().to_string())
         })
         .collect();
-    // CloudTrail checks these on the caller when it creates an organization trail.
-    let prerequisites: BTreeSet<String> = ["iam:CreateServiceLinkedRole", "iam:GetRole"]
-        .into_iter()
-        .map(String::from)
-        .collect();
+    // CloudTrail checks these on the caller when it creates an organization trail (PassRole: the
+    // role it delivers to CloudWatch Logs with).
+    let prerequisites: BTreeSet<String> =
+        ["iam:CreateServiceLinkedRole", "iam:GetRole", "iam:PassRole"]
+            .into_iter()
+            .map(String::from)
+            .collect();
     let missing: Vec<&String> = needed.difference(&granted).collect();
     let extra: Vec<&String> = granted
         .difference(&needed)

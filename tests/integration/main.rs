@@ -20,3 +20,4 @@ mod organization;
 mod organization_policy;
 mod permission_set;
 mod security_baseline;
+mod trail_alarms;

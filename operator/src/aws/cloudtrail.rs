@@ -16,6 +16,8 @@ pub struct TrailInfo {
     pub organization_trail: bool,
     pub log_file_validation: bool,
     pub include_global_service_events: bool,
+    /// CloudWatch Logs delivery: (log group ARN ending `:*`, the role CloudTrail writes with).
+    pub cloud_watch_logs: Option<(String, String)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -108,6 +110,13 @@ fn trail_info(t: &ct::types::Trail) -> TrailInfo {
         organization_trail: t.is_organization_trail().unwrap_or(false),
         log_file_validation: t.log_file_validation_enabled().unwrap_or(false),
         include_global_service_events: t.include_global_service_events().unwrap_or(false),
+        cloud_watch_logs: match (
+            t.cloud_watch_logs_log_group_arn(),
+            t.cloud_watch_logs_role_arn(),
+        ) {
+            (Some(g), Some(r)) if !g.is_empty() => Some((g.to_string(), r.to_string())),
+            _ => None,
+        },
     }
 }
 
@@ -148,6 +157,10 @@ impl CloudTrail for SdkCloudTrail {
                     .is_organization_trail(t.organization_trail)
                     .enable_log_file_validation(t.log_file_validation)
                     .include_global_service_events(t.include_global_service_events)
+                    .set_cloud_watch_logs_log_group_arn(
+                        t.cloud_watch_logs.as_ref().map(|c| c.0.clone()),
+                    )
+                    .set_cloud_watch_logs_role_arn(t.cloud_watch_logs.as_ref().map(|c| c.1.clone()))
                     .send(),
             )
             .await?;
@@ -168,6 +181,10 @@ impl CloudTrail for SdkCloudTrail {
                     .is_organization_trail(t.organization_trail)
                     .enable_log_file_validation(t.log_file_validation)
                     .include_global_service_events(t.include_global_service_events)
+                    .set_cloud_watch_logs_log_group_arn(
+                        t.cloud_watch_logs.as_ref().map(|c| c.0.clone()),
+                    )
+                    .set_cloud_watch_logs_role_arn(t.cloud_watch_logs.as_ref().map(|c| c.1.clone()))
                     .send(),
             )
             .await?;

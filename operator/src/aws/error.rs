@@ -30,6 +30,8 @@ const NOT_FOUND_CODES: &[&str] = &[
     "NoSuchEntity",
     "NotFoundException",
     "TrailNotFoundException",
+    // SNS (a topic that does not exist).
+    "NotFound",
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

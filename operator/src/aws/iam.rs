@@ -470,6 +470,62 @@ impl Contacts for SdkContacts {
     }
 }
 
+/// A role the operator keeps for a service (the support role, CloudTrail's CloudWatch Logs role):
+/// its ARN and trust policy, or `None` when there is none.
+pub async fn role_trust(
+    client: &iam::Client,
+    name: &str,
+) -> AwsResult<Option<(String, serde_json::Value)>> {
+    let Some(out) = CALLS
+        .find("GetRole", client.get_role().role_name(name).send())
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(out.role().map(|r| {
+        let trust = r
+            .assume_role_policy_document()
+            .map(url_decode)
+            .and_then(|d| serde_json::from_str(&d).ok())
+            .unwrap_or_default();
+        (r.arn().to_string(), trust)
+    }))
+}
+
+pub async fn create_role(
+    client: &iam::Client,
+    name: &str,
+    trust: &str,
+    description: &str,
+) -> AwsResult<()> {
+    CALLS
+        .send(
+            "CreateRole",
+            client
+                .create_role()
+                .role_name(name)
+                .assume_role_policy_document(trust)
+                .description(description)
+                .send(),
+        )
+        .await?;
+    Ok(())
+}
+
+pub async fn set_role_trust(client: &iam::Client, name: &str, trust: &str) -> AwsResult<()> {
+    CALLS
+        .send(
+            "UpdateAssumeRolePolicy",
+            client
+                .update_assume_role_policy()
+                .role_name(name)
+                .policy_document(trust)
+                .send(),
+        )
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::url_decode;

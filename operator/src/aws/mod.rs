@@ -3,6 +3,7 @@
 //! Every SDK client is built here, with the same retry policy and the same call recorder, so
 //! call counts, latency and throttles are measured once for all services.
 
+pub mod alarms;
 pub mod budgets;
 pub mod call;
 pub mod cloudtrail;
@@ -62,6 +63,8 @@ pub struct AwsPorts {
     pub budgets: Arc<dyn Budgets>,
     pub cloudtrail: Arc<dyn CloudTrail>,
     pub buckets: Arc<dyn Buckets>,
+    /// The trail's log group, metric filters, alarms and their topic (management account).
+    pub alarms: Arc<dyn alarms::Alarms>,
     /// The region calls go to (for ARNs).
     pub region: String,
     /// Where IAM Identity Center calls go (its instance's home region).
@@ -182,6 +185,7 @@ impl AwsPorts {
                 aws_sdk_s3::Client::from_conf(s3),
                 region.clone(),
             )),
+            alarms: Arc::new(alarms::SdkAlarms::new(&sdk_config, &recorder)),
             identity_center_region: region.clone(),
             region,
             recorder: recorder.clone(),

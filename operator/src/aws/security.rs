@@ -4,7 +4,6 @@
 //! implemented on the SDK; regional clients are built once per region and account.
 
 use super::call::Service;
-use super::iam::url_decode;
 use super::{AwsResult, CallRecorder};
 use async_trait::async_trait;
 use aws_sdk_config as cfg;
@@ -393,18 +392,9 @@ impl AccountControls for SdkControls {
     }
 
     async fn role(&self, name: &str) -> AwsResult<Option<RoleInfo>> {
-        let Some(out) = IAM
-            .find("GetRole", self.iam.get_role().role_name(name).send())
-            .await?
-        else {
+        let Some((_, trust)) = super::iam::role_trust(&self.iam, name).await? else {
             return Ok(None);
         };
-        let trust = out
-            .role()
-            .and_then(|r| r.assume_role_policy_document())
-            .map(url_decode)
-            .and_then(|d| serde_json::from_str(&d).ok())
-            .unwrap_or_default();
         let attached = IAM
             .pages(
                 "ListAttachedRolePolicies",
@@ -426,30 +416,17 @@ impl AccountControls for SdkControls {
     }
 
     async fn create_role(&self, name: &str, trust: &str) -> AwsResult<()> {
-        IAM.send(
-            "CreateRole",
-            self.iam
-                .create_role()
-                .role_name(name)
-                .assume_role_policy_document(trust)
-                .description("AWS Support access (CIS 1.16), kept by landing-zone-operator")
-                .send(),
+        super::iam::create_role(
+            &self.iam,
+            name,
+            trust,
+            "AWS Support access (CIS 1.16), kept by landing-zone-operator",
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     async fn set_role_trust(&self, name: &str, trust: &str) -> AwsResult<()> {
-        IAM.send(
-            "UpdateAssumeRolePolicy",
-            self.iam
-                .update_assume_role_policy()
-                .role_name(name)
-                .policy_document(trust)
-                .send(),
-        )
-        .await?;
-        Ok(())
+        super::iam::set_role_trust(&self.iam, name, trust).await
     }
 
     async fn attach_role_policy(&self, name: &str, arn: &str) -> AwsResult<()> {

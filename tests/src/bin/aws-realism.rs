@@ -25,6 +25,7 @@ async fn main() {
         root_access: true,
         policies: true,
         budgets: Some(Default::default()),
+        email_confirmation: true,
         identity_center: Some(IdentityCenterModel {
             duration: Duration::from_millis(500),
             ..Default::default()

@@ -35,6 +35,27 @@ pub(super) async fn cloudtrail(
                 None,
             ));
         }
+        // A role made moments ago cannot be assumed by CloudTrail yet (IAM is eventually
+        // consistent): CloudTrail checks it and refuses.
+        let role = str_of(&call.json, "CloudWatchLogsRoleArn")
+            .rsplit('/')
+            .next()
+            .unwrap_or_default();
+        let young_role = !role.is_empty()
+            && st
+                .lock()
+                .unwrap()
+                .iam_created
+                .get(&(call.caller.clone(), format!("role:{role}")))
+                .is_some_and(|at| now < *at + lag);
+        if young_role {
+            return Ok(json_error(
+                400,
+                "InvalidCloudWatchLogsRoleArnException",
+                "Access denied. Verify in IAM that the role has adequate permissions.",
+                None,
+            ));
+        }
         if policy_at.is_some_and(|at| now < at + lag) {
             return Ok(json_error(
                 400,

@@ -112,11 +112,11 @@ pub(super) async fn iam(
         }
     }
     let (status, answer, _) = upstream.send(call, call.body.clone()).await?;
-    if status == 200 && (op == "CreateGroup" || op == "CreateUser") {
-        let (kind, name) = if op == "CreateGroup" {
-            ("group", group)
-        } else {
-            ("user", user)
+    if status == 200 && matches!(op, "CreateGroup" | "CreateUser" | "CreateRole") {
+        let (kind, name) = match op {
+            "CreateGroup" => ("group", group),
+            "CreateUser" => ("user", user),
+            _ => ("role", call.form.get("RoleName").cloned()),
         };
         st.lock().unwrap().iam_created.insert(
             (

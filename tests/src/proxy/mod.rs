@@ -15,21 +15,25 @@
 
 mod budgets;
 mod cloudtrail;
+mod cloudwatch;
 mod ec2;
 mod iam;
 mod identity_center;
 mod organizations;
 mod s3;
+mod sns;
 mod sts;
 mod wire;
 
 use budgets::*;
 use cloudtrail::*;
+use cloudwatch::*;
 use ec2::*;
 use iam::*;
 use identity_center::*;
 use organizations::*;
 use s3::*;
+use sns::*;
 use sts::*;
 use wire::*;
 pub use wire::{Fault, Faults, json_error, xml_error};
@@ -93,8 +97,9 @@ pub struct Realism {
     /// CloudTrail returns the trail's KmsKeyId as the full key ARN, whatever was sent.
     pub trail_kms_key_as_arn: bool,
     /// CreateTrail / UpdateTrail answer InsufficientS3BucketPolicyException for this long after
-    /// the bucket's policy was put, and CloudTrailAccessNotEnabledException for this long after
-    /// trusted access was enabled.
+    /// the bucket's policy was put, CloudTrailAccessNotEnabledException for this long after
+    /// trusted access was enabled, and InvalidCloudWatchLogsRoleArnException for this long after
+    /// the CloudWatch Logs role was created.
     pub trail_policy_lag: Duration,
     /// Organization policies answer as AWS does where the emulator says yes: oversize and
     /// malformed documents, attaching before the type is enabled, more attachments per target than
@@ -113,6 +118,9 @@ pub struct Realism {
     /// AWS Config cannot write to these buckets (their policy does not admit it):
     /// PutDeliveryChannel answers InsufficientDeliveryPolicyException, as AWS checks the bucket.
     pub config_refused_buckets: BTreeSet<String>,
+    /// SNS email subscriptions stay `PendingConfirmation` until the mailbox follows AWS's link
+    /// ([`AwsProxy::confirm_subscription`]); the emulator confirms them at once.
+    pub email_confirmation: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -262,6 +270,9 @@ struct State {
     imds_defaults: BTreeMap<(String, String), String>,
     /// The default EBS key per (account, region), once set (the emulator lacks it).
     ebs_keys: BTreeMap<(String, String), String>,
+    /// Email subscriptions not confirmed yet: subscription ARN → endpoint.
+    pending_subscriptions: BTreeMap<String, String>,
+    confirmed_subscriptions: BTreeSet<String>,
 }
 
 impl State {
@@ -473,6 +484,21 @@ impl AwsProxy {
             .cloned()
     }
 
+    /// The mailbox follows the link in AWS's confirmation mail: its subscriptions are confirmed.
+    pub fn confirm_subscription(&self, endpoint: &str) {
+        let mut s = self.state.lock().unwrap();
+        let confirmed: Vec<String> = s
+            .pending_subscriptions
+            .iter()
+            .filter(|(_, e)| e.eq_ignore_ascii_case(endpoint))
+            .map(|(arn, _)| arn.clone())
+            .collect();
+        for arn in confirmed {
+            s.pending_subscriptions.remove(&arn);
+            s.confirmed_subscriptions.insert(arn);
+        }
+    }
+
     pub fn reset_counts(&self) {
         let mut s = self.state.lock().unwrap();
         s.counts.clear();
@@ -494,6 +520,8 @@ async fn dispatch(
         "cloudtrail" => cloudtrail(call, st, upstream).await,
         "ec2" => ec2(call, st, upstream).await,
         "config" => config(call, st, upstream).await,
+        "monitoring" => cloudwatch(call, upstream).await,
+        "sns" if st.lock().unwrap().realism.email_confirmation => sns(call, st, upstream).await,
         "budgets" if st.lock().unwrap().realism.budgets.is_some() => Ok(budgets(call, st)),
         "sso" if st.lock().unwrap().realism.identity_center.is_some() => {
             sso(call, st, upstream).await

@@ -103,6 +103,9 @@ impl Call {
         let target = header("x-amz-target");
         let operation = if !target.is_empty() {
             target.rsplit('.').next().unwrap_or(&target).to_string()
+        } else if let Some((_, op)) = parts.uri.path().split_once("/operation/") {
+            // Smithy RPC v2 (CloudWatch's CBOR): /service/<Service>/operation/<Operation>.
+            op.to_string()
         } else if let Some(action) = form.get("Action") {
             action.clone()
         } else if service == "s3" {
@@ -247,6 +250,20 @@ impl Upstream {
         operation: &str,
         body: Value,
     ) -> Result<Value, std::io::Error> {
+        Ok(self
+            .ask_with_status(call, target_prefix, operation, body)
+            .await?
+            .1)
+    }
+
+    /// As [`Upstream::ask`], with the answer's HTTP status.
+    pub(super) async fn ask_with_status(
+        &self,
+        call: &Call,
+        target_prefix: &str,
+        operation: &str,
+        body: Value,
+    ) -> Result<(u16, Value), std::io::Error> {
         let mut req = Request::builder()
             .method("POST")
             .uri(format!("{}/", self.url));
@@ -254,6 +271,7 @@ impl Upstream {
         // asked on behalf of another service's call (e.g. IAM's) must name its own.
         let service = match target_prefix {
             "SWBExternalService" => "sso",
+            "GraniteServiceVersion20100801" => "monitoring",
             _ => "organizations",
         };
         for (k, v) in &call.parts.headers {
@@ -264,13 +282,27 @@ impl Upstream {
                     &format!("/{service}/aws4_request"),
                 );
                 req = req.header(k, auth);
-            } else if k != "content-length" && k != "x-amz-target" && k != "content-type" {
+            } else if !matches!(
+                k.as_str(),
+                "content-length" | "x-amz-target" | "content-type" | "smithy-protocol" | "accept"
+            ) {
                 req = req.header(k, v);
             }
         }
         req = req
             .header("x-amz-target", format!("{target_prefix}.{operation}"))
-            .header("content-type", "application/x-amz-json-1.1");
+            .header(
+                "content-type",
+                if service == "monitoring" {
+                    // CloudWatch's JSON protocol (awsJson1_0, query-compatible errors).
+                    "application/x-amz-json-1.0"
+                } else {
+                    "application/x-amz-json-1.1"
+                },
+            );
+        if service == "monitoring" {
+            req = req.header("x-amzn-query-mode", "true");
+        }
         let resp = self
             .client
             .request(
@@ -279,13 +311,17 @@ impl Upstream {
             )
             .await
             .map_err(std::io::Error::other)?;
+        let status = resp.status().as_u16();
         let bytes = resp
             .into_body()
             .collect()
             .await
             .map_err(std::io::Error::other)?
             .to_bytes();
-        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
     pub(super) async fn forward(&self, call: &Call) -> Result<Answer, std::io::Error> {

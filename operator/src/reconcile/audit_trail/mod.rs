@@ -1,8 +1,10 @@
 //! AuditTrail: observe (trusted access, bucket, trail, trail status) → plan → apply.
 
+pub mod detection;
 pub mod plan;
 
 use self::plan::{Action, CLOUDTRAIL_PRINCIPAL, Desired, Observed};
+use crate::api::audit_trail::{AlarmState, AlarmsStatus, AuditTrailStatus, SubscriptionStatus};
 use super::{Error, Mode, Pass, Progress, Readiness, Resource};
 use crate::api::{AuditTrail, DeletionPolicy, ManagementPolicy};
 use crate::aws::cloudtrail::{BucketLifecycle, BucketPresence, BucketState, TrailInfo};
@@ -46,6 +48,13 @@ fn desired(t: &AuditTrail, pass: &Pass) -> Result<Desired, Error> {
             organization_trail: s.organization_trail,
             log_file_validation: s.log_file_validation,
             include_global_service_events: s.include_global_service_events,
+            cloud_watch_logs: s.cloud_watch_logs.as_ref().map(|_| {
+                let (group, role) = log_group_and_role(t);
+                (
+                    format!("arn:{partition}:logs:{}:{}:log-group:{group}:*", pass.aws.region, org.management_account_id),
+                    format!("arn:{partition}:iam::{}:role/{role}", org.management_account_id),
+                )
+            }),
         },
         own_bucket: s.s3.create,
         lifecycle: s.s3.lifecycle.as_ref().map(|l| BucketLifecycle {
@@ -54,6 +63,287 @@ fn desired(t: &AuditTrail, pass: &Pass) -> Result<Desired, Error> {
             noncurrent_expire_days: l.expire_days,
         }),
     })
+}
+
+/// The log group's and the CloudTrail role's names (defaults from the trail's name).
+fn log_group_and_role(t: &AuditTrail) -> (String, String) {
+    let name = &t.spec.trail_name;
+    let c = t.spec.cloud_watch_logs.clone().unwrap_or(crate::api::audit_trail::CloudWatchLogs {
+        log_group_name: None,
+        retention_in_days: 365,
+        role_name: None,
+    });
+    (
+        c.log_group_name.unwrap_or_else(|| format!("aws-cloudtrail-logs-{name}")),
+        c.role_name.unwrap_or_else(|| {
+            let mut r = format!("{name}-cloudwatch-logs");
+            r.truncate(64);
+            r
+        }),
+    )
+}
+
+/// What `spec.cloudWatchLogs` and `spec.alarms` ask for.
+fn detection_desired(t: &AuditTrail, pass: &Pass, trail_arn: &str) -> Result<detection::Desired, Error> {
+    let org = pass.snapshot.org.as_ref().ok_or_else(|| {
+        Error::conflict("NoOrganization", "the Organization is not known (DescribeOrganization gave none)")
+    })?;
+    let partition = pass.snapshot.partition();
+    let account = &org.management_account_id;
+    let region = pass.aws.region.clone();
+    let trail = &t.spec.trail_name;
+    let (group, role) = log_group_and_role(t);
+    let group_base = format!("arn:{partition}:logs:{region}:{account}:log-group:{group}");
+    let log_group = t.spec.cloud_watch_logs.as_ref().map(|c| detection::DesiredLogGroup {
+        name: group.clone(),
+        retention_in_days: c.retention_in_days,
+        role_name: role.clone(),
+        trust: detection::role_trust(trail_arn),
+        policy: detection::role_policy(&group_base, account, &org.id),
+    });
+    let mut out = detection::Desired {
+        region: region.clone(),
+        log_group,
+        topic: None,
+        filters: vec![],
+        alarms: vec![],
+        alarm_prefix: format!("{trail}-"),
+    };
+    let Some(alarms) = &t.spec.alarms else {
+        return Ok(out);
+    };
+    let topic_name = &alarms.topic.name;
+    let mut regions = vec![region.clone()];
+    if alarms.billing.is_some() && region != detection::BILLING_REGION {
+        regions.push(detection::BILLING_REGION.to_string());
+    }
+    let arns: std::collections::BTreeMap<String, String> = regions
+        .iter()
+        .map(|r| (r.clone(), format!("arn:{partition}:sns:{r}:{account}:{topic_name}")))
+        .collect();
+    for control in &alarms.cis {
+        let (f, a) = detection::cis(trail, &alarms.metric_namespace, &region, &arns[&region], *control);
+        out.filters.push(f);
+        out.alarms.push((format!("cis.{control:?}"), a));
+    }
+    if let Some(b) = &alarms.billing {
+        out.alarms.push((
+            "billing".into(),
+            detection::billing(trail, &arns[detection::BILLING_REGION], b.threshold_usd),
+        ));
+    }
+    out.topic = Some(detection::DesiredTopic {
+        name: topic_name.clone(),
+        key: match &alarms.topic.kms_key_id {
+            Some(k) => detection::TopicKey::Given(k.clone()),
+            None => detection::TopicKey::Own {
+                alias: format!("alias/{topic_name}"),
+                policy: detection::key_policy(partition, account),
+            },
+        },
+        subscribers: alarms.topic.subscribers.clone(),
+        regions,
+        arns,
+    });
+    Ok(out)
+}
+
+async fn detection_observe(d: &detection::Desired, pass: &Pass) -> Result<detection::Observed, Error> {
+    let aws = &pass.aws.alarms;
+    let mut out = detection::Observed::default();
+    if let Some(lg) = &d.log_group {
+        out.log_group = aws.log_group(&d.region, &lg.name).await?;
+        out.role = aws.role(&lg.role_name, detection::ROLE_POLICY_NAME).await?;
+        if out.log_group.is_some() {
+            out.filters = aws.metric_filters(&d.region, &lg.name).await?;
+        }
+    }
+    if let Some(topic) = &d.topic {
+        for region in &topic.regions {
+            if let detection::TopicKey::Own { alias, .. } = &topic.key
+                && let Some(k) = aws.key(region, alias).await?
+            {
+                out.keys.insert(region.clone(), k);
+            }
+            let arn = &topic.arns[region];
+            if let Some(key) = aws.topic_key(region, arn).await? {
+                out.topics.insert(region.clone(), key);
+                out.subscriptions
+                    .insert(region.clone(), aws.subscriptions(region, arn).await?);
+            }
+            out.alarms.extend(aws.alarms(region, &d.alarm_prefix).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// Puts the log group, role, topic, filters and alarms right (before the trail, which names the
+/// log group and role).
+async fn detection_apply(
+    d: &detection::Desired,
+    observed: &mut detection::Observed,
+    plan: &detection::Plan,
+    pass: &Pass,
+) -> Result<usize, Error> {
+    let aws = &pass.aws.alarms;
+    let mut writes = 0;
+    for action in &plan.actions {
+        use detection::Action as A;
+        let lg = d.log_group.as_ref();
+        let topic = d.topic.as_ref();
+        match action {
+            A::CreateLogGroup => {
+                let name = &lg.expect("planned with a log group").name;
+                match aws.create_log_group(&d.region, name).await {
+                    Err(e) if e.code == "ResourceAlreadyExistsException" => {}
+                    r => r?,
+                }
+            }
+            A::PutRetention(days) => {
+                aws.put_retention(&d.region, &lg.expect("planned with a log group").name, *days)
+                    .await?
+            }
+            A::CreateRole => {
+                let lg = lg.expect("planned with a log group");
+                match aws.create_role(&lg.role_name, &lg.trust.to_string()).await {
+                    Err(e) if e.code == "EntityAlreadyExists" => {
+                        aws.set_role_trust(&lg.role_name, &lg.trust.to_string()).await?
+                    }
+                    r => r?,
+                }
+            }
+            A::SetRoleTrust => {
+                let lg = lg.expect("planned with a log group");
+                aws.set_role_trust(&lg.role_name, &lg.trust.to_string()).await?
+            }
+            A::PutRolePolicy => {
+                let lg = lg.expect("planned with a log group");
+                aws.put_role_policy(&lg.role_name, detection::ROLE_POLICY_NAME, &lg.policy.to_string())
+                    .await?
+            }
+            A::CreateKey(region) => {
+                let topic = topic.expect("planned with a topic");
+                if let detection::TopicKey::Own { alias, policy } = &topic.key {
+                    let key = aws
+                        .create_key(
+                            region,
+                            alias,
+                            &format!("Encrypts the SNS topic {} the landing zone's alarms publish to", topic.name),
+                            &policy.to_string(),
+                        )
+                        .await?;
+                    observed.keys.insert(region.clone(), key);
+                }
+            }
+            A::EnableKeyRotation(region) => {
+                if let Some(k) = observed.keys.get(region) {
+                    aws.enable_rotation(region, &k.id).await?
+                }
+            }
+            A::CreateTopic(region) | A::SetTopicKey(region) => {
+                let topic = topic.expect("planned with a topic");
+                let key = match &topic.key {
+                    detection::TopicKey::Given(k) => k.clone(),
+                    detection::TopicKey::Own { alias, .. } => alias.clone(),
+                };
+                if matches!(action, A::CreateTopic(_)) {
+                    aws.create_topic(region, &topic.name, &key).await?;
+                    observed.subscriptions.entry(region.clone()).or_default();
+                } else {
+                    aws.set_topic_key(region, &topic.arns[region], &key).await?;
+                }
+                observed.topics.insert(region.clone(), key);
+            }
+            A::Subscribe { region, email } => {
+                let topic = topic.expect("planned with a topic");
+                aws.subscribe_email(region, &topic.arns[region], email).await?;
+                // AWS sends the confirmation mail; until it is followed the subscription is pending.
+                observed.subscriptions.entry(region.clone()).or_default().push(
+                    crate::aws::alarms::Subscription {
+                        endpoint: email.clone(),
+                        protocol: "email".into(),
+                        arn: "PendingConfirmation".into(),
+                    },
+                );
+            }
+            A::PutMetricFilter(f) => {
+                aws.put_metric_filter(&d.region, &lg.expect("planned with a log group").name, f)
+                    .await?
+            }
+            A::PutAlarm(a) => {
+                aws.put_alarm(a).await?;
+                if !observed.alarms.iter().any(|o| o.name == a.name) {
+                    observed.alarms.push(crate::aws::alarms::MetricAlarm {
+                        state: "INSUFFICIENT_DATA".into(),
+                        ..a.clone()
+                    });
+                }
+            }
+        }
+        writes += 1;
+    }
+    Ok(writes)
+}
+
+/// The alarms and subscriptions as status shows them.
+fn detection_status(d: &detection::Desired, observed: &detection::Observed, status: &mut AuditTrailStatus) {
+    status.log_group_arn = d
+        .log_group
+        .as_ref()
+        .and(observed.log_group.as_ref())
+        .map(|g| g.arn.trim_end_matches(":*").to_string());
+    let Some(topic) = &d.topic else {
+        status.alarms = None;
+        return;
+    };
+    let alarms: Vec<AlarmState> = detection::alarm_states(d, observed)
+        .into_iter()
+        .map(|(name, watches, state)| AlarmState {
+            name,
+            watches: match watches.strip_prefix("cis.") {
+                Some(control) => {
+                    let id = crate::api::audit_trail::CisAlarm::all()
+                        .into_iter()
+                        .find(|c| format!("{c:?}") == control)
+                        .map(|c| c.cis_id())
+                        .unwrap_or_default();
+                    format!("CIS {id} {control}")
+                }
+                None => "EstimatedCharges".into(),
+            },
+            state,
+        })
+        .collect();
+    let mut subscriptions = Vec::new();
+    for region in &topic.regions {
+        let have = observed.subscriptions.get(region);
+        for email in &topic.subscribers {
+            let found = have.and_then(|s| {
+                s.iter()
+                    .find(|s| s.protocol == "email" && s.endpoint.eq_ignore_ascii_case(email))
+            });
+            subscriptions.push(SubscriptionStatus {
+                endpoint: email.clone(),
+                region: region.clone(),
+                state: match found {
+                    Some(s) if s.arn.starts_with("arn:") => "Confirmed".into(),
+                    Some(_) => "PendingConfirmation".into(),
+                    None => "NotSubscribed".into(),
+                },
+            });
+        }
+    }
+    status.alarms = Some(AlarmsStatus {
+        topic_arns: topic
+            .regions
+            .iter()
+            .filter(|r| observed.topics.contains_key(*r))
+            .map(|r| topic.arns[r].clone())
+            .collect(),
+        subscriptions,
+        in_alarm: alarms.iter().filter(|a| a.state == "ALARM").count() as u32,
+        alarms,
+    });
 }
 
 async fn observe(desired: &Desired, pass: &Pass) -> Result<Observed, Error> {
@@ -107,6 +397,9 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     let observed = observe(&desired, pass).await?;
     let plan = plan::plan(&desired, &observed)?;
     let write = pass.mode == Mode::Apply && t.spec.management_policy == ManagementPolicy::Manage;
+    let watch = detection_desired(&t, pass, &desired.trail.arn)?;
+    let mut watched = detection_observe(&watch, pass).await?;
+    let watch_plan = detection::plan(&watch, &watched);
 
     let status = trail_of(resource)
         .status
@@ -119,20 +412,31 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         status.latest_delivery_error = s.latest_delivery_error.clone();
         status.latest_delivery_time = s.latest_delivery_time.clone();
     }
+    let mut drift = if observed.trail.is_some() {
+        plan.drift.clone()
+    } else {
+        vec![]
+    };
+    drift.extend(watch_plan.drift.iter().cloned());
     let mut progress = Progress {
-        actions: plan.actions.iter().map(ToString::to_string).collect(),
+        actions: watch_plan
+            .actions
+            .iter()
+            .map(ToString::to_string)
+            .chain(plan.actions.iter().map(ToString::to_string))
+            .collect(),
         writes: 0,
-        drift: if observed.trail.is_some() {
-            plan.drift.clone()
-        } else {
-            vec![]
-        },
-        remaining: if write { vec![] } else { plan.drift.clone() },
+        remaining: if write { vec![] } else { drift.clone() },
+        drift,
         ready: Readiness::Ready {
             reason: "Logging",
             message: "the organization trail is logging with log-file validation".into(),
         },
     };
+    if write {
+        progress.writes += detection_apply(&watch, &mut watched, &watch_plan, pass).await?;
+    }
+    detection_status(&watch, &watched, status);
     if !write {
         if observed.trail.is_none() {
             progress.ready =
@@ -224,7 +528,49 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             ),
         };
     }
+    alarm_readiness(trail_of(resource).status.as_ref(), &mut progress);
     Ok(progress)
+}
+
+/// A converged trail whose security alarms fire says so in its Ready condition (the alarm is
+/// CloudWatch's to clear, not the operator's), as does a subscriber that has not confirmed yet.
+fn alarm_readiness(status: Option<&AuditTrailStatus>, progress: &mut Progress) {
+    let Some(a) = status.and_then(|s| s.alarms.as_ref()) else {
+        return;
+    };
+    if !matches!(progress.ready, Readiness::Ready { .. }) {
+        return;
+    }
+    let firing: Vec<&str> = a
+        .alarms
+        .iter()
+        .filter(|x| x.state == "ALARM")
+        .map(|x| x.watches.as_str())
+        .collect();
+    let pending: Vec<&str> = a
+        .subscriptions
+        .iter()
+        .filter(|s| s.state == "PendingConfirmation")
+        .map(|s| s.endpoint.as_str())
+        .collect();
+    if !firing.is_empty() {
+        progress.ready = Readiness::Ready {
+            reason: "SecurityAlarm",
+            message: format!(
+                "the trail is logging; {} security alarm(s) in ALARM: {} — the topic's subscribers were notified; see the alarm's history in CloudWatch",
+                firing.len(),
+                firing.join(", ")
+            ),
+        };
+    } else if !pending.is_empty() {
+        progress.ready = Readiness::Ready {
+            reason: "SubscriptionPendingConfirmation",
+            message: format!(
+                "the trail is logging with its alarms; {} has not confirmed the subscription yet (AWS sent a confirmation mail; alarms reach it only once confirmed)",
+                pending.join(", ")
+            ),
+        };
+    }
 }
 
 /// CloudTrail checks the bucket policy and trusted access against what it has seen, which lags
@@ -240,7 +586,10 @@ where
         match call().await {
             Ok(v) => return Ok(v),
             Err(e) => {
+                // The CloudWatch Logs role is always the operator's, made moments before: IAM
+                // takes seconds to let CloudTrail assume a new role.
                 let lagging = e.code == "CloudTrailAccessNotEnabledException"
+                    || e.code == "InvalidCloudWatchLogsRoleArnException"
                     || (own_bucket && e.code == "InsufficientS3BucketPolicyException");
                 match (lagging, delays.next()) {
                     (true, Some(ms)) => {
@@ -296,6 +645,16 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
     Ok(progress)
 }
 
+const ALARM_STATES: [&str; 3] = ["OK", "ALARM", "INSUFFICIENT_DATA"];
+
+fn alarm_gauge(m: &crate::metrics::Metrics) -> prometheus::IntGaugeVec {
+    m.kind_gauge(
+        "security_alarm",
+        "1 for the state each of the trail's security alarms is in (OK, ALARM, INSUFFICIENT_DATA)",
+        &["name", "alarm", "watches", "state"],
+    )
+}
+
 impl super::KindSpec for crate::api::AuditTrail {
     const KIND: super::Kind = super::Kind::AuditTrail;
     const DEPENDS_ON: &'static [super::Kind] = &[super::Kind::Organization];
@@ -311,28 +670,67 @@ impl super::KindSpec for crate::api::AuditTrail {
     fn deletion_policy(&self) -> &'static str {
         super::registry::deletion(self.spec.deletion_policy)
     }
+    fn declare_metrics(m: &crate::metrics::Metrics) {
+        alarm_gauge(m);
+    }
     fn record_metrics(&self, m: &crate::metrics::Metrics) {
+        let name = kube::ResourceExt::name_any(self);
         if let Some(logging) = self.status.as_ref().and_then(|s| s.is_logging) {
             m.trail_logging
-                .with_label_values(&[&kube::ResourceExt::name_any(self)])
+                .with_label_values(&[&name])
                 .set(i64::from(logging));
+        }
+        // One series per alarm, the state a label (kube-state-metrics style): 1 for the state
+        // it is in, the others removed. At most 16 alarms per trail.
+        let gauge = alarm_gauge(m);
+        let alarms = self
+            .status
+            .as_ref()
+            .and_then(|s| s.alarms.as_ref())
+            .map(|a| a.alarms.clone())
+            .unwrap_or_default();
+        for a in &alarms {
+            for state in ALARM_STATES {
+                if state == a.state {
+                    gauge.with_label_values(&[&name, &a.name, &a.watches, state]).set(1);
+                } else {
+                    let _ = gauge.remove_label_values(&[&name, &a.name, &a.watches, state]);
+                }
+            }
         }
     }
     fn forget_metrics(&self, m: &crate::metrics::Metrics) {
-        let _ = m
-            .trail_logging
-            .remove_label_values(&[&kube::ResourceExt::name_any(self)]);
+        let name = kube::ResourceExt::name_any(self);
+        let _ = m.trail_logging.remove_label_values(&[&name]);
+        let gauge = alarm_gauge(m);
+        if let Some(a) = self.status.as_ref().and_then(|s| s.alarms.as_ref()) {
+            for alarm in &a.alarms {
+                for state in ALARM_STATES {
+                    let _ = gauge.remove_label_values(&[&name, &alarm.name, &alarm.watches, state]);
+                }
+            }
+        }
     }
     fn summary(&self) -> Option<String> {
         let s = self.status.as_ref()?;
         let logging = s.is_logging?;
         Some(format!(
-            "trail {}: {}{}",
+            "trail {}: {}{}{}",
             self.spec.trail_name,
             if logging { "logging" } else { "NOT logging" },
             s.latest_delivery_error
                 .as_deref()
                 .map(|e| format!(", delivery failing: {e}"))
+                .unwrap_or_default(),
+            s.alarms
+                .as_ref()
+                .map(|a| format!(
+                    ", {} alarm(s), {} in ALARM, {} of {} subscription(s) confirmed",
+                    a.alarms.len(),
+                    a.in_alarm,
+                    a.subscriptions.iter().filter(|s| s.state == "Confirmed").count(),
+                    a.subscriptions.len()
+                ))
                 .unwrap_or_default()
         ))
     }

@@ -263,6 +263,14 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, Error> {
                     t.kms_key_id.as_deref().unwrap_or("<none>"),
                 ));
             }
+            // Delivery to CloudWatch Logs set up by someone else is left alone without the spec's.
+            if want.cloud_watch_logs.is_some() && t.cloud_watch_logs != want.cloud_watch_logs {
+                out.drift.push(Drift::new(
+                    "cloudWatchLogs",
+                    want.cloud_watch_logs.as_ref().map_or("", |c| c.0.as_str()),
+                    t.cloud_watch_logs.as_ref().map_or("<none>", |c| c.0.as_str()),
+                ));
+            }
             if out.drift.len() > before {
                 out.actions.push(Action::UpdateTrail);
             }
@@ -290,6 +298,7 @@ mod tests {
             organization_trail: true,
             log_file_validation: true,
             include_global_service_events: true,
+            cloud_watch_logs: None,
         }
     }
 

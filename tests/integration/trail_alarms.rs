@@ -1,0 +1,270 @@
+//! The organization trail turned into alarms: delivered to a CloudWatch Logs log group through a
+//! least-privilege role, the CIS AWS Foundations Benchmark v5.0 metric filters (4.1–4.15) with an
+//! alarm each and a billing alarm, all publishing to an encrypted SNS topic a group mailbox
+//! subscribes to. Through the realism layer: IAM lets CloudTrail use a new role only after a
+//! while, and an email subscription stays `PendingConfirmation` until the mailbox confirms (the
+//! emulator confirms at once and accepts any role at once).
+
+use landing_zone_tests::proxy::{AwsProxy, Realism};
+use landing_zone_tests::{Emulator, report, run_dir};
+use std::time::Duration;
+
+const TRAIL: &str = "apiVersion: landingzone.dev/v1alpha1
+kind: AuditTrail
+metadata: {name: org-trail}
+spec:
+  trailName: org-trail
+  s3: {bucketName: alarms-audit-logs, create: true}
+  cloudWatchLogs: {retentionInDays: 365}
+  alarms:
+    topic:
+      name: landing-zone-security-alarms
+      subscribers: [security-team@example.com]
+    billing: {thresholdUsd: 1000}
+";
+
+fn status(state: &std::path::Path) -> serde_json::Value {
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
+    doc["resources"]["AuditTrail/org-trail"]["status"].clone()
+}
+
+#[tokio::test]
+async fn the_trail_alarms_reach_a_mailbox_and_hand_changes_are_put_back() {
+    let emu = Emulator::start().await;
+    let proxy = AwsProxy::start(&emu.endpoint).await;
+    proxy.realism(Realism {
+        trail_policy_lag: Duration::from_secs(2),
+        email_confirmation: true,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("trail.yaml"), TRAIL).unwrap();
+    let state = dir.path().join("state.json");
+    let run = run_dir(
+        emu.ports_via(&proxy.endpoint, 2).await,
+        dir.path(),
+        &state,
+        true,
+        false,
+    )
+    .await;
+    assert!(!run.failed(), "{:?}", run.reports);
+
+    let conf = emu.sdk_config_via(&emu.endpoint, 2).await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&conf);
+    // CloudWatch's CBOR goes through the realism layer (the emulator speaks its JSON protocol).
+    let cw = aws_sdk_cloudwatch::Client::new(&emu.sdk_config_via(&proxy.endpoint, 2).await);
+    let sns = aws_sdk_sns::Client::new(&conf);
+    let iam = aws_sdk_iam::Client::new(&conf);
+
+    // The trail delivers to the log group, through the role, which only this trail may assume
+    // and which may only write the group's streams.
+    let t = emu
+        .cloudtrail_client()
+        .get_trail()
+        .name("org-trail")
+        .send()
+        .await
+        .unwrap();
+    let t = t.trail().unwrap();
+    let group_arn = t
+        .cloud_watch_logs_log_group_arn()
+        .expect("delivered to CloudWatch Logs");
+    assert!(
+        group_arn.ends_with(":log-group:aws-cloudtrail-logs-org-trail:*"),
+        "{group_arn}"
+    );
+    assert!(
+        t.cloud_watch_logs_role_arn()
+            .unwrap()
+            .ends_with(":role/org-trail-cloudwatch-logs")
+    );
+    let group = logs
+        .describe_log_groups()
+        .log_group_name_prefix("aws-cloudtrail-logs-org-trail")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(group.log_groups()[0].retention_in_days(), Some(365));
+    let role = iam
+        .get_role()
+        .role_name("org-trail-cloudwatch-logs")
+        .send()
+        .await
+        .unwrap();
+    let trust = landing_zone_operator::aws::iam::url_decode(
+        role.role().unwrap().assume_role_policy_document().unwrap(),
+    );
+    assert!(
+        trust.contains("cloudtrail.amazonaws.com") && trust.contains(":trail/org-trail"),
+        "{trust}"
+    );
+    let policy = iam
+        .get_role_policy()
+        .role_name("org-trail-cloudwatch-logs")
+        .policy_name("cloudtrail-to-cloudwatch-logs")
+        .send()
+        .await
+        .unwrap();
+    let policy = landing_zone_operator::aws::iam::url_decode(policy.policy_document());
+    assert!(
+        policy.contains("logs:PutLogEvents") && !policy.contains("\"*\""),
+        "{policy}"
+    );
+
+    // Fifteen CIS filters, an alarm on each and one on the bill, all to the topic.
+    let filters = logs
+        .describe_metric_filters()
+        .log_group_name("aws-cloudtrail-logs-org-trail")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(filters.metric_filters().len(), 15);
+    let root = filters
+        .metric_filters()
+        .iter()
+        .find(|f| f.filter_name() == Some("org-trail-cis-4.3-root-usage"))
+        .expect("CIS 4.3");
+    assert!(
+        root.filter_pattern()
+            .unwrap()
+            .contains("$.userIdentity.invokedBy NOT EXISTS")
+    );
+    let alarms = cw
+        .describe_alarms()
+        .alarm_name_prefix("org-trail-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(alarms.metric_alarms().len(), 16);
+    let topic = "arn:aws:sns:us-east-1:123456789012:landing-zone-security-alarms";
+    assert!(
+        alarms
+            .metric_alarms()
+            .iter()
+            .all(|a| a.alarm_actions() == [topic.to_string()]),
+        "every alarm publishes to the topic"
+    );
+    // The topic is encrypted with the operator's key, which rotates.
+    let attrs = sns
+        .get_topic_attributes()
+        .topic_arn(topic)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        attrs
+            .attributes()
+            .unwrap()
+            .get("KmsMasterKeyId")
+            .map(String::as_str),
+        Some("alias/landing-zone-security-alarms")
+    );
+    let kms = aws_sdk_kms::Client::new(&conf);
+    let key = kms
+        .describe_key()
+        .key_id("alias/landing-zone-security-alarms")
+        .send()
+        .await
+        .unwrap();
+    let rotation = kms
+        .get_key_rotation_status()
+        .key_id(key.key_metadata().unwrap().key_id())
+        .send()
+        .await
+        .unwrap();
+    assert!(rotation.key_rotation_enabled());
+
+    // The mailbox has AWS's confirmation mail: pending, and not subscribed again on the next pass.
+    let s = status(&state);
+    assert_eq!(
+        s["alarms"]["subscriptions"][0]["state"], "PendingConfirmation",
+        "{s}"
+    );
+    assert_eq!(s["alarms"]["alarms"].as_array().unwrap().len(), 16);
+    let again = run_dir(
+        emu.ports_via(&proxy.endpoint, 2).await,
+        dir.path(),
+        &state,
+        true,
+        false,
+    )
+    .await;
+    let p = report(&again, "AuditTrail", "org-trail")
+        .result
+        .as_ref()
+        .unwrap();
+    assert!(p.writes == 0 && p.drift.is_empty(), "{p:?}");
+    assert_eq!(
+        proxy.count("Subscribe"),
+        1,
+        "a pending mailbox is never subscribed again"
+    );
+    assert!(
+        matches!(
+            &p.ready,
+            landing_zone_operator::reconcile::Readiness::Ready {
+                reason: "SubscriptionPendingConfirmation",
+                ..
+            }
+        ),
+        "{:?}",
+        p.ready
+    );
+
+    // By hand: a filter deleted, an alarm firing, the mailbox confirmed.
+    logs.delete_metric_filter()
+        .log_group_name("aws-cloudtrail-logs-org-trail")
+        .filter_name("org-trail-cis-4.3-root-usage")
+        .send()
+        .await
+        .unwrap();
+    cw.set_alarm_state()
+        .alarm_name("org-trail-cis-4.15-organizations-changes")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("LeaveOrganization in the trail")
+        .send()
+        .await
+        .unwrap();
+    proxy.confirm_subscription("security-team@example.com");
+    let third = run_dir(
+        emu.ports_via(&proxy.endpoint, 2).await,
+        dir.path(),
+        &state,
+        true,
+        false,
+    )
+    .await;
+    let p = report(&third, "AuditTrail", "org-trail")
+        .result
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        p.writes, 1,
+        "the filter put back, nothing else: {:?}",
+        p.actions
+    );
+    assert_eq!(p.drift[0].field, "alarms.cis.RootUsage.metricFilter");
+    assert_eq!(p.drift[0].observed, "deleted");
+    match &p.ready {
+        landing_zone_operator::reconcile::Readiness::Ready { reason, message } => {
+            assert_eq!(*reason, "SecurityAlarm");
+            assert!(
+                message.contains("CIS 4.15 OrganizationsChanges"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let s = status(&state);
+    assert_eq!(s["alarms"]["inAlarm"], 1, "{s}");
+    assert_eq!(s["alarms"]["subscriptions"][0]["state"], "Confirmed");
+    let filters = logs
+        .describe_metric_filters()
+        .log_group_name("aws-cloudtrail-logs-org-trail")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(filters.metric_filters().len(), 15, "put back");
+}
