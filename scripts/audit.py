@@ -31,6 +31,10 @@ CHECKS = [
     ("3.3", "config_recorder_all_regions_enabled", "SecurityBaseline config"),
     ("5.1.1", "ec2_ebs_default_encryption", "SecurityBaseline ebsDefaultEncryption"),
     ("5.7", "ec2_instance_account_imdsv2_enabled", "SecurityBaseline instanceMetadataV2Default"),
+    ("1.19", "accessanalyzer_enabled", "SecurityBaseline accessAnalyzer"),
+    ("4.16", "securityhub_enabled", "Organization securityServices.securityHub"),
+    # Not a CIS v5.0 requirement; the practice the landing zone follows all the same.
+    ("-", "guardduty_is_enabled", "Organization securityServices.guardDuty"),
 ]
 # CIS v5.0 section 4: the organization trail's metric filters and alarms live where the trail
 # does, in the management account (AuditTrail spec.alarms); judged there only.

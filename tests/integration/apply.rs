@@ -63,9 +63,14 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
     // The trail's alarms: the log group and its retention, the role and its policy, the topic's
     // key, alias and rotation, the topic and one subscriber, 15 CIS metric filters and 16 alarms
     // (one on the bill): +40.
+    // The security services in 2 regions: trusted access for Security Hub and Access Analyzer
+    // (GuardDuty's was there; Access Analyzer's administrator replaces GuardDuty's registration);
+    // GuardDuty's administrator, detector, auto-enable and the management account as a member (8);
+    // Security Hub's administrator, hub, auto-enable, standards and the 6 accounts as members (10);
+    // the organization analyzer (2) and an analyzer in each of the 5 member accounts (10): +32.
     assert_eq!(
         first_writes,
-        52 + 14 + 23 + 5 + 4 + 139 + 40,
+        52 + 14 + 23 + 5 + 4 + 139 + 40 + 32,
         "{:?}",
         first.metrics.aws_call_counts()
     );

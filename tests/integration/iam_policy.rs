@@ -68,7 +68,8 @@ fn calls_in_source() -> BTreeSet<(String, String)> {
                 continue;
             };
             let svc = if let Some(quoted) = rest.strip_prefix('"') {
-                word(quoted)
+                // IAM prefixes may hold a dash (access-analyzer).
+                quoted.split('"').next().unwrap_or_default().to_string()
             } else {
                 declared.clone()
             };

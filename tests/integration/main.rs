@@ -20,4 +20,5 @@ mod organization;
 mod organization_policy;
 mod permission_set;
 mod security_baseline;
+mod security_services;
 mod trail_alarms;

@@ -63,8 +63,139 @@ pub struct OrganizationSpec {
     /// `--change-events-queue-url`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_events: Option<ChangeEventsSpec>,
+    /// Threat detection and posture for the whole Organization: GuardDuty, Security Hub and IAM
+    /// Access Analyzer, administered by one member account in every governed region. Services
+    /// enabled in AWS and not listed are left alone; nothing here is ever disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_services: Option<SecurityServices>,
     #[serde(default)]
     pub management_policy: ManagementPolicy,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("has(self.administratorAccountRef) != has(self.administratorAccountId)").message("name the administrator by exactly one of administratorAccountRef and administratorAccountId"),
+    validation = Rule::new("has(self.guardDuty) || has(self.securityHub) || has(self.accessAnalyzer)").message("securityServices names at least one of guardDuty, securityHub and accessAnalyzer"),
+)]
+pub struct SecurityServices {
+    /// The member account that administers each service below (delegated administrator): an
+    /// audit or security-tooling account, not the management account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub administrator_account_ref: Option<ResourceRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9]{12}$')").message("administratorAccountId must be 12 digits"))]
+    #[schemars(length(max = 12))]
+    pub administrator_account_id: Option<String>,
+    /// Every governed region (the services are regional).
+    #[schemars(length(min = 1, max = 30), inner(length(max = 32)))]
+    #[x_kube(validation = Rule::new("self.all(r, r.matches('^[a-z]{2}(-[a-z]+)+-[0-9]$'))").message("regions are AWS regions such as us-east-1"))]
+    #[x_kube(validation = Rule::new("self.all(r, self.exists_one(q, q == r))").message("regions lists each region once"))]
+    pub regions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_duty: Option<GuardDutySpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_hub: Option<SecurityHubSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_analyzer: Option<AccessAnalyzerSpec>,
+}
+
+/// Which member accounts the service enrolls by itself.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum AutoEnable {
+    /// Every account, those there today and new ones.
+    #[default]
+    AllAccounts,
+    /// Accounts that join from now on.
+    NewAccounts,
+    /// None: members are added by hand.
+    None,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardDutySpec {
+    #[serde(default)]
+    pub auto_enable: AutoEnable,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityHubSpec {
+    #[serde(default)]
+    pub auto_enable: AutoEnable,
+    /// Standards enabled in the administrator account (members get AWS's default standards when
+    /// Security Hub enrolls them).
+    #[serde(default = "SecurityStandard::defaults")]
+    #[schemars(length(max = 4))]
+    pub standards: Vec<SecurityStandard>,
+}
+
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+pub enum SecurityStandard {
+    /// CIS AWS Foundations Benchmark v5.0.0.
+    CisAwsFoundations,
+    /// AWS Foundational Security Best Practices v1.0.0.
+    AwsFoundationalSecurityBestPractices,
+}
+
+impl SecurityStandard {
+    pub fn defaults() -> Vec<SecurityStandard> {
+        vec![
+            SecurityStandard::CisAwsFoundations,
+            SecurityStandard::AwsFoundationalSecurityBestPractices,
+        ]
+    }
+
+    /// The standard's ARN in a region.
+    pub fn arn(self, partition: &str, region: &str) -> String {
+        match self {
+            SecurityStandard::CisAwsFoundations => format!(
+                "arn:{partition}:securityhub:{region}::standards/cis-aws-foundations-benchmark/v/5.0.0"
+            ),
+            SecurityStandard::AwsFoundationalSecurityBestPractices => format!(
+                "arn:{partition}:securityhub:{region}::standards/aws-foundational-security-best-practices/v/1.0.0"
+            ),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessAnalyzerSpec {
+    /// The ORGANIZATION analyzer made in the administrator account in every governed region.
+    #[serde(default = "default_analyzer_name")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z][A-Za-z0-9_.-]{0,254}$')").message("organizationAnalyzerName must start with a letter and hold 1-255 letters, digits, '.', '_' or '-'"))]
+    #[schemars(length(max = 255))]
+    pub organization_analyzer_name: String,
+}
+
+fn default_analyzer_name() -> String {
+    "organization".into()
+}
+
+/// One service in one region, as AWS has it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityServiceStatus {
+    /// `GuardDuty`, `SecurityHub` or `AccessAnalyzer`.
+    pub service: String,
+    pub region: String,
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub administrator: Option<String>,
+    /// ACTIVE accounts the service covers (enrolled members; for Access Analyzer, the accounts
+    /// of the Organization its analyzer watches).
+    pub enrolled: u32,
+    /// ACTIVE accounts AWS has not enrolled yet, though it will (auto-enable): not an error.
+    pub pending: u32,
+    /// ACTIVE accounts it will not enrol by itself (auto-enable off for them).
+    pub not_enrolled: u32,
+    /// The first accounts pending or not enrolled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts_without: Vec<String>,
 }
 
 /// The change-event queue's default name (its dead-letter queue adds `-dlq`).
@@ -171,6 +302,9 @@ pub struct OrganizationStatus {
     pub unexpected_trusted_services: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_events: Option<ChangeEventsStatus>,
+    /// Each security service in each governed region (`spec.securityServices`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_services: Vec<SecurityServiceStatus>,
     #[serde(flatten)]
     pub common: CommonStatus,
 }

@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
     )
 )]
 #[x_kube(
-    validation = Rule::new("size(self.regions) >= 1 || !(has(self.ebsDefaultEncryption) || (has(self.instanceMetadataV2Default) && self.instanceMetadataV2Default) || (has(self.defaultVpcs) && self.defaultVpcs == 'DeleteWhenUnused') || has(self.config))").message("regions: name at least one governed region for the regional controls (ebsDefaultEncryption, instanceMetadataV2Default, defaultVpcs, config)"),
+    validation = Rule::new("size(self.regions) >= 1 || !(has(self.ebsDefaultEncryption) || (has(self.instanceMetadataV2Default) && self.instanceMetadataV2Default) || (has(self.defaultVpcs) && self.defaultVpcs == 'DeleteWhenUnused') || has(self.config) || has(self.accessAnalyzer))").message("regions: name at least one governed region for the regional controls (ebsDefaultEncryption, instanceMetadataV2Default, defaultVpcs, config, accessAnalyzer)"),
     validation = Rule::new("!has(self.config) || self.config.deliveryBucket.create == false || has(self.config.deliveryBucket.accountRef)").message("config.deliveryBucket: create: true needs accountRef, the account the bucket lives in (e.g. log-archive)"),
 )]
 #[serde(rename_all = "camelCase")]
@@ -76,6 +76,11 @@ pub struct SecurityBaselineSpec {
     /// delivery channel in every governed region (CIS 3.3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ConfigRecording>,
+    /// An IAM Access Analyzer of the account in every governed region (CIS 1.19): it reports what
+    /// the account shares outside itself (the Organization's analyzer, `Organization.spec.
+    /// securityServices.accessAnalyzer`, what is shared outside the Organization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_analyzer: Option<AccountAnalyzer>,
     /// `Observe`: report compliance only, change nothing.
     #[serde(default)]
     pub management_policy: ManagementPolicy,
@@ -93,6 +98,19 @@ pub struct EbsDefaultEncryption {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     pub kms_key_id: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountAnalyzer {
+    #[serde(default = "default_account_analyzer")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z][A-Za-z0-9_.-]{0,254}$')").message("analyzerName must start with a letter and hold 1-255 letters, digits, '.', '_' or '-'"))]
+    #[schemars(length(max = 255))]
+    pub analyzer_name: String,
+}
+
+fn default_account_analyzer() -> String {
+    "account".into()
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]

@@ -13,8 +13,6 @@ use aws_sdk_cloudwatchlogs as logs;
 use aws_sdk_iam as iam;
 use aws_sdk_kms as kms;
 use aws_sdk_sns as sns;
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LogGroup {
@@ -132,60 +130,27 @@ const IAM: Service = Service("iam");
 type Regional = (logs::Client, cw::Client, sns::Client, kms::Client);
 
 pub struct SdkAlarms {
-    base: aws_config::SdkConfig,
-    recorder: CallRecorder,
     iam: iam::Client,
-    regional: Mutex<HashMap<String, Regional>>,
+    regional: super::PerRegion<Regional>,
 }
 
 impl SdkAlarms {
     pub fn new(base: &aws_config::SdkConfig, recorder: &CallRecorder) -> Self {
-        let iam = iam::config::Builder::from(base)
-            .interceptor(recorder.clone())
-            .build();
         Self {
-            base: base.clone(),
-            recorder: recorder.clone(),
-            iam: iam::Client::from_conf(iam),
-            regional: Mutex::default(),
+            iam: super::recorded!(iam, base, recorder),
+            regional: super::PerRegion::new(base, recorder, |c, r| {
+                (
+                    super::recorded!(logs, c, r),
+                    super::recorded!(cw, c, r),
+                    super::recorded!(sns, c, r),
+                    super::recorded!(kms, c, r),
+                )
+            }),
         }
     }
 
     fn regional(&self, region: &str) -> Regional {
-        let mut clients = self.regional.lock().expect("not poisoned");
-        clients
-            .entry(region.to_string())
-            .or_insert_with(|| {
-                let r = aws_config::Region::new(region.to_string());
-                let rec = self.recorder.clone();
-                (
-                    logs::Client::from_conf(
-                        logs::config::Builder::from(&self.base)
-                            .interceptor(rec.clone())
-                            .region(r.clone())
-                            .build(),
-                    ),
-                    cw::Client::from_conf(
-                        cw::config::Builder::from(&self.base)
-                            .interceptor(rec.clone())
-                            .region(r.clone())
-                            .build(),
-                    ),
-                    sns::Client::from_conf(
-                        sns::config::Builder::from(&self.base)
-                            .interceptor(rec.clone())
-                            .region(r.clone())
-                            .build(),
-                    ),
-                    kms::Client::from_conf(
-                        kms::config::Builder::from(&self.base)
-                            .interceptor(rec)
-                            .region(r)
-                            .build(),
-                    ),
-                )
-            })
-            .clone()
+        self.regional.get(region)
     }
 }
 

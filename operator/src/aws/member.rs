@@ -10,6 +10,7 @@ use super::cloudtrail::{Buckets, SdkBuckets};
 use super::error::MemberAccessError;
 use super::iam::{Contacts, Iam, SdkContacts, SdkIam};
 use super::security::{AccountControls, SdkControls};
+use super::security_services::{SdkSecurityServices, SecurityServices};
 use super::{AwsError, CallRecorder};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{
@@ -30,6 +31,8 @@ pub struct AccountClients {
     pub controls: Arc<dyn AccountControls>,
     /// S3 in the account (a baseline's AWS Config delivery bucket).
     pub buckets: Arc<dyn Buckets>,
+    /// GuardDuty, Security Hub and IAM Access Analyzer in the account.
+    pub services: Arc<dyn SecurityServices>,
 }
 
 /// Clients inside an account (a port, so tests can stand in for member accounts).
@@ -119,6 +122,7 @@ fn clients(config: &aws_config::SdkConfig, recorder: &CallRecorder) -> AccountCl
         .unwrap_or_else(|| "us-east-1".into());
     AccountClients {
         controls: Arc::new(SdkControls::new(config, recorder, iam.clone())),
+        services: Arc::new(SdkSecurityServices::new(config, recorder)),
         iam: Arc::new(SdkIam::new(iam)),
         contacts: Arc::new(SdkContacts::new(aws_sdk_account::Client::from_conf(
             account,

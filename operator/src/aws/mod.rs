@@ -14,6 +14,7 @@ pub mod member;
 pub mod organizations;
 pub mod pacing;
 pub mod security;
+pub mod security_services;
 
 pub use budgets::{Budgets, SdkBudgets};
 pub use call::Service;
@@ -37,6 +38,56 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub type AwsResult<T> = Result<T, AwsError>;
+
+/// An SDK client on a config, recorded like every other: `recorded!(aws_sdk_sns, &config, &recorder)`.
+macro_rules! recorded {
+    ($sdk:ident, $config:expr, $recorder:expr) => {
+        $sdk::Client::from_conf(
+            $sdk::config::Builder::from($config)
+                .interceptor(($recorder).clone())
+                .build(),
+        )
+    };
+}
+pub(crate) use recorded;
+
+/// Clients built once per region, on first use, from one account's config.
+pub struct PerRegion<T> {
+    base: aws_config::SdkConfig,
+    recorder: CallRecorder,
+    clients: Mutex<std::collections::HashMap<String, T>>,
+    build: fn(&aws_config::SdkConfig, &CallRecorder) -> T,
+}
+
+impl<T: Clone> PerRegion<T> {
+    pub fn new(
+        base: &aws_config::SdkConfig,
+        recorder: &CallRecorder,
+        build: fn(&aws_config::SdkConfig, &CallRecorder) -> T,
+    ) -> Self {
+        Self {
+            base: base.clone(),
+            recorder: recorder.clone(),
+            clients: Mutex::default(),
+            build,
+        }
+    }
+
+    pub fn get(&self, region: &str) -> T {
+        let mut clients = self.clients.lock().expect("not poisoned");
+        clients
+            .entry(region.to_string())
+            .or_insert_with(|| {
+                let config = self
+                    .base
+                    .to_builder()
+                    .region(aws_config::Region::new(region.to_string()))
+                    .build();
+                (self.build)(&config, &self.recorder)
+            })
+            .clone()
+    }
+}
 
 /// Member-account sessions kept at once (AWS allows 10,000 accounts per Organization by default).
 const MAX_ACCOUNT_SESSIONS: usize = 10_000;

@@ -10,8 +10,6 @@ use aws_sdk_config as cfg;
 use aws_sdk_ec2 as ec2;
 use aws_sdk_iam as iam;
 use aws_sdk_s3control as s3c;
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 /// What the default VPC of a region holds: what must go before the VPC can.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -93,44 +91,24 @@ const CONFIG: Service = Service("config");
 pub const CONFIG_ROLE_PATH: &str = "aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig";
 
 pub struct SdkControls {
-    base: aws_config::SdkConfig,
-    recorder: CallRecorder,
     s3control: s3c::Client,
     iam: iam::Client,
-    regional: Mutex<HashMap<String, (ec2::Client, cfg::Client)>>,
+    regional: super::PerRegion<(ec2::Client, cfg::Client)>,
 }
 
 impl SdkControls {
     pub fn new(base: &aws_config::SdkConfig, recorder: &CallRecorder, iam: iam::Client) -> Self {
-        let s3control = s3c::config::Builder::from(base)
-            .interceptor(recorder.clone())
-            .build();
         Self {
-            base: base.clone(),
-            recorder: recorder.clone(),
-            s3control: s3c::Client::from_conf(s3control),
+            s3control: super::recorded!(s3c, base, recorder),
             iam,
-            regional: Mutex::default(),
+            regional: super::PerRegion::new(base, recorder, |c, r| {
+                (super::recorded!(ec2, c, r), super::recorded!(cfg, c, r))
+            }),
         }
     }
 
     fn regional(&self, region: &str) -> (ec2::Client, cfg::Client) {
-        let mut clients = self.regional.lock().expect("not poisoned");
-        clients
-            .entry(region.to_string())
-            .or_insert_with(|| {
-                let region = aws_config::Region::new(region.to_string());
-                let ec2 = ec2::config::Builder::from(&self.base)
-                    .interceptor(self.recorder.clone())
-                    .region(region.clone())
-                    .build();
-                let config = cfg::config::Builder::from(&self.base)
-                    .interceptor(self.recorder.clone())
-                    .region(region)
-                    .build();
-                (ec2::Client::from_conf(ec2), cfg::Client::from_conf(config))
-            })
-            .clone()
+        self.regional.get(region)
     }
 
     fn ec2(&self, region: &str) -> ec2::Client {

@@ -26,6 +26,7 @@ async fn main() {
         policies: true,
         budgets: Some(Default::default()),
         email_confirmation: true,
+        security_services: Some(Default::default()),
         identity_center: Some(IdentityCenterModel {
             duration: Duration::from_millis(500),
             ..Default::default()

@@ -21,6 +21,7 @@ mod iam;
 mod identity_center;
 mod organizations;
 mod s3;
+mod security_services;
 mod sns;
 mod sts;
 mod wire;
@@ -33,6 +34,8 @@ use iam::*;
 use identity_center::*;
 use organizations::*;
 use s3::*;
+pub use security_services::SecurityServicesModel;
+use security_services::*;
 use sns::*;
 use sts::*;
 use wire::*;
@@ -121,6 +124,9 @@ pub struct Realism {
     /// SNS email subscriptions stay `PendingConfirmation` until the mailbox follows AWS's link
     /// ([`AwsProxy::confirm_subscription`]); the emulator confirms them at once.
     pub email_confirmation: bool,
+    /// GuardDuty, Security Hub and IAM Access Analyzer answered by this layer, statefully, for
+    /// an Organization (the emulator lacks their organization calls, Access Analyzer entirely).
+    pub security_services: Option<SecurityServicesModel>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -273,6 +279,7 @@ struct State {
     /// Email subscriptions not confirmed yet: subscription ARN → endpoint.
     pending_subscriptions: BTreeMap<String, String>,
     confirmed_subscriptions: BTreeSet<String>,
+    services: ServicesState,
 }
 
 impl State {
@@ -521,6 +528,9 @@ async fn dispatch(
         "ec2" => ec2(call, st, upstream).await,
         "config" => config(call, st, upstream).await,
         "monitoring" => cloudwatch(call, upstream).await,
+        "guardduty" | "securityhub" | "access-analyzer" => {
+            security_services(call, st, upstream).await
+        }
         "sns" if st.lock().unwrap().realism.email_confirmation => sns(call, st, upstream).await,
         "budgets" if st.lock().unwrap().realism.budgets.is_some() => Ok(budgets(call, st)),
         "sso" if st.lock().unwrap().realism.identity_center.is_some() => {

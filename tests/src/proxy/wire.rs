@@ -69,6 +69,9 @@ pub(super) fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// An access key the emulator maps to its default account: the management account.
+const MANAGEMENT_KEY: &str = "testing";
+
 impl Call {
     pub(super) fn new(parts: hyper::http::request::Parts, body: Bytes) -> Self {
         let header = |name: &str| {
@@ -239,6 +242,39 @@ impl Upstream {
         body: Value,
     ) -> Result<Value, std::io::Error> {
         self.ask(call, "AWSOrganizationsV20161128", operation, body)
+            .await
+    }
+
+    /// An Organizations question asked as the management account whoever the caller is (the
+    /// emulator keeps an Organization's state with its management account: a member account's
+    /// session sees none of it there, where AWS services see the Organization).
+    pub(super) async fn ask_organizations_as_management(
+        &self,
+        call: &Call,
+        operation: &str,
+        body: Value,
+    ) -> Result<Value, std::io::Error> {
+        let mut as_management = Call {
+            parts: call.parts.clone(),
+            body: call.body.clone(),
+            service: call.service.clone(),
+            operation: call.operation.clone(),
+            caller: MANAGEMENT_KEY.into(),
+            region: call.region.clone(),
+            form: call.form.clone(),
+            json: call.json.clone(),
+        };
+        if let Some(v) = call.parts.headers.get("authorization") {
+            let auth = v.to_str().unwrap_or_default().replace(
+                &format!("Credential={}/", call.caller),
+                &format!("Credential={MANAGEMENT_KEY}/"),
+            );
+            if let Ok(h) = auth.parse() {
+                as_management.parts.headers.insert("authorization", h);
+            }
+            as_management.parts.headers.remove("x-amz-security-token");
+        }
+        self.ask(&as_management, "AWSOrganizationsV20161128", operation, body)
             .await
     }
 

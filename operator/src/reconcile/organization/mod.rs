@@ -10,6 +10,7 @@
 pub mod aws;
 pub mod change_events;
 pub mod plan;
+pub mod security_services;
 
 use self::aws::Settings;
 use self::plan::{Action, Desired, Observed};
@@ -65,16 +66,50 @@ fn desired(org: &Organization, pass: &Pass) -> Result<Desired, Error> {
         })
         .unwrap_or_default();
     let root = s.root_access.clone().unwrap_or_default();
+    let mut trusted: BTreeSet<String> = s.trusted_services.iter().cloned().collect();
+    let mut delegated_by_service = BTreeSet::new();
+    if let Some(services) = &s.security_services {
+        use security_services::*;
+        let admin = administrator(services, pass)?;
+        if services.guard_duty.is_some() {
+            trusted.insert(GUARDDUTY_PRINCIPAL.into());
+            delegated_by_service.insert((GUARDDUTY_PRINCIPAL.to_string(), admin.clone()));
+        }
+        if services.security_hub.is_some() {
+            trusted.insert(SECURITYHUB_PRINCIPAL.into());
+            delegated_by_service.insert((SECURITYHUB_PRINCIPAL.to_string(), admin.clone()));
+        }
+        if services.access_analyzer.is_some() {
+            // Access Analyzer's administrator is registered through Organizations.
+            trusted.insert(ACCESS_ANALYZER_PRINCIPAL.into());
+            delegated.insert((ACCESS_ANALYZER_PRINCIPAL.to_string(), admin));
+        }
+    }
     Ok(Desired {
         policy_types: s.policy_types.iter().map(|t| t.aws().to_string()).collect(),
         confirmed_disable: confirmed,
-        trusted: s.trusted_services.iter().cloned().collect(),
+        trusted,
         trusted_exclusive: s.trusted_services_exclusive,
         delegated,
+        delegated_by_service,
         delegated_exclusive: s.delegated_administrators_exclusive,
         root_credentials_management: root.credentials_management,
         root_sessions: root.root_sessions,
     })
+}
+
+/// The account that administers the security services.
+fn administrator(
+    services: &crate::api::organization::SecurityServices,
+    pass: &Pass,
+) -> Result<String, Error> {
+    match (&services.administrator_account_ref, &services.administrator_account_id) {
+        (Some(r), _) => pass.resolve(&Key::new(Kind::AwsAccount, &r.name)),
+        (None, Some(id)) => Ok(id.clone()),
+        (None, None) => Err(Error::InvalidSpec {
+            message: "securityServices names no administrator account".into(),
+        }),
+    }
 }
 
 pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
@@ -83,6 +118,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     let wants_root_access = org.spec.root_access.is_some();
     let policy = org.spec.management_policy;
     let pipeline = org.spec.change_events.clone();
+    let services = org.spec.security_services.clone();
     let status = org.status.get_or_insert_with(Default::default);
     let settings = Settings::new(&pass.aws);
     let observed = Observed {
@@ -188,6 +224,10 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     if let Some(spec) = &pipeline {
         change_event_pipeline(spec, pass, write, &mut progress, status).await?;
     }
+    match &services {
+        Some(spec) => security_services_pass(spec, pass, write, &mut progress, status).await?,
+        None => status.security_services.clear(),
+    }
     if !plan.unexpected_administrators.is_empty() {
         progress.ready = Readiness::Ready {
             reason: "UnexpectedDelegatedAdministrator",
@@ -206,6 +246,222 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         };
     }
     Ok(progress)
+}
+
+/// GuardDuty, Security Hub and IAM Access Analyzer for the Organization (`spec.securityServices`),
+/// after the trusted access and delegated administrator the plan above keeps.
+async fn security_services_pass(
+    spec: &crate::api::organization::SecurityServices,
+    pass: &Pass,
+    write: bool,
+    progress: &mut Progress,
+    status: &mut crate::api::organization::OrganizationStatus,
+) -> Result<(), Error> {
+    use security_services::{Action as A, AdminObserved};
+    let Some(management) = status.management_account_id.clone() else {
+        return Err(Error::conflict(
+            "NoOrganization",
+            "the management account is not known yet, so the security services wait; they are set up once the Organization has been read",
+        ));
+    };
+    let admin = administrator(spec, pass)?;
+    let partition = pass.snapshot.partition().to_string();
+    let accounts = pass
+        .snapshot
+        .accounts
+        .values()
+        .filter(|a| a.state == "ACTIVE" && a.id != admin)
+        .map(|a| (a.id.clone(), a.email.clone()))
+        .collect();
+    let desired = security_services::Desired {
+        administrator: admin.clone(),
+        management: management.clone(),
+        regions: spec.regions.clone(),
+        guardduty: spec.guard_duty.as_ref().map(|g| g.auto_enable),
+        securityhub: spec.security_hub.as_ref().map(|h| {
+            (
+                h.auto_enable,
+                spec.regions
+                    .iter()
+                    .map(|r| (r.clone(), h.standards.iter().map(|s| s.arn(&partition, r)).collect()))
+                    .collect(),
+            )
+        }),
+        analyzer: spec.access_analyzer.as_ref().map(|a| a.organization_analyzer_name.clone()),
+        accounts,
+    };
+    let ours = pass.aws.members.clients(None, Some(&management), &partition, pass.role_name(&management)).services;
+    let theirs = pass
+        .aws
+        .members
+        .clients(Some(&admin), Some(&management), &partition, pass.role_name(&admin))
+        .services;
+    // 1. The administrators, from the management account.
+    let mut gd_admins = std::collections::BTreeMap::new();
+    let mut sh_admins = std::collections::BTreeMap::new();
+    for region in &spec.regions {
+        if desired.guardduty.is_some() {
+            gd_admins.insert(region.clone(), ours.guardduty_admins(region).await?);
+        }
+        if desired.securityhub.is_some() {
+            sh_admins.insert(region.clone(), ours.securityhub_admins(region).await?);
+        }
+    }
+    let first = security_services::plan_management(&desired, &gd_admins, &sh_admins);
+    progress.drift.extend(first.drift.iter().cloned());
+    if pass.mode == Mode::Plan || write {
+        progress.actions.extend(first.actions.iter().map(ToString::to_string));
+    }
+    if !write {
+        progress.remaining.extend(first.drift.iter().cloned());
+    } else {
+        for action in &first.actions {
+            let region = action.region().to_string();
+            match action {
+                A::EnableGuardDutyAdmin(_) => {
+                    ours.enable_guardduty_admin(&region, &admin).await?;
+                    gd_admins.insert(region, vec![admin.clone()]);
+                }
+                A::EnableSecurityHubAdmin(_) => {
+                    ours.enable_securityhub_admin(&region, &admin).await?;
+                    sh_admins.insert(region, vec![admin.clone()]);
+                }
+                _ => unreachable!("the management plan names administrators only"),
+            }
+            progress.writes += 1;
+        }
+    }
+    // 2. Each region from the administrator account: only once it administers the services
+    //    (before that AWS refuses its organization calls).
+    let administers = |region: &str| {
+        desired.guardduty.is_none() || gd_admins.get(region).is_some_and(|a| a.contains(&admin))
+    } && (desired.securityhub.is_none() || sh_admins.get(region).is_some_and(|a| a.contains(&admin)));
+    let mut statuses = Vec::new();
+    for region in &spec.regions {
+        let mut o = AdminObserved::default();
+        if administers(region) {
+            if desired.guardduty.is_some() {
+                o.detector = theirs.detector(region).await?;
+                if let Some(d) = &o.detector {
+                    o.guardduty_auto = Some(theirs.guardduty_auto_enable(region, d).await?);
+                    o.guardduty_members = theirs.guardduty_members(region, d).await?;
+                }
+            }
+            if desired.securityhub.is_some() {
+                o.hub = theirs.hub_enabled(region).await?;
+                if o.hub {
+                    o.hub_auto = Some(theirs.hub_auto_enable(region).await?);
+                    o.standards = theirs.enabled_standards(region).await?.into_iter().collect();
+                    o.hub_members = theirs.hub_members(region).await?;
+                }
+            }
+            if desired.analyzer.is_some() {
+                o.analyzers = theirs.analyzers(region, "ORGANIZATION").await?.into_iter().collect();
+            }
+        }
+        let plan = security_services::plan_admin(&desired, region, &o);
+        progress.drift.extend(plan.drift.iter().cloned());
+        if pass.mode == Mode::Plan || write {
+            progress.actions.extend(plan.actions.iter().map(ToString::to_string));
+        }
+        if !write || !administers(region) {
+            progress.remaining.extend(plan.drift.iter().cloned());
+        } else {
+            for action in &plan.actions {
+                match action {
+                    A::CreateDetector(_) => o.detector = Some(theirs.create_detector(region).await?),
+                    A::SetGuardDutyAutoEnable(_, v) => {
+                        let d = o.detector.clone().unwrap_or_default();
+                        theirs.set_guardduty_auto_enable(region, &d, v).await?;
+                    }
+                    A::AddGuardDutyMembers(_, accounts) => {
+                        let d = o.detector.clone().unwrap_or_default();
+                        let with_email: Vec<(String, String)> = accounts
+                            .iter()
+                            .map(|a| (a.clone(), desired.accounts.get(a).cloned().unwrap_or_default()))
+                            .collect();
+                        theirs.create_guardduty_members(region, &d, &with_email).await?;
+                        for a in accounts {
+                            o.guardduty_members.entry(a.clone()).or_insert_with(|| "Created".into());
+                        }
+                    }
+                    A::EnableHub(_) => {
+                        theirs.enable_hub(region).await?;
+                        o.hub = true;
+                    }
+                    A::SetHubAutoEnable(_, on, standards) => {
+                        theirs.set_hub_auto_enable(region, *on, standards).await?
+                    }
+                    A::EnableStandards(_, arns) => theirs.enable_standards(region, arns).await?,
+                    A::AddHubMembers(_, accounts) => {
+                        theirs.create_hub_members(region, accounts).await?;
+                        for a in accounts {
+                            o.hub_members.entry(a.clone()).or_insert_with(|| "Created".into());
+                        }
+                    }
+                    A::CreateAnalyzer(_, name) => {
+                        theirs.create_analyzer(region, name, "ORGANIZATION").await?;
+                        o.analyzers.insert(name.clone(), "ACTIVE".into());
+                    }
+                    A::EnableGuardDutyAdmin(_) | A::EnableSecurityHubAdmin(_) => {
+                        unreachable!("administrators are the management plan's")
+                    }
+                }
+                progress.writes += 1;
+            }
+        }
+        statuses.extend(security_services::status(
+            &desired,
+            region,
+            gd_admins.get(region).map(Vec::as_slice).unwrap_or_default(),
+            sh_admins.get(region).map(Vec::as_slice).unwrap_or_default(),
+            &o,
+        ));
+    }
+    let waiting: Vec<String> = statuses
+        .iter()
+        .filter(|s| s.pending > 0)
+        .map(|s| format!("{} {} in {}", s.service, s.pending, s.region))
+        .collect();
+    if !waiting.is_empty() && matches!(progress.ready, Readiness::Ready { reason: "Available", .. }) {
+        progress.ready = Readiness::Ready {
+            reason: "EnrolmentPending",
+            message: format!(
+                "the Organization's settings match the spec; accounts the security services have not enrolled yet, as they will by themselves: {}",
+                waiting.join(", ")
+            ),
+        };
+    }
+    status.security_services = statuses;
+    Ok(())
+}
+
+/// `; GuardDuty 5/6 accounts (1 pending), SecurityHub 6/6, AccessAnalyzer 6/6` (the region covering
+/// the fewest).
+fn security_services_summary(services: &[crate::api::organization::SecurityServiceStatus]) -> String {
+    let mut by_service: Vec<&crate::api::organization::SecurityServiceStatus> = Vec::new();
+    for s in services {
+        match by_service.iter_mut().find(|b| b.service == s.service) {
+            Some(b) if s.enrolled < b.enrolled => *b = s,
+            Some(_) => {}
+            None => by_service.push(s),
+        }
+    }
+    if by_service.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = by_service
+        .iter()
+        .map(|s| {
+            let all = s.enrolled + s.pending + s.not_enrolled;
+            let mut out = format!("{} {}/{all}", s.service, s.enrolled);
+            if s.pending > 0 {
+                out.push_str(&format!(" ({} pending)", s.pending));
+            }
+            out
+        })
+        .collect();
+    format!("; security services (accounts covered): {}", parts.join(", "))
 }
 
 /// Keeps the change-event pipeline (`spec.changeEvents`) and reports where it is.
@@ -293,7 +549,7 @@ pub async fn delete(_resource: &mut Resource, _pass: &mut Pass) -> Result<Progre
     ))
 }
 
-fn gauges(m: &crate::metrics::Metrics) -> [prometheus::IntGaugeVec; 3] {
+fn gauges(m: &crate::metrics::Metrics) -> [prometheus::IntGaugeVec; 4] {
     [
         m.kind_gauge(
             "organization_unexpected_delegated_administrators",
@@ -310,6 +566,11 @@ fn gauges(m: &crate::metrics::Metrics) -> [prometheus::IntGaugeVec; 3] {
             "1 while member accounts' root credentials are managed centrally (then any root credential is a finding)",
             &["name"],
         ),
+        m.kind_gauge(
+            "security_service_accounts_without",
+            "ACTIVE accounts a security service (GuardDuty, SecurityHub, AccessAnalyzer) does not cover yet in a region, pending enrolment included",
+            &["service", "region"],
+        ),
     ]
 }
 
@@ -323,8 +584,23 @@ impl super::KindSpec for Organization {
             .delegated_administrators
             .iter()
             .filter_map(|d| d.account_ref.as_ref())
+            .chain(
+                self.spec
+                    .security_services
+                    .iter()
+                    .filter_map(|s| s.administrator_account_ref.as_ref()),
+            )
             .map(|r| Key::new(Kind::AwsAccount, &r.name))
             .collect()
+    }
+    fn after_kinds(&self) -> &'static [Kind] {
+        // The security services cover every account: those created in the same pass are added
+        // as members in it (and a new account brings the Organization round again in a cluster).
+        if self.spec.security_services.is_some() {
+            &[Kind::AwsAccount]
+        } else {
+            &[]
+        }
     }
     fn aws_id(&self) -> Option<String> {
         self.status.as_ref().and_then(|s| s.id.clone())
@@ -336,7 +612,7 @@ impl super::KindSpec for Organization {
         gauges(m);
     }
     fn record_metrics(&self, m: &crate::metrics::Metrics) {
-        let [admins, services, central] = gauges(m);
+        let [admins, services, central, without] = gauges(m);
         let name = kube::ResourceExt::name_any(self);
         let s = self.status.clone().unwrap_or_default();
         admins
@@ -350,17 +626,26 @@ impl super::KindSpec for Organization {
                 .iter()
                 .any(|f| f == "RootCredentialsManagement"),
         ));
+        for svc in &s.security_services {
+            without
+                .with_label_values(&[&svc.service, &svc.region])
+                .set(i64::from(svc.pending + svc.not_enrolled));
+        }
     }
     fn forget_metrics(&self, m: &crate::metrics::Metrics) {
         let name = kube::ResourceExt::name_any(self);
-        for g in gauges(m) {
+        let [admins, services, central, without] = gauges(m);
+        for g in [admins, services, central] {
             let _ = g.remove_label_values(&[&name]);
+        }
+        for svc in self.status.iter().flat_map(|s| &s.security_services) {
+            let _ = without.remove_label_values(&[&svc.service, &svc.region]);
         }
     }
     fn summary(&self) -> Option<String> {
         let s = self.status.as_ref()?;
         Some(format!(
-            "organization {}: {} features, policy types {}, {} trusted service(s), {} delegated administrator(s){}{}",
+            "organization {}: {} features, policy types {}, {} trusted service(s), {} delegated administrator(s){}{}{}",
             s.id.clone().unwrap_or_default(),
             s.feature_set.clone().unwrap_or_default(),
             s.enabled_policy_types.join(", "),
@@ -378,7 +663,8 @@ impl super::KindSpec for Organization {
                     "; UNEXPECTED delegated administrators: {}",
                     s.unexpected_delegated_administrators.join(", ")
                 )
-            }
+            },
+            security_services_summary(&s.security_services)
         ))
     }
 }

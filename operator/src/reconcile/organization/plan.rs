@@ -18,6 +18,9 @@ pub struct Desired {
     pub trusted_exclusive: bool,
     /// (service principal, account id).
     pub delegated: BTreeSet<(String, String)>,
+    /// Delegated administrators a service registers itself (GuardDuty, Security Hub through
+    /// their own API): expected, never registered through Organizations here.
+    pub delegated_by_service: BTreeSet<(String, String)>,
     pub delegated_exclusive: bool,
     pub root_credentials_management: bool,
     pub root_sessions: bool,
@@ -144,7 +147,11 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Result<Plan, Error> {
             plan.unexpected_services.push(p.clone());
         }
     }
-    for (p, a) in observed.delegated.difference(&desired.delegated) {
+    for (p, a) in observed
+        .delegated
+        .difference(&desired.delegated)
+        .filter(|pa| !desired.delegated_by_service.contains(*pa))
+    {
         plan.drift.push(Drift::new(
             format!("delegatedAdministrators.{p}.{a}"),
             "not listed",

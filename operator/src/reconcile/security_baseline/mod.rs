@@ -131,6 +131,9 @@ async fn observe(spec: &SecurityBaselineSpec, c: &AccountClients, id: &str) -> A
         if spec.config.is_some() {
             r.config = Some(ctl.config_state(region).await?);
         }
+        if spec.access_analyzer.is_some() {
+            r.analyzers = Some(c.services.analyzers(region, "ACCOUNT").await?.into_iter().collect());
+        }
         o.regions.insert(region.clone(), r);
     }
     if let Some(role) = &spec.support_role {
@@ -161,6 +164,7 @@ async fn apply(
             ctl.set_ebs_encryption(region, true, key).await
         }
         RequireImdsV2 { region } => ctl.set_imds_v2_required(region, true).await,
+        CreateAccountAnalyzer { region, name } => c.services.create_analyzer(region, name, "ACCOUNT").await,
         DeleteDefaultVpc { region, vpc } => ctl.delete_default_vpc(region, vpc).await,
         CreateSupportRole => {
             let role = spec.support_role.as_ref().expect("planned from the spec");

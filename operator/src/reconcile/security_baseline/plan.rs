@@ -26,10 +26,11 @@ pub enum Control {
     SupportRole,
     SecurityContact,
     Config,
+    AccessAnalyzer,
 }
 
 impl Control {
-    pub const ALL: [Control; 7] = [
+    pub const ALL: [Control; 8] = [
         Control::S3BlockPublicAccess,
         Control::EbsDefaultEncryption,
         Control::InstanceMetadataV2Default,
@@ -37,6 +38,7 @@ impl Control {
         Control::SupportRole,
         Control::SecurityContact,
         Control::Config,
+        Control::AccessAnalyzer,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +50,7 @@ impl Control {
             Control::SupportRole => "supportRole",
             Control::SecurityContact => "securityContact",
             Control::Config => "config",
+            Control::AccessAnalyzer => "accessAnalyzer",
         }
     }
 
@@ -58,6 +61,7 @@ impl Control {
                 | Control::InstanceMetadataV2Default
                 | Control::DefaultVpcs
                 | Control::Config
+                | Control::AccessAnalyzer
         )
     }
 
@@ -71,6 +75,7 @@ impl Control {
             Control::SupportRole => json!(spec.support_role.as_ref()?),
             Control::SecurityContact => json!(spec.security_contact.as_ref()?),
             Control::Config => json!(spec.config.as_ref()?),
+            Control::AccessAnalyzer => json!(spec.access_analyzer.as_ref()?),
         };
         Some(v)
     }
@@ -104,6 +109,8 @@ pub struct Regional {
     pub imds_v2: Option<bool>,
     pub default_vpc: Option<DefaultVpc>,
     pub config: Option<ConfigState>,
+    /// The account's ACCOUNT analyzers: name → status.
+    pub analyzers: Option<BTreeMap<String, String>>,
 }
 
 /// One account as read (a control not governed is not read: `None`).
@@ -139,6 +146,7 @@ pub enum Action {
     PutConfigRecorder { region: String, recorder: Recorder },
     PutDeliveryChannel { region: String, name: String },
     StartConfigRecorder { region: String, name: String },
+    CreateAccountAnalyzer { region: String, name: String },
 }
 
 impl Action {
@@ -155,6 +163,7 @@ impl Action {
             Action::PutConfigRecorder { .. }
             | Action::PutDeliveryChannel { .. }
             | Action::StartConfigRecorder { .. } => Control::Config,
+            Action::CreateAccountAnalyzer { .. } => Control::AccessAnalyzer,
         }
     }
 }
@@ -184,6 +193,9 @@ impl std::fmt::Display for Action {
             }
             Action::StartConfigRecorder { region, .. } => {
                 write!(f, "start AWS Config recording in {region}")
+            }
+            Action::CreateAccountAnalyzer { region, name } => {
+                write!(f, "create the IAM Access Analyzer {name} in {region}")
             }
         }
     }
@@ -240,7 +252,8 @@ fn region_of(a: &Action) -> Option<String> {
         | Action::DeleteDefaultVpc { region, .. }
         | Action::PutConfigRecorder { region, .. }
         | Action::PutDeliveryChannel { region, .. }
-        | Action::StartConfigRecorder { region, .. } => Some(region.clone()),
+        | Action::StartConfigRecorder { region, .. }
+        | Action::CreateAccountAnalyzer { region, .. } => Some(region.clone()),
         _ => None,
     }
 }
@@ -337,6 +350,20 @@ pub fn plan(spec: &SecurityBaselineSpec, observed: &Observed, ctx: &Context) -> 
                     }],
                 );
             }
+        }
+        if let (Some(want), Some(have)) = (&spec.access_analyzer, &r.analyzers)
+            && !have.contains_key(&want.analyzer_name)
+        {
+            b.fail(
+                Control::AccessAnalyzer,
+                at,
+                format!("no IAM Access Analyzer {} in {region}", want.analyzer_name),
+                Drift::new(field(Control::AccessAnalyzer, at), &want.analyzer_name, "none"),
+                vec![Action::CreateAccountAnalyzer {
+                    region: region.clone(),
+                    name: want.analyzer_name.clone(),
+                }],
+            );
         }
         if spec.instance_metadata_v2_default == Some(true) && r.imds_v2 == Some(false) {
             b.fail(
@@ -620,6 +647,7 @@ mod tests {
             "supportRole": {"roleName": "aws-support"},
             "securityContact": {"name": "Security", "title": "Security", "email": "security@example.com", "phoneNumber": "+1-555-0100"},
             "config": {"deliveryBucket": {"name": "org-config", "create": false}},
+            "accessAnalyzer": {},
         }))
         .unwrap()
     }
@@ -662,6 +690,7 @@ mod tests {
                             imds_v2: Some(true),
                             default_vpc: None,
                             config: Some(recording(i == 0)),
+                            analyzers: Some([("account".to_string(), "ACTIVE".to_string())].into()),
                         },
                     )
                 })
@@ -701,6 +730,7 @@ mod tests {
             ("no config recorder", |o| o.regions.get_mut("eu-west-1").unwrap().config = Some(ConfigState::default()), vec!["config"], 0),
             ("global resources twice", |o| o.regions.get_mut("eu-west-1").unwrap().config = Some(recording(true)), vec!["config"], 0),
             ("recorder stopped", |o| o.regions.get_mut("us-east-1").unwrap().config.as_mut().unwrap().recording = false, vec!["config"], 0),
+            ("no account analyzer", |o| o.regions.get_mut("eu-west-1").unwrap().analyzers = Some(BTreeMap::new()), vec!["accessAnalyzer"], 0),
         ];
         for (name, change, failing, remaining) in cases {
             let mut o = compliant();
