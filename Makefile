@@ -21,6 +21,7 @@ demo: build
 
 test:
 	scripts/install-emulator
+	scripts/install-prometheus                         # the dashboard's queries and the alert rules, checked for real
 	# The end-to-end tests run the binary. Built with every target, so with the same features as
 	# the tests (dev-dependencies unify them): one compile, not one for the binary and one for the tests.
 	$(CARGO) build --locked --workspace --all-targets

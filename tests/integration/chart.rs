@@ -321,3 +321,74 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
     kubectl(cp, &["apply", "-f", "-"], Some(&confirmed))
         .expect("a confirmed removal is let through");
 }
+
+/// The chart's alert rules as Prometheus reads them: `promtool check rules` on the rendered
+/// PrometheusRule, and `promtool test rules` on the unit tests of the alerts
+/// (tests/prometheus/alerts.test.yaml).
+#[test]
+fn alert_rules_pass_promtool_and_their_unit_tests() {
+    const TEST: &str = "alert_rules_pass_promtool_and_their_unit_tests";
+    let Some(promtool) = landing_zone_tests::prometheus::binary("promtool") else {
+        skip(
+            TEST,
+            "promtool not found (scripts/install-prometheus installs Debian's prometheus package)",
+        );
+        return;
+    };
+    let rendered = match helm(
+        None,
+        &[
+            "template",
+            "lz",
+            &chart(),
+            "--namespace",
+            "lz-system",
+            "--set",
+            "prometheusRule.enabled=true",
+            "--show-only",
+            "templates/prometheusrule.yaml",
+        ],
+    ) {
+        Ok(r) => r,
+        Err(e) if e.contains("helm not found") => {
+            skip(
+                TEST,
+                "helm not found (../shared/k8s/tools installs it; .ci/run puts it on PATH)",
+            );
+            return;
+        }
+        Err(e) => panic!("helm template: {e}"),
+    };
+    // The PrometheusRule's spec is a rules file: `groups:` and what follows, one level up.
+    let spec = rendered.split("\nspec:\n").nth(1).expect("a spec");
+    let rules: String = spec
+        .lines()
+        .map(|l| l.strip_prefix("  ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("rules.yaml"), &rules).unwrap();
+    std::fs::copy(
+        workspace_root().join("tests/prometheus/alerts.test.yaml"),
+        dir.path().join("alerts.test.yaml"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&promtool)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("promtool runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "promtool {args:?}:\n{text}\n{rules}");
+        text
+    };
+    let checked = run(&["check", "rules", "rules.yaml"]);
+    assert!(checked.contains("SUCCESS"), "{checked}");
+    let tested = run(&["test", "rules", "alerts.test.yaml"]);
+    assert!(tested.contains("SUCCESS"), "{tested}");
+}

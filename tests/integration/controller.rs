@@ -5,7 +5,7 @@
 //! tests run on a multi-threaded runtime so that it keeps answering while the test blocks on
 //! `kubectl` or on the operator's exit.
 
-use landing_zone_tests::k8s::{ControlPlane, kubectl, say};
+use landing_zone_tests::k8s::{ControlPlane, kubectl, say, skip};
 use landing_zone_tests::operator::{Operator, eventually, wait_for};
 use landing_zone_tests::proxy::AwsProxy;
 use landing_zone_tests::{Emulator, workspace_root};
@@ -171,6 +171,17 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
         ),
         1.0
     );
+    // Six guardrail attachments made: each target's slots against AWS's limit.
+    wait_for(
+        Duration::from_secs(20),
+        "the attachment slots of the guardrails' targets",
+        || {
+            (op.metric("landingzone_policy_target_attachments", &[]) > 0.0
+                && op.metric("landingzone_policy_target_attachment_limit", &[]) > 0.0)
+                .then_some(())
+        },
+    )
+    .await;
     assert!(
         op.metric(
             "landingzone_aws_api_calls_total",
@@ -510,6 +521,105 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
             .then_some(())
     })
     .await;
+
+    // A new account in the Organization, no spec changed: the security services enrol it in
+    // both regions (GuardDuty by itself, Security Hub as asked), and the gauge of accounts
+    // without them goes back to 0.
+    let new = emu
+        .create_account_directly("newcomer", "aws-newcomer@example.com")
+        .await;
+    wait_for(
+        Duration::from_secs(60),
+        "the new account enrolled by GuardDuty, Security Hub and Access Analyzer in both regions",
+        || {
+            let org = get_json(cp, &["organization", "organization"]);
+            let services = org["status"]["securityServices"].as_array()?.clone();
+            (services.len() == 6
+                && services.iter().all(|s| {
+                    s["enrolled"].as_u64() == Some(6)
+                        && s["pending"] == 0
+                        && !s["accountsWithout"]
+                            .as_array()
+                            .is_some_and(|a| a.iter().any(|x| *x == new.as_str()))
+                }))
+            .then_some(())
+        },
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(20),
+        "no account without the services in the gauge",
+        || (op.metric("landingzone_security_service_accounts_without", &[]) == 0.0).then_some(()),
+    )
+    .await;
+
+    // The shipped dashboard against a real Prometheus scraping this operator: every query parses,
+    // and every panel this landing zone must show has data.
+    dashboard_has_data(&op).await;
+}
+
+/// Panels that may rightly be empty once the examples are in place, and why.
+const MAY_BE_EMPTY: &[(&str, &str)] = &[
+    (
+        "Accounts and OUs without the guardrails",
+        "every OU and account is covered",
+    ),
+    (
+        "Identity Center assignments failed or in progress",
+        "every assignment is made",
+    ),
+    ("Failing baseline controls", "every account complies"),
+    (
+        "AWS throttles and errors",
+        "the emulator neither throttles nor fails here",
+    ),
+    (
+        "Accounts without any Identity Center assignment",
+        "every AwsAccount is in an OU with assignments",
+    ),
+];
+
+async fn dashboard_has_data(op: &Operator) {
+    const TEST: &str =
+        "examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing (dashboard)";
+    let Some(prom) = landing_zone_tests::prometheus::Prometheus::start(&op.metrics_addr).await
+    else {
+        skip(
+            TEST,
+            "prometheus not found (scripts/install-prometheus installs Debian's prometheus package)",
+        );
+        return;
+    };
+    // Rates need two samples in their window: a few scrapes (every second).
+    wait_for(
+        Duration::from_secs(30),
+        "Prometheus scraping the operator",
+        || {
+            let up = prom
+                .query("count_over_time(up{job=\"landing-zone-operator\"}[1m]) >= 3")
+                .ok()?;
+            (!up.is_empty()).then_some(())
+        },
+    )
+    .await;
+    let mut panels: std::collections::BTreeMap<String, bool> = Default::default();
+    for (title, expr) in landing_zone_tests::prometheus::dashboard_queries() {
+        let result = prom
+            .query(&expr)
+            .unwrap_or_else(|e| panic!("the panel {title:?} does not parse: {expr}: {e}"));
+        *panels.entry(title).or_default() |= !result.is_empty();
+    }
+    let empty: Vec<&String> = panels
+        .iter()
+        .filter(|(title, has_data)| !**has_data && !MAY_BE_EMPTY.iter().any(|(t, _)| t == title))
+        .map(|(title, _)| title)
+        .collect();
+    assert!(empty.is_empty(), "panels without data: {empty:?}");
+    say(&format!(
+        "e2e: {} dashboard panels against Prometheus: every query parses, {} with data",
+        panels.len(),
+        panels.values().filter(|d| **d).count()
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

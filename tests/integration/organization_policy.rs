@@ -190,11 +190,17 @@ async fn guardrails_are_created_attached_kept_in_sync_and_repaired() {
     let content = content.policy().unwrap().content().unwrap();
     assert!(!content.contains(' '), "compact: {content}");
 
-    // In sync: nothing written, and the reads stay per policy (no per-account policy read).
+    // In sync: nothing written, and the reads stay per policy (no per-account policy read). The
+    // slots of the two targets are counted once now: their policy types were enabled in the same
+    // pass as the attachment, so there was nothing to count before.
     wire(&emu).reset_counts();
     let second = apply(&emu, dir.path()).await;
     assert!(!second.failed(), "{:?}", second.reports);
     assert_eq!(writes(&second), 0, "{:?}", second.reports);
+    assert_eq!(wire(&emu).count("ListPoliciesForTarget"), 2);
+    wire(&emu).reset_counts();
+    let settled = apply(&emu, dir.path()).await;
+    assert_eq!(writes(&settled), 0);
     assert_eq!(wire(&emu).count("ListPoliciesForTarget"), 0);
     assert_eq!(
         wire(&emu).count("ListPolicies"),
@@ -618,5 +624,44 @@ async fn the_realism_layer_refuses_policy_calls_as_aws_does() {
     assert_eq!(e.code(), Some("ConstraintViolationException"));
     assert!(
         format!("{:?}", e.into_service_error()).contains("MinPolicyTypeAttachmentLimitExceeded")
+    );
+}
+
+/// Attachments made before this resource counted its slots (by an earlier run whose state is
+/// gone, by hand, or adopted) are counted on the next pass, once: the slots gauge and its dashboard
+/// panel (checked against Prometheus in the controller e2e) show every target, not only those
+/// changed since the operator started.
+#[tokio::test]
+async fn slots_are_counted_for_targets_attached_before() {
+    let emu = emulator().await;
+    let dir = dir_with(GUARDRAILS);
+    let first = apply(&emu, dir.path()).await;
+    assert!(!first.failed(), "{:?}", first.reports);
+    // A fresh state, as after a restart that lost status: everything is attached already.
+    let state = dir.path().join("fresh-state.json");
+    let run = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert_eq!(writes(&run), 0);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let slots = &doc["resources"]["OrganizationPolicy/deny-leave-organization"]["status"]["slots"];
+    assert_eq!(slots.as_array().map(Vec::len), Some(1), "{slots}");
+    // FullAWSAccess (the emulator attaches it everywhere) and this guardrail, of AWS's 5.
+    assert_eq!(
+        (slots[0]["attached"].as_i64(), slots[0]["limit"].as_i64()),
+        (Some(2), Some(5)),
+        "{slots}"
+    );
+    // Counted once: the next pass reads no slot again.
+    let again = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert_eq!(
+        again
+            .metrics
+            .aws_call_counts()
+            .get(&(
+                "organizations".to_string(),
+                "ListPoliciesForTarget".to_string()
+            ))
+            .map(|c| c.1),
+        None
     );
 }

@@ -3,6 +3,7 @@
 
 pub mod k8s;
 pub mod operator;
+pub mod prometheus;
 pub mod proxy;
 
 use aws_credential_types::Credentials;
@@ -114,11 +115,14 @@ impl Emulator {
                     .await
                     .expect("create the Organization in the emulator");
                 let wire = proxy::AwsProxy::start(&emu.endpoint).await;
-                // AWS's latency, and what the emulator lacks (centralized root access, policy limits).
+                // AWS's latency, and what the emulator lacks (centralized root access, policy limits,
+                // email confirmation, the security services' organization calls).
                 wire.realism(proxy::Realism {
                     latency: WIRE_LATENCY,
                     root_access: true,
                     policies: true,
+                    email_confirmation: true,
+                    security_services: Some(Default::default()),
                     ..Default::default()
                 });
                 emu.wire = Some(wire);

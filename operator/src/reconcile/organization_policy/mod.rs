@@ -110,6 +110,7 @@ async fn observe(
     api: &Policies,
     pass: &Pass,
     status_id: Option<&str>,
+    counted: &BTreeSet<String>,
     desired: &Desired,
     all_slots: bool,
 ) -> Result<Observed, Error> {
@@ -137,6 +138,14 @@ async fn observe(
             .targets
             .symmetric_difference(&targets)
             .cloned()
+            // A target attached before this resource counted its slots (adopted, attached by an
+            // earlier run, or a status lost): counted once, so the slots gauge has it too.
+            .chain(
+                targets
+                    .iter()
+                    .filter(|t| desired.targets.contains(*t) && !counted.contains(*t))
+                    .cloned(),
+            )
             .collect()
     };
     let mut slots = BTreeMap::new();
@@ -168,7 +177,8 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     let desired = desired(pol, pass)?;
     let status = pol.status.get_or_insert_with(Default::default);
     let api = Policies::new(pass.aws.organizations_client.clone());
-    let observed = observe(&api, pass, status.id.as_deref(), &desired, false).await?;
+    let counted: BTreeSet<String> = status.slots.iter().map(|s| s.target_id.clone()).collect();
+    let observed = observe(&api, pass, status.id.as_deref(), &counted, &desired, false).await?;
     // An Organization resource, when there is one, owns the policy types: a plan shows this policy
     // as it will be once the Organization has enabled the type; an apply waits for that.
     let org_managed =
@@ -459,7 +469,7 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
                 targets: BTreeSet::new(),
                 policy: management,
             };
-            let o = observe(&api, pass, status.id.as_deref(), &desired, true).await?;
+            let o = observe(&api, pass, status.id.as_deref(), &BTreeSet::new(), &desired, true).await?;
             if o.adopted { Observed::default() } else { o }
         }
         _ => Observed::default(),
