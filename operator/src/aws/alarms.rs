@@ -46,6 +46,8 @@ pub struct MetricAlarm {
     pub actions: Vec<String>,
     pub dimensions: Vec<(String, String)>,
     pub treat_missing_data: Option<String>,
+    /// Whether the alarm notifies at all (DisableAlarmActions silences it).
+    pub actions_enabled: bool,
     /// `OK`, `ALARM` or `INSUFFICIENT_DATA` (not compared: CloudWatch's to say).
     pub state: String,
 }
@@ -299,6 +301,7 @@ impl Alarms for SdkAlarms {
                             })
                             .collect(),
                         treat_missing_data: a.treat_missing_data().map(str::to_string),
+                        actions_enabled: a.actions_enabled().unwrap_or(true),
                         state: a
                             .state_value()
                             .map(|s| s.as_str().to_string())
@@ -332,6 +335,7 @@ impl Alarms for SdkAlarms {
                     .set_alarm_actions(Some(a.actions.clone()))
                     .set_dimensions(Some(dimensions))
                     .set_treat_missing_data(a.treat_missing_data.clone())
+                    .actions_enabled(a.actions_enabled)
                     .send(),
             )
             .await?;

@@ -36,6 +36,18 @@ pub fn identities(r: &Resource) -> Vec<Touch> {
                 Touch::Bucket(t.spec.s3.bucket_name.clone()),
             ];
             out.extend(id.map(Touch::Trail));
+            if t.spec.cloud_watch_logs.is_some() {
+                out.push(Touch::LogGroup(
+                    crate::reconcile::audit_trail::log_group_and_role(t).0,
+                ));
+            }
+            out.extend(
+                t.status
+                    .iter()
+                    .filter_map(|s| s.alarms.as_ref())
+                    .flat_map(|a| &a.alarms)
+                    .map(|a| Touch::Alarm(a.name.clone())),
+            );
             out
         }
         Resource::PermissionSet(_) => id.map(Touch::PermissionSet).into_iter().collect(),
@@ -220,6 +232,27 @@ fn event_time(event: &serde_json::Value) -> Option<SystemTime> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_trail_answers_to_its_log_group_and_alarms() {
+        let trail: crate::api::AuditTrail = serde_json::from_value(json!({
+            "apiVersion": "landingzone.dev/v1alpha1", "kind": "AuditTrail",
+            "metadata": {"name": "org"},
+            "spec": {"trailName": "org", "s3": {"bucketName": "org-logs"}, "cloudWatchLogs": {},
+                     "alarms": {"topic": {"name": "alarms"}}},
+            "status": {"alarms": {"alarms": [{"name": "org-cis-4.3-root-usage", "watches": "CIS 4.3 RootUsage", "state": "OK"}]}},
+        }))
+        .unwrap();
+        let ids = identities(&Resource::AuditTrail(trail));
+        assert!(
+            ids.contains(&Touch::LogGroup("aws-cloudtrail-logs-org".into())),
+            "{ids:?}"
+        );
+        assert!(
+            ids.contains(&Touch::Alarm("org-cis-4.3-root-usage".into())),
+            "{ids:?}"
+        );
+    }
 
     #[test]
     fn what_an_event_changes_in_the_snapshot() {

@@ -13,6 +13,8 @@ pub const EVENT_SOURCES: &[&str] = &[
     "sso.amazonaws.com",
     "identitystore.amazonaws.com",
     "budgets.amazonaws.com",
+    "logs.amazonaws.com",
+    "monitoring.amazonaws.com",
 ];
 
 /// Something in AWS an event says changed.
@@ -37,6 +39,10 @@ pub enum Touch {
     /// An Identity Store group, by id.
     IdentityStoreGroup(String),
     Budget(String),
+    /// A CloudWatch Logs log group (a trail's: its metric filters, its retention), by name.
+    LogGroup(String),
+    /// A CloudWatch alarm, by name.
+    Alarm(String),
 }
 
 /// Why an event was not mapped.
@@ -249,6 +255,26 @@ pub fn touched(event: &Value, me: &Identity) -> Result<Vec<Touch>, Skip> {
             | "UpdateSubscriber" => p("budgetName").map(Touch::Budget).into_iter().collect(),
             _ => return Err(unknown()),
         },
+        "logs.amazonaws.com" => match name {
+            "PutMetricFilter"
+            | "DeleteMetricFilter"
+            | "PutRetentionPolicy"
+            | "DeleteRetentionPolicy"
+            | "DeleteLogGroup" => p("logGroupName").map(Touch::LogGroup).into_iter().collect(),
+            _ => return Err(unknown()),
+        },
+        "monitoring.amazonaws.com" => match name {
+            "PutMetricAlarm" => p("alarmName").map(Touch::Alarm).into_iter().collect(),
+            "DeleteAlarms" | "DisableAlarmActions" | "EnableAlarmActions" => detail
+                .pointer("/requestParameters/alarmNames")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|n| Touch::Alarm(n.to_string()))
+                .collect(),
+            _ => return Err(unknown()),
+        },
         _ => return Err(unknown()),
     };
     if out.is_empty() {
@@ -433,6 +459,28 @@ mod tests {
                 "DeleteGroupMembership",
                 json!({"identityStoreId": "d-1", "membershipId": "m-1", "groupId": "g-1"}),
                 vec![IdentityStoreGroup("g-1".into())],
+            ),
+            // The trail's detection: a metric filter deleted, alarms deleted or silenced.
+            (
+                "logs.amazonaws.com",
+                "DeleteMetricFilter",
+                json!({"logGroupName": "aws-cloudtrail-logs-org", "filterName": "org-cis-4.3-root-usage"}),
+                vec![LogGroup("aws-cloudtrail-logs-org".into())],
+            ),
+            (
+                "monitoring.amazonaws.com",
+                "DeleteAlarms",
+                json!({"alarmNames": ["org-cis-4.3-root-usage", "org-cis-4.1-unauthorized-api-calls"]}),
+                vec![
+                    Alarm("org-cis-4.3-root-usage".into()),
+                    Alarm("org-cis-4.1-unauthorized-api-calls".into()),
+                ],
+            ),
+            (
+                "monitoring.amazonaws.com",
+                "DisableAlarmActions",
+                json!({"alarmNames": ["org-cis-4.3-root-usage"]}),
+                vec![Alarm("org-cis-4.3-root-usage".into())],
             ),
         ];
         for (source, name, params, want) in table {

@@ -311,6 +311,7 @@ pub fn cis(trail: &str, namespace: &str, region: &str, topic_arn: &str, control:
             actions: vec![topic_arn.to_string()],
             dimensions: vec![],
             treat_missing_data: Some("notBreaching".into()),
+            actions_enabled: true,
             state: String::new(),
         },
     )
@@ -332,6 +333,7 @@ pub fn billing(trail: &str, topic_arn: &str, threshold_usd: i64) -> MetricAlarm 
         actions: vec![topic_arn.to_string()],
         dimensions: vec![("Currency".into(), "USD".into())],
         treat_missing_data: Some("notBreaching".into()),
+        actions_enabled: true,
         state: String::new(),
     }
 }
@@ -612,6 +614,8 @@ mod tests {
         o.filters.retain(|f| !f.name.contains("root-usage"));
         o.filters[0].pattern = "{ $.eventName = CreateAccount }".into();
         o.alarms[2].threshold = 5000.0;
+        // Silenced by hand (DisableAlarmActions): notifying again.
+        o.alarms[1].actions_enabled = false;
         o.log_group.as_mut().unwrap().retention_in_days = None;
         o.topics.insert("us-east-1".into(), String::new());
         o.keys.get_mut("us-east-1").unwrap().rotation = false;
@@ -634,6 +638,7 @@ mod tests {
                 "put metric filter org-cis-4.15-organizations-changes",
                 "turn on rotation of the alarm topic's KMS key in us-east-1",
                 "encrypt the alarm topic in us-east-1",
+                "put alarm org-cis-4.15-organizations-changes",
                 "put alarm org-billing-estimated-charges",
             ]
         );
@@ -646,6 +651,7 @@ mod tests {
                 "alarms.cis.OrganizationsChanges.metricFilter",
                 "alarms.topic.key.us-east-1.rotation",
                 "alarms.topic.kmsKeyId.us-east-1",
+                "alarms.cis.OrganizationsChanges.alarm",
                 "alarms.billing.alarm",
             ]
         );

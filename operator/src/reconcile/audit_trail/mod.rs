@@ -66,7 +66,7 @@ fn desired(t: &AuditTrail, pass: &Pass) -> Result<Desired, Error> {
 }
 
 /// The log group's and the CloudTrail role's names (defaults from the trail's name).
-fn log_group_and_role(t: &AuditTrail) -> (String, String) {
+pub(crate) fn log_group_and_role(t: &AuditTrail) -> (String, String) {
     let name = &t.spec.trail_name;
     let c = t.spec.cloud_watch_logs.clone().unwrap_or(crate::api::audit_trail::CloudWatchLogs {
         log_group_name: None,
