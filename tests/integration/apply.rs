@@ -54,7 +54,8 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
     // The Organization: trusted access for CloudTrail, GuardDuty and IAM, 3 policy types, a delegated
     // administrator, root credentials management and root sessions (9), of which 4 (3 policy types,
     // CloudTrail's trusted access) the guardrails and the trail no longer do themselves: +5; its
-    // change-event pipeline: the dead-letter queue, the queue, the rule and its target: +4.
+    // change-event pipeline: the dead-letter queue, the queue, the two rules (API calls, alarm
+    // states) and their targets: +6.
     // The security baseline in the 5 member accounts: Block Public Access, the support role and its
     // policy, the security contact in the 4 accounts without it (19); in each of 2 regions (10
     // account-regions) EBS encryption, IMDSv2, AWS Config's service-linked role, recorder, channel
@@ -70,7 +71,7 @@ async fn examples_converge_and_a_second_apply_writes_nothing() {
     // the organization analyzer (2) and an analyzer in each of the 5 member accounts (10): +32.
     assert_eq!(
         first_writes,
-        52 + 14 + 23 + 5 + 4 + 139 + 40 + 32,
+        52 + 14 + 23 + 5 + 6 + 139 + 40 + 32,
         "{:?}",
         first.metrics.aws_call_counts()
     );

@@ -207,7 +207,9 @@ async fn the_organization_owns_a_pipeline_and_events_in_any_order_converge() {
             "create SQS queue lzo-events-dlq",
             "create SQS queue lzo-events",
             "put the change-event rule",
-            "point the change-event rule at its queue"
+            "point the change-event rule at its queue",
+            "put the alarm-state rule",
+            "point the alarm-state rule at the queue"
         ]
     );
 
@@ -248,9 +250,13 @@ async fn the_organization_owns_a_pipeline_and_events_in_any_order_converge() {
     };
     assert_eq!(attr("SqsManagedSseEnabled"), "true", "{attributes:?}");
     let policy: Value = serde_json::from_str(&attr("Policy")).unwrap();
+    // Only the pipeline's two rules may send: API calls, and alarm state changes.
     assert_eq!(
         policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"],
-        st["ruleArn"]
+        serde_json::json!([
+            st["ruleArn"],
+            format!("{}-alarm-state", st["ruleArn"].as_str().unwrap())
+        ])
     );
     assert_eq!(
         policy["Statement"][0]["Principal"]["Service"],

@@ -1392,7 +1392,7 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
     // The Organization owns the pipeline; the operator finds its queue in the status and, with
     // events arriving, resyncs only hourly (no --resync-interval).
     let mut op = Operator::start(cp, &emu, "op-ev", &[]);
-    let lz = "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: workloads}\nspec: {name: Workloads}\n---\napiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: app}\nspec: {accountName: app, email: aws-app@example.com, organizationalUnitRef: {name: workloads}, baseline: false}\n---\napiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {name: organization}\nspec: {policyTypes: [ServiceControlPolicy], changeEvents: {}}\n";
+    let lz = "apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {name: workloads}\nspec: {name: Workloads}\n---\napiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: app}\nspec: {accountName: app, email: aws-app@example.com, organizationalUnitRef: {name: workloads}, baseline: false}\n---\napiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {name: organization}\nspec: {policyTypes: [ServiceControlPolicy], changeEvents: {}}\n---\napiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: org-trail}\nspec: {trailName: org-trail, s3: {bucketName: events-trail-logs, create: true}, cloudWatchLogs: {}, alarms: {topic: {name: alarms}, cis: [RootUsage]}}\n";
     kubectl(cp, &["apply", "-f", "-"], Some(lz)).expect("apply");
     let account = wait_for(Duration::from_secs(60), "the account Ready", || {
         let a = get_json(cp, &["awsaccount", "app"]);
@@ -1469,6 +1469,59 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
         op.log_tail()
     );
     assert!(op.metric("landingzone_reconciles_total", &[]) > reconciles);
+
+    // A security alarm fires, and CloudWatch's event reaches the queue through the pipeline's
+    // alarm-state rule (the emulator emits none: published as CloudWatch sends it): the trail's
+    // status says so in seconds, with a 1 h resync.
+    let alarm = "org-trail-cis-4.3-root-usage";
+    wait_for(Duration::from_secs(60), "the trail's alarm made", || {
+        let t = get_json(cp, &["trail", "org-trail"]);
+        (t["status"]["alarms"]["alarms"][0]["name"] == alarm).then_some(())
+    })
+    .await;
+    aws_sdk_cloudwatch::Client::new(&emu.sdk_config().await)
+        .set_alarm_state()
+        .alarm_name(alarm)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+        .state_reason("the root user signed in")
+        .send()
+        .await
+        .unwrap();
+    let t = Instant::now();
+    events
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .source("aws.cloudwatch")
+                .detail_type("CloudWatch Alarm State Change")
+                .detail(
+                    serde_json::json!({
+                        "alarmName": alarm,
+                        "state": {"value": "ALARM", "reason": "the root user signed in"},
+                        "previousState": {"value": "INSUFFICIENT_DATA"},
+                    })
+                    .to_string(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut in_alarm = false;
+    while t.elapsed() < Duration::from_secs(30) && !in_alarm {
+        in_alarm = get_json(cp, &["trail", "org-trail"])["status"]["alarms"]["inAlarm"] == 1;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        in_alarm,
+        "the alarm state change event did not reach the trail's status: events {:?}\n{}",
+        op.samples("landingzone_change_events_total"),
+        op.log_tail()
+    );
+    say(&format!(
+        "e2e: alarm state change event to status: {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
 
     // The event lost: the resync (here 10 s) repairs it.
     op.terminate();

@@ -98,6 +98,12 @@ pub fn touched(event: &Value, me: &Identity) -> Result<Vec<Touch>, Skip> {
         .get("detail")
         .filter(|d| d.is_object())
         .ok_or_else(|| Skip::Malformed("no detail".into()))?;
+    // CloudWatch's own event (the pipeline's alarm-state rule): an alarm changed state.
+    if s(event, "/detail-type") == Some("CloudWatch Alarm State Change") {
+        let name = s(detail, "/alarmName")
+            .ok_or_else(|| Skip::Malformed("an alarm state change without alarmName".into()))?;
+        return Ok(vec![Touch::Alarm(name.to_string())]);
+    }
     let source =
         s(detail, "/eventSource").ok_or_else(|| Skip::Malformed("no eventSource".into()))?;
     let name = s(detail, "/eventName").ok_or_else(|| Skip::Malformed("no eventName".into()))?;
@@ -338,6 +344,31 @@ mod tests {
             role_arn: Some("arn:aws:iam::111111111111:role/landing-zone-operator".into()),
             member_session_name: "landing-zone-operator".into(),
         }
+    }
+
+    #[test]
+    fn an_alarm_changing_state_touches_the_alarm() {
+        // As CloudWatch sends it to EventBridge (CloudWatch User Guide, "Alarm events and
+        // EventBridge").
+        let e = json!({
+            "version": "0", "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+            "detail-type": "CloudWatch Alarm State Change", "source": "aws.cloudwatch",
+            "account": "111111111111", "time": "2026-12-04T10:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:cloudwatch:us-east-1:111111111111:alarm:org-cis-4.3-root-usage"],
+            "detail": {
+                "alarmName": "org-cis-4.3-root-usage",
+                "state": {"value": "ALARM", "reason": "Threshold Crossed", "timestamp": "2026-12-04T10:00:00.000+0000"},
+                "previousState": {"value": "OK"},
+                "configuration": {"metrics": []}
+            }
+        });
+        assert_eq!(
+            touched(&e, &me()),
+            Ok(vec![Touch::Alarm("org-cis-4.3-root-usage".into())])
+        );
+        let mut bad = e.clone();
+        bad["detail"].as_object_mut().unwrap().remove("alarmName");
+        assert!(matches!(touched(&bad, &me()), Err(Skip::Malformed(_))));
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The change-event pipeline the Organization resource can own (`spec.changeEvents`): an
 //! EventBridge rule on the default bus of the global services' region, matching the management
-//! calls of the services the operator manages, and an SQS queue as its only target, encrypted,
-//! admitting only that rule, with a dead-letter queue for what EventBridge cannot hand over.
+//! calls of the services the operator manages, a second one matching CloudWatch alarm state
+//! changes (the trail's security alarms), and an SQS queue as their only target, encrypted,
+//! admitting only those rules, with a dead-letter queue for what EventBridge cannot hand over.
 //!
-//! Reads per resync: GetQueueUrl and GetQueueAttributes for both queues, DescribeRule,
-//! ListTargetsByRule. Nothing is ever deleted: removing `changeEvents` leaves the pipeline.
+//! Reads per resync: GetQueueUrl and GetQueueAttributes for both queues, DescribeRule and
+//! ListTargetsByRule per rule. Nothing is ever deleted: removing `changeEvents` leaves the pipeline.
 
 use crate::api::Drift;
 use crate::aws::{AwsError, AwsPorts, AwsResult, Service};
@@ -50,6 +51,24 @@ impl Desired {
     pub fn rule_arn(&self) -> String {
         self.arn("events", &format!("rule/{}", self.queue_name))
     }
+    /// The rule of a kind: its name, pattern and description.
+    pub fn rule(&self, kind: RuleKind) -> (String, Value, &'static str) {
+        match kind {
+            RuleKind::ApiCalls => (
+                self.queue_name.clone(),
+                self.event_pattern(),
+                "AWS API calls that can change the landing zone, for landing-zone-operator",
+            ),
+            RuleKind::AlarmState => (
+                format!("{}-alarm-state", self.queue_name),
+                json!({"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"]}),
+                "CloudWatch alarm state changes (the trail's security alarms), for landing-zone-operator",
+            ),
+        }
+    }
+    pub fn rule_arn_of(&self, kind: RuleKind) -> String {
+        self.arn("events", &format!("rule/{}", self.rule(kind).0))
+    }
     /// Mutating management calls of the services `touched` maps (the rule's ENABLED state leaves
     /// read-only calls out).
     pub fn event_pattern(&self) -> Value {
@@ -68,7 +87,7 @@ impl Desired {
                 "Principal": {"Service": "events.amazonaws.com"},
                 "Action": "sqs:SendMessage",
                 "Resource": self.queue_arn(),
-                "Condition": {"ArnEquals": {"aws:SourceArn": self.rule_arn()}},
+                "Condition": {"ArnEquals": {"aws:SourceArn": RuleKind::ALL.map(|k| self.rule_arn_of(k))}},
             }],
         })
     }
@@ -106,6 +125,25 @@ pub struct Rule {
     pub state: String,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RuleKind {
+    /// Management calls (CloudTrail records) of the services the operator manages.
+    ApiCalls,
+    /// CloudWatch alarms changing state: the trail's alarms show in status at once.
+    AlarmState,
+}
+
+impl RuleKind {
+    pub const ALL: [RuleKind; 2] = [RuleKind::ApiCalls, RuleKind::AlarmState];
+
+    fn field(self) -> &'static str {
+        match self {
+            RuleKind::ApiCalls => "changeEvents.rule",
+            RuleKind::AlarmState => "changeEvents.alarmStateRule",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Observed {
     pub queue: Option<Queue>,
@@ -113,6 +151,17 @@ pub struct Observed {
     pub rule: Option<Rule>,
     /// (target id, target ARN) of the rule.
     pub targets: Vec<(String, String)>,
+    pub alarm_state_rule: Option<Rule>,
+    pub alarm_state_targets: Vec<(String, String)>,
+}
+
+impl Observed {
+    fn rule_of(&self, kind: RuleKind) -> (&Option<Rule>, &Vec<(String, String)>) {
+        match kind {
+            RuleKind::ApiCalls => (&self.rule, &self.targets),
+            RuleKind::AlarmState => (&self.alarm_state_rule, &self.alarm_state_targets),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,8 +175,8 @@ pub enum Action {
         url: String,
         attributes: BTreeMap<String, String>,
     },
-    PutRule,
-    PutTarget,
+    PutRule(RuleKind),
+    PutTarget(RuleKind),
 }
 
 impl std::fmt::Display for Action {
@@ -141,8 +190,14 @@ impl std::fmt::Display for Action {
                 "set {} of SQS queue {name}",
                 attributes.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
-            Action::PutRule => write!(f, "put the change-event rule"),
-            Action::PutTarget => write!(f, "point the change-event rule at its queue"),
+            Action::PutRule(RuleKind::ApiCalls) => write!(f, "put the change-event rule"),
+            Action::PutTarget(RuleKind::ApiCalls) => {
+                write!(f, "point the change-event rule at its queue")
+            }
+            Action::PutRule(RuleKind::AlarmState) => write!(f, "put the alarm-state rule"),
+            Action::PutTarget(RuleKind::AlarmState) => {
+                write!(f, "point the alarm-state rule at the queue")
+            }
         }
     }
 }
@@ -217,7 +272,47 @@ pub struct Plan {
     pub drift: Vec<Drift>,
 }
 
-/// The dead-letter queue before the queue that names it, the queue before the rule that sends to it.
+fn rule_plan(desired: &Desired, observed: &Observed, kind: RuleKind, plan: &mut Plan) {
+    let field = kind.field();
+    let (_, pattern, _) = desired.rule(kind);
+    let (rule, targets) = observed.rule_of(kind);
+    match rule {
+        None => {
+            plan.drift.push(Drift::new(field, "exists", "missing"));
+            plan.actions.push(Action::PutRule(kind));
+        }
+        Some(r) => {
+            let same = serde_json::from_str::<Value>(&r.event_pattern).ok() == Some(pattern.clone());
+            if !same {
+                plan.drift.push(Drift::new(
+                    format!("{field}.eventPattern"),
+                    pattern.to_string(),
+                    &r.event_pattern,
+                ));
+            }
+            if r.state != "ENABLED" {
+                plan.drift.push(Drift::new(format!("{field}.state"), "ENABLED", &r.state));
+            }
+            if !same || r.state != "ENABLED" {
+                plan.actions.push(Action::PutRule(kind));
+            }
+        }
+    }
+    let queue_arn = desired.queue_arn();
+    if !targets.iter().any(|(id, arn)| id == TARGET_ID && *arn == queue_arn) {
+        plan.drift.push(Drift::new(
+            format!("{field}.target"),
+            &queue_arn,
+            targets
+                .iter()
+                .find(|(id, _)| id == TARGET_ID)
+                .map_or("none", |(_, arn)| arn.as_str()),
+        ));
+        plan.actions.push(Action::PutTarget(kind));
+    }
+}
+
+/// The dead-letter queue before the queue that names it, the queue before the rules that send to it.
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut plan = Plan::default();
     queue_plan(
@@ -234,45 +329,8 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         observed.queue.as_ref(),
         &mut plan,
     );
-    let pattern = desired.event_pattern();
-    match &observed.rule {
-        None => {
-            plan.drift.push(Drift::new("changeEvents.rule", "exists", "missing"));
-            plan.actions.push(Action::PutRule);
-        }
-        Some(r) => {
-            let same = serde_json::from_str::<Value>(&r.event_pattern).ok() == Some(pattern.clone());
-            if !same {
-                plan.drift.push(Drift::new(
-                    "changeEvents.rule.eventPattern",
-                    pattern.to_string(),
-                    &r.event_pattern,
-                ));
-            }
-            if r.state != "ENABLED" {
-                plan.drift.push(Drift::new("changeEvents.rule.state", "ENABLED", &r.state));
-            }
-            if !same || r.state != "ENABLED" {
-                plan.actions.push(Action::PutRule);
-            }
-        }
-    }
-    let queue_arn = desired.queue_arn();
-    if !observed
-        .targets
-        .iter()
-        .any(|(id, arn)| id == TARGET_ID && *arn == queue_arn)
-    {
-        plan.drift.push(Drift::new(
-            "changeEvents.rule.target",
-            &queue_arn,
-            observed
-                .targets
-                .iter()
-                .find(|(id, _)| id == TARGET_ID)
-                .map_or("none", |(_, arn)| arn.as_str()),
-        ));
-        plan.actions.push(Action::PutTarget);
+    for kind in RuleKind::ALL {
+        rule_plan(desired, observed, kind, &mut plan);
     }
     plan
 }
@@ -331,12 +389,8 @@ impl Pipeline {
         Ok(Some(Queue { url, attributes }))
     }
 
-    pub async fn observe(&self, desired: &Desired) -> AwsResult<Observed> {
-        let request = self
-            .events
-            .describe_rule()
-            .name(&desired.queue_name)
-            .send();
+    async fn rule(&self, name: &str) -> AwsResult<(Option<Rule>, Vec<(String, String)>)> {
+        let request = self.events.describe_rule().name(name).send();
         let rule = EVENTS
             .find("DescribeRule", request)
             .await?
@@ -345,10 +399,12 @@ impl Pipeline {
                 state: out.state().map(|s| s.as_str().to_string()).unwrap_or_default(),
             });
         let targets = if rule.is_some() {
-            EVENTS.send("ListTargetsByRule", self.events
-                .list_targets_by_rule()
-                .rule(&desired.queue_name)
-                .send()).await?
+            EVENTS
+                .send(
+                    "ListTargetsByRule",
+                    self.events.list_targets_by_rule().rule(name).send(),
+                )
+                .await?
                 .targets()
                 .iter()
                 .map(|t| (t.id().to_string(), t.arn().to_string()))
@@ -356,11 +412,20 @@ impl Pipeline {
         } else {
             Vec::new()
         };
+        Ok((rule, targets))
+    }
+
+    pub async fn observe(&self, desired: &Desired) -> AwsResult<Observed> {
+        let (rule, targets) = self.rule(&desired.rule(RuleKind::ApiCalls).0).await?;
+        let (alarm_state_rule, alarm_state_targets) =
+            self.rule(&desired.rule(RuleKind::AlarmState).0).await?;
         Ok(Observed {
             dead_letter_queue: self.queue(&desired.dead_letter_queue_name()).await?,
             queue: self.queue(&desired.queue_name).await?,
             rule,
             targets,
+            alarm_state_rule,
+            alarm_state_targets,
         })
     }
 
@@ -395,21 +460,22 @@ impl Pipeline {
                     .send()).await?;
                 Ok(Some(url.clone()))
             }
-            Action::PutRule => {
+            Action::PutRule(kind) => {
+                let (name, pattern, description) = desired.rule(*kind);
                 EVENTS.send("PutRule", self.events
                     .put_rule()
-                    .name(&desired.queue_name)
-                    .description("AWS API calls that can change the landing zone, for landing-zone-operator")
-                    .event_pattern(desired.event_pattern().to_string())
+                    .name(name)
+                    .description(description)
+                    .event_pattern(pattern.to_string())
                     .state(aws_sdk_eventbridge::types::RuleState::Enabled)
                     .send()).await?;
                 Ok(None)
             }
-            Action::PutTarget => {
+            Action::PutTarget(kind) => {
                 let out = EVENTS.send("PutTargets", self
                     .events
                     .put_targets()
-                    .rule(&desired.queue_name)
+                    .rule(desired.rule(*kind).0)
                     .targets(
                         aws_sdk_eventbridge::types::Target::builder()
                             .id(TARGET_ID)
@@ -473,6 +539,11 @@ mod tests {
                 state: "ENABLED".into(),
             }),
             targets: vec![(TARGET_ID.into(), d.queue_arn())],
+            alarm_state_rule: Some(Rule {
+                event_pattern: d.rule(RuleKind::AlarmState).1.to_string(),
+                state: "ENABLED".into(),
+            }),
+            alarm_state_targets: vec![(TARGET_ID.into(), d.queue_arn())],
         }
     }
 
@@ -494,7 +565,10 @@ mod tests {
         let policy = d.queue_policy();
         assert_eq!(
             policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"],
-            d.rule_arn()
+            json!([
+                d.rule_arn(),
+                "arn:aws-us-gov:events:us-gov-west-1:111111111111:rule/lzo-events-alarm-state"
+            ])
         );
         assert_eq!(policy["Statement"][0]["Resource"], d.queue_arn());
     }
@@ -522,14 +596,18 @@ mod tests {
                         name: "lzo-events".into(),
                         attributes: d.queue_attributes(),
                     },
-                    Action::PutRule,
-                    Action::PutTarget,
+                    Action::PutRule(RuleKind::ApiCalls),
+                    Action::PutTarget(RuleKind::ApiCalls),
+                    Action::PutRule(RuleKind::AlarmState),
+                    Action::PutTarget(RuleKind::AlarmState),
                 ],
                 vec![
                     "changeEvents.deadLetterQueue",
                     "changeEvents.queue",
                     "changeEvents.rule",
                     "changeEvents.rule.target",
+                    "changeEvents.alarmStateRule",
+                    "changeEvents.alarmStateRule.target",
                 ],
             ),
             (
@@ -582,7 +660,7 @@ mod tests {
             (
                 "a disabled rule is enabled",
                 with(&|o| o.rule.as_mut().unwrap().state = "DISABLED".into()),
-                vec![Action::PutRule],
+                vec![Action::PutRule(RuleKind::ApiCalls)],
                 vec!["changeEvents.rule.state"],
             ),
             (
@@ -591,7 +669,7 @@ mod tests {
                     o.rule.as_mut().unwrap().event_pattern =
                         r#"{"source":["aws.organizations"]}"#.into()
                 }),
-                vec![Action::PutRule],
+                vec![Action::PutRule(RuleKind::ApiCalls)],
                 vec!["changeEvents.rule.eventPattern"],
             ),
             (
@@ -602,8 +680,20 @@ mod tests {
                         "arn:aws:sqs:us-east-1:999999999999:elsewhere".into(),
                     )]
                 }),
-                vec![Action::PutTarget],
+                vec![Action::PutTarget(RuleKind::ApiCalls)],
                 vec!["changeEvents.rule.target"],
+            ),
+            (
+                "the alarm-state rule deleted is put back with its target",
+                with(&|o| {
+                    o.alarm_state_rule = None;
+                    o.alarm_state_targets.clear();
+                }),
+                vec![
+                    Action::PutRule(RuleKind::AlarmState),
+                    Action::PutTarget(RuleKind::AlarmState),
+                ],
+                vec!["changeEvents.alarmStateRule", "changeEvents.alarmStateRule.target"],
             ),
             (
                 "other targets of the rule are left alone",
