@@ -47,10 +47,11 @@ fn services(state: &std::path::Path) -> Vec<serde_json::Value> {
 async fn the_services_cover_every_account_new_ones_included() {
     let emu = Emulator::start().await;
     let wire = emu.wire.as_ref().expect("the realism layer");
+    // AWS takes its time to enrol an account: an hour here, so every run sees it pending, until
+    // the test lets that time pass (`finish_enrolments`) — no test waits on this machine's speed.
     wire.update_realism(|r| {
         r.security_services = Some(SecurityServicesModel {
-            // Longer than a run takes, so a run sees an account pending.
-            enrol_after: Duration::from_secs(2),
+            enrol_after: Duration::from_secs(3600),
         })
     });
     let dir = tempfile::tempdir().unwrap();
@@ -110,7 +111,7 @@ async fn the_services_cover_every_account_new_ones_included() {
 
     // A while later AWS has enrolled everyone (GuardDuty by auto-enable, Security Hub the members
     // it was asked to add, the management account by both): nothing to write, nothing pending.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    wire.finish_enrolments();
     let second = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
     let p = report(&second, "Organization", "organization")
         .result
@@ -156,7 +157,7 @@ async fn the_services_cover_every_account_new_ones_included() {
         }
         other => panic!("{other:?}"),
     }
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    wire.finish_enrolments();
     let fourth = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
     let p = report(&fourth, "Organization", "organization")
         .result

@@ -52,6 +52,9 @@ pub(super) struct ServicesState {
     sh_added: BTreeMap<(String, String), Instant>,
     /// (account, region) → name → type.
     analyzers: BTreeMap<(String, String), BTreeMap<String, String>>,
+    /// Enrolments begun before this are done, however long `enrol_after` is (a test letting AWS's
+    /// time pass: [`AwsProxy::finish_enrolments`]).
+    pub(super) done_before: Option<Instant>,
     /// When each account joined the Organization (a "new" account joined after auto-enable was
     /// set).
     first_seen: BTreeMap<String, Instant>,
@@ -177,8 +180,11 @@ fn members(
             (Some(x), Some(y)) => Some(x.min(y)),
             (x, y) => x.or(y),
         };
+        let done = |t: Instant| {
+            now >= t + model.enrol_after || s.services.done_before.is_some_and(|d| t <= d)
+        };
         match since {
-            Some(t) if now >= t + model.enrol_after => {
+            Some(t) if done(t) => {
                 out.insert(a.clone(), "Enabled");
             }
             Some(_) if asked.is_some() => {
