@@ -5,8 +5,20 @@ use crate::reconcile::Kind;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 /// Every CRD, in the registry's order (OUs before the accounts placed in them, …).
+/// The self-service kinds: composed into the registry's kinds, not registered themselves.
+pub const SELF_SERVICE: &[&str] = &["AccountClass", "AccountClaim", "AccessClaim"];
+
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    Kind::ALL.iter().map(|k| k.crd()).collect()
+    use kube::CustomResourceExt;
+    let mut crds: Vec<_> = Kind::ALL.iter().map(|k| k.crd()).collect();
+    // Self-service: the class and the claims are composed into the kinds above, not reconciled
+    // against AWS themselves (`controller::claims`).
+    crds.extend([
+        crate::api::AccountClass::crd(),
+        crate::api::AccountClaim::crd(),
+        crate::api::AccessClaim::crd(),
+    ]);
+    crds
 }
 
 /// The YAML file name and content of each CRD, as committed under `crds/`.
@@ -29,7 +41,11 @@ mod tests {
     fn committed_crds_match_the_code() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../crds");
         let files = crd_files();
-        assert_eq!(files.len(), Kind::ALL.len(), "one CRD per kind");
+        assert_eq!(
+            files.len(),
+            Kind::ALL.len() + SELF_SERVICE.len(),
+            "one CRD per kind"
+        );
         for (name, yaml) in files {
             let committed = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
             assert!(
@@ -40,7 +56,7 @@ mod tests {
         let on_disk = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
         assert_eq!(
             on_disk,
-            Kind::ALL.len(),
+            Kind::ALL.len() + SELF_SERVICE.len(),
             "crds/ holds exactly the generated files"
         );
         // The chart ships the same CRDs.
@@ -56,10 +72,17 @@ mod tests {
     }
 
     #[test]
-    fn every_crd_is_cluster_scoped_in_the_landingzone_category_with_ready_and_drift_columns() {
+    fn every_crd_is_in_the_landingzone_category_with_ready_and_drift_columns() {
         for crd in all_crds() {
             let name = crd.metadata.name.clone().unwrap();
-            assert_eq!(crd.spec.scope, "Cluster", "{name}");
+            let kind = crd.spec.names.kind.as_str();
+            // Teams claim in their own namespaces; everything else is the Organization's.
+            let scope = if ["AccountClaim", "AccessClaim"].contains(&kind) {
+                "Namespaced"
+            } else {
+                "Cluster"
+            };
+            assert_eq!(crd.spec.scope, scope, "{name}");
             assert_eq!(
                 crd.spec.names.categories.as_deref(),
                 Some(&["landingzone".to_string()][..]),
@@ -77,15 +100,22 @@ mod tests {
                 .flatten()
                 .map(|c| c.name.as_str())
                 .collect();
+            // A class is a template (nothing in AWS to be ready or to drift); a claim's drift is
+            // on the objects it composes.
+            if !SELF_SERVICE.contains(&kind) {
+                assert!(
+                    cols.contains(&"READY") && cols.contains(&"DRIFT"),
+                    "{name}: {cols:?}"
+                );
+            } else if kind != "AccountClass" {
+                assert!(cols.contains(&"READY"), "{name}: {cols:?}");
+            }
             assert!(
-                cols.contains(&"READY") && cols.contains(&"DRIFT"),
-                "{name}: {cols:?}"
-            );
-            assert!(
-                v.subresources
-                    .as_ref()
-                    .and_then(|s| s.status.as_ref())
-                    .is_some(),
+                kind == "AccountClass"
+                    || v.subresources
+                        .as_ref()
+                        .and_then(|s| s.status.as_ref())
+                        .is_some(),
                 "{name}: status subresource"
             );
             let schema = serde_json::to_string(&v.schema).unwrap();

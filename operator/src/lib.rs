@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod aws;
+pub mod claims;
 pub mod cli;
 pub mod controller;
 pub mod crds;

@@ -85,7 +85,14 @@ fn argocd_cm_carries_the_health_check_for_every_kind() {
     let cm: Value =
         serde_saphyr::from_str(&std::fs::read_to_string(root.join("argocd-cm.yaml")).unwrap())
             .unwrap();
-    for kind in landing_zone_operator::reconcile::Kind::ALL {
+    let claims = landing_zone_operator::crds::SELF_SERVICE
+        .iter()
+        .filter(|k| **k != "AccountClass");
+    let kinds = landing_zone_operator::reconcile::Kind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .chain(claims.copied());
+    for kind in kinds {
         let key = format!("resource.customizations.health.landingzone.dev_{kind}");
         assert_eq!(
             cm["data"][&key].as_str(),

@@ -130,7 +130,15 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
             true,
         ),
         ("watch", "budgets.landingzone.dev", true),
-        ("delete", "awsaccounts.landingzone.dev", false),
+        // Claims compose accounts, budgets and assignments, and delete them with the claim…
+        ("delete", "awsaccounts.landingzone.dev", true),
+        ("create", "accountassignments.landingzone.dev", true),
+        // … but never a guardrail, a permission set or an OU of the platform team's.
+        ("create", "organizationpolicies.landingzone.dev", false),
+        ("delete", "permissionsets.landingzone.dev", false),
+        ("create", "organizationalunits.landingzone.dev", false),
+        ("create", "configmaps -n team-a", true),
+        ("delete", "configmaps -n team-a", false),
         ("get", "secrets", false),
     ] {
         let mut args = vec!["auth", "can-i", verb];
@@ -202,6 +210,52 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
             out.trim().ends_with("yes"),
             allowed,
             "{user} {verb} {resource} {subresource}: {out}"
+        );
+    }
+    // The team role, bound in one namespace: claims there, nothing cluster-scoped, nothing elsewhere.
+    kubectl(cp, &["create", "namespace", "team-a"], None).expect("namespace");
+    kubectl(
+        cp,
+        &[
+            "create",
+            "rolebinding",
+            "team-a-claims",
+            "--namespace=team-a",
+            "--clusterrole=lz-landing-zone-operator-team",
+            "--user=teamer",
+        ],
+        None,
+    )
+    .expect("team binding");
+    for (verb, resource, namespace, allowed) in [
+        ("create", "accountclaims.landingzone.dev", "team-a", true),
+        ("delete", "accessclaims.landingzone.dev", "team-a", true),
+        ("list", "accountclaims.landingzone.dev", "team-a", true),
+        ("create", "accountclaims.landingzone.dev", "team-b", false),
+        ("create", "accessclaims.landingzone.dev", "default", false),
+        (
+            "patch",
+            "accountclaims.landingzone.dev --subresource=status",
+            "team-a",
+            false,
+        ),
+        ("create", "awsaccounts.landingzone.dev", "", false),
+        ("create", "accountassignments.landingzone.dev", "", false),
+        ("create", "accountclasses.landingzone.dev", "", false),
+        ("get", "secrets", "team-a", false),
+    ] {
+        let mut args = vec!["auth", "can-i", verb];
+        args.extend(resource.split(' '));
+        let ns = format!("--namespace={namespace}");
+        if !namespace.is_empty() {
+            args.push(&ns);
+        }
+        args.extend(["--as", "teamer"]);
+        let out = kubectl(cp, &args, None).unwrap_or_else(|e| e);
+        assert_eq!(
+            out.trim().ends_with("yes"),
+            allowed,
+            "team {verb} {resource} in {namespace:?}: {out}"
         );
     }
     let roles = default

@@ -12,7 +12,7 @@ use landing_zone_tests::{Emulator, workspace_root};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-fn get_json(cp: &ControlPlane, args: &[&str]) -> Value {
+pub(crate) fn get_json(cp: &ControlPlane, args: &[&str]) -> Value {
     let mut a = vec!["get"];
     a.extend_from_slice(args);
     a.extend_from_slice(&["-o", "json"]);

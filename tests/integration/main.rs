@@ -21,4 +21,5 @@ mod organization_policy;
 mod permission_set;
 mod security_baseline;
 mod security_services;
+mod self_service;
 mod trail_alarms;

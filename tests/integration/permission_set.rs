@@ -39,7 +39,7 @@ spec:
       organizationalUnitRefs: [{name: workloads}]
 ";
 
-fn sso(endpoint: &str) -> aws_sdk_ssoadmin::Client {
+pub(crate) fn sso(endpoint: &str) -> aws_sdk_ssoadmin::Client {
     aws_sdk_ssoadmin::Client::from_conf(
         aws_sdk_ssoadmin::Config::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())

@@ -21,7 +21,8 @@ end
 local progressing = { Creating = true, AccountNotYetVisible = true, AccountNotYetAccessible = true,
                       WaitingForDependency = true, WouldCreate = true, Throttled = true,
                       AwsUnreachable = true, AwsTransientError = true,
-                      PolicyTypePendingEnable = true, PolicyNotYetVisible = true }
+                      PolicyTypePendingEnable = true, PolicyNotYetVisible = true,
+                      Provisioning = true, Pending = true }
 if synced ~= nil and synced.status == "False" and not progressing[synced.reason or ""] then
   hs.status = "Degraded"
   hs.message = (synced.reason or "Error") .. ": " .. (synced.message or "")

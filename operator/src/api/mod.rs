@@ -3,9 +3,11 @@
 // kube's `printcolumn(..)` repeats `type_ = ..` by design; clippy reads that as a duplicate attribute.
 #![allow(clippy::duplicated_attributes)]
 
+pub mod account_assignment;
 pub mod audit_trail;
 pub mod aws_account;
 pub mod budget;
+pub mod claims;
 pub mod common;
 pub mod identity_center_group;
 pub mod identity_group;
@@ -15,9 +17,11 @@ pub mod organizational_unit;
 pub mod permission_set;
 pub mod security_baseline;
 
+pub use account_assignment::{AccountAssignment, AccountAssignmentSpec, AccountAssignmentStatus};
 pub use audit_trail::{AuditTrail, AuditTrailSpec, AuditTrailStatus};
 pub use aws_account::{AwsAccount, AwsAccountSpec, AwsAccountStatus};
 pub use budget::{Budget, BudgetSpec, BudgetStatus};
+pub use claims::{AccessClaim, AccountClaim, AccountClass};
 pub use common::*;
 pub use identity_center_group::{
     IdentityCenterGroup, IdentityCenterGroupSpec, IdentityCenterGroupStatus,

@@ -2,6 +2,7 @@
 //! reconcile core (`crate::reconcile`), with finalizers, status through server-side apply, Events,
 //! dependency watches, periodic resync, backoff and leader election.
 
+pub mod claims;
 pub mod leader;
 pub mod status;
 
@@ -566,13 +567,15 @@ async fn apply<K: KindSpec>(obj: Arc<K>, ctx: &Context) -> Result<Action, Contro
     match result {
         Ok(p) => {
             ctx.backoff.lock().expect("not poisoned").remove(&key);
-            Ok(match p.ready {
+            let next = match p.ready {
                 Readiness::NotReady {
                     reason: "Creating" | "AccountNotYetVisible",
                     ..
-                } => Action::requeue(CREATING_RECHECK),
-                _ => Action::requeue(jitter(ctx.resync_interval(), 0.1)),
-            })
+                } => CREATING_RECHECK,
+                _ => jitter(ctx.resync_interval(), 0.1),
+            };
+            let due = resource.next_due(k8s_openapi::jiff::Timestamp::now());
+            Ok(Action::requeue(due.map_or(next, |d| d.min(next))))
         }
         // Re-queued by the watch on the dependency when it changes; the store read here can lag
         // that event, so look again soon (no AWS call is made while waiting).
@@ -912,7 +915,7 @@ pub async fn run(
     let mut wiring = Wiring {
         client: client.clone(),
         wc: wc.clone(),
-        cfg,
+        cfg: cfg.clone(),
         stop_rx: stop_rx.clone(),
         stores: HashMap::new(),
         runs: Vec::new(),
@@ -920,6 +923,10 @@ pub async fn run(
         listers: HashMap::new(),
     };
     Kind::visit_all(&mut wiring);
+    // The claims of teams' namespaces, composed into the kinds' objects above.
+    wiring
+        .runs
+        .extend(claims::wire(&client, &wc, cfg, stop_rx.clone()));
     let events_live = Arc::new(std::sync::atomic::AtomicBool::new(false));
     tokio::spawn(consume_change_events(
         aws.clone(),
@@ -1145,7 +1152,7 @@ impl LeaseTiming {
 }
 
 /// A controller's run, started once the shared context exists.
-type Run = Box<dyn FnOnce(Arc<Context>) -> futures::future::BoxFuture<'static, ()>>;
+pub(crate) type Run = Box<dyn FnOnce(Arc<Context>) -> futures::future::BoxFuture<'static, ()>>;
 
 /// Builds the controller of each kind it visits: its watch cache (registered for reference
 /// lookups), the watches on the kinds it refers to, and its run.

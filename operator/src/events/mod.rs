@@ -51,6 +51,14 @@ pub fn identities(r: &Resource) -> Vec<Touch> {
             out
         }
         Resource::PermissionSet(_) => id.map(Touch::PermissionSet).into_iter().collect(),
+        // A call on the permission set (an assignment removed by hand) brings its assignments round.
+        Resource::AccountAssignment(a) => a
+            .status
+            .as_ref()
+            .and_then(|s| s.permission_set_arn.clone())
+            .map(Touch::PermissionSet)
+            .into_iter()
+            .collect(),
         Resource::IdentityCenterGroup(_) => id.map(Touch::IdentityStoreGroup).into_iter().collect(),
         Resource::Budget(b) => vec![Touch::Budget(b.spec.budget_name.clone())],
         // Reached through the tree (below): its controls' own calls are not mapped yet, the

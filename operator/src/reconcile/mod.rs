@@ -26,6 +26,7 @@ kinds! {
     SecurityBaseline => security_baseline,
     IdentityCenterGroup => identity_center_group,
     PermissionSet => permission_set,
+    AccountAssignment => account_assignment,
 }
 
 use crate::api::{self, Drift};

@@ -61,6 +61,11 @@ pub trait KindSpec:
     fn summary(&self) -> Option<String> {
         None
     }
+    /// When the controller must look again sooner than the resync, whatever AWS says meanwhile
+    /// (an expiry, a request in flight).
+    fn next_due(&self, _now: k8s_openapi::jiff::Timestamp) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// The instance side of [`KindSpec`], object-safe, so `Resource` dispatches without a match per
@@ -82,6 +87,7 @@ pub(crate) trait DynKind: Send + Sync {
     fn record_metrics(&self, metrics: &Metrics);
     fn forget_metrics(&self, metrics: &Metrics);
     fn summary(&self) -> Option<String>;
+    fn next_due(&self, now: k8s_openapi::jiff::Timestamp) -> Option<std::time::Duration>;
 }
 
 impl<K: KindSpec> DynKind for K {
@@ -132,6 +138,9 @@ impl<K: KindSpec> DynKind for K {
     }
     fn summary(&self) -> Option<String> {
         KindSpec::summary(self)
+    }
+    fn next_due(&self, now: k8s_openapi::jiff::Timestamp) -> Option<std::time::Duration> {
+        KindSpec::next_due(self, now)
     }
 }
 
@@ -359,6 +368,10 @@ impl Resource {
 
     pub fn summary(&self) -> Option<String> {
         self.inner().summary()
+    }
+
+    pub fn next_due(&self, now: k8s_openapi::jiff::Timestamp) -> Option<std::time::Duration> {
+        self.inner().next_due(now)
     }
 }
 

@@ -356,15 +356,30 @@ pub(super) async fn create_account(
                 "AWSOrganizationsV20161128.ListAccounts".parse().unwrap(),
             );
             let list = Call { parts, ..list };
-            let (_, _, bytes) = upstream.send(&list, Bytes::from_static(b"{}")).await?;
-            let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            let exists = v
-                .get("Accounts")
-                .and_then(Value::as_array)
-                .is_some_and(|a| {
-                    a.iter()
-                        .any(|a| str_of(a, "Email").eq_ignore_ascii_case(&email))
-                });
+            // Every page: the emulator lists 20 accounts at a time.
+            let (mut exists, mut token) = (false, None::<String>);
+            loop {
+                let body = match &token {
+                    Some(t) => serde_json::json!({ "NextToken": t }).to_string(),
+                    None => "{}".to_string(),
+                };
+                let (_, _, bytes) = upstream.send(&list, Bytes::from(body)).await?;
+                let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                exists |= v
+                    .get("Accounts")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| {
+                        a.iter()
+                            .any(|a| str_of(a, "Email").eq_ignore_ascii_case(&email))
+                    });
+                token = v
+                    .get("NextToken")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                if exists || token.is_none() {
+                    break;
+                }
+            }
             exists.then(|| "EMAIL_ALREADY_EXISTS".to_string())
         }
     };

@@ -120,6 +120,23 @@ fn record(status: &mut AwsAccountStatus, account: &AccountInfo) {
     status.parent_id = account.parent_id.clone();
 }
 
+/// Reason of an existing account a claim's AwsAccount may not adopt.
+pub const NOT_CLAIMABLE: &str = "AccountNotClaimable";
+
+/// `<namespace>/<claim>` of the AccountClaim that composed this account, if one did.
+fn claimed_by(resource: &Resource) -> Option<String> {
+    let labels = match resource {
+        Resource::AwsAccount(a) => a.metadata.labels.as_ref()?,
+        _ => return None,
+    };
+    (labels.get(crate::claims::LABEL_KIND)?.as_str() == "AccountClaim").then_some(())?;
+    Some(format!(
+        "{}/{}",
+        labels.get(crate::claims::LABEL_NAMESPACE)?,
+        labels.get(crate::claims::LABEL_CLAIM)?
+    ))
+}
+
 /// Reason of a closure AWS refused for its closure quota (the controller parks it).
 pub const CLOSE_REFUSED: &str = "CloseAccountRefused";
 
@@ -222,6 +239,23 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             }
             identity
         };
+        // A claim's account is only ever one the claim created: an account found by its email
+        // (after a crash, or when CreateAccount answered EMAIL_ALREADY_EXISTS) is adopted only
+        // when the tag its CreateAccount set says this claim made it.
+        if let Identity::Adopted { account, .. } = &identity
+            && let Some(owner) = claimed_by(resource)
+            && pass.aws.organizations.list_tags(&account.id).await?.get(crate::claims::CLAIM_TAG) != Some(&owner)
+        {
+            let status = status_of(resource);
+            (status.account_id, status.arn, status.state, status.parent_id) = (None, None, None, None);
+            return Err(Error::conflict(
+                NOT_CLAIMABLE,
+                format!(
+                    "account {} with email {} already exists and was not created by the claim {owner}: a claim only gets an account it creates itself; ask the platform team (the class's emailTemplate decides the email)",
+                    account.id, desired.email
+                ),
+            ));
+        }
         let tags = match &identity {
             // Created a moment ago with exactly the desired tags: no need to read them back.
             _ if progress.writes > 0 => desired.tags.clone(),

@@ -74,8 +74,24 @@ fn desired(ps: &PermissionSet, pass: &Pass) -> Result<Desired, Error> {
         }),
         tags: s.tags.clone(),
         assignments,
+        held_elsewhere: held_elsewhere(ps, pass),
         policy: s.management_policy,
     })
+}
+
+/// The (account, group) pairs of this set that `AccountAssignment` resources hold.
+fn held_elsewhere(ps: &PermissionSet, pass: &Pass) -> BTreeSet<plan::Target> {
+    let name = kube::ResourceExt::name_any(ps);
+    pass.peers
+        .iter()
+        .filter_map(|r| match r {
+            Resource::AccountAssignment(a) if a.spec.permission_set_ref.name == name => {
+                let account = a.status.as_ref()?.account_id.clone()?;
+                Some((account, a.spec.group.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// A read the endpoint does not implement (an emulator): what it would show is not known.
@@ -457,6 +473,7 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
 impl super::KindSpec for PermissionSet {
     const KIND: Kind = Kind::PermissionSet;
     const DEPENDS_ON: &'static [Kind] = &[Kind::OrganizationalUnit, Kind::AwsAccount];
+    const SEES: &'static [Kind] = &[Kind::AccountAssignment];
     crate::status_access!();
 
     fn dependencies(&self) -> Vec<Key> {

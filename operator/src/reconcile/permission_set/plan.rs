@@ -20,6 +20,8 @@ pub struct Desired {
     pub boundary: Option<String>,
     pub tags: Tags,
     pub assignments: BTreeSet<Target>,
+    /// Assignments an `AccountAssignment` holds (a claim's): not this set's to remove.
+    pub held_elsewhere: BTreeSet<Target>,
     pub policy: ManagementPolicy,
 }
 
@@ -256,7 +258,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             }
         }
     }
-    for target in observed.assigned.difference(&desired.assignments) {
+    for target in observed.assigned.difference(&desired.assignments).filter(|t| !desired.held_elsewhere.contains(*t)) {
         let (account, group) = target;
         let Some(Some(group_id)) = observed.groups.get(group) else { continue };
         match observed.deleting.get(target) {

@@ -1,0 +1,625 @@
+//! Self-service, pure part: whether a claim is within its class, and what it composes — the
+//! `AwsAccount`, `Budget` and `AccountAssignment` objects that the existing kinds reconcile.
+//! The controller (`controller::claims`) reads the cluster and writes what this returns.
+//!
+//! Composition in Crossplane's claim → composite manner, but onto kinds that already exist: the
+//! children are ordinary cluster-scoped resources (so `kubectl get landingzone` shows the platform
+//! team everything, and crash-safe creation, waiting for AWS, baselines and drift apply unchanged),
+//! labelled with the claim. Kubernetes allows no owner reference from a cluster-scoped object to a
+//! namespaced one, so the labels (and the claim's finalizer) are the link. A child is only ever
+//! written when its labels name this claim: an object Git owns, or another claim's, is never
+//! touched — the claim is refused instead.
+
+use crate::api::claims::{AccessClaim, AccountClaim, AccountClass, iso_seconds};
+use crate::api::{AccountAssignment, AwsAccount, Budget, PermissionSet};
+use kube::ResourceExt;
+use kube::core::SelectorExt;
+use serde_json::json;
+use std::collections::BTreeMap;
+
+/// Labels every composed object carries: the claim's namespace and name, and its kind.
+pub const LABEL_NAMESPACE: &str = "landingzone.dev/claim-namespace";
+pub const LABEL_CLAIM: &str = "landingzone.dev/claim-name";
+pub const LABEL_KIND: &str = "landingzone.dev/claim-kind";
+pub const LABEL_CLASS: &str = "landingzone.dev/account-class";
+/// The AWS tag an account carries from its CreateAccount on: `<namespace>/<claim>`. An existing
+/// account is only ever adopted for a claim that created it (this tag says so).
+pub const CLAIM_TAG: &str = "landingzone.dev/claim";
+
+/// Why a claim is not (yet) given what it asks: a condition reason and a sentence saying what to change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+fn refuse(reason: &'static str, message: String) -> Refusal {
+    Refusal { reason, message }
+}
+
+pub fn render(template: &str, namespace: &str, claim: &str) -> String {
+    template
+        .replace("{namespace}", namespace)
+        .replace("{claim}", claim)
+}
+
+/// The composed objects' names (cluster-scoped, so namespace and claim both appear).
+pub fn child_name(namespace: &str, claim: &str) -> String {
+    format!("{namespace}-{claim}")
+}
+
+/// A permission set's name as part of an object name (lowercase letters, digits, hyphens).
+fn dns_part(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect::<String>()
+        .trim_matches('-')
+        .to_string()
+}
+
+pub fn claim_labels(
+    kind: &str,
+    namespace: &str,
+    claim: &str,
+    class: &str,
+) -> BTreeMap<String, String> {
+    [
+        (LABEL_NAMESPACE, namespace),
+        (LABEL_CLAIM, claim),
+        (LABEL_KIND, kind),
+        (LABEL_CLASS, class),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// Whether an existing object is this claim's to write (its labels name it).
+pub fn owned_by(
+    labels: &BTreeMap<String, String>,
+    kind: &str,
+    namespace: &str,
+    claim: &str,
+) -> bool {
+    labels.get(LABEL_NAMESPACE).map(String::as_str) == Some(namespace)
+        && labels.get(LABEL_CLAIM).map(String::as_str) == Some(claim)
+        && labels.get(LABEL_KIND).map(String::as_str) == Some(kind)
+}
+
+/// Who holds an object of that name, for the refusal's message.
+pub fn holder(labels: &BTreeMap<String, String>) -> String {
+    match (labels.get(LABEL_NAMESPACE), labels.get(LABEL_CLAIM)) {
+        (Some(ns), Some(c)) => format!("the claim {c} in namespace {ns}"),
+        _ => "the platform team (it is not a claim's)".to_string(),
+    }
+}
+
+fn group_allowed(pattern: &str, namespace: &str, group: &str) -> Result<bool, Refusal> {
+    let re = regex::Regex::new(&render(pattern, &regex::escape(namespace), "")).map_err(|e| {
+        refuse(
+            "ClassInvalid",
+            format!("the class's groupPattern is not a regular expression ({e}); ask the platform team to fix it"),
+        )
+    })?;
+    Ok(re.is_match(group))
+}
+
+/// The checks of a claim against its class that need no other object: the namespace, the group,
+/// the budget and the tag keys. (Admission checks the same with the class as parameter; this
+/// holds when that policy is not installed.)
+pub fn check_account_claim(
+    class: &AccountClass,
+    claim: &AccountClaim,
+    namespace_labels: &BTreeMap<String, String>,
+) -> Result<(), Refusal> {
+    let ns = claim.namespace().unwrap_or_default();
+    let class_name = class.name_any();
+    let selector: Result<kube::core::Selector, _> =
+        class.spec.namespace_selector.clone().try_into();
+    let selected = selector.is_ok_and(|s| {
+        !class.spec.namespace_selector.eq(&Default::default()) && s.matches(namespace_labels)
+    });
+    if !selected {
+        return Err(refuse(
+            "NamespaceNotAllowed",
+            format!(
+                "namespace {ns} is not selected by the namespaceSelector of AccountClass {class_name}: ask the platform team to label the namespace or to use another class"
+            ),
+        ));
+    }
+    if !group_allowed(&class.spec.group_pattern, &ns, &claim.spec.owner_group)? {
+        return Err(refuse(
+            "GroupNotAllowed",
+            format!(
+                "ownerGroup {} is not one this namespace may name in AccountClass {class_name} (groupPattern {}): use a group of your team",
+                claim.spec.owner_group,
+                render(&class.spec.group_pattern, &ns, "")
+            ),
+        ));
+    }
+    if let (Some(asked), Some(b)) = (claim.spec.budget_usd, &class.spec.budget)
+        && asked > b.max_usd
+    {
+        return Err(refuse(
+            "BudgetAboveClassMaximum",
+            format!(
+                "budgetUsd {asked} is above the maximum of AccountClass {class_name} ({} USD): ask for at most that",
+                b.max_usd
+            ),
+        ));
+    }
+    let foreign: Vec<&String> = claim
+        .spec
+        .tags
+        .keys()
+        .filter(|k| !class.spec.claim_tag_keys.contains(k))
+        .collect();
+    if !foreign.is_empty() {
+        return Err(refuse(
+            "TagNotAllowed",
+            format!(
+                "tag keys {foreign:?} are not ones AccountClass {class_name} lets a claim set (allowed: {:?}): remove them",
+                class.spec.claim_tag_keys
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the claim is within its namespace's quota: the oldest claims of the namespace and class
+/// are, a claim that already holds its account always is.
+pub fn within_quota(
+    class: &AccountClass,
+    claim: &AccountClaim,
+    siblings: &[AccountClaim],
+) -> Result<(), Refusal> {
+    if claim
+        .status
+        .as_ref()
+        .is_some_and(|s| s.account_ref.is_some())
+    {
+        return Ok(());
+    }
+    let ns = claim.namespace();
+    let order = |c: &AccountClaim| (c.creation_timestamp().map(|t| t.0), c.name_any());
+    let holding = siblings
+        .iter()
+        .filter(|c| {
+            c.namespace() == ns
+                && c.spec.class_ref == claim.spec.class_ref
+                && c.name_any() != claim.name_any()
+        })
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .filter(|c| {
+            c.status.as_ref().is_some_and(|s| s.account_ref.is_some()) || order(c) < order(claim)
+        })
+        .count();
+    let quota = class.spec.accounts_per_namespace.max(0) as usize;
+    if holding >= quota {
+        return Err(refuse(
+            "QuotaExceeded",
+            format!(
+                "namespace {} already holds {holding} account(s) of AccountClass {}, its quota is {quota}: delete a claim or ask the platform team for a higher accountsPerNamespace",
+                ns.unwrap_or_default(),
+                class.name_any()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What an account claim composes.
+#[derive(Clone, Debug)]
+pub struct Composed {
+    pub account: AwsAccount,
+    pub budget: Option<Budget>,
+    pub assignments: Vec<AccountAssignment>,
+    /// Permission sets the class names that no PermissionSet resource has (by `spec.name`).
+    pub missing_permission_sets: Vec<String>,
+}
+
+fn object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+    serde_json::from_value(value).expect("composed objects match their own types")
+}
+
+/// The `PermissionSet` resource whose Identity Center name is `name`.
+pub fn permission_set_named<'a>(
+    sets: &'a [PermissionSet],
+    name: &str,
+) -> Option<&'a PermissionSet> {
+    sets.iter().find(|p| p.spec.name == name)
+}
+
+pub fn compose_account(
+    class: &AccountClass,
+    claim: &AccountClaim,
+    permission_sets: &[PermissionSet],
+) -> Composed {
+    let (ns, name, class_name) = (
+        claim.namespace().unwrap_or_default(),
+        claim.name_any(),
+        class.name_any(),
+    );
+    let child = child_name(&ns, &name);
+    let labels = claim_labels("AccountClaim", &ns, &name, &class_name);
+    let mut tags = claim.spec.tags.clone();
+    tags.extend(class.spec.tags.clone());
+    tags.insert(CLAIM_TAG.to_string(), format!("{ns}/{name}"));
+    let account_name = render(&class.spec.account_name_template, &ns, &name);
+    let mut spec = json!({
+        "accountName": account_name,
+        "email": render(&class.spec.email_template, &ns, &name),
+        "organizationalUnitRef": {"name": class.spec.organizational_unit_ref.name},
+        "tags": tags,
+        "deletionPolicy": class.spec.deletion_policy,
+    });
+    if let Some(role) = &class.spec.role_name {
+        spec["roleName"] = json!(role);
+    }
+    let account: AwsAccount = object(json!({
+        "apiVersion": crate::api::API_VERSION, "kind": "AwsAccount",
+        "metadata": {"name": child, "labels": labels},
+        "spec": spec,
+    }));
+    let budget = class.spec.budget.as_ref().map(|b| {
+        let emails: Vec<String> = b.emails.iter().map(|e| render(e, &ns, &name)).collect();
+        let mut notifications: Vec<serde_json::Value> = b
+            .thresholds
+            .iter()
+            .map(|t| json!({"notificationType": "ACTUAL", "threshold": *t as f64, "subscribers": {"emails": emails}}))
+            .collect();
+        notifications.push(json!({"notificationType": "FORECASTED", "threshold": 100.0, "subscribers": {"emails": emails}}));
+        object(json!({
+            "apiVersion": crate::api::API_VERSION, "kind": "Budget",
+            "metadata": {"name": child, "labels": labels},
+            "spec": {
+                "budgetName": format!("{account_name}-monthly"),
+                "accountRef": {"name": child},
+                "limit": {"amount": claim.spec.budget_usd.unwrap_or(b.default_usd).to_string(), "unit": "USD"},
+                "timeUnit": "MONTHLY",
+                "notifications": notifications,
+                // The budget goes with the account: kept while the account is.
+                "deletionPolicy": if class.spec.deletion_policy == crate::api::AccountDeletionPolicy::Close { "Delete" } else { "Retain" },
+            },
+        }))
+    });
+    let mut missing = Vec::new();
+    let assignments = class
+        .spec
+        .permission_sets
+        .iter()
+        .filter_map(|ps_name| {
+            let Some(ps) = permission_set_named(permission_sets, ps_name) else {
+                missing.push(ps_name.clone());
+                return None;
+            };
+            Some(object(json!({
+                "apiVersion": crate::api::API_VERSION, "kind": "AccountAssignment",
+                "metadata": {"name": format!("{child}-{}", dns_part(ps_name)), "labels": labels},
+                "spec": {
+                    "permissionSetRef": {"name": ps.name_any()},
+                    "group": claim.spec.owner_group,
+                    "accountRef": {"name": child},
+                    // The team loses the access with the claim.
+                    "deletionPolicy": "Delete",
+                },
+            })))
+        })
+        .collect();
+    Composed {
+        account,
+        budget,
+        assignments,
+        missing_permission_sets: missing,
+    }
+}
+
+/// An access claim checked against the class of the account it names.
+pub fn check_access_claim(class: &AccountClass, access: &AccessClaim) -> Result<i64, Refusal> {
+    let ns = access.namespace().unwrap_or_default();
+    let class_name = class.name_any();
+    let Some(allowed) = class
+        .spec
+        .time_bound
+        .iter()
+        .find(|t| t.permission_set == access.spec.permission_set)
+    else {
+        return Err(refuse(
+            "PermissionSetNotAllowed",
+            format!(
+                "AccountClass {class_name} does not allow {} for a limited time (it allows {:?}): ask for one of those",
+                access.spec.permission_set,
+                class
+                    .spec
+                    .time_bound
+                    .iter()
+                    .map(|t| t.permission_set.as_str())
+                    .collect::<Vec<_>>()
+            ),
+        ));
+    };
+    let asked = iso_seconds(&access.spec.duration).unwrap_or(i64::MAX);
+    let max = iso_seconds(&allowed.max_duration).unwrap_or(0);
+    if asked > max {
+        return Err(refuse(
+            "DurationAboveClassMaximum",
+            format!(
+                "duration {} is longer than AccountClass {class_name} allows for {} ({}): ask for at most that",
+                access.spec.duration, allowed.permission_set, allowed.max_duration
+            ),
+        ));
+    }
+    if !group_allowed(&class.spec.group_pattern, &ns, &access.spec.group)? {
+        return Err(refuse(
+            "GroupNotAllowed",
+            format!(
+                "group {} is not one this namespace may name in AccountClass {class_name} (groupPattern {}): use a group of your team",
+                access.spec.group,
+                render(&class.spec.group_pattern, &ns, "")
+            ),
+        ));
+    }
+    Ok(asked)
+}
+
+/// The assignment an access claim composes, until `expires_at`.
+pub fn compose_access(
+    access: &AccessClaim,
+    class_name: &str,
+    account_object: &str,
+    permission_set: &PermissionSet,
+    expires_at: &str,
+) -> AccountAssignment {
+    let (ns, name) = (access.namespace().unwrap_or_default(), access.name_any());
+    object(json!({
+        "apiVersion": crate::api::API_VERSION, "kind": "AccountAssignment",
+        "metadata": {
+            "name": format!("{}-access", child_name(&ns, &name)),
+            "labels": claim_labels("AccessClaim", &ns, &name, class_name),
+        },
+        "spec": {
+            "permissionSetRef": {"name": permission_set.name_any()},
+            "group": access.spec.group,
+            "accountRef": {"name": account_object},
+            "expiresAt": expires_at,
+            "deletionPolicy": "Delete",
+        },
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(extra: serde_json::Value) -> AccountClass {
+        let mut spec = json!({
+            "organizationalUnitRef": {"name": "workloads"},
+            "emailTemplate": "aws+{namespace}-{claim}@example.com",
+            "namespaceSelector": {"matchLabels": {"landingzone.dev/self-service": "true"}},
+            "accountsPerNamespace": 2,
+            "claimTagKeys": ["cost-center"],
+            "tags": {"owner": "platform"},
+            "budget": {"defaultUsd": 100, "maxUsd": 500, "emails": ["{namespace}@example.com", "platform@example.com"]},
+            "permissionSets": ["Developer", "ReadOnly"],
+            "timeBound": [{"permissionSet": "Administrator", "maxDuration": "PT4H"}],
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            spec[k] = v.clone();
+        }
+        object(
+            json!({"apiVersion": "landingzone.dev/v1alpha1", "kind": "AccountClass", "metadata": {"name": "nonprod"}, "spec": spec}),
+        )
+    }
+
+    fn claim(ns: &str, name: &str, spec: serde_json::Value, created: &str) -> AccountClaim {
+        let mut s = json!({"classRef": {"name": "nonprod"}, "ownerGroup": ns});
+        for (k, v) in spec.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        object(
+            json!({"apiVersion": "landingzone.dev/v1alpha1", "kind": "AccountClaim",
+            "metadata": {"name": name, "namespace": ns, "creationTimestamp": created}, "spec": s}),
+        )
+    }
+
+    fn selected() -> BTreeMap<String, String> {
+        [(
+            "landingzone.dev/self-service".to_string(),
+            "true".to_string(),
+        )]
+        .into()
+    }
+
+    #[test]
+    fn a_claim_gets_only_what_its_class_allows() {
+        let c = class(json!({}));
+        let t = "2026-12-05T10:00:00Z";
+        type Case<'a> = (
+            &'a str,
+            AccountClaim,
+            BTreeMap<String, String>,
+            Option<&'a str>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "within the class",
+                claim(
+                    "team-search",
+                    "dev",
+                    json!({"budgetUsd": 300, "tags": {"cost-center": "4711"}}),
+                    t,
+                ),
+                selected(),
+                None,
+            ),
+            (
+                "namespace not selected",
+                claim("team-search", "dev", json!({}), t),
+                BTreeMap::new(),
+                Some("NamespaceNotAllowed"),
+            ),
+            (
+                "budget above the maximum",
+                claim("team-search", "dev", json!({"budgetUsd": 501}), t),
+                selected(),
+                Some("BudgetAboveClassMaximum"),
+            ),
+            (
+                "a tag key the class does not allow",
+                claim("team-search", "dev", json!({"tags": {"owner": "me"}}), t),
+                selected(),
+                Some("TagNotAllowed"),
+            ),
+            (
+                "another team's group",
+                claim(
+                    "team-search",
+                    "dev",
+                    json!({"ownerGroup": "team-payments"}),
+                    t,
+                ),
+                selected(),
+                Some("GroupNotAllowed"),
+            ),
+            (
+                "a group of the team",
+                claim(
+                    "team-search",
+                    "dev",
+                    json!({"ownerGroup": "team-search-oncall"}),
+                    t,
+                ),
+                selected(),
+                None,
+            ),
+            (
+                "a group that only starts like the team's",
+                claim(
+                    "team-search",
+                    "dev",
+                    json!({"ownerGroup": "team-searchers"}),
+                    t,
+                ),
+                selected(),
+                Some("GroupNotAllowed"),
+            ),
+        ];
+        for (why, cl, labels, want) in cases {
+            let got = check_account_claim(&c, &cl, &labels)
+                .err()
+                .map(|r| r.reason);
+            assert_eq!(got, want, "{why}");
+        }
+        let empty_selector = class(json!({"namespaceSelector": {}}));
+        let r = check_account_claim(
+            &empty_selector,
+            &claim("team-search", "dev", json!({}), t),
+            &selected(),
+        );
+        assert_eq!(
+            r.unwrap_err().reason,
+            "NamespaceNotAllowed",
+            "an empty selector selects no namespace"
+        );
+    }
+
+    #[test]
+    fn the_oldest_claims_are_within_the_quota() {
+        let c = class(json!({}));
+        let a = claim("team-a", "one", json!({}), "2026-12-05T10:00:00Z");
+        let b = claim("team-a", "two", json!({}), "2026-12-05T10:00:01Z");
+        let d = claim("team-a", "three", json!({}), "2026-12-05T10:00:02Z");
+        let other_ns = claim("team-b", "zero", json!({}), "2026-12-05T09:00:00Z");
+        let all = vec![a.clone(), b.clone(), d.clone(), other_ns];
+        assert!(within_quota(&c, &a, &all).is_ok());
+        assert!(within_quota(&c, &b, &all).is_ok());
+        assert_eq!(
+            within_quota(&c, &d, &all).unwrap_err().reason,
+            "QuotaExceeded"
+        );
+        // A younger claim that already holds its account keeps it; the older one waits.
+        let mut held = d.clone();
+        held.status = Some(crate::api::claims::AccountClaimStatus {
+            account_ref: Some("x".into()),
+            ..Default::default()
+        });
+        let all = vec![a.clone(), b.clone(), held.clone()];
+        assert!(within_quota(&c, &held, &all).is_ok());
+        assert!(within_quota(&c, &b, &all).is_err());
+    }
+
+    #[test]
+    fn a_claim_composes_an_account_a_budget_and_assignments_labelled_with_it() {
+        let c = class(json!({}));
+        let cl = claim(
+            "team-search",
+            "dev",
+            json!({"budgetUsd": 300, "tags": {"cost-center": "4711"}}),
+            "2026-12-05T10:00:00Z",
+        );
+        let dev: PermissionSet = object(
+            json!({"apiVersion": "landingzone.dev/v1alpha1", "kind": "PermissionSet",
+            "metadata": {"name": "developer"}, "spec": {"name": "Developer"}}),
+        );
+        let got = compose_account(&c, &cl, &[dev]);
+        let a = &got.account;
+        assert_eq!(a.name_any(), "team-search-dev");
+        assert_eq!(a.spec.account_name, "team-search-dev");
+        assert_eq!(a.spec.email, "aws+team-search-dev@example.com");
+        assert_eq!(a.spec.tags.get(CLAIM_TAG).unwrap(), "team-search/dev");
+        assert_eq!(a.spec.tags.get("owner").unwrap(), "platform");
+        assert!(owned_by(a.labels(), "AccountClaim", "team-search", "dev"));
+        assert!(!owned_by(a.labels(), "AccountClaim", "team-search", "prod"));
+        let b = got.budget.unwrap();
+        assert_eq!(b.spec.limit.amount, "300");
+        assert_eq!(b.spec.notifications.len(), 4);
+        assert_eq!(
+            b.spec.notifications[0].subscribers.emails,
+            vec!["team-search@example.com", "platform@example.com"]
+        );
+        assert_eq!(got.assignments.len(), 1);
+        assert_eq!(got.assignments[0].spec.group, "team-search");
+        assert_eq!(got.assignments[0].spec.permission_set_ref.name, "developer");
+        assert_eq!(got.missing_permission_sets, vec!["ReadOnly"]);
+    }
+
+    #[test]
+    fn an_access_claim_is_bounded_by_the_class() {
+        let c = class(json!({}));
+        let access = |ps: &str, duration: &str, group: &str| -> AccessClaim {
+            object(
+                json!({"apiVersion": "landingzone.dev/v1alpha1", "kind": "AccessClaim",
+                "metadata": {"name": "inc", "namespace": "team-search"},
+                "spec": {"accountClaimRef": {"name": "dev"}, "permissionSet": ps, "group": group, "duration": duration, "reason": "INC-1"}}),
+            )
+        };
+        assert_eq!(
+            check_access_claim(&c, &access("Administrator", "PT2H", "team-search-oncall")),
+            Ok(7200)
+        );
+        assert_eq!(
+            check_access_claim(&c, &access("Administrator", "PT5H", "team-search"))
+                .unwrap_err()
+                .reason,
+            "DurationAboveClassMaximum"
+        );
+        assert_eq!(
+            check_access_claim(&c, &access("Developer", "PT1H", "team-search"))
+                .unwrap_err()
+                .reason,
+            "PermissionSetNotAllowed"
+        );
+        assert_eq!(
+            check_access_claim(&c, &access("Administrator", "PT1H", "team-payments"))
+                .unwrap_err()
+                .reason,
+            "GroupNotAllowed"
+        );
+    }
+}

@@ -1,0 +1,879 @@
+//! The claims controllers: an `AccountClaim` or `AccessClaim` in a team's namespace becomes the
+//! cluster-scoped objects `crate::claims` composes, which the kinds' own controllers reconcile.
+//! Writes only Kubernetes objects (never AWS), and only objects labelled with the claim.
+//!
+//! The boundary is held twice: at admission (the chart's ValidatingAdmissionPolicy, with the
+//! class as parameter) and here, where what admission cannot know is checked too — the quota,
+//! an account name already held, a class or permission set that went away.
+
+use super::{Context, FINALIZER, Run};
+use crate::api::claims::{
+    AccessClaim, AccessClaimStatus, AccountClaim, AccountClaimStatus, AccountClass,
+};
+use crate::api::{AccountAssignment, AwsAccount, Budget, PermissionSet};
+use crate::claims::{self as compose, Refusal};
+use crate::reconcile::conditions::{READY, set_condition};
+use crate::reconcile::{Key, Kind, Resource};
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, Resource as KubeResource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The field manager of the composed objects' spec and labels (the kinds' own status is written
+/// under the operator's).
+const MANAGER: &str = "landing-zone-operator-claims";
+use crate::reconcile::aws_account::NOT_CLAIMABLE;
+/// How often a claim is looked at when nothing it watches changed.
+const RESYNC: Duration = Duration::from_secs(300);
+/// While the account is being made or the grant is in flight.
+const PENDING_RECHECK: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ClaimError(String);
+
+impl From<kube::Error> for ClaimError {
+    fn from(e: kube::Error) -> Self {
+        ClaimError(format!("the API server refused a request: {e}"))
+    }
+}
+
+struct ClaimsCtx {
+    ctx: Arc<Context>,
+    claims: Store<AccountClaim>,
+}
+
+/// The two controllers, wired like the kinds' (they run while this replica leads).
+pub(super) fn wire(
+    client: &Client,
+    wc: &watcher::Config,
+    cfg: ControllerConfig,
+    stop_rx: watch::Receiver<bool>,
+) -> Vec<Run> {
+    let account_claims = Controller::new(Api::<AccountClaim>::all(client.clone()), wc.clone());
+    let store = account_claims.store();
+    let (by_class, for_access) = (store.clone(), store.clone());
+    let account_claims = account_claims
+        .watches(
+            Api::<AccountClass>::all(client.clone()),
+            wc.clone(),
+            move |class: AccountClass| {
+                by_class
+                    .state()
+                    .into_iter()
+                    .filter(|c| c.spec.class_ref.name == class.name_any())
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(
+            Api::<AwsAccount>::all(client.clone()),
+            wc.clone(),
+            claim_of::<AwsAccount, AccountClaim>("AccountClaim"),
+        )
+        .watches(
+            Api::<Budget>::all(client.clone()),
+            wc.clone(),
+            claim_of::<Budget, AccountClaim>("AccountClaim"),
+        )
+        .watches(
+            Api::<AccountAssignment>::all(client.clone()),
+            wc.clone(),
+            claim_of::<AccountAssignment, AccountClaim>("AccountClaim"),
+        );
+    let access_claims = Controller::new(Api::<AccessClaim>::all(client.clone()), wc.clone());
+    let access_store = access_claims.store();
+    let access_claims = access_claims
+        .watches(
+            Api::<AccountClaim>::all(client.clone()),
+            wc.clone(),
+            move |claim: AccountClaim| {
+                access_store
+                    .state()
+                    .into_iter()
+                    .filter(|a| {
+                        a.namespace() == claim.namespace()
+                            && a.spec.account_claim_ref.name == claim.name_any()
+                    })
+                    .map(|a| ObjectRef::from_obj(&*a))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(
+            Api::<AccountAssignment>::all(client.clone()),
+            wc.clone(),
+            claim_of::<AccountAssignment, AccessClaim>("AccessClaim"),
+        );
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let (cfg2, stop2) = (cfg.clone(), stop_rx.clone());
+    vec![
+        Box::new(move |ctx: Arc<Context>| {
+            let cx = Arc::new(ClaimsCtx { ctx, claims: store });
+            account_claims
+                .with_config(cfg)
+                .graceful_shutdown_on(stopped(stop_rx))
+                .run(reconcile_account_claim, error_policy, cx)
+                .for_each(|_| async {})
+                .boxed()
+        }),
+        Box::new(move |ctx: Arc<Context>| {
+            let cx = Arc::new(ClaimsCtx {
+                ctx,
+                claims: for_access,
+            });
+            access_claims
+                .with_config(cfg2)
+                .graceful_shutdown_on(stopped(stop2))
+                .run(reconcile_access_claim, error_policy, cx)
+                .for_each(|_| async {})
+                .boxed()
+        }),
+    ]
+}
+
+/// Maps a composed object to the claim its labels name.
+fn claim_of<C: KubeResource<DynamicType = ()>, K: KubeResource<DynamicType = ()>>(
+    kind: &'static str,
+) -> impl Fn(C) -> Option<ObjectRef<K>> + Send + Sync + 'static {
+    move |child: C| {
+        let labels = child.labels();
+        (labels.get(compose::LABEL_KIND)?.as_str() == kind).then_some(())?;
+        let ns = labels.get(compose::LABEL_NAMESPACE)?;
+        Some(ObjectRef::new(labels.get(compose::LABEL_CLAIM)?).within(ns))
+    }
+}
+
+fn error_policy<K: ResourceExt>(obj: Arc<K>, err: &ClaimError, _: Arc<ClaimsCtx>) -> Action {
+    tracing::warn!(
+        name = %obj.name_any(),
+        namespace = %obj.namespace().unwrap_or_default(),
+        "claim not reconciled: {err}; retrying in 10 s"
+    );
+    Action::requeue(Duration::from_secs(10))
+}
+
+fn finalizer_error(e: kube::runtime::finalizer::Error<ClaimError>) -> ClaimError {
+    match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e)
+        | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => ClaimError(other.to_string()),
+    }
+}
+
+/// What happened to a composed object.
+#[derive(PartialEq, Eq)]
+enum Ensured {
+    Created,
+    Unchanged,
+    Updated,
+}
+
+/// Creates or updates a composed object, only if it is this claim's (its labels name it); an
+/// object of that name held by anyone else is a refusal, and is left untouched.
+async fn ensure<K>(
+    api: &Api<K>,
+    obj: &K,
+    kind: &str,
+    ns: &str,
+    claim: &str,
+) -> Result<Result<Ensured, Refusal>, ClaimError>
+where
+    K: KubeResource<DynamicType = ()> + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+{
+    let name = obj.name_any();
+    for _ in 0..2 {
+        match api.get_opt(&name).await? {
+            Some(existing) if !compose::owned_by(existing.labels(), kind, ns, claim) => {
+                return Ok(Err(Refusal {
+                    reason: "NameTaken",
+                    message: format!(
+                        "a {} named {name} already exists and belongs to {}: this claim does not take it over; rename the claim",
+                        K::kind(&()),
+                        compose::holder(existing.labels())
+                    ),
+                }));
+            }
+            Some(existing) => {
+                let spec = |o: &K| serde_json::to_value(o).ok().map(|v| v["spec"].clone());
+                if spec(&existing) == spec(obj) && existing.labels() == obj.labels() {
+                    return Ok(Ok(Ensured::Unchanged));
+                }
+                let mut patch = serde_json::to_value(obj).map_err(|e| ClaimError(e.to_string()))?;
+                patch.as_object_mut().map(|o| o.remove("status"));
+                api.patch(
+                    &name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&patch),
+                )
+                .await?;
+                return Ok(Ok(Ensured::Updated));
+            }
+            None => match api
+                .create(
+                    &PostParams {
+                        field_manager: Some(MANAGER.into()),
+                        ..Default::default()
+                    },
+                    obj,
+                )
+                .await
+            {
+                Ok(_) => return Ok(Ok(Ensured::Created)),
+                // Another claim made it a moment ago: look at whose it is.
+                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(e) => return Err(e.into()),
+            },
+        }
+    }
+    Err(ClaimError(format!(
+        "{name} was created and deleted while being looked at; trying again"
+    )))
+}
+
+/// Deletes the composed objects of a claim that are not in `keep` (all of them with an empty one).
+async fn prune<K>(
+    api: &Api<K>,
+    kind: &str,
+    ns: &str,
+    claim: &str,
+    keep: &[String],
+) -> Result<usize, ClaimError>
+where
+    K: KubeResource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let selector = format!(
+        "{}={ns},{}={claim},{}={kind}",
+        compose::LABEL_NAMESPACE,
+        compose::LABEL_CLAIM,
+        compose::LABEL_KIND
+    );
+    let mut gone = 0;
+    for o in api.list(&ListParams::default().labels(&selector)).await? {
+        if !keep.contains(&o.name_any()) && o.meta().deletion_timestamp.is_none() {
+            api.delete(&o.name_any(), &DeleteParams::default()).await?;
+            gone += 1;
+        }
+    }
+    Ok(gone)
+}
+
+fn ready_of(r: Option<Resource>) -> Option<(bool, String, String)> {
+    let r = r?;
+    let c = r
+        .common_status()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY)?
+        .clone();
+    Some((c.status == "True", c.reason, c.message))
+}
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+fn ready_reason(conditions: &[Condition]) -> Option<(String, String)> {
+    conditions
+        .iter()
+        .find(|c| c.type_ == READY)
+        .map(|c| (c.status.clone(), c.reason.clone()))
+}
+
+async fn write_status<K>(
+    api: &Api<K>,
+    name: &str,
+    before: &serde_json::Value,
+    status: &impl Serialize,
+) -> Result<(), ClaimError>
+where
+    K: KubeResource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let after = serde_json::to_value(status).map_err(|e| ClaimError(e.to_string()))?;
+    if *before == after {
+        return Ok(());
+    }
+    let patch = serde_json::json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": after});
+    api.patch_status(
+        name,
+        &PatchParams::apply(super::status::FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn reconcile_account_claim(
+    claim: Arc<AccountClaim>,
+    cx: Arc<ClaimsCtx>,
+) -> Result<Action, ClaimError> {
+    let ns = claim.namespace().unwrap_or_default();
+    let api: Api<AccountClaim> = Api::namespaced(cx.ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, claim, |event| async {
+        match event {
+            Finalizer::Apply(c) => apply_account_claim(c, &cx).await,
+            Finalizer::Cleanup(c) => cleanup_account_claim(c, &cx).await,
+        }
+    })
+    .await
+    .map_err(finalizer_error)
+}
+
+async fn apply_account_claim(
+    claim: Arc<AccountClaim>,
+    cx: &ClaimsCtx,
+) -> Result<Action, ClaimError> {
+    let client = cx.ctx.client.clone();
+    let (ns, name) = (claim.namespace().unwrap_or_default(), claim.name_any());
+    let before_status = serde_json::to_value(&claim.status).unwrap_or_default();
+    let mut status = claim.status.clone().unwrap_or_default();
+    let generation = claim.meta().generation;
+    let was = ready_reason(&status.conditions);
+    let outcome = compose_account_claim(&claim, cx, &mut status).await?;
+    let (ok, reason, message, next) = match outcome {
+        Ok((true, message)) => (true, "AccountReady".to_string(), message, RESYNC),
+        Ok((false, message)) => (false, "Provisioning".to_string(), message, PENDING_RECHECK),
+        Err(r) => (false, r.reason.to_string(), r.message, RESYNC),
+    };
+    set_condition(
+        &mut status.conditions,
+        READY,
+        ok,
+        &reason,
+        &message,
+        generation,
+        &now(),
+    );
+    status.observed_generation = generation;
+    if was != ready_reason(&status.conditions) {
+        let (type_, action) = if ok || reason == "Provisioning" {
+            (EventType::Normal, "Claim")
+        } else {
+            (EventType::Warning, "Refuse")
+        };
+        tracing::info!(namespace = %ns, claim = %name, %reason, "{message}");
+        if !ok && reason != "Provisioning" {
+            tracing::warn!(namespace = %ns, claim = %name, %reason, "account claim refused: {message}");
+        }
+        cx.ctx.event(&*claim, type_, &reason, action, message).await;
+    }
+    write_status(&api_of(&client, &ns), &name, &before_status, &Some(status)).await?;
+    Ok(Action::requeue(next))
+}
+
+fn api_of(client: &Client, ns: &str) -> Api<AccountClaim> {
+    Api::namespaced(client.clone(), ns)
+}
+
+/// Checks the claim, composes its objects and reads back how the account stands:
+/// `Ok(Ok((ready, message)))`, or the refusal.
+async fn compose_account_claim(
+    claim: &AccountClaim,
+    cx: &ClaimsCtx,
+    status: &mut AccountClaimStatus,
+) -> Result<Result<(bool, String), Refusal>, ClaimError> {
+    let client = cx.ctx.client.clone();
+    let (ns, name) = (claim.namespace().unwrap_or_default(), claim.name_any());
+    let Some(class) = Api::<AccountClass>::all(client.clone())
+        .get_opt(&claim.spec.class_ref.name)
+        .await?
+    else {
+        return Ok(Err(Refusal {
+            reason: "ClassNotFound",
+            message: format!(
+                "there is no AccountClass {}: ask the platform team which classes exist (kubectl get accountclasses)",
+                claim.spec.class_ref.name
+            ),
+        }));
+    };
+    let ns_labels = Api::<Namespace>::all(client.clone())
+        .get(&ns)
+        .await?
+        .labels()
+        .clone();
+    let siblings: Vec<AccountClaim> = cx.claims.state().iter().map(|c| (**c).clone()).collect();
+    if let Err(r) = compose::check_account_claim(&class, claim, &ns_labels)
+        .and_then(|()| compose::within_quota(&class, claim, &siblings))
+    {
+        return Ok(Err(r));
+    }
+    let sets: Vec<PermissionSet> = Api::<PermissionSet>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let composed = compose::compose_account(&class, claim, &sets);
+    let child = composed.account.name_any();
+    let accounts: Api<AwsAccount> = Api::all(client.clone());
+    let created = match ensure(&accounts, &composed.account, "AccountClaim", &ns, &name).await? {
+        Ok(e) => e == Ensured::Created,
+        Err(mut r) => {
+            r.reason = "AccountNameTaken";
+            return Ok(Err(r));
+        }
+    };
+    status.account_ref = Some(child.clone());
+    status.account_name = Some(composed.account.spec.account_name.clone());
+    if created {
+        cx.ctx
+            .event(
+                claim,
+                EventType::Normal,
+                "AccountRequested",
+                "Claim",
+                format!(
+                    "AwsAccount {child} composed in OU {}; AWS creates the account",
+                    class.spec.organizational_unit_ref.name
+                ),
+            )
+            .await;
+    }
+    let budgets: Api<Budget> = Api::all(client.clone());
+    if let Some(b) = &composed.budget
+        && let Err(r) = ensure(&budgets, b, "AccountClaim", &ns, &name).await?
+    {
+        return Ok(Err(r));
+    }
+    let assignments: Api<AccountAssignment> = Api::all(client.clone());
+    let mut keep = Vec::new();
+    for a in &composed.assignments {
+        if let Err(r) = ensure(&assignments, a, "AccountClaim", &ns, &name).await? {
+            return Ok(Err(r));
+        }
+        keep.push(a.name_any());
+    }
+    // A permission set the class no longer gives: its assignment goes.
+    prune(&assignments, "AccountClaim", &ns, &name, &keep).await?;
+    let account = cx.ctx.cached(&Key::new(Kind::AwsAccount, &child));
+    // The account kind refuses to adopt an existing account this claim did not create: so does the claim.
+    if let Some(refused) = account
+        .as_ref()
+        .and_then(Resource::common_status)
+        .and_then(|c| {
+            c.conditions
+                .iter()
+                .find(|c| c.status == "False" && c.reason == NOT_CLAIMABLE)
+                .cloned()
+        })
+    {
+        return Ok(Err(Refusal {
+            reason: NOT_CLAIMABLE,
+            message: refused.message,
+        }));
+    }
+    let account_id = account.as_ref().and_then(Resource::aws_id);
+    status.account_id = account_id.clone();
+    if let Some(id) = &account_id {
+        let role = class
+            .spec
+            .role_name
+            .clone()
+            .unwrap_or_else(|| crate::api::aws_account::DEFAULT_ROLE_NAME.to_string());
+        let role_arn = format!("arn:aws:iam::{id}:role/{role}");
+        status.role_arn = Some(role_arn.clone());
+        status.config_map = Some(
+            config_map(
+                cx,
+                claim,
+                id,
+                &role_arn,
+                &composed.account.spec.account_name,
+            )
+            .await?,
+        );
+    }
+    if !composed.missing_permission_sets.is_empty() {
+        return Ok(Err(Refusal {
+            reason: "PermissionSetNotFound",
+            message: format!(
+                "AccountClass {} gives permission sets {:?} that no PermissionSet resource has: the account is made, the access follows once the platform team adds them",
+                class.name_any(),
+                composed.missing_permission_sets
+            ),
+        }));
+    }
+    Ok(Ok(match ready_of(account) {
+        Some((true, ..)) => (
+            true,
+            format!(
+                "account {} is ready: assume {}",
+                account_id.unwrap_or_default(),
+                status.role_arn.clone().unwrap_or_default()
+            ),
+        ),
+        Some((false, reason, message)) => (
+            false,
+            format!("the account is not ready yet ({reason}): {message}"),
+        ),
+        None => (false, "the account is being created".to_string()),
+    }))
+}
+
+/// The ConfigMap `<claim>-aws-account` in the claim's namespace: what tools there need to reach
+/// the account (see docs/self-service.md for Crossplane, ACK and Terraform). Owned by the claim,
+/// so it goes with it.
+async fn config_map(
+    cx: &ClaimsCtx,
+    claim: &AccountClaim,
+    account_id: &str,
+    role_arn: &str,
+    account_name: &str,
+) -> Result<String, ClaimError> {
+    let ns = claim.namespace().unwrap_or_default();
+    let name = format!("{}-aws-account", claim.name_any());
+    let owner = claim.controller_owner_ref(&()).map(|o| vec![o]);
+    let cm = serde_json::json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns, "ownerReferences": owner,
+            "labels": compose::claim_labels("AccountClaim", &ns, &claim.name_any(), &claim.spec.class_ref.name)},
+        "data": {
+            "accountId": account_id,
+            "roleArn": role_arn,
+            "accountName": account_name,
+            "region": cx.ctx.aws.region,
+            // ACK's cross-account resource management maps an account id to the role to assume.
+            account_id: role_arn,
+            // envFrom: the AWS SDKs' and Terraform's own variable names.
+            "AWS_ACCOUNT_ID": account_id,
+            "AWS_REGION": cx.ctx.aws.region,
+            "AWS_ROLE_ARN_TO_ASSUME": role_arn,
+        },
+    });
+    let api: Api<ConfigMap> = Api::namespaced(cx.ctx.client.clone(), &ns);
+    let current = api.get_opt(&name).await?;
+    if current
+        .as_ref()
+        .and_then(|c| serde_json::to_value(&c.data).ok())
+        != Some(cm["data"].clone())
+    {
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&cm),
+        )
+        .await?;
+    }
+    Ok(name)
+}
+
+async fn cleanup_account_claim(
+    claim: Arc<AccountClaim>,
+    cx: &ClaimsCtx,
+) -> Result<Action, ClaimError> {
+    let client = cx.ctx.client.clone();
+    let (ns, name) = (claim.namespace().unwrap_or_default(), claim.name_any());
+    // Access first, then the budget, then the account (whose deletionPolicy, from the class, says
+    // whether AWS closes it).
+    prune(
+        &Api::<AccountAssignment>::all(client.clone()),
+        "AccountClaim",
+        &ns,
+        &name,
+        &[],
+    )
+    .await?;
+    prune(
+        &Api::<Budget>::all(client.clone()),
+        "AccountClaim",
+        &ns,
+        &name,
+        &[],
+    )
+    .await?;
+    let accounts: Api<AwsAccount> = Api::all(client.clone());
+    let selector = format!(
+        "{}={ns},{}={name},{}=AccountClaim",
+        compose::LABEL_NAMESPACE,
+        compose::LABEL_CLAIM,
+        compose::LABEL_KIND
+    );
+    for a in accounts
+        .list(&ListParams::default().labels(&selector))
+        .await?
+    {
+        if a.meta().deletion_timestamp.is_some() {
+            continue;
+        }
+        if a.spec.deletion_policy == crate::api::AccountDeletionPolicy::Close {
+            // The team deleting its own claim of a Close class is the confirmation the chart's
+            // admission policy asks of a person deleting an AwsAccount by hand.
+            let patch = serde_json::json!({"metadata": {"annotations": {"landingzone.dev/confirm-close": a.spec.account_name}}});
+            accounts
+                .patch(
+                    &a.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await?;
+        }
+        accounts
+            .delete(&a.name_any(), &DeleteParams::default())
+            .await?;
+        let note = format!(
+            "AwsAccount {} deleted with the claim: AWS account {} ({})",
+            a.name_any(),
+            a.status
+                .as_ref()
+                .and_then(|s| s.account_id.clone())
+                .unwrap_or_else(|| "not created".into()),
+            if a.spec.deletion_policy == crate::api::AccountDeletionPolicy::Close {
+                "closed, the class says Close"
+            } else {
+                "retained, the class says Retain"
+            }
+        );
+        cx.ctx
+            .event(&*claim, EventType::Normal, "Released", "Delete", note)
+            .await;
+    }
+    Ok(Action::await_change())
+}
+
+async fn reconcile_access_claim(
+    access: Arc<AccessClaim>,
+    cx: Arc<ClaimsCtx>,
+) -> Result<Action, ClaimError> {
+    let ns = access.namespace().unwrap_or_default();
+    let api: Api<AccessClaim> = Api::namespaced(cx.ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, access, |event| async {
+        match event {
+            Finalizer::Apply(a) => apply_access_claim(a, &cx).await,
+            Finalizer::Cleanup(a) => {
+                let (ns, name) = (a.namespace().unwrap_or_default(), a.name_any());
+                prune(
+                    &Api::<AccountAssignment>::all(cx.ctx.client.clone()),
+                    "AccessClaim",
+                    &ns,
+                    &name,
+                    &[],
+                )
+                .await?;
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await
+    .map_err(finalizer_error)
+}
+
+async fn apply_access_claim(
+    access: Arc<AccessClaim>,
+    cx: &ClaimsCtx,
+) -> Result<Action, ClaimError> {
+    let client = cx.ctx.client.clone();
+    let (ns, name) = (access.namespace().unwrap_or_default(), access.name_any());
+    let api: Api<AccessClaim> = Api::namespaced(client.clone(), &ns);
+    let before = serde_json::to_value(&access.status).unwrap_or_default();
+    let mut status: AccessClaimStatus = access.status.clone().unwrap_or_default();
+    let generation = access.meta().generation;
+    let was_state = status.state.clone();
+    let outcome = grant(&access, cx, &mut status).await?;
+    let (ok, reason, message, next) = match outcome {
+        Ok(Grant::Granted { until }) => (
+            true,
+            "Granted",
+            format!(
+                "{} for {} on account {} until {until}",
+                access.spec.permission_set,
+                access.spec.group,
+                status.account_id.clone().unwrap_or_default()
+            ),
+            until_expiry(&until),
+        ),
+        Ok(Grant::Expired) => (
+            true,
+            "Expired",
+            format!(
+                "the access ended at {}; change the spec to ask again",
+                status.expires_at.clone().unwrap_or_default()
+            ),
+            RESYNC,
+        ),
+        Ok(Grant::Pending(why)) => (false, "Pending", why, PENDING_RECHECK),
+        Err(r) => {
+            status.state = Some("Refused".into());
+            (false, r.reason, r.message, RESYNC)
+        }
+    };
+    set_condition(
+        &mut status.conditions,
+        READY,
+        ok,
+        reason,
+        &message,
+        generation,
+        &now(),
+    );
+    status.observed_generation = generation;
+    if was_state != status.state {
+        let note = format!("{message} (reason: {})", access.spec.reason);
+        match status.state.as_deref() {
+            Some("Granted") => {
+                tracing::info!(namespace = %ns, claim = %name, "access granted: {note}")
+            }
+            Some("Expired") => {
+                tracing::info!(namespace = %ns, claim = %name, "access expired: {note}")
+            }
+            Some("Refused") => {
+                tracing::warn!(namespace = %ns, claim = %name, %reason, "access claim refused: {message}")
+            }
+            _ => {}
+        }
+        let type_ = if status.state.as_deref() == Some("Refused") {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
+        cx.ctx.event(&*access, type_, reason, "Access", note).await;
+    }
+    write_status(&api, &name, &before, &Some(status)).await?;
+    Ok(Action::requeue(next))
+}
+
+fn until_expiry(until: &str) -> Duration {
+    let left = until
+        .parse::<k8s_openapi::jiff::Timestamp>()
+        .ok()
+        .and_then(|t| {
+            Duration::try_from(t.duration_since(k8s_openapi::jiff::Timestamp::now())).ok()
+        })
+        .unwrap_or_default();
+    (left + Duration::from_secs(1)).min(RESYNC)
+}
+
+enum Grant {
+    Granted { until: String },
+    Expired,
+    Pending(String),
+}
+
+async fn grant(
+    access: &AccessClaim,
+    cx: &ClaimsCtx,
+    status: &mut AccessClaimStatus,
+) -> Result<Result<Grant, Refusal>, ClaimError> {
+    let client = cx.ctx.client.clone();
+    let ns = access.namespace().unwrap_or_default();
+    let Some(account_claim) = Api::<AccountClaim>::namespaced(client.clone(), &ns)
+        .get_opt(&access.spec.account_claim_ref.name)
+        .await?
+    else {
+        return Ok(Err(Refusal {
+            reason: "AccountClaimNotFound",
+            message: format!(
+                "there is no AccountClaim {} in namespace {ns}: an access claim names an account this namespace claimed",
+                access.spec.account_claim_ref.name
+            ),
+        }));
+    };
+    let Some(class) = Api::<AccountClass>::all(client.clone())
+        .get_opt(&account_claim.spec.class_ref.name)
+        .await?
+    else {
+        return Ok(Err(Refusal {
+            reason: "ClassNotFound",
+            message: format!("AccountClass {} is gone", account_claim.spec.class_ref.name),
+        }));
+    };
+    let seconds = match compose::check_access_claim(&class, access) {
+        Ok(s) => s,
+        Err(r) => return Ok(Err(r)),
+    };
+    let claim_status = account_claim.status.clone().unwrap_or_default();
+    let ready = claim_status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.status == "True");
+    let (Some(account_object), Some(account_id), true) = (
+        claim_status.account_ref.clone(),
+        claim_status.account_id.clone(),
+        ready,
+    ) else {
+        status.state = Some("Pending".into());
+        return Ok(Ok(Grant::Pending(format!(
+            "AccountClaim {} is not ready yet; the access is granted once it is",
+            account_claim.name_any()
+        ))));
+    };
+    let sets: Vec<PermissionSet> = Api::<PermissionSet>::all(client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items;
+    let Some(ps) = compose::permission_set_named(&sets, &access.spec.permission_set) else {
+        return Ok(Err(Refusal {
+            reason: "PermissionSetNotFound",
+            message: format!(
+                "no PermissionSet resource is named {} in Identity Center: ask the platform team",
+                access.spec.permission_set
+            ),
+        }));
+    };
+    status.account_id = Some(account_id);
+    // The deadline is set once per spec generation and kept in status, so a restart or failover
+    // neither extends nor forgets it; an expired claim is granted again only when its spec changes.
+    if status.granted_generation != access.meta().generation || status.expires_at.is_none() {
+        let until = k8s_openapi::jiff::Timestamp::now()
+            + k8s_openapi::jiff::SignedDuration::from_secs(seconds);
+        status.expires_at = Some(until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+        status.granted_generation = access.meta().generation;
+        // Durable before the grant.
+        let api: Api<AccessClaim> = Api::namespaced(client.clone(), &ns);
+        let mut early = status.clone();
+        early.state = Some("Pending".into());
+        write_status(
+            &api,
+            &access.name_any(),
+            &serde_json::Value::Null,
+            &Some(early),
+        )
+        .await?;
+    }
+    let until = status.expires_at.clone().unwrap_or_default();
+    let assignment =
+        compose::compose_access(access, &class.name_any(), &account_object, ps, &until);
+    status.assignment = Some(assignment.name_any());
+    let api: Api<AccountAssignment> = Api::all(client.clone());
+    if let Err(r) = ensure(&api, &assignment, "AccessClaim", &ns, &access.name_any()).await? {
+        return Ok(Err(r));
+    }
+    let state = cx
+        .ctx
+        .cached(&Key::new(Kind::AccountAssignment, assignment.name_any()))
+        .and_then(|r| match r {
+            Resource::AccountAssignment(a) => a.status.and_then(|s| s.state),
+            _ => None,
+        });
+    let expired = crate::reconcile::account_assignment::expired(
+        Some(&until),
+        k8s_openapi::jiff::Timestamp::now(),
+    )
+    .unwrap_or(false);
+    Ok(Ok(match state.as_deref() {
+        Some("Expired") => {
+            status.state = Some("Expired".into());
+            Grant::Expired
+        }
+        Some("Assigned") if !expired => {
+            status.state = Some("Granted".into());
+            Grant::Granted { until }
+        }
+        other => {
+            status.state = Some(if expired { "Expiring" } else { "Pending" }.into());
+            Grant::Pending(format!(
+                "the assignment is {}",
+                other.unwrap_or("being made")
+            ))
+        }
+    }))
+}

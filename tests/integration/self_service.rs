@@ -1,0 +1,558 @@
+//! Self-service end to end: teams claim accounts and time-bound access from their own namespaces
+//! through an AccountClass, on a real kube-apiserver with the chart's admission policy, the
+//! operator as a process, and AWS through the realism layer (CreateAccount asynchronous, 5 at a
+//! time; Identity Center's assignments asynchronous).
+
+use crate::controller::get_json;
+use crate::permission_set::sso;
+use landing_zone_tests::k8s::{ControlPlane, helm, kubectl, say};
+use landing_zone_tests::operator::{Operator, wait_for};
+use landing_zone_tests::proxy::{CreateAccountModel, IdentityCenterModel};
+use landing_zone_tests::{Emulator, workspace_root};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+fn ready(obj: &Value) -> Option<(String, String, String)> {
+    obj["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| {
+            let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+            (s("status"), s("reason"), s("message"))
+        })
+}
+
+fn apply(cp: &ControlPlane, yaml: &str) -> Result<String, String> {
+    kubectl(cp, &["apply", "-f", "-"], Some(yaml))
+}
+
+const PLATFORM: &str = r#"
+apiVersion: landingzone.dev/v1alpha1
+kind: OrganizationalUnit
+metadata: {name: workloads}
+spec: {name: Workloads}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: developer}
+spec: {name: Developer, managedPolicyArns: [arn:aws:iam::aws:policy/PowerUserAccess]}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: administrator}
+spec: {name: Administrator, managedPolicyArns: [arn:aws:iam::aws:policy/AdministratorAccess]}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: IdentityCenterGroup
+metadata: {name: team-a}
+spec: {displayName: team-a}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: IdentityCenterGroup
+metadata: {name: team-a-oncall}
+spec: {displayName: team-a-oncall}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: IdentityCenterGroup
+metadata: {name: team-b}
+spec: {displayName: team-b}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: AccountClass
+metadata: {name: nonprod}
+spec:
+  organizationalUnitRef: {name: workloads}
+  emailTemplate: "aws+{namespace}-{claim}@example.com"
+  namespaceSelector: {matchLabels: {landingzone.dev/self-service: "true"}}
+  accountsPerNamespace: 6
+  tags: {environment: nonprod}
+  claimTagKeys: [cost-center]
+  budget: {defaultUsd: 100, maxUsd: 500, emails: ["{namespace}@example.com", "platform@example.com"]}
+  permissionSets: [Developer]
+  timeBound: [{permissionSet: Administrator, maxDuration: PT1H}]
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: AccountClass
+metadata: {name: sandbox}
+spec:
+  organizationalUnitRef: {name: workloads}
+  emailTemplate: "aws+sandbox-{namespace}-{claim}@example.com"
+  namespaceSelector: {matchLabels: {landingzone.dev/self-service: "true"}}
+---
+# The platform team's own account, from Git: no claim may take it over.
+apiVersion: landingzone.dev/v1alpha1
+kind: AwsAccount
+metadata: {name: team-b-shared}
+spec: {accountName: team-b-shared, email: aws-team-b-shared@example.com, managementPolicy: Observe}
+"#;
+
+fn namespace(name: &str, selected: bool) -> String {
+    format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{landingzone.dev/self-service: \"{selected}\"}}\n"
+    )
+}
+
+fn claim(ns: &str, name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: landingzone.dev/v1alpha1\nkind: AccountClaim\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  classRef: {{name: nonprod}}\n  ownerGroup: {ns}\n{extra}"
+    )
+}
+
+fn access(ns: &str, name: &str, account: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: landingzone.dev/v1alpha1\nkind: AccessClaim\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  accountClaimRef: {{name: {account}}}\n  reason: \"INC-4711: restore the search index\"\n{spec}"
+    )
+}
+
+/// The claim's Ready condition once its reason is one of `reasons`.
+async fn reason_of(
+    cp: &ControlPlane,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    reasons: &[&str],
+) -> (String, String) {
+    wait_for(
+        Duration::from_secs(60),
+        &format!("{kind} {ns}/{name} {reasons:?}"),
+        || {
+            let (_, reason, message) = ready(&get_json(cp, &[kind, name, "-n", ns]))?;
+            reasons
+                .contains(&reason.as_str())
+                .then_some((reason, message))
+        },
+    )
+    .await
+}
+
+/// Group ids assigned `ps` on `account`, as Identity Center lists them (through the layer).
+async fn assigned(endpoint: &str, instance: &str, ps: &str, account: &str) -> Vec<String> {
+    sso(endpoint)
+        .list_account_assignments()
+        .instance_arn(instance)
+        .account_id(account)
+        .permission_set_arn(ps)
+        .send()
+        .await
+        .unwrap()
+        .account_assignments()
+        .iter()
+        .filter_map(|a| a.principal_id().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teams_claim_accounts_and_access_that_ends_within_their_class() {
+    const TEST: &str = "teams_claim_accounts_and_access_that_ends_within_their_class";
+    let Some(k8s) = ControlPlane::dedicated(TEST).await else {
+        return;
+    };
+    let cp = &k8s.cp;
+    let emu = Emulator::start().await;
+    let wire = emu.wire.as_ref().unwrap();
+    wire.update_realism(|r| {
+        r.create_account = Some(CreateAccountModel {
+            duration: Duration::from_secs(3),
+            ..Default::default()
+        });
+        r.identity_center = Some(IdentityCenterModel {
+            duration: Duration::from_millis(800),
+            ..Default::default()
+        });
+        r.budgets = Some(Default::default());
+    });
+    landing_zone_tests::k8s::install_crds(cp);
+    // The chart's admission policies, as the chart installs them.
+    let admission = match helm(
+        Some(cp),
+        &[
+            "template",
+            "lz",
+            workspace_root()
+                .join("charts/landing-zone-operator")
+                .to_str()
+                .unwrap(),
+            "--show-only",
+            "templates/admission-policy.yaml",
+        ],
+    ) {
+        Ok(policy) => {
+            apply(cp, &policy).expect("admission policies");
+            true
+        }
+        Err(e) => {
+            say(&format!(
+                "{TEST}: helm is not available ({e}): admission refusals are not checked, only the operator's"
+            ));
+            false
+        }
+    };
+    let mut op = Some(Operator::start(
+        cp,
+        &emu,
+        "op-claims",
+        &["--resync-interval", "30s", "--endpoint-url", &wire.endpoint],
+    ));
+    apply(cp, PLATFORM).expect("platform");
+    for (ns, selected) in [
+        ("team-a", true),
+        ("team-b", true),
+        ("team-c", false),
+        ("team", true),
+    ] {
+        apply(cp, &namespace(ns, selected)).expect("namespace");
+    }
+
+    // Twelve claims at once, six per team.
+    let started = Instant::now();
+    let mut all = String::new();
+    for ns in ["team-a", "team-b"] {
+        for i in 1..=6 {
+            let extra = if i == 1 {
+                "  budgetUsd: 300\n  tags: {cost-center: \"4711\"}\n"
+            } else {
+                ""
+            };
+            all.push_str(&claim(ns, &format!("app{i}"), extra));
+            all.push_str("---\n");
+        }
+    }
+    apply(cp, &all).expect("twelve claims");
+    let ids = wait_for(Duration::from_secs(240), "12 claims Ready", || {
+        let list = get_json(cp, &["accountclaims", "-A"]);
+        let items = list["items"].as_array()?.clone();
+        let ready: Vec<String> = items
+            .iter()
+            .filter(|c| ready(c).is_some_and(|(s, ..)| s == "True"))
+            .filter_map(|c| c["status"]["accountId"].as_str().map(str::to_string))
+            .collect();
+        (ready.len() == 12).then_some(ready)
+    })
+    .await;
+    say(&format!(
+        "e2e: 12 claims Ready in {:.0} s",
+        started.elapsed().as_secs_f64()
+    ));
+    let mut distinct = ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 12, "one account per claim: {ids:?}");
+    assert_eq!(
+        wire.create_requests().len(),
+        12,
+        "exactly one CreateAccount per claim"
+    );
+
+    // Each claim: its ConfigMap, its budget within the class, the owner group's permission set.
+    let c = get_json(cp, &["accountclaim", "app1", "-n", "team-a"]);
+    let id = c["status"]["accountId"].as_str().unwrap().to_string();
+    assert_eq!(
+        c["status"]["roleArn"],
+        format!("arn:aws:iam::{id}:role/OrganizationAccountAccessRole")
+    );
+    let cm = get_json(cp, &["configmap", "app1-aws-account", "-n", "team-a"]);
+    assert_eq!(cm["data"]["accountId"], id.as_str());
+    assert_eq!(cm["data"][id.as_str()], c["status"]["roleArn"]);
+    let account = get_json(cp, &["awsaccount", "team-a-app1"]);
+    assert_eq!(account["spec"]["email"], "aws+team-a-app1@example.com");
+    assert_eq!(account["spec"]["tags"]["cost-center"], "4711");
+    assert_eq!(
+        account["metadata"]["labels"]["landingzone.dev/claim-namespace"],
+        "team-a"
+    );
+    let budget = wait_for(Duration::from_secs(60), "the claim's budget Ready", || {
+        let b = get_json(cp, &["budget", "team-a-app1"]);
+        ready(&b).is_some_and(|(s, ..)| s == "True").then_some(b)
+    })
+    .await;
+    assert_eq!(budget["spec"]["limit"]["amount"], "300");
+    assert_eq!(
+        get_json(cp, &["budget", "team-b-app2"])["spec"]["limit"]["amount"],
+        "100",
+        "the class's default"
+    );
+    let dev = wait_for(
+        Duration::from_secs(60),
+        "the owner group's assignment",
+        || {
+            let a = get_json(cp, &["accountassignment", "team-a-app1-developer"]);
+            (a["status"]["state"] == "Assigned").then_some(a)
+        },
+    )
+    .await;
+    let ps = get_json(cp, &["permissionset", "developer"]);
+    let (instance, dev_arn) = (
+        ps["status"]["instanceArn"].as_str().unwrap().to_string(),
+        ps["status"]["permissionSetArn"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+    );
+    let team_a = dev["status"]["groupId"].as_str().unwrap().to_string();
+    assert_eq!(
+        assigned(&wire.endpoint, &instance, &dev_arn, &id).await,
+        vec![team_a.clone()]
+    );
+    say("e2e: each claim has its account, ConfigMap, budget and the owner group's permission set");
+
+    // The boundary: refused at admission where a policy can tell…
+    if admission {
+        for (why, yaml, says) in [
+            (
+                "a namespace the class does not select",
+                claim("team-c", "x", ""),
+                "is not selected by the namespaceSelector",
+            ),
+            (
+                "a budget above the class's maximum",
+                claim("team-a", "x", "  budgetUsd: 900\n"),
+                "above the maximum",
+            ),
+            (
+                "a tag key the class does not allow",
+                claim("team-a", "x", "  tags: {owner: me}\n"),
+                "lets a claim set",
+            ),
+            (
+                "another team's group",
+                claim("team-a", "x", "").replace("ownerGroup: team-a", "ownerGroup: team-b"),
+                "is not one namespace team-a",
+            ),
+            (
+                "a claim edited to another class",
+                claim("team-b", "app2", "").replace("name: nonprod", "name: sandbox"),
+                "classRef is immutable",
+            ),
+        ] {
+            let err = apply(cp, &yaml).expect_err(why);
+            assert!(err.contains(says), "{why}: {err}");
+        }
+        say(
+            "e2e: admission refused a foreign namespace, a budget, a tag, a group and a class change",
+        );
+    }
+    // … and by the operator where only it can.
+    apply(cp, &claim("team-a", "app7", "")).expect("a seventh claim is admitted");
+    let (_, quota) = reason_of(cp, "accountclaim", "team-a", "app7", &["QuotaExceeded"]).await;
+    assert!(quota.contains("quota is 6"), "{quota}");
+    // Namespace `team`, claim `a-app1`: the same object name as team-a's app1.
+    apply(cp, &claim("team", "a-app1", "")).expect("admitted");
+    let (_, taken) = reason_of(cp, "accountclaim", "team", "a-app1", &["AccountNameTaken"]).await;
+    assert!(
+        taken.contains("the claim app1 in namespace team-a"),
+        "{taken}"
+    );
+    // (team-b holds its quota of nonprod accounts: these two claim from the sandbox class.)
+    let sandbox = |name: &str| claim("team-b", name, "").replace("name: nonprod", "name: sandbox");
+    apply(cp, &sandbox("shared")).expect("admitted");
+    let (_, git) = reason_of(
+        cp,
+        "accountclaim",
+        "team-b",
+        "shared",
+        &["AccountNameTaken"],
+    )
+    .await;
+    assert!(git.contains("platform team"), "{git}");
+    // An account that exists with the email the class would give: never adopted by a claim.
+    emu.create_account_directly("legacy", "aws+sandbox-team-b-legacy@example.com")
+        .await;
+    apply(cp, &sandbox("legacy")).expect("admitted");
+    let (_, legacy) = reason_of(
+        cp,
+        "accountclaim",
+        "team-b",
+        "legacy",
+        &["AccountNotClaimable"],
+    )
+    .await;
+    assert!(legacy.contains("was not created by the claim"), "{legacy}");
+    let owner = get_json(cp, &["awsaccount", "team-a-app1"]);
+    assert_eq!(
+        owner["metadata"]["labels"]["landingzone.dev/claim-namespace"], "team-a",
+        "team-a's account is still team-a's"
+    );
+    assert!(
+        get_json(cp, &["awsaccount", "team-a-app7"]).is_null(),
+        "nothing composed for a refused claim"
+    );
+    assert!(
+        get_json(cp, &["awsaccount", "team-b-shared"])["metadata"]["labels"].is_null(),
+        "the platform's account untouched"
+    );
+    assert_eq!(
+        wire.create_requests().len(),
+        12,
+        "nothing created in AWS for a refused claim"
+    );
+    say(
+        "e2e: quota, a name held by another team or by Git, and an existing account's email were refused; nothing created",
+    );
+
+    // Access that ends: refused outside the class…
+    for (why, spec, reason) in [
+        (
+            "longer than the class allows",
+            "  permissionSet: Administrator\n  group: team-a-oncall\n  duration: PT2H\n",
+            "DurationAboveClassMaximum",
+        ),
+        (
+            "a permission set not time-bound",
+            "  permissionSet: Developer\n  group: team-a-oncall\n  duration: PT1H\n",
+            "PermissionSetNotAllowed",
+        ),
+        (
+            "another team's group",
+            "  permissionSet: Administrator\n  group: team-b\n  duration: PT1H\n",
+            "GroupNotAllowed",
+        ),
+    ] {
+        let name = format!("refused-{}", reason.to_lowercase());
+        apply(cp, &access("team-a", &name, "app1", spec)).expect(why);
+        reason_of(cp, "accessclaim", "team-a", &name, &[reason]).await;
+        kubectl(cp, &["delete", "accessclaim", &name, "-n", "team-a"], None).unwrap();
+    }
+    // team-b names a claim that only team-a has: only its own namespace's claims are seen.
+    apply(
+        cp,
+        &access(
+            "team-b",
+            "steal",
+            "app7",
+            "  permissionSet: Administrator\n  group: team-b\n  duration: PT1H\n",
+        ),
+    )
+    .unwrap();
+    reason_of(
+        cp,
+        "accessclaim",
+        "team-b",
+        "steal",
+        &["AccountClaimNotFound"],
+    )
+    .await;
+    // … granted for 20 s, and removed by the operator at the deadline, across a restart.
+    let before = wire.count("CreateAccountAssignment");
+    apply(
+        cp,
+        &access(
+            "team-a",
+            "inc",
+            "app1",
+            "  permissionSet: Administrator\n  group: team-a-oncall\n  duration: PT20S\n",
+        ),
+    )
+    .unwrap();
+    let granted = wait_for(Duration::from_secs(30), "access granted", || {
+        let a = get_json(cp, &["accessclaim", "inc", "-n", "team-a"]);
+        (a["status"]["state"] == "Granted").then_some(a)
+    })
+    .await;
+    let expires: k8s_openapi::jiff::Timestamp = granted["status"]["expiresAt"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let admin_arn = get_json(cp, &["permissionset", "administrator"])["status"]["permissionSetArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let oncall = get_json(cp, &["accountassignment", "team-a-inc-access"])["status"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        assigned(&wire.endpoint, &instance, &admin_arn, &id).await,
+        vec![oncall.clone()]
+    );
+    let gauge = op
+        .as_ref()
+        .unwrap()
+        .samples("landingzone_time_bound_assignment_expiry_seconds");
+    assert_eq!(
+        gauge.len(),
+        1,
+        "one active time-bound assignment: {gauge:?}"
+    );
+    assert_eq!(*gauge.values().next().unwrap() as i64, expires.as_second());
+    say("e2e: access granted until its expiry, and counted");
+    // The operator stops and another starts: the deadline is in status, not in memory.
+    drop(op.take());
+    let _op = Operator::start(
+        cp,
+        &emu,
+        "op-claims-2",
+        &["--resync-interval", "30s", "--endpoint-url", &wire.endpoint],
+    );
+    let ended = wait_for(
+        Duration::from_secs(90),
+        "the assignment removed at the deadline",
+        || {
+            let a = get_json(cp, &["accessclaim", "inc", "-n", "team-a"]);
+            (a["status"]["state"] == "Expired").then(Instant::now)
+        },
+    )
+    .await;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let late = now.duration_since(expires).as_secs_f64() - ended.elapsed().as_secs_f64();
+    assert!(late < 60.0, "removed {late:.1} s after the deadline");
+    assert!(
+        assigned(&wire.endpoint, &instance, &admin_arn, &id)
+            .await
+            .is_empty(),
+        "no Administrator left in AWS"
+    );
+    say(&format!(
+        "e2e: the access ended {late:.1} s after its deadline, after a restart"
+    ));
+    let events = kubectl(
+        cp,
+        &[
+            "get",
+            "events",
+            "-n",
+            "team-a",
+            "--field-selector",
+            "involvedObject.name=inc",
+            "-o",
+            "json",
+        ],
+        None,
+    )
+    .unwrap();
+    let events: Value = serde_json::from_str(&events).unwrap();
+    let notes: Vec<(String, String)> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["reason"].as_str().unwrap_or("").to_string(),
+                e["note"]
+                    .as_str()
+                    .or(e["message"].as_str())
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .collect();
+    for reason in ["Granted", "Expired"] {
+        assert!(
+            notes
+                .iter()
+                .any(|(r, n)| r == reason && n.contains("INC-4711")),
+            "{reason} event with the reason: {notes:?}"
+        );
+    }
+    // Never granted again unless the spec changes.
+    let made = wire.count("CreateAccountAssignment");
+    assert_eq!(made - before, 1, "one grant");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        wire.count("CreateAccountAssignment"),
+        made,
+        "an expired claim is not granted again"
+    );
+    say("e2e: Events carry the reason; an expired claim stays expired");
+}
