@@ -26,6 +26,18 @@ fn baseline(name: &str, rest: &str) -> String {
     )
 }
 
+fn class(rest: &str) -> String {
+    format!(
+        "apiVersion: landingzone.dev/v1alpha1\nkind: AccountClass\nmetadata: {{name: c}}\nspec:\n  organizationalUnitRef: {{name: workloads}}\n  namespaceSelector: {{matchLabels: {{team: \"true\"}}}}\n{rest}"
+    )
+}
+
+fn access_claim(rest: &str) -> String {
+    format!(
+        "apiVersion: landingzone.dev/v1alpha1\nkind: AccessClaim\nmetadata: {{name: a, namespace: default}}\nspec:\n  accountClaimRef: {{name: dev}}\n  permissionSet: Administrator\n  group: team\n{rest}"
+    )
+}
+
 #[tokio::test]
 async fn crds_install_and_admission_refuses_invalid_specs() {
     let Some(cp) = ControlPlane::get("crds_install_and_admission_refuses_invalid_specs") else {
@@ -89,6 +101,15 @@ async fn crds_install_and_admission_refuses_invalid_specs() {
         ("baseline bucket name", baseline("bucket-name", "  regions: [eu-west-1]\n  config: {deliveryBucket: {name: Org_Config}}\n"), "bucket names are 3-63 characters"),
         ("baseline support principal", baseline("principal", "  supportRole: {roleName: aws-support, trustedPrincipalArns: [\"*\"]}\n"), "trustedPrincipalArns must be IAM ARNs"),
         ("baseline without targets", "apiVersion: landingzone.dev/v1alpha1\nkind: SecurityBaseline\nmetadata: {name: untargeted}\nspec: {targets: {}, s3BlockPublicAccess: true}\n".into(), "targets: name at least one target"),
+        // Self-service: a class's templates keep every claim's account its own; a claim's asks are well-formed.
+        ("class email without {claim}", class("  emailTemplate: \"aws+{namespace}@example.com\"\n"), "emailTemplate must be an email address containing {namespace} and {claim}"),
+        ("class name without {namespace}", class("  emailTemplate: \"aws+{namespace}-{claim}@example.com\"\n  accountNameTemplate: \"{claim}\"\n"), "accountNameTemplate must contain {namespace} and {claim}"),
+        ("class group pattern unanchored", class("  emailTemplate: \"aws+{namespace}-{claim}@example.com\"\n  groupPattern: \"{namespace}.*\"\n"), "groupPattern must be anchored"),
+        ("class default budget above the maximum", class("  emailTemplate: \"aws+{namespace}-{claim}@example.com\"\n  budget: {defaultUsd: 900, maxUsd: 500, emails: [a@example.com]}\n"), "defaultUsd must be at most budget.maxUsd"),
+        ("class time-bound duration", class("  emailTemplate: \"aws+{namespace}-{claim}@example.com\"\n  timeBound: [{permissionSet: Administrator, maxDuration: 4h}]\n"), "maxDuration must be an ISO 8601 duration"),
+        ("access claim duration", access_claim("  duration: 2h\n  reason: INC-1 restore\n"), "duration must be an ISO 8601 duration"),
+        ("access claim without a reason", access_claim("  duration: PT2H\n  reason: \"\"\n"), "reason must be 3-256 characters"),
+        ("assignment expiry not a time", "apiVersion: landingzone.dev/v1alpha1\nkind: AccountAssignment\nmetadata: {name: x}\nspec: {permissionSetRef: {name: p}, accountRef: {name: a}, group: g, expiresAt: tomorrow}\n".into(), "expiresAt must be an RFC 3339 time"),
     ];
     let mut failures = Vec::new();
     for (reason, manifest, message) in &cases {

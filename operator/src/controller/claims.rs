@@ -63,7 +63,7 @@ pub(super) fn wire(
 ) -> Vec<Run> {
     let account_claims = Controller::new(Api::<AccountClaim>::all(client.clone()), wc.clone());
     let store = account_claims.store();
-    let (by_class, for_access) = (store.clone(), store.clone());
+    let (by_class, for_access, every) = (store.clone(), store.clone(), store.clone());
     let account_claims = account_claims
         .watches(
             Api::<AccountClass>::all(client.clone()),
@@ -73,6 +73,18 @@ pub(super) fn wire(
                     .state()
                     .into_iter()
                     .filter(|c| c.spec.class_ref.name == class.name_any())
+                    .map(|c| ObjectRef::from_obj(&*c))
+                    .collect::<Vec<_>>()
+            },
+        )
+        // A permission set a class names may come after the claims.
+        .watches(
+            Api::<PermissionSet>::all(client.clone()),
+            wc.clone(),
+            move |_: PermissionSet| {
+                every
+                    .state()
+                    .into_iter()
                     .map(|c| ObjectRef::from_obj(&*c))
                     .collect::<Vec<_>>()
             },
@@ -270,6 +282,22 @@ where
     Ok(gone)
 }
 
+/// The PermissionSet resources, from the watch cache of their controller.
+fn permission_sets(cx: &ClaimsCtx) -> Vec<PermissionSet> {
+    let all = cx
+        .ctx
+        .listers
+        .get(&Kind::PermissionSet)
+        .map(|list| list())
+        .unwrap_or_default();
+    all.into_iter()
+        .filter_map(|r| match r {
+            Resource::PermissionSet(p) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
 fn ready_of(r: Option<Resource>) -> Option<(bool, String, String)> {
     let r = r?;
     let c = r
@@ -409,10 +437,7 @@ async fn compose_account_claim(
     {
         return Ok(Err(r));
     }
-    let sets: Vec<PermissionSet> = Api::<PermissionSet>::all(client.clone())
-        .list(&ListParams::default())
-        .await?
-        .items;
+    let sets = permission_sets(cx);
     let composed = compose::compose_account(&class, claim, &sets);
     let child = composed.account.name_any();
     let accounts: Api<AwsAccount> = Api::all(client.clone());
@@ -806,10 +831,7 @@ async fn grant(
             account_claim.name_any()
         ))));
     };
-    let sets: Vec<PermissionSet> = Api::<PermissionSet>::all(client.clone())
-        .list(&ListParams::default())
-        .await?
-        .items;
+    let sets = permission_sets(cx);
     let Some(ps) = compose::permission_set_named(&sets, &access.spec.permission_set) else {
         return Ok(Err(Refusal {
             reason: "PermissionSetNotFound",

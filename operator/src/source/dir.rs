@@ -180,6 +180,16 @@ pub fn parse_document(
             format!("unsupported version {api_version:?}; use {API_VERSION}"),
         ));
     }
+    if crate::crds::SELF_SERVICE.contains(&kind_name) {
+        // A platform repository holds its classes next to the landing zone: not an error, but
+        // nothing the CLI acts on.
+        tracing::warn!(
+            kind = kind_name,
+            name = value["metadata"]["name"].as_str().unwrap_or_default(),
+            "skipped: {kind_name} is self-service, composed by the operator in a cluster (docs/self-service.md); the CLI plans the kinds a claim composes (AwsAccount, Budget, AccountAssignment) when they are in the directory"
+        );
+        return Ok(None);
+    }
     let Some(kind) = Kind::parse(kind_name) else {
         return Err(err(
             Some("kind"),
