@@ -364,6 +364,12 @@ mod tests {
         );
         assert_eq!(p.states[&t("333333333333", "devs")].state, "Creating");
         assert_eq!(p.states[&t("222222222222", "devs")].state, "Deleting");
+
+        // The same account left the spec, but an AccountAssignment (a team's claim) holds it: kept.
+        d.held_elsewhere.insert(t("222222222222", "devs"));
+        let p = plan(&d, &in_sync());
+        assert_eq!(actions(&p), vec!["assign group \"devs\" in 333333333333"]);
+        assert!(p.drift.iter().all(|x| !x.field.ends_with("222222222222")), "{:?}", p.drift);
     }
 
     #[test]
