@@ -7,7 +7,7 @@ use crate::controller::get_json;
 use crate::permission_set::sso;
 use landing_zone_tests::k8s::{ControlPlane, helm, kubectl, say};
 use landing_zone_tests::operator::{Operator, wait_for};
-use landing_zone_tests::proxy::{CreateAccountModel, IdentityCenterModel};
+use landing_zone_tests::proxy::{CloseAccountModel, CreateAccountModel, IdentityCenterModel};
 use landing_zone_tests::{Emulator, workspace_root};
 use serde_json::Value;
 use std::time::{Duration, Instant};
@@ -79,6 +79,7 @@ spec:
   organizationalUnitRef: {name: workloads}
   emailTemplate: "aws+sandbox-{namespace}-{claim}@example.com"
   namespaceSelector: {matchLabels: {landingzone.dev/self-service: "true"}}
+  deletionPolicy: Close
 ---
 # The platform team's own account, from Git: no claim may take it over.
 apiVersion: landingzone.dev/v1alpha1
@@ -161,6 +162,7 @@ async fn teams_claim_accounts_and_access_that_ends_within_their_class() {
             ..Default::default()
         });
         r.budgets = Some(Default::default());
+        r.close_account = Some(CloseAccountModel::default());
     });
     landing_zone_tests::k8s::install_crds(cp);
     // The chart's admission policies, as the chart installs them.
@@ -557,6 +559,101 @@ async fn teams_claim_accounts_and_access_that_ends_within_their_class() {
         "an expired claim is not granted again"
     );
     say("e2e: Events carry the reason; an expired claim stays expired");
+
+    // Deleting a claim: what it composed goes; AWS keeps the account (Retain) or closes the one
+    // the claim made (Close, the sandbox class) — through the chart's confirm-close policy.
+    let org = emu.org_client_via(&wire.endpoint);
+    let state = |id: String| {
+        let org = org.clone();
+        async move {
+            let out = org.describe_account().account_id(id).send().await.unwrap();
+            out.account()
+                .and_then(|a| a.state())
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default()
+        }
+    };
+    let kept = get_json(cp, &["accountclaim", "app6", "-n", "team-b"])["status"]["accountId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    kubectl(
+        cp,
+        &[
+            "delete",
+            "accountclaim",
+            "app6",
+            "-n",
+            "team-b",
+            "--wait=false",
+        ],
+        None,
+    )
+    .unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the claim and what it composed gone",
+        || {
+            [
+                vec!["accountclaim", "app6", "-n", "team-b"],
+                vec!["awsaccount", "team-b-app6"],
+                vec!["budget", "team-b-app6"],
+                vec!["accountassignment", "team-b-app6-developer"],
+            ]
+            .iter()
+            .all(|args| get_json(cp, args).is_null())
+            .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        state(kept.clone()).await,
+        "ACTIVE",
+        "Retain: the AWS account stays"
+    );
+    apply(cp, &sandbox("scratch")).expect("a sandbox claim");
+    let scratch = wait_for(Duration::from_secs(90), "the sandbox claim Ready", || {
+        let c = get_json(cp, &["accountclaim", "scratch", "-n", "team-b"]);
+        ready(&c).filter(|(s, ..)| s == "True")?;
+        c["status"]["accountId"].as_str().map(str::to_string)
+    })
+    .await;
+    kubectl(
+        cp,
+        &[
+            "delete",
+            "accountclaim",
+            "scratch",
+            "-n",
+            "team-b",
+            "--wait=false",
+        ],
+        None,
+    )
+    .unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the sandbox account object gone",
+        || {
+            get_json(cp, &["awsaccount", "team-b-scratch"])
+                .is_null()
+                .then_some(())
+        },
+    )
+    .await;
+    let closed = state(scratch.clone()).await;
+    assert!(
+        ["PENDING_CLOSURE", "SUSPENDED"].contains(&closed.as_str()),
+        "Close: {closed}"
+    );
+    assert_eq!(
+        wire.count("CloseAccount"),
+        1,
+        "only the claim's own account is closed"
+    );
+    say(
+        "e2e: a deleted claim took its objects with it; Retain kept the account, Close closed the claim's own",
+    );
 
     // The shipped examples pass the CRDs' rules and the admission policy as they are.
     let examples = workspace_root().join("manifests/self-service");
