@@ -641,9 +641,42 @@ fn round(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
 }
 
-/// New accounts in the vending scenario, and the OUs they go in.
-const VENDING_ACCOUNTS: usize = 30;
-const VENDING_OUS: usize = 6;
+/// New accounts in the vending scenario (`LZ_BENCH_VENDING_ACCOUNTS`, default 30), and the OUs
+/// they go in (`LZ_BENCH_VENDING_OUS`, default a tenth of them, at least 6).
+#[derive(Clone, Copy)]
+struct VendingSize {
+    accounts: usize,
+    ous: usize,
+}
+
+impl VendingSize {
+    fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|s| s.parse::<usize>().ok())
+        };
+        let accounts = var("LZ_BENCH_VENDING_ACCOUNTS").unwrap_or(30).max(1);
+        let ous = var("LZ_BENCH_VENDING_OUS")
+            .unwrap_or((accounts / 10).max(6))
+            .clamp(1, accounts);
+        Self { accounts, ous }
+    }
+
+    /// Accounts of OU `o` (1-based): the remainder goes to the first OUs.
+    fn in_ou(self, o: usize) -> usize {
+        self.accounts / self.ous + usize::from(o <= self.accounts % self.ous)
+    }
+}
+
+/// Times the operator is killed (SIGKILL) and restarted during the controller run
+/// (`LZ_BENCH_KILLS`, default 2).
+fn kills() -> usize {
+    std::env::var("LZ_BENCH_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2)
+}
 const BASELINE_REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
 
 /// The security baseline's calls in a pass: inside the accounts (S3 Control, EC2, Config, the
@@ -676,13 +709,13 @@ fn baseline_calls(m: &Metrics) -> (u64, u64) {
     (reads, writes)
 }
 
-/// The vending landing zone: 6 OUs, 5 new accounts in each with an alias, a developer group and
-/// a budget per OU, an organization trail, the Organization's settings, a guardrail on every OU, an
-/// OU-wide Identity Center assignment reaching all 30 accounts, and the security baseline on every
-/// OU in two regions (AWS Config delivering to a bucket in team-1-app-1).
-fn vending_yaml() -> (String, usize) {
+/// The vending landing zone: by default 6 OUs, 5 new accounts in each with an alias, a developer
+/// group and a budget per OU, an organization trail, the Organization's settings, a guardrail on
+/// every OU, an OU-wide Identity Center assignment reaching every account, and the security baseline
+/// on every OU in two regions (AWS Config delivering to a bucket in team-1-app-1).
+fn vending_yaml(size: VendingSize) -> (String, usize) {
     let mut docs = Vec::new();
-    for o in 1..=VENDING_OUS {
+    for o in 1..=size.ous {
         docs.push(format!("apiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {{name: team-{o}}}\nspec: {{name: Team{o}}}\n"));
         docs.push(format!(
             "apiVersion: landingzone.dev/v1alpha1\nkind: IdentityGroup\nmetadata: {{name: team-{o}-developers}}\nspec:\n  groupName: developers\n  accountRef: {{name: team-{o}-app-1}}\n  inlinePolicies:\n  - name: read-only\n    document: '{{\"Version\": \"2012-10-17\", \"Statement\": [{{\"Effect\": \"Allow\", \"Action\": [\"s3:Get*\"], \"Resource\": \"*\"}}]}}'\n  members: [dev-{o}]\n  createMissingUsers: true\n"
@@ -690,7 +723,7 @@ fn vending_yaml() -> (String, usize) {
         docs.push(format!(
             "apiVersion: landingzone.dev/v1alpha1\nkind: Budget\nmetadata: {{name: team-{o}-monthly}}\nspec:\n  budgetName: team-{o}-monthly\n  accountRef: {{name: team-{o}-app-1}}\n  limit: {{amount: \"500\", unit: USD}}\n  timeUnit: MONTHLY\n  notifications:\n  - {{notificationType: ACTUAL, threshold: 80, subscribers: {{emails: [team-{o}@example.com]}}}}\n"
         ));
-        for a in 1..=VENDING_ACCOUNTS / VENDING_OUS {
+        for a in 1..=size.in_ou(o) {
             docs.push(format!(
                 "apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {{name: team-{o}-app-{a}}}\nspec:\n  accountName: team-{o}-app-{a}\n  email: aws-team-{o}-app-{a}@example.com\n  alias: example-team-{o}-app-{a}\n  organizationalUnitRef: {{name: team-{o}}}\n"
             ));
@@ -699,7 +732,7 @@ fn vending_yaml() -> (String, usize) {
     docs.push("apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {name: org-trail}\nspec:\n  trailName: org-trail\n  s3: {bucketName: vending-audit-logs, create: true}\n".to_string());
     // The Organization's settings, a guardrail on every team OU, and Identity Center access to
     // every new account through an OU-wide assignment per OU.
-    let ous: Vec<String> = (1..=VENDING_OUS)
+    let ous: Vec<String> = (1..=size.ous)
         .map(|o| format!("{{name: team-{o}}}"))
         .collect();
     docs.push("apiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {name: organization}\nspec:\n  policyTypes: [ServiceControlPolicy]\n  trustedServices: [cloudtrail.amazonaws.com, guardduty.amazonaws.com]\n  delegatedAdministrators:\n  - {servicePrincipal: guardduty.amazonaws.com, accountRef: {name: team-1-app-1}}\n  rootAccess: {credentialsManagement: true, rootSessions: true}\n".to_string());
@@ -749,9 +782,9 @@ async fn duplicate_accounts(emu: &Emulator) -> usize {
     emails.values().map(|n| n - 1).sum()
 }
 
-async fn vending(create: Duration) -> Value {
-    let bound = (VENDING_ACCOUNTS.div_ceil(5) as u64) * create.as_secs() + 60;
-    let (yaml, resources) = vending_yaml();
+async fn vending(create: Duration, size: VendingSize) -> Value {
+    let bound = (size.accounts.div_ceil(5) as u64) * create.as_secs() + 60;
+    let (yaml, resources) = vending_yaml(size);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("lz.yaml"), &yaml).unwrap();
 
@@ -807,7 +840,7 @@ async fn vending(create: Duration) -> Value {
         "securityBaseline": baseline,
         "baselineReads": baseline_reads,
         "baselineWrites": baseline_writes,
-        "baselineReadsPerAccount": round(baseline_reads as f64 / VENDING_ACCOUNTS as f64),
+        "baselineReadsPerAccount": round(baseline_reads as f64 / size.accounts as f64),
         "baselineRegions": BASELINE_REGIONS.len(),
     });
     let (first_baseline_reads, first_baseline_writes) = baseline_calls(&first_metrics);
@@ -824,6 +857,8 @@ async fn vending(create: Duration) -> Value {
         "createAccountAssignmentCalls": proxy.count("CreateAccountAssignment"),
         "duplicateAccounts": duplicate_accounts(&emu).await,
         "withinBound": cli_secs <= bound as f64,
+        // The bench process, which runs `apply` in-process (with the realism layer beside it).
+        "peakRssMiB": round(rss_kb(std::process::id(), "VmHWM") as f64 / 1024.0),
     });
     drop(proxy);
     drop(emu);
@@ -835,12 +870,15 @@ async fn vending(create: Duration) -> Value {
             let cp = &k8s.cp;
             landing_zone_tests::k8s::install_crds(cp);
             let (emu, proxy) = realistic_aws(create).await;
-            let op = Operator::start(
-                cp,
-                &emu,
-                "vending",
-                &["--endpoint-url", &proxy.endpoint, "--snapshot-ttl", "30s"],
-            );
+            let start = |identity: &str| {
+                Operator::start(
+                    cp,
+                    &emu,
+                    identity,
+                    &["--endpoint-url", &proxy.endpoint, "--snapshot-ttl", "30s"],
+                )
+            };
+            let mut op = start("vending");
             let started = Instant::now();
             kubectl(
                 cp,
@@ -853,10 +891,40 @@ async fn vending(create: Duration) -> Value {
                 None,
             )
             .expect("apply the resources");
-            let ready = wait_for_within(Duration::from_secs(bound * 3), || {
-                op.metric("landingzone_resource_ready", &[]) as usize >= resources
-            })
-            .await;
+            // SIGKILL while accounts are being created (a third and two thirds into the
+            // creations' share of the bound), restarted at once: the new process waits out the
+            // killed one's lease, then carries on from status.
+            let kills = kills();
+            let creating = (bound - 60) as f64;
+            let mut kill_at: Vec<f64> = (1..=kills)
+                .map(|k| creating * k as f64 / (kills + 1) as f64)
+                .collect();
+            let (mut peak_kb, mut killed) = (0u64, Vec::new());
+            let limit = Duration::from_secs(bound * 3);
+            let ready = loop {
+                peak_kb = peak_kb.max(rss_kb(op.pid(), "VmHWM"));
+                if op.metric("landingzone_resource_ready", &[]) as usize >= resources {
+                    break true;
+                }
+                if started.elapsed() >= limit {
+                    break false;
+                }
+                if kill_at
+                    .first()
+                    .is_some_and(|t| started.elapsed().as_secs_f64() >= *t)
+                {
+                    kill_at.remove(0);
+                    let _ = std::process::Command::new("kill")
+                        .args(["-KILL", &op.pid().to_string()])
+                        .status();
+                    killed.push(json!({
+                        "atSeconds": round(started.elapsed().as_secs_f64()),
+                        "createAccountCallsSoFar": proxy.count("CreateAccount"),
+                    }));
+                    op = start(&format!("vending-{}", killed.len()));
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            };
             let secs = started.elapsed().as_secs_f64();
             json!({
                 "seconds": round(secs),
@@ -864,32 +932,22 @@ async fn vending(create: Duration) -> Value {
                 "readyResources": op.metric("landingzone_resource_ready", &[]),
                 "createAccountCalls": proxy.count("CreateAccount"),
                 "duplicateAccounts": duplicate_accounts(&emu).await,
+                "kills": killed,
+                "peakRssMiB": round(peak_kb as f64 / 1024.0),
                 "withinBound": ready && secs <= bound as f64,
             })
         }
     };
     json!({
         "scenario": "vending",
-        "accounts": VENDING_ACCOUNTS,
-        "ous": VENDING_OUS,
+        "accounts": size.accounts,
+        "ous": size.ous,
         "resources": resources,
         "createAccountSeconds": create.as_secs(),
         "boundSeconds": bound,
         "apply": cli,
         "controller": controller,
     })
-}
-
-/// Polls `done` until it holds or `limit` passes; whether it held.
-async fn wait_for_within(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-    done()
 }
 
 #[tokio::main]
@@ -914,7 +972,7 @@ async fn main() {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(20),
         );
-        let v = vending(create).await;
+        let v = vending(create, VendingSize::from_env()).await;
         println!(
             "vending: {} new accounts in {} OUs, {} resources, CreateAccount {} s, bound {} s",
             v["accounts"], v["ous"], v["resources"], v["createAccountSeconds"], v["boundSeconds"]
