@@ -220,7 +220,12 @@ where
             }
             Some(existing) => {
                 let spec = |o: &K| serde_json::to_value(o).ok().map(|v| v["spec"].clone());
-                if spec(&existing) == spec(obj) && existing.labels() == obj.labels() {
+                // Labels others added (a cost tool's, say) are theirs: only ours must be there.
+                let labelled = obj
+                    .labels()
+                    .iter()
+                    .all(|(k, v)| existing.labels().get(k) == Some(v));
+                if spec(&existing) == spec(obj) && labelled {
                     return Ok(Ok(Ensured::Unchanged));
                 }
                 let mut patch = serde_json::to_value(obj).map_err(|e| ClaimError(e.to_string()))?;
@@ -391,18 +396,16 @@ async fn apply_account_claim(
         } else {
             (EventType::Warning, "Refuse")
         };
-        tracing::info!(namespace = %ns, claim = %name, %reason, "{message}");
-        if !ok && reason != "Provisioning" {
+        if matches!(type_, EventType::Warning) {
             tracing::warn!(namespace = %ns, claim = %name, %reason, "account claim refused: {message}");
+        } else {
+            tracing::info!(namespace = %ns, claim = %name, %reason, "{message}");
         }
         cx.ctx.event(&*claim, type_, &reason, action, message).await;
     }
-    write_status(&api_of(&client, &ns), &name, &before_status, &Some(status)).await?;
+    let api: Api<AccountClaim> = Api::namespaced(client, &ns);
+    write_status(&api, &name, &before_status, &Some(status)).await?;
     Ok(Action::requeue(next))
-}
-
-fn api_of(client: &Client, ns: &str) -> Api<AccountClaim> {
-    Api::namespaced(client.clone(), ns)
 }
 
 /// Checks the claim, composes its objects and reads back how the account stands:
