@@ -537,10 +537,17 @@ pub async fn execute(
     let mut latest: std::collections::BTreeMap<reconcile::Key, Report> = Default::default();
     let mut todo: Vec<usize> = (0..resources.len()).collect();
     let mut first_round = true;
+    // One read of the Organization serves the rounds while waiting (refreshed as `Pass::refresh`
+    // says), so a round costs what its resources read, not a walk of the whole tree.
+    let mut pass = Pass::begin(aws.clone(), mode, sink.clone())
+        .await
+        .map_err(|e| format!("cannot read the AWS Organization: {e}"))?;
     loop {
-        let mut pass = Pass::begin(aws.clone(), mode, sink.clone())
-            .await
-            .map_err(|e| format!("cannot read the AWS Organization: {e}"))?;
+        if !first_round {
+            pass.refresh()
+                .await
+                .map_err(|e| format!("cannot read the AWS Organization: {e}"))?;
+        }
         for r in &resources {
             if let Some(id) = r.aws_id() {
                 pass.ids.insert(r.key(), id);
@@ -573,6 +580,9 @@ pub async fn execute(
                 .collect()
         };
         first_round = false;
+        // The first round read everything; waiting rounds read what is new (a baseline, the
+        // accounts just created in its OUs).
+        pass.full_check_every = Duration::MAX;
         let followers: Vec<usize> = (0..resources.len())
             .filter(|&i| !finished.contains(&resources[i].key()))
             .filter(|&i| {

@@ -168,6 +168,11 @@ pub struct SecurityBaselineStatus {
     /// ACTIVE accounts that no SecurityBaseline reaches.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub coverage: Vec<String>,
+    /// RFC 3339 time every targeted account was last read. Reconciles in between (an account
+    /// created in or moved into a target) read only the accounts new to the baseline or not
+    /// compliant; a changed spec, and each resync at least half an interval later, read them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full_check_time: Option<String>,
     #[serde(flatten)]
     pub common: CommonStatus,
 }

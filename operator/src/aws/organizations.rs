@@ -95,6 +95,8 @@ pub struct SnapshotChange {
     pub moved_accounts: BTreeSet<String>,
     /// OUs whose name (and their siblings') to read again.
     pub renamed_ous: BTreeSet<String>,
+    /// Parents whose accounts to read again: an account AWS has just created (under the root).
+    pub accounts_under: BTreeSet<String>,
     pub everything: bool,
 }
 
@@ -119,11 +121,15 @@ impl SnapshotChange {
     pub fn merge(&mut self, other: Self) {
         self.moved_accounts.extend(other.moved_accounts);
         self.renamed_ous.extend(other.renamed_ous);
+        self.accounts_under.extend(other.accounts_under);
         self.everything |= other.everything;
     }
 
     pub fn is_empty(&self) -> bool {
-        !self.everything && self.moved_accounts.is_empty() && self.renamed_ous.is_empty()
+        !self.everything
+            && self.moved_accounts.is_empty()
+            && self.renamed_ous.is_empty()
+            && self.accounts_under.is_empty()
     }
 }
 

@@ -21,7 +21,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource as KubeResource, ResourceExt};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,7 +69,9 @@ pub struct SnapshotCache {
     current: Mutex<Option<(Instant, u64, Arc<OrgSnapshot>)>>,
     /// CreateAccount requests sent by any reconcile since the current snapshot was read (its
     /// in-flight list does not show them): with the list, they keep AWS's 5-in-flight limit.
-    creates_sent: Mutex<Arc<std::sync::atomic::AtomicUsize>>,
+    creates: Mutex<Arc<crate::reconcile::snapshot::CreateSlots>>,
+    /// Queues a reconcile of an AwsAccount waiting for a CreateAccount slot when one frees up.
+    creates_waker: Option<crate::reconcile::snapshot::Waker>,
     /// … and accounts closed since (AWS closes 3 at once).
     closes_sent: Mutex<Arc<std::sync::atomic::AtomicUsize>>,
     /// Held by the one reconcile reading the Organization.
@@ -110,7 +112,8 @@ impl SnapshotCache {
     pub fn new() -> Self {
         Self {
             current: Mutex::default(),
-            creates_sent: Mutex::default(),
+            creates: Mutex::default(),
+            creates_waker: None,
             closes_sent: Mutex::default(),
             loading: tokio::sync::Mutex::new(()),
             patch: tokio::sync::Mutex::new(()),
@@ -151,28 +154,7 @@ impl SnapshotCache {
         aws: &AwsPorts,
     ) -> Option<OrgSnapshot> {
         let mut next = snap.clone();
-        let orgs = aws.organizations.as_ref();
-        let patched: Result<(), AwsError> = async {
-            for account in &change.moved_accounts {
-                let parent = orgs.parent_of(account).await?;
-                if let Some(a) = next.accounts.get_mut(account) {
-                    a.parent_id = parent;
-                }
-            }
-            let parents: BTreeSet<String> = change
-                .renamed_ous
-                .iter()
-                .filter_map(|ou| next.ous.get(ou).map(|o| o.parent_id.clone()))
-                .collect();
-            for parent in parents {
-                for ou in orgs.list_ous_for_parent(&parent).await? {
-                    next.ous.insert(ou.id.clone(), ou);
-                }
-            }
-            Ok(())
-        }
-        .await;
-        match patched {
+        match next.patch(change, aws.organizations.as_ref()).await {
             Ok(()) => Some(next),
             Err(e) => {
                 tracing::warn!(error = %e, "could not read what changed in the Organization; reading all of it instead");
@@ -217,7 +199,9 @@ impl SnapshotCache {
             .load(std::sync::atomic::Ordering::SeqCst);
         let snap = Arc::new(OrgSnapshot::load(aws.organizations.as_ref()).await?);
         *self.current.lock().expect("not poisoned") = Some((Instant::now(), writes, snap.clone()));
-        *self.creates_sent.lock().expect("not poisoned") = Arc::default();
+        *self.creates.lock().expect("not poisoned") = Arc::new(
+            crate::reconcile::snapshot::CreateSlots::new(self.creates_waker.clone()),
+        );
         *self.closes_sent.lock().expect("not poisoned") = Arc::default();
         Ok(snap)
     }
@@ -377,12 +361,7 @@ impl Context {
         Ok(Pass {
             aws: self.aws.clone(),
             snapshot,
-            creates_sent: self
-                .snapshot
-                .creates_sent
-                .lock()
-                .expect("not poisoned")
-                .clone(),
+            creates: self.snapshot.creates.lock().expect("not poisoned").clone(),
             closes_sent: self
                 .snapshot
                 .closes_sent
@@ -399,6 +378,10 @@ impl Context {
             peers: self.peers(resource),
             sink: self.sink.clone(),
             now: Time(k8s_openapi::jiff::Timestamp::now()),
+            // The cache decides when to read again; `refresh` is the CLI's.
+            read_at: Instant::now(),
+            writes_at_read: 0,
+            full_check_every: self.resync_interval() / 2,
         })
     }
 
@@ -759,7 +742,9 @@ fn error_policy<K: KindSpec>(obj: Arc<K>, err: &ControllerError, ctx: Arc<Contex
 }
 
 /// How often an account being created is looked at (DescribeCreateAccountStatus, or the list).
-const CREATING_RECHECK: Duration = Duration::from_secs(10);
+/// At most 5 are in flight, so this is at most 2.5 calls a second; a request's slot is given to
+/// the next queued account within this time of AWS finishing it.
+const CREATING_RECHECK: Duration = Duration::from_secs(2);
 
 /// How soon a resource queued behind an AWS limit (accounts in creation or closing) looks again.
 const QUEUED_RECHECK: Duration = Duration::from_secs(5);
@@ -928,6 +913,10 @@ pub async fn run(
         .runs
         .extend(claims::wire(&client, &wc, cfg, stop_rx.clone()));
     let events_live = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let snapshot = SnapshotCache {
+        creates_waker: wiring.triggers.get(&Kind::AwsAccount).cloned(),
+        ..SnapshotCache::new()
+    };
     tokio::spawn(consume_change_events(
         aws.clone(),
         settings.change_events.clone(),
@@ -946,7 +935,7 @@ pub async fn run(
                 instance: Some(settings.identity.clone()),
             },
         ),
-        snapshot: SnapshotCache::new(),
+        snapshot,
         sink: Arc::new(status::KubeStatusSink {
             client: client.clone(),
             metrics: metrics.clone(),
@@ -1169,7 +1158,7 @@ struct Wiring {
     listers: HashMap<Kind, Lister>,
 }
 
-type Trigger = Box<dyn Fn(&str) + Send + Sync>;
+type Trigger = Arc<dyn Fn(&str) + Send + Sync>;
 type Lister = Arc<dyn Fn() -> Vec<Resource> + Send + Sync>;
 
 impl reconcile::KindVisitor for Wiring {
@@ -1178,7 +1167,7 @@ impl reconcile::KindVisitor for Wiring {
         let mut controller = controller_for::<K>(&self.client, &self.wc).reconcile_on(rx);
         self.triggers.insert(
             K::KIND,
-            Box::new(move |name| {
+            Arc::new(move |name| {
                 let _ = tx.unbounded_send(ObjectRef::new(name));
             }),
         );

@@ -36,7 +36,7 @@ use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 impl std::fmt::Display for Kind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -80,9 +80,10 @@ pub trait StatusSink: Send + Sync {
 }
 
 /// Fields that change on every read without anything having happened worth a write: the time of
-/// this sync, and the trail's last delivery (CloudTrail delivers every few minutes). They are
+/// this sync, the trail's last delivery (CloudTrail delivers every few minutes), a baseline's last
+/// read of all its accounts (unwritten, it only makes the next reconcile read them all). They are
 /// written along with any other change.
-const VOLATILE: &[&str] = &["lastSyncTime", "latestDeliveryTime"];
+const VOLATILE: &[&str] = &["lastSyncTime", "latestDeliveryTime", "lastFullCheckTime"];
 
 /// Equal for the purpose of writing: volatile fields alone changing are not worth a write.
 pub fn same_status(a: &serde_json::Value, b: &serde_json::Value) -> bool {
@@ -143,8 +144,8 @@ pub struct Pass {
     pub aws: AwsPorts,
     /// Shared by the reconciles of a pass; one that writes gets its own copy (`snapshot_mut`).
     pub snapshot: Arc<OrgSnapshot>,
-    /// CreateAccount requests sent by this pass (and its forks) since the snapshot was read.
-    pub creates_sent: Arc<AtomicUsize>,
+    /// AWS's CreateAccount slots since the snapshot was read (shared by the forks).
+    pub creates: Arc<snapshot::CreateSlots>,
     /// Accounts this pass (and its forks) asked AWS to close since the snapshot was read.
     pub closes_sent: Arc<AtomicUsize>,
     pub mode: Mode,
@@ -158,7 +159,20 @@ pub struct Pass {
     pub peers: Vec<Resource>,
     pub sink: Arc<dyn StatusSink>,
     pub now: Time,
+    /// When the snapshot was read, and the Organizations writes counted then: a run reads it
+    /// whole again once it is older than [`RUN_SNAPSHOT_TTL`] or after a write it cannot follow.
+    pub read_at: std::time::Instant,
+    pub writes_at_read: u64,
+    /// How long a read of every account a resource reaches (a SecurityBaseline's) stays good:
+    /// within it, a reconcile reads only the accounts new to it or not compliant. The controller:
+    /// half the resync interval; the CLI: a run's first round reads them all, its waiting rounds
+    /// (accounts being created) only what is new.
+    pub full_check_every: std::time::Duration,
 }
+
+/// How long one run of the CLI works from one read of the Organization (its own changes merged
+/// in) before reading it whole again: what others change meanwhile is seen within this time.
+pub const RUN_SNAPSHOT_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Placeholder id of a resource that the plan would create.
 pub fn planned_id(key: &Key) -> String {
@@ -172,11 +186,14 @@ impl Pass {
         mode: Mode,
         sink: Arc<dyn StatusSink>,
     ) -> Result<Pass, Error> {
+        let writes_at_read = aws.organizations_writes.load(Ordering::SeqCst);
+        // What was recorded before this read is in it.
+        std::mem::take(&mut *aws.snapshot_changes.lock().expect("not poisoned"));
         let snapshot = Arc::new(OrgSnapshot::load(aws.organizations.as_ref()).await?);
         Ok(Pass {
             aws,
             snapshot,
-            creates_sent: Arc::default(),
+            creates: Arc::default(),
             closes_sent: Arc::default(),
             mode,
             ids: BTreeMap::new(),
@@ -184,7 +201,41 @@ impl Pass {
             peers: Vec::new(),
             sink,
             now: Time(k8s_openapi::jiff::Timestamp::now()),
+            read_at: std::time::Instant::now(),
+            writes_at_read,
+            full_check_every: std::time::Duration::ZERO,
         })
+    }
+
+    /// Between the rounds and waves of one run: reads the Organization whole again when the
+    /// snapshot is older than [`RUN_SNAPSHOT_TTL`] or AWS Organizations was written in a way it
+    /// cannot follow (an OU created, an account closed, a policy type enabled); otherwise reads
+    /// only the parents whose accounts AWS has just created. Moves and renames are this run's own,
+    /// already merged from the reconciles that made them.
+    pub async fn refresh(&mut self) -> Result<(), Error> {
+        let writes = self.aws.organizations_writes.load(Ordering::SeqCst);
+        let change = std::mem::take(&mut *self.aws.snapshot_changes.lock().expect("not poisoned"));
+        if change.everything
+            || writes != self.writes_at_read
+            || self.read_at.elapsed() >= RUN_SNAPSHOT_TTL
+        {
+            self.snapshot = Arc::new(OrgSnapshot::load(self.aws.organizations.as_ref()).await?);
+            self.creates = Arc::default();
+            self.closes_sent = Arc::default();
+            self.read_at = std::time::Instant::now();
+            self.writes_at_read = writes;
+        } else if !change.accounts_under.is_empty() {
+            let new_accounts = crate::aws::organizations::SnapshotChange {
+                accounts_under: change.accounts_under,
+                ..Default::default()
+            };
+            let orgs = self.aws.organizations.clone();
+            self.snapshot_mut()
+                .patch(&new_accounts, orgs.as_ref())
+                .await?;
+        }
+        self.now = Time(k8s_openapi::jiff::Timestamp::now());
+        Ok(())
     }
 
     /// The snapshot, to record what this reconcile changed in AWS (copied on first write).
@@ -197,7 +248,7 @@ impl Pass {
         Pass {
             aws: self.aws.clone(),
             snapshot: self.snapshot.clone(),
-            creates_sent: self.creates_sent.clone(),
+            creates: self.creates.clone(),
             closes_sent: self.closes_sent.clone(),
             mode: self.mode,
             ids: self.ids.clone(),
@@ -205,6 +256,9 @@ impl Pass {
             peers: Vec::new(),
             sink: self.sink.clone(),
             now: self.now.clone(),
+            read_at: self.read_at,
+            writes_at_read: self.writes_at_read,
+            full_check_every: self.full_check_every,
         }
     }
 
@@ -449,14 +503,16 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
             .collect()
             .await;
         done.sort_by_key(|(i, ..)| wave.iter().position(|w| w == i));
-        let mut wrote = false;
         for (i, resource, result, fork) in done {
             let key = resource.key();
             match fork.ids.get(&key) {
                 Some(id) => pass.ids.insert(key.clone(), id.clone()),
                 None => pass.ids.remove(&key),
             };
-            wrote |= !Arc::ptr_eq(&fork.snapshot, &base);
+            // What the reconcile recorded of its own writes, for the waves that refer to it.
+            if !Arc::ptr_eq(&fork.snapshot, &base) {
+                pass.snapshot_mut().merge_from(&base, &fork.snapshot);
+            }
             resources[i] = resource;
             reports.push(Report {
                 key,
@@ -464,16 +520,10 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
                 result,
             });
         }
-        // What the wave changed, as AWS now has it, for the waves that refer to it.
-        if wrote {
-            match OrgSnapshot::load(pass.aws.organizations.as_ref()).await {
-                Ok(s) => {
-                    pass.snapshot = Arc::new(s);
-                    pass.creates_sent = Arc::default();
-                    pass.closes_sent = Arc::default();
-                }
-                Err(e) => tracing::warn!(error = %e, "could not read the Organization again"),
-            }
+        // What AWS did that the reconciles could not record (an OU created, an account AWS has
+        // just made), for the waves that refer to it.
+        if let Err(e) = pass.refresh().await {
+            tracing::warn!(error = %e, "could not read the Organization again");
         }
     }
     for (i, why) in cyclic {

@@ -8,9 +8,10 @@
 
 use crate::aws::AwsResult;
 use crate::aws::organizations::{
-    AccountInfo, CreateAccountStatus, OrgInfo, Organizations, OuInfo, RootInfo,
+    AccountInfo, CreateAccountStatus, OrgInfo, Organizations, OuInfo, RootInfo, SnapshotChange,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug, Default)]
 pub struct OrgSnapshot {
@@ -53,6 +54,65 @@ impl OrgSnapshot {
         }
         snap.in_flight = orgs.list_in_progress_create_requests().await?;
         Ok(snap)
+    }
+
+    /// Reads again what changed (accounts moved, OUs renamed, the accounts of some parents) instead
+    /// of the whole tree: one ListParents per moved account, one ListOrganizationalUnitsForParent per
+    /// parent of a renamed OU, one ListAccountsForParent (and its pages) per parent named.
+    pub async fn patch(
+        &mut self,
+        change: &SnapshotChange,
+        orgs: &dyn Organizations,
+    ) -> AwsResult<()> {
+        let mut parents_to_list = change.accounts_under.clone();
+        for account in &change.moved_accounts {
+            let parent = orgs.parent_of(account).await?;
+            match self.accounts.get_mut(account) {
+                Some(a) => a.parent_id = parent,
+                // New since the read (created and moved at once): listed with its parent's.
+                None => parents_to_list.extend(parent),
+            }
+        }
+        let parents: BTreeSet<String> = change
+            .renamed_ous
+            .iter()
+            .filter_map(|ou| self.ous.get(ou).map(|o| o.parent_id.clone()))
+            .collect();
+        for parent in parents {
+            for ou in orgs.list_ous_for_parent(&parent).await? {
+                self.ous.insert(ou.id.clone(), ou);
+            }
+        }
+        for parent in &parents_to_list {
+            for a in orgs.list_accounts_for_parent(parent).await? {
+                self.accounts.insert(a.id.clone(), a);
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes into this snapshot what a copy of `base` changed (the copy a reconcile wrote its own
+    /// changes to), leaving alone what others changed meanwhile.
+    pub fn merge_from(&mut self, base: &OrgSnapshot, changed: &OrgSnapshot) {
+        fn merge<V: Clone + PartialEq>(
+            into: &mut BTreeMap<String, V>,
+            base: &BTreeMap<String, V>,
+            changed: &BTreeMap<String, V>,
+        ) {
+            for (k, v) in changed {
+                if base.get(k) != Some(v) {
+                    into.insert(k.clone(), v.clone());
+                }
+            }
+            for k in base.keys().filter(|k| !changed.contains_key(*k)) {
+                into.remove(k);
+            }
+        }
+        merge(&mut self.accounts, &base.accounts, &changed.accounts);
+        merge(&mut self.ous, &base.ous, &changed.ous);
+        if changed.root != base.root {
+            self.root = changed.root.clone();
+        }
     }
 
     /// The AWS partition the Organization lives in (`aws`, `aws-us-gov`, `aws-cn`), from its
@@ -152,5 +212,202 @@ impl OrgSnapshot {
 
     pub fn parent_exists(&self, id: &str) -> bool {
         id == self.root_id || self.ous.contains_key(id)
+    }
+}
+
+/// Who to wake when a CreateAccount slot frees up (the controller queues the named AwsAccount's
+/// reconcile); without one, queued accounts look again at their own pace.
+pub type Waker = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// AWS's limit of 5 CreateAccount requests in flight, kept between reads of the Organization: the
+/// snapshot's in-flight list, plus the requests sent since it was read, less those seen finished.
+/// A slot is free the moment a reconcile sees its request finish, not at the next read.
+#[derive(Default)]
+pub struct CreateSlots {
+    inner: Mutex<Slots>,
+    waker: Option<Waker>,
+}
+
+#[derive(Default)]
+struct Slots {
+    /// Decided to send, answer not back yet.
+    reserved: usize,
+    sent: BTreeSet<String>,
+    finished: BTreeSet<String>,
+    /// Resources refused a slot, oldest first: woken in that order when one frees up.
+    queued: Vec<String>,
+}
+
+impl Slots {
+    fn in_flight(&self, listed: &[CreateAccountStatus]) -> usize {
+        listed
+            .iter()
+            .filter(|r| {
+                !self.finished.contains(&r.request_id) && !self.sent.contains(&r.request_id)
+            })
+            .count()
+            + self.sent.difference(&self.finished).count()
+            + self.reserved
+    }
+}
+
+impl CreateSlots {
+    pub fn new(waker: Option<Waker>) -> Self {
+        Self {
+            inner: Mutex::default(),
+            waker,
+        }
+    }
+
+    /// Takes a slot for `who`'s CreateAccount, or says how many requests are in flight.
+    pub fn reserve(&self, listed: &[CreateAccountStatus], who: &str) -> Result<(), usize> {
+        let mut s = self.inner.lock().expect("not poisoned");
+        let n = s.in_flight(listed);
+        if n >= crate::aws::pacing::MAX_CREATE_IN_FLIGHT {
+            if !s.queued.iter().any(|q| q == who) {
+                s.queued.push(who.to_string());
+            }
+            return Err(n);
+        }
+        s.queued.retain(|q| q != who);
+        s.reserved += 1;
+        Ok(())
+    }
+
+    /// The reserved request was sent: AWS answered with its id.
+    pub fn sent(&self, request_id: &str) {
+        let mut s = self.inner.lock().expect("not poisoned");
+        s.reserved = s.reserved.saturating_sub(1);
+        s.sent.insert(request_id.to_string());
+    }
+
+    /// The reserved request was not sent after all (refused, paced, failed).
+    pub fn release(&self) {
+        let mut s = self.inner.lock().expect("not poisoned");
+        s.reserved = s.reserved.saturating_sub(1);
+    }
+
+    /// A request is no longer in flight: its slot goes to the oldest queued resource.
+    pub fn finished(&self, listed: &[CreateAccountStatus], request_id: &str) {
+        let wake: Vec<String> = {
+            let mut s = self.inner.lock().expect("not poisoned");
+            if !s.finished.insert(request_id.to_string()) {
+                return;
+            }
+            let free = crate::aws::pacing::MAX_CREATE_IN_FLIGHT.saturating_sub(s.in_flight(listed));
+            let n = free.min(s.queued.len());
+            s.queued.drain(..n).collect()
+        };
+        if let Some(w) = &self.waker {
+            for name in wake {
+                w(&name);
+            }
+        }
+    }
+
+    pub fn in_flight(&self, listed: &[CreateAccountStatus]) -> usize {
+        self.inner.lock().expect("not poisoned").in_flight(listed)
+    }
+}
+
+impl std::fmt::Debug for CreateSlots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.inner.lock().expect("not poisoned");
+        f.debug_struct("CreateSlots")
+            .field("reserved", &s.reserved)
+            .field("sent", &s.sent)
+            .field("finished", &s.finished)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::organizations::CreateState;
+
+    fn listed(id: &str) -> CreateAccountStatus {
+        CreateAccountStatus {
+            request_id: id.into(),
+            state: CreateState::InProgress,
+            account_name: format!("for-{id}"),
+            account_id: None,
+            failure_reason: None,
+        }
+    }
+
+    #[test]
+    fn a_create_slot_frees_when_its_request_is_seen_finished_and_goes_to_the_oldest_queued() {
+        let woken = Arc::new(Mutex::new(Vec::<String>::new()));
+        let w = woken.clone();
+        let slots = CreateSlots::new(Some(Arc::new(move |n: &str| {
+            w.lock().unwrap().push(n.to_string())
+        })));
+        // Two requests in flight when the Organization was read, three sent since.
+        let list = vec![listed("r1"), listed("r2")];
+        for (who, id) in [("a", "s1"), ("b", "s2"), ("c", "s3")] {
+            slots.reserve(&list, who).unwrap();
+            slots.sent(id);
+        }
+        assert_eq!(slots.in_flight(&list), 5);
+        assert_eq!(slots.reserve(&list, "d"), Err(5), "AWS allows 5");
+        assert_eq!(slots.reserve(&list, "e"), Err(5));
+        assert_eq!(slots.reserve(&list, "d"), Err(5), "queued once");
+        // A reservation that was not sent gives its slot back.
+        slots.finished(&list, "r1");
+        assert_eq!(slots.in_flight(&list), 4);
+        assert_eq!(*woken.lock().unwrap(), ["d"], "the oldest waiter is woken");
+        slots.reserve(&list, "d").unwrap();
+        slots.release();
+        assert_eq!(slots.in_flight(&list), 4);
+        // A request sent since the read, seen finished twice, frees one slot.
+        slots.finished(&list, "s2");
+        slots.finished(&list, "s2");
+        assert_eq!(slots.in_flight(&list), 3);
+        assert_eq!(*woken.lock().unwrap(), ["d", "e"]);
+    }
+
+    fn account(id: &str, parent: &str) -> AccountInfo {
+        AccountInfo {
+            id: id.into(),
+            arn: String::new(),
+            name: id.into(),
+            email: format!("{id}@example.com"),
+            state: "ACTIVE".into(),
+            parent_id: Some(parent.into()),
+            joined: None,
+            joined_method: None,
+        }
+    }
+
+    #[test]
+    fn a_reconciles_own_changes_merge_without_undoing_anothers() {
+        let mut base = OrgSnapshot::default();
+        for id in ["a1", "a2", "a3"] {
+            base.accounts.insert(id.into(), account(id, "r-1"));
+        }
+        // Reconcile 1 moved a1 and saw a new account a4; reconcile 2 moved a2; a3 is closed
+        // out of the snapshot by reconcile 2.
+        let mut one = base.clone();
+        one.accounts.insert("a1".into(), account("a1", "ou-1"));
+        one.accounts.insert("a4".into(), account("a4", "r-1"));
+        let mut two = base.clone();
+        two.accounts.insert("a2".into(), account("a2", "ou-2"));
+        two.accounts.remove("a3");
+        two.root
+            .policy_types
+            .insert("SERVICE_CONTROL_POLICY".into(), "ENABLED".into());
+        let mut pass = base.clone();
+        pass.merge_from(&base, &one);
+        pass.merge_from(&base, &two);
+        assert_eq!(pass.parent_of("a1"), Some("ou-1"));
+        assert_eq!(
+            pass.parent_of("a2"),
+            Some("ou-2"),
+            "not undone by reconcile 1's copy"
+        );
+        assert!(pass.accounts.contains_key("a4"));
+        assert!(!pass.accounts.contains_key("a3"));
+        assert_eq!(pass.root, two.root);
     }
 }

@@ -9,7 +9,7 @@ use super::{Error, Mode, Pass, Progress, Readiness, Resource};
 use crate::api::{AccountDeletionPolicy, AwsAccount, AwsAccountStatus, ManagementPolicy, Tags};
 use crate::aws::AwsError;
 use crate::aws::member::AccountClients;
-use crate::aws::organizations::{AccountInfo, CreateAccountStatus};
+use crate::aws::organizations::{AccountInfo, CreateAccountStatus, SnapshotChange};
 use std::sync::atomic::Ordering;
 
 fn account_of(resource: &mut Resource) -> &mut AwsAccount {
@@ -170,17 +170,13 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         }
         create_request(status, pass).await?
     };
-    // A request the snapshot still lists in flight has finished: its slot under AWS's limit of 5
-    // is free, so queued accounts should see a fresh list.
+    // A request that has finished frees its slot under AWS's limit of 5 at once (the queued
+    // accounts need no new read of the Organization to see it).
     if let Some(req) = &request
         && req.state != crate::aws::organizations::CreateState::InProgress
-        && pass
-            .snapshot
-            .in_flight
-            .iter()
-            .any(|r| r.request_id == req.request_id)
     {
-        pass.aws.snapshot_outdated();
+        pass.creates
+            .finished(&pass.snapshot.in_flight, &req.request_id);
     }
     // … and adopt what it made only if it is this resource's account.
     if status_of(resource).create_request_found_by_name
@@ -229,8 +225,12 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                 // The id goes into status only once the account is listed: until then the request
                 // (whose id is in status) is polled, so the account is never "not in the Organization".
                 Identity::Created { .. } => {
-                    // AWS knows an account the snapshot lacks: the next reconcile reads it again.
-                    pass.aws.snapshot_outdated();
+                    // AWS knows an account the snapshot lacks. New accounts start under the
+                    // root: reading the root's accounts again finds it, once AWS lists it.
+                    pass.aws.changed_in_aws(SnapshotChange {
+                        accounts_under: [pass.snapshot.root_id.clone()].into(),
+                        ..Default::default()
+                    });
                 }
                 Identity::Creating { request_id } => {
                     status.create_request_id = Some(request_id.clone())
@@ -288,12 +288,10 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         for action in &plan.actions {
             match action {
                 Action::Create(new) => {
-                    // Requests in flight when the pass read the Organization, and those this
-                    // pass has sent since (resources are reconciled concurrently).
-                    let sent = pass.creates_sent.fetch_add(1, Ordering::SeqCst);
-                    let in_flight = pass.snapshot.in_flight.len() + sent;
-                    if in_flight >= crate::aws::pacing::MAX_CREATE_IN_FLIGHT {
-                        pass.creates_sent.fetch_sub(1, Ordering::SeqCst);
+                    // Requests in flight when the pass read the Organization, and those sent
+                    // since (resources are reconciled concurrently), less those seen finished.
+                    let who = kube::ResourceExt::name_any(account_of(resource));
+                    if let Err(in_flight) = pass.creates.reserve(&pass.snapshot.in_flight, &who) {
                         return Err(Error::Queued {
                             message: format!(
                                 "{in_flight} CreateAccount requests are in flight (AWS allows 5): this account is requested when one finishes"
@@ -302,7 +300,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                     }
                     // Waiting for a pacing slot happens here, not inside the HTTP client.
                     if let Err(wait) = pass.aws.pacer.available("management/CreateAccount") {
-                        pass.creates_sent.fetch_sub(1, Ordering::SeqCst);
+                        pass.creates.release();
                         return Err(Error::Queued {
                             message: format!(
                                 "CreateAccount is paced below AWS's rate: this account is requested in {} s",
@@ -313,7 +311,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                     let result = match pass.aws.organizations.create_account(new).await {
                         Ok(r) => r,
                         Err(e) => {
-                            pass.creates_sent.fetch_sub(1, Ordering::SeqCst);
+                            pass.creates.release();
                             // AWS's own in-flight limit (another actor's requests count too).
                             if e.is_throttle() {
                                 return Err(Error::Queued {
@@ -326,6 +324,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                             return Err(e.into());
                         }
                     };
+                    pass.creates.sent(&result.request_id);
                     progress.writes += 1;
                     // The request id is made durable before anything else, so a crash never creates twice.
                     status_of(resource).create_request_id = Some(result.request_id.clone());
@@ -340,11 +339,20 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         }
         match created {
             Some(result) => {
+                if result.state != crate::aws::organizations::CreateState::InProgress {
+                    pass.creates
+                        .finished(&pass.snapshot.in_flight, &result.request_id);
+                }
                 if let (Some(id), crate::aws::organizations::CreateState::Succeeded) =
                     (&result.account_id, result.state)
                 {
-                    // New accounts start under the root, tagged as requested.
+                    // New accounts start under the root, tagged as requested; the shared
+                    // snapshot reads the root's accounts again to hold it too.
                     let root = pass.snapshot.root_id.clone();
+                    pass.aws.changed_in_aws(SnapshotChange {
+                        accounts_under: [root.clone()].into(),
+                        ..Default::default()
+                    });
                     pass.snapshot_mut().accounts.insert(
                         id.clone(),
                         AccountInfo {

@@ -71,6 +71,26 @@ fn targeted(spec: &SecurityBaselineSpec, pass: &Pass) -> Result<BTreeSet<String>
     Ok(out)
 }
 
+/// Whether this reconcile reads every targeted account: the spec changed since the last one, or
+/// the last full read is older than the pass allows (`Pass::full_check_every`).
+fn full_check_due(
+    b: &SecurityBaseline,
+    now: &k8s_openapi::jiff::Timestamp,
+    every: std::time::Duration,
+) -> bool {
+    let Some(status) = &b.status else {
+        return true;
+    };
+    let last = status
+        .last_full_check_time
+        .as_deref()
+        .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
+    status.common.observed_generation != b.metadata.generation
+        || last.is_none_or(|t| {
+            now.duration_since(t).as_secs_f64() >= every.as_secs_f64()
+        })
+}
+
 /// The accounts another baseline reaches: from its targets when this pass can resolve them (the
 /// CLI knows every resource; a controller only this one's references), else as its status last
 /// reported them.
@@ -413,8 +433,28 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
 
     delivery_bucket(spec, pass, write, &mut progress).await?;
 
+    // Between full reads (an account created in a target OU re-runs the baseline), the accounts
+    // found compliant at the last one keep their row and are not read again.
+    let full = full_check_due(&b, &pass.now.0, pass.full_check_every);
+    let kept: Vec<AccountCompliance> = if full {
+        Vec::new()
+    } else {
+        b.status
+            .iter()
+            .flat_map(|s| &s.accounts)
+            .filter(|r| r.compliant && accounts.contains(&r.account_id))
+            .cloned()
+            .collect()
+    };
+    let kept_ids: BTreeSet<&str> = kept.iter().map(|r| r.account_id.as_str()).collect();
+    let to_read: Vec<String> = accounts
+        .iter()
+        .filter(|a| !kept_ids.contains(a.as_str()))
+        .cloned()
+        .collect();
+
     let pass_ref: &Pass = pass;
-    let results: Vec<AccountResult> = futures::stream::iter(accounts.iter().cloned())
+    let results: Vec<AccountResult> = futures::stream::iter(to_read)
         .map(|id| {
             let conflicted = conflicts.get(&id).cloned().unwrap_or_default();
             one_account(spec, pass_ref, id, conflicted, write)
@@ -423,7 +463,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         .collect()
         .await;
 
-    let mut rows = Vec::new();
+    let mut rows = kept;
     let mut errors: Vec<(String, Error)> = Vec::new();
     let mut actions: Vec<(String, String)> = Vec::new();
     let mut drift: Vec<(Drift, String)> = Vec::new();
@@ -486,6 +526,9 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     status.compliant_count = compliant as i32;
     status.accounts = rows.clone();
     status.coverage = coverage;
+    if full {
+        status.last_full_check_time = Some(pass.now.0.to_string());
+    }
 
     if let Some((id, e)) = errors.into_iter().next() {
         let others = rows.len() - compliant;
@@ -713,5 +756,42 @@ impl super::KindSpec for SecurityBaseline {
                 format!(", {} ACTIVE account(s) reached by no baseline", s.coverage.len())
             }
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::security_baseline::SecurityBaselineStatus;
+    use std::time::Duration;
+
+    #[test]
+    fn every_account_is_read_again_after_a_spec_change_or_once_the_last_full_read_is_old() {
+        let now: k8s_openapi::jiff::Timestamp = "2026-12-05T10:00:00Z".parse().unwrap();
+        // (why, generation, observed, last full read, allowed age, reads all)
+        type Case<'a> = (&'a str, Option<i64>, Option<i64>, Option<&'a str>, u64, bool);
+        let cases: &[Case] = &[
+            ("never read", Some(1), Some(1), None, 150, true),
+            ("read 60 s ago", Some(1), Some(1), Some("2026-12-05T09:59:00Z"), 150, false),
+            ("read 200 s ago", Some(1), Some(1), Some("2026-12-05T09:56:40Z"), 150, true),
+            ("spec changed", Some(2), Some(1), Some("2026-12-05T09:59:00Z"), 150, true),
+            ("a CLI run's first round", None, None, Some("2026-12-05T09:59:59Z"), 0, true),
+            ("a CLI run's waiting round", None, None, Some("2026-12-05T09:00:00Z"), u64::MAX, false),
+        ];
+        for (why, generation, observed, last, every, want) in cases {
+            let mut b = SecurityBaseline::new("cis", serde_json::from_value(serde_json::json!({"targets": {"root": true}})).unwrap());
+            b.metadata.generation = *generation;
+            let mut status = SecurityBaselineStatus {
+                last_full_check_time: last.map(str::to_string),
+                ..Default::default()
+            };
+            status.common.observed_generation = *observed;
+            b.status = Some(status);
+            assert_eq!(
+                full_check_due(&b, &now, Duration::from_secs(*every)),
+                *want,
+                "{why}"
+            );
+        }
     }
 }
