@@ -3,11 +3,21 @@
 
 use super::*;
 
+/// Held (written) while a CreateAccount is forwarded to the emulator and recorded: the emulator
+/// makes the account at once, and no other call may see it before it is recorded as hidden (AWS
+/// lists a new account only once its creation has finished).
+static CREATING: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 pub(super) async fn organizations(
     call: &Call,
     st: &Arc<Mutex<State>>,
     upstream: &Upstream,
 ) -> Result<Answer, std::io::Error> {
+    let _creating = if call.operation == "CreateAccount" {
+        None
+    } else {
+        Some(CREATING.read().await)
+    };
     let now = Instant::now();
     let (creating, closing, hidden) = {
         let s = st.lock().unwrap();
@@ -397,20 +407,24 @@ pub(super) async fn create_account(
             }
         }
         None => {
+            let _recording = CREATING.write().await;
             let (status, answer, bytes) = upstream.send(call, call.body.clone()).await?;
             if status != 200 {
                 return Ok(answer);
             }
             let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             let s = &v["CreateAccountStatus"];
-            CreateRequest {
+            let request = CreateRequest {
                 id: str_of(s, "Id").to_string(),
                 name,
                 email,
                 at: now,
                 account_id: Some(str_of(s, "AccountId").to_string()),
                 failure: None,
-            }
+            };
+            st.lock().unwrap().creates.push(request.clone());
+            let status = st.lock().unwrap().create_status_json(&request, now);
+            return Ok(json_ok(json!({"CreateAccountStatus": status})));
         }
     };
     let mut s = st.lock().unwrap();

@@ -260,7 +260,20 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             // Created a moment ago with exactly the desired tags: no need to read them back.
             _ if progress.writes > 0 => desired.tags.clone(),
             Identity::Known(a) | Identity::Adopted { account: a, .. } if a.state == "ACTIVE" => {
-                pass.aws.organizations.list_tags(&a.id).await?
+                match pass.aws.organizations.list_tags(&a.id).await {
+                    Ok(tags) => tags,
+                    // Listed, yet unknown to the tag API: AWS is still finishing a new account.
+                    Err(e) if e.code == "TargetNotFoundException" && a.is_new() => {
+                        return Err(Error::transient(
+                            "AccountNotYetVisible",
+                            format!(
+                                "account {} was created moments ago and AWS does not know it for tags yet; retrying shortly",
+                                a.id
+                            ),
+                        ));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             _ => Tags::new(),
         };
