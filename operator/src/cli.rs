@@ -537,6 +537,8 @@ pub async fn execute(
     let mut latest: std::collections::BTreeMap<reconcile::Key, Report> = Default::default();
     let mut todo: Vec<usize> = (0..resources.len()).collect();
     let mut first_round = true;
+    // Whether this round followed the last one at once (at most one such round in a row).
+    let mut went_at_once = false;
     // One read of the Organization serves the rounds while waiting (refreshed as `Pass::refresh`
     // says), so a round costs what its resources read, not a walk of the whole tree.
     let mut pass = Pass::begin(aws.clone(), mode, sink.clone())
@@ -610,8 +612,20 @@ pub async fn execute(
                 todo = (0..resources.len())
                     .filter(|&i| keys.contains(&resources[i].key()) || followers.contains(&i))
                     .collect();
-                if !pending.is_empty() {
+                // A CreateAccount slot that freed up during this round, with accounts queued for
+                // it (reconciled before the request that freed it was seen finished): the next
+                // round goes at once rather than a poll interval later.
+                let queued = pending
+                    .iter()
+                    .any(|r| matches!(r.result, Err(reconcile::Error::Queued { .. })));
+                let slot_free = queued
+                    && pass.creates.in_flight(&pass.snapshot.in_flight)
+                        < crate::aws::pacing::MAX_CREATE_IN_FLIGHT;
+                if !pending.is_empty() && (!slot_free || went_at_once) {
                     tokio::time::sleep(a.poll_interval).await;
+                    went_at_once = false;
+                } else {
+                    went_at_once = slot_free;
                 }
             }
             _ => break,

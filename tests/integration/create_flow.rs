@@ -139,8 +139,11 @@ async fn succeeded_but_not_yet_listed_is_waited_for_never_not_in_the_organizatio
 #[tokio::test]
 async fn a_request_in_flight_under_its_name_is_adopted_only_by_its_email() {
     // A crash right after CreateAccount, before the request id was saved (the state file is
-    // thrown away): the next run must not create a second account.
-    let (emu, proxy) = realistic(3).await;
+    // thrown away): the next run must not create a second account. The request takes long enough
+    // to be still in flight when the run starts, even on a busy machine (at 3 s it had finished
+    // and was listed, and the run adopted the account by its email instead: also no second one,
+    // but not the path this test is about).
+    let (emu, proxy) = realistic(8).await;
     let request = emu
         .org_client_via(&proxy.endpoint)
         .create_account()

@@ -742,9 +742,9 @@ fn error_policy<K: KindSpec>(obj: Arc<K>, err: &ControllerError, ctx: Arc<Contex
 }
 
 /// How often an account being created is looked at (DescribeCreateAccountStatus, or the list).
-/// At most 5 are in flight, so this is at most 2.5 calls a second; a request's slot is given to
-/// the next queued account within this time of AWS finishing it.
-const CREATING_RECHECK: Duration = Duration::from_secs(2);
+/// At most 5 are in flight, so this is at most 5 calls a second (paced below AWS's rate); a
+/// request's slot goes to the next queued account within this time of AWS finishing it.
+const CREATING_RECHECK: Duration = Duration::from_secs(1);
 
 /// How soon a resource queued behind an AWS limit (accounts in creation or closing) looks again.
 const QUEUED_RECHECK: Duration = Duration::from_secs(5);
