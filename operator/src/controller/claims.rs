@@ -348,10 +348,23 @@ where
     Ok(())
 }
 
+/// Right after a start the PermissionSet watch cache can still be empty (its first list not in):
+/// a claim would then find none, be refused and prune the access it composed, then compose it
+/// again. The cache is filled in one step, so an empty one means "not read yet" (or none at all):
+/// the claim waits a moment instead of deciding anything.
+fn permission_sets_not_read_yet(cx: &ClaimsCtx) -> Option<Action> {
+    permission_sets(cx)
+        .is_empty()
+        .then(|| Action::requeue(Duration::from_secs(2)))
+}
+
 async fn reconcile_account_claim(
     claim: Arc<AccountClaim>,
     cx: Arc<ClaimsCtx>,
 ) -> Result<Action, ClaimError> {
+    if let Some(wait) = permission_sets_not_read_yet(&cx) {
+        return Ok(wait);
+    }
     let ns = claim.namespace().unwrap_or_default();
     let api: Api<AccountClaim> = Api::namespaced(cx.ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, claim, |event| async {
@@ -672,6 +685,9 @@ async fn reconcile_access_claim(
     access: Arc<AccessClaim>,
     cx: Arc<ClaimsCtx>,
 ) -> Result<Action, ClaimError> {
+    if let Some(wait) = permission_sets_not_read_yet(&cx) {
+        return Ok(wait);
+    }
     let ns = access.namespace().unwrap_or_default();
     let api: Api<AccessClaim> = Api::namespaced(cx.ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, access, |event| async {
