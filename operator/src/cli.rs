@@ -99,6 +99,12 @@ pub struct RunArgs {
     /// tenth of the resync interval, 30s when polling every 5m).
     #[arg(long, env = "LZ_SNAPSHOT_TTL", value_parser = parse_duration)]
     pub snapshot_ttl: Option<Duration>,
+    /// While change events arrive, each resource's own reads (its tags, the baseline inside a
+    /// member account) are made at every Nth resync; the others compare its structure with the
+    /// shared read of the Organization. A change event, a spec change or a resource not Ready
+    /// brings them at once. 1: at every resync.
+    #[arg(long, env = "LZ_FULL_READ_EVERY", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub full_read_every: u32,
     /// How long a closure AWS refused for its closure quota (a share of accounts per 30 days) waits
     /// before it is tried again.
     #[arg(long, env = "LZ_CLOSE_RETRY_INTERVAL", value_parser = parse_duration, default_value = "6h")]
@@ -288,6 +294,7 @@ async fn run(args: RunArgs) -> ExitCode {
         concurrency: args.concurrency,
         dry_run: args.dry_run,
         snapshot_ttl: args.snapshot_ttl,
+        full_read_every: args.full_read_every,
         close_retry_interval: args.close_retry_interval,
         lease_name: args.lease_name.clone(),
         lease_namespace: args.lease_namespace.clone(),

@@ -348,14 +348,13 @@ where
     Ok(())
 }
 
-/// Right after a start the PermissionSet watch cache can still be empty (its first list not in):
-/// a claim would then find none, be refused and prune the access it composed, then compose it
-/// again. The cache is filled in one step, so an empty one means "not read yet" (or none at all):
-/// the claim waits a moment instead of deciding anything.
+/// Right after a start the PermissionSet watch cache can be empty for a moment (its first list not
+/// in): a claim would then find no permission set, be refused and prune the access it composed,
+/// then compose it again. It waits for that first list instead of deciding anything.
 fn permission_sets_not_read_yet(cx: &ClaimsCtx) -> Option<Action> {
-    permission_sets(cx)
-        .is_empty()
-        .then(|| Action::requeue(Duration::from_secs(2)))
+    cx.ctx
+        .unfilled([&Kind::PermissionSet])
+        .map(|_| Action::requeue(super::CACHE_RECHECK))
 }
 
 async fn reconcile_account_claim(

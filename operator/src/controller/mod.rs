@@ -3,6 +3,7 @@
 //! dependency watches, periodic resync, backoff and leader election.
 
 pub mod claims;
+pub mod full_reads;
 pub mod leader;
 pub mod status;
 
@@ -49,6 +50,9 @@ pub struct Settings {
     /// The queue EventBridge delivers AWS change events to, and its region (`--change-events-…`);
     /// without it, the queue of the Organization resource's pipeline once there is one.
     pub change_events: Option<ChangeEvents>,
+    /// While change events arrive, a resource's own reads (tags, inside its member account) are
+    /// made at every this-many-th resync (`full_reads`); 1: at every one.
+    pub full_read_every: u32,
 }
 
 /// Resync without change events: every peer's polling interval, kept for what events miss.
@@ -219,6 +223,8 @@ pub struct Context {
     stores: HashMap<Kind, StoreReader>,
     /// Each kind's watch cache as a list (for the kinds others see, `KindSpec::SEES`).
     listers: HashMap<Kind, Lister>,
+    /// Whether each kind's watch cache holds its first full list.
+    filled: HashMap<Kind, Filled>,
     backoff: Mutex<HashMap<Key, u32>>,
     /// What /readyz reports.
     ready: Arc<std::sync::atomic::AtomicBool>,
@@ -226,6 +232,8 @@ pub struct Context {
     retry_report: Mutex<(Option<Instant>, usize)>,
     /// Whether the change-event queue was read at the last try.
     events_live: Arc<std::sync::atomic::AtomicBool>,
+    /// When each resource last made its own reads.
+    full_reads: Arc<full_reads::FullReads>,
 }
 
 impl Context {
@@ -332,6 +340,17 @@ impl Context {
         roles
     }
 
+    /// The first kind among `kinds` whose watch cache has not received its first full list yet.
+    /// Right after a start a cache can be empty for a moment; a reconcile that read another kind's
+    /// cache then would decide on nothing (a claim refused and its access pruned, an OU-wide
+    /// assignment without its accounts' roles) and undo it a moment later.
+    pub(super) fn unfilled<'a>(&self, kinds: impl IntoIterator<Item = &'a Kind>) -> Option<Kind> {
+        kinds
+            .into_iter()
+            .find(|k| self.filled.get(k).is_some_and(|filled| !filled()))
+            .copied()
+    }
+
     /// The resources of the kinds this one sees (e.g. the other baselines), itself left out.
     fn peers(&self, resource: &Resource) -> Vec<Resource> {
         let key = resource.key();
@@ -382,6 +401,7 @@ impl Context {
             read_at: Instant::now(),
             writes_at_read: 0,
             full_check_every: self.resync_interval() / 2,
+            own_reads: true,
         })
     }
 
@@ -425,6 +445,11 @@ fn existing_id(resource: Option<&Resource>) -> Option<String> {
 type StoreReader = Box<dyn Fn(&str) -> Option<Resource> + Send + Sync>;
 
 async fn reconcile<K: KindSpec>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
+    // The caches it reads besides references (those wait by themselves: WaitingForDependency).
+    if let Some(kind) = ctx.unfilled(K::SEES.iter().chain(KindSpec::after_kinds(&*obj))) {
+        tracing::debug!(kind = %K::KIND, name = %obj.name_any(), waits_for = %kind, "the watch cache of {kind} is not filled yet");
+        return Ok(Action::requeue(CACHE_RECHECK));
+    }
     let api: Api<K> = Api::all(ctx.client.clone());
     finalizer(&api, FINALIZER, obj, |event| async {
         match event {
@@ -469,8 +494,20 @@ async fn apply<K: KindSpec>(obj: Arc<K>, ctx: &Context) -> Result<Action, Contro
     let mut resource = (*obj).clone().into();
     let key = resource.key();
     let before = resource.status_json();
+    let own_reads = full_reads::due(
+        ctx.full_reads.last(&key),
+        resource.generation(),
+        full_reads::settled(&before),
+        ctx.events_live.load(std::sync::atomic::Ordering::Relaxed),
+        ctx.resync_interval(),
+        ctx.settings.full_read_every,
+        Instant::now(),
+    );
     let result = match ctx.pass(&resource).await {
-        Ok(mut pass) => reconcile::reconcile_resource(&mut resource, &mut pass).await,
+        Ok(mut pass) => {
+            pass.own_reads = own_reads;
+            reconcile::reconcile_resource(&mut resource, &mut pass).await
+        }
         Err(e) => {
             let generation = resource.generation();
             let now = Time(k8s_openapi::jiff::Timestamp::now());
@@ -547,6 +584,15 @@ async fn apply<K: KindSpec>(obj: Arc<K>, ctx: &Context) -> Result<Action, Contro
         .reconcile_duration
         .with_label_values(&[label])
         .observe(started.elapsed().as_secs_f64());
+    // Remember the own reads only when what they found may be assumed until the next ones.
+    match &result {
+        Ok(p) if own_reads && p.remaining.is_empty() && full_reads::settled(&after) => {
+            ctx.full_reads.done(&key, resource.generation())
+        }
+        Ok(_) if own_reads => ctx.full_reads.forget(&key),
+        Ok(_) => {}
+        Err(_) => ctx.full_reads.forget(&key),
+    }
     match result {
         Ok(p) => {
             ctx.backoff.lock().expect("not poisoned").remove(&key);
@@ -634,6 +680,7 @@ async fn record_drift<K: KindSpec>(
 async fn cleanup<K: KindSpec>(obj: Arc<K>, ctx: &Context) -> Result<Action, ControllerError> {
     let mut resource: Resource = (*obj).clone().into();
     let before = resource.status_json();
+    ctx.full_reads.forget(&resource.key());
     if ctx.settings.dry_run {
         ctx.event(
             &*obj,
@@ -906,6 +953,7 @@ pub async fn run(
         runs: Vec::new(),
         triggers: HashMap::new(),
         listers: HashMap::new(),
+        filled: HashMap::new(),
     };
     Kind::visit_all(&mut wiring);
     // The claims of teams' namespaces, composed into the kinds' objects above.
@@ -913,6 +961,7 @@ pub async fn run(
         .runs
         .extend(claims::wire(&client, &wc, cfg, stop_rx.clone()));
     let events_live = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let full_reads = Arc::new(full_reads::FullReads::default());
     let snapshot = SnapshotCache {
         creates_waker: wiring.triggers.get(&Kind::AwsAccount).cloned(),
         ..SnapshotCache::new()
@@ -923,6 +972,7 @@ pub async fn run(
         wiring.triggers,
         wiring.listers.clone(),
         events_live.clone(),
+        full_reads.clone(),
         stop_rx.clone(),
     ));
     let metrics = aws.metrics.clone();
@@ -943,12 +993,14 @@ pub async fn run(
         metrics,
         stores: wiring.stores,
         listers: wiring.listers,
+        filled: wiring.filled,
         aws,
         settings: settings.clone(),
         backoff: Mutex::default(),
         ready: ready.clone(),
         retry_report: Mutex::default(),
         events_live,
+        full_reads,
     });
     futures::future::join_all(wiring.runs.into_iter().map(|run| run(ctx.clone()))).await;
     ctx.aws.metrics.leader.set(0);
@@ -1001,6 +1053,7 @@ async fn consume_change_events(
     triggers: HashMap<Kind, Trigger>,
     listers: HashMap<Kind, Lister>,
     live: Arc<std::sync::atomic::AtomicBool>,
+    full_reads: Arc<full_reads::FullReads>,
     mut stop: watch::Receiver<bool>,
 ) {
     use std::sync::atomic::Ordering;
@@ -1089,6 +1142,8 @@ async fn consume_change_events(
             // What changed in AWS is newer than the snapshot the reconciles share.
             aws.changed_in_aws(batch.snapshot.clone());
             for key in &batch.keys {
+                // What the event changed may be in what only the resource's own reads see.
+                full_reads.forget(key);
                 tracing::info!(kind = %key.kind, name = %key.name, "AWS change event: reconciling now");
                 if let Some(trigger) = triggers.get(&key.kind) {
                     trigger(&key.name);
@@ -1156,10 +1211,15 @@ struct Wiring {
     triggers: HashMap<Kind, Trigger>,
     /// Every cached resource, by kind.
     listers: HashMap<Kind, Lister>,
+    filled: HashMap<Kind, Filled>,
 }
 
 type Trigger = Arc<dyn Fn(&str) + Send + Sync>;
 type Lister = Arc<dyn Fn() -> Vec<Resource> + Send + Sync>;
+type Filled = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// How soon a reconcile waiting for another kind's first list looks again.
+pub(super) const CACHE_RECHECK: Duration = Duration::from_secs(1);
 
 impl reconcile::KindVisitor for Wiring {
     fn visit<K: KindSpec>(&mut self) {
@@ -1169,6 +1229,17 @@ impl reconcile::KindVisitor for Wiring {
             K::KIND,
             Arc::new(move |name| {
                 let _ = tx.unbounded_send(ObjectRef::new(name));
+            }),
+        );
+        let first_list = controller.store();
+        self.filled.insert(
+            K::KIND,
+            Arc::new(move || {
+                // Resolved once the reflector applied its first InitDone, and from then on.
+                first_list
+                    .wait_until_ready()
+                    .now_or_never()
+                    .is_some_and(|r| r.is_ok())
             }),
         );
         let all = controller.store();
@@ -1266,9 +1337,12 @@ fn watch_dependency<K: KindSpec, D: KindSpec>(
             .into_iter()
             .filter(|o| {
                 // Those that refer to it, and those that cover every resource of its kind (an
-                // OU-wide assignment or baseline reaches an account created in the OU).
-                let r: Resource = (**o).clone().into();
-                r.dependencies().contains(&key) || r.after_kinds().contains(&D::KIND)
+                // OU-wide assignment or baseline reaches an account created in the OU). Asked of
+                // the cached object itself: a copy per object, at every change of a dependency,
+                // cost accounts × OU changes.
+                let o: &K = o;
+                KindSpec::dependencies(o).contains(&key)
+                    || KindSpec::after_kinds(o).contains(&D::KIND)
             })
             .map(|o| ObjectRef::from_obj(&*o))
             .collect::<Vec<_>>()

@@ -168,6 +168,12 @@ pub struct Pass {
     /// half the resync interval; the CLI: a run's first round reads them all, its waiting rounds
     /// (accounts being created) only what is new.
     pub full_check_every: std::time::Duration,
+    /// Whether this reconcile makes the reads only a call per resource answers (an account's or
+    /// OU's tags, the baseline inside a member account). The controller leaves them out of most
+    /// resyncs while change events arrive (`--full-read-every`): the resource then compares its
+    /// structure with the shared snapshot only and keeps what the last such read found. The CLI
+    /// always makes them.
+    pub own_reads: bool,
 }
 
 /// How long one run of the CLI works from one read of the Organization (its own changes merged
@@ -204,6 +210,7 @@ impl Pass {
             read_at: std::time::Instant::now(),
             writes_at_read,
             full_check_every: std::time::Duration::ZERO,
+            own_reads: true,
         })
     }
 
@@ -259,6 +266,7 @@ impl Pass {
             read_at: self.read_at,
             writes_at_read: self.writes_at_read,
             full_check_every: self.full_check_every,
+            own_reads: self.own_reads,
         }
     }
 

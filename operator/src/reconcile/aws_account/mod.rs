@@ -259,6 +259,8 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         let tags = match &identity {
             // Created a moment ago with exactly the desired tags: no need to read them back.
             _ if progress.writes > 0 => desired.tags.clone(),
+            // In sync at its last own read and no change event since (`Pass::own_reads`).
+            Identity::Known(a) if a.state == "ACTIVE" && !pass.own_reads => desired.tags.clone(),
             Identity::Known(a) | Identity::Adopted { account: a, .. } if a.state == "ACTIVE" => {
                 match pass.aws.organizations.list_tags(&a.id).await {
                     Ok(tags) => tags,
@@ -413,7 +415,10 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         .as_ref()
         .filter(|s| s.state.as_deref() == Some("ACTIVE"))
         .and_then(|s| s.account_id.clone());
-    if let (Some(id), Readiness::Ready { .. }, true) = (active, &progress.ready, spec.baseline) {
+    // Left out of a reconcile without its own reads: status keeps what the last one found.
+    if let (Some(id), Readiness::Ready { .. }, true, true) =
+        (active, &progress.ready, spec.baseline, pass.own_reads)
+    {
         let info = pass.snapshot.accounts.get(&id).cloned();
         let members = pass.aws.members.clone();
         let classify = |e: AwsError| {

@@ -47,6 +47,8 @@ async fn observe(
         }
     };
     let tags = match &ou {
+        // Known, in sync at its last own read, and no event since: its tags are as they were.
+        Some(_) if !pass.own_reads && status_id.is_some() => desired.tags.clone(),
         Some(ou) => pass.aws.organizations.list_tags(&ou.id).await?,
         None => Tags::new(),
     };
