@@ -67,6 +67,10 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
             && !default.contains("LZ_SNAPSHOT_TTL"),
         "the operator's own defaults: resync and snapshot TTL by whether change events arrive, no queue of one's own"
     );
+    assert!(
+        default.contains("{name: LZ_FULL_READ_EVERY, value: \"3\"}"),
+        "own reads at every third resync by default"
+    );
 
     let custom = helm(
         Some(cp),
@@ -77,6 +81,7 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
             "--set", "replicaCount=3",
             "--set", "operator.dryRun=true",
             "--set", "operator.snapshotTTL=45s",
+            "--set", "operator.fullReadEvery=1",
             "--set", "operator.rateLimits.MoveAccount=1/2",
             "--set", "operator.changeEvents.queueUrl=https://sqs.us-east-1.amazonaws.com/123456789012/lz-change-events",
             "--set", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/lzo",
@@ -93,6 +98,7 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
         "- \"--rate-limit=MoveAccount=1/2\"",
         "LZ_CHANGE_EVENTS_QUEUE_URL",
         "{name: LZ_SNAPSHOT_TTL, value: \"45s\"}",
+        "{name: LZ_FULL_READ_EVERY, value: \"1\"}",
     ] {
         assert!(
             custom.contains(want),

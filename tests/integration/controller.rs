@@ -1474,6 +1474,58 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
     );
     assert!(op.metric("landingzone_reconciles_total", &[]) > reconciles);
 
+    // A tag added by hand, and its event: the account's tags are its own read, which a resync
+    // makes only every third time while events arrive; the event makes it at once.
+    let orgs = emu.org_client();
+    // The spec names no tags, so a tag added by hand is drift: removed.
+    let tagged_by_hand = || async {
+        orgs.list_tags_for_resource()
+            .resource_id(&account)
+            .send()
+            .await
+            .unwrap()
+            .tags()
+            .iter()
+            .any(|t| t.key() == "by-hand")
+    };
+    let tag_by_hand = || async {
+        orgs.tag_resource()
+            .resource_id(&account)
+            .tags(
+                aws_sdk_organizations::types::Tag::builder()
+                    .key("by-hand")
+                    .value("1")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    };
+    tag_by_hand().await;
+    let t = Instant::now();
+    landing_zone_tests::publish_organizations_call(
+        &events,
+        "TagResource",
+        serde_json::json!({"resourceId": account, "tags": [{"key": "by-hand", "value": "1"}]}),
+        landing_zone_tests::PERSON,
+    )
+    .await;
+    let mut tagged = true;
+    while t.elapsed() < Duration::from_secs(45) && tagged {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        tagged = tagged_by_hand().await;
+    }
+    assert!(
+        !tagged,
+        "the tag event made the account read its tags again: {}",
+        op.log_tail()
+    );
+    say(&format!(
+        "e2e: tag event to correction: {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
+
     // A security alarm fires, and CloudWatch's event reaches the queue through the pipeline's
     // alarm-state rule (the emulator emits none: published as CloudWatch sends it): the trail's
     // status says so in seconds, with a 1 h resync.
@@ -1555,6 +1607,52 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
     );
     say(&format!(
         "e2e: lost event, repaired by the resync after {:.1} s",
+        t.elapsed().as_secs_f64()
+    ));
+
+    // Own reads at every third resync (`--full-read-every`, default 3): over a window of
+    // resyncs, the account and OU read their tags at about a third of their reconciles (some
+    // windows hold two of a resource's three)…
+    let tag_reads = || {
+        op.metric(
+            "landingzone_aws_api_calls_total",
+            &["operation=\"ListTagsForResource\""],
+        )
+    };
+    let structure_reconciles = || {
+        op.metric("landingzone_reconciles_total", &["kind=\"AwsAccount\""])
+            + op.metric(
+                "landingzone_reconciles_total",
+                &["kind=\"OrganizationalUnit\""],
+            )
+    };
+    let (reads, reconciles) = (tag_reads(), structure_reconciles());
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let (reads, reconciles) = (tag_reads() - reads, structure_reconciles() - reconciles);
+    assert!(
+        // At every resync they would be equal.
+        reconciles >= 6.0 && reads >= 1.0 && reads < reconciles,
+        "{reads} tag reads in {reconciles} reconciles of the account and OU: {}",
+        op.log_tail()
+    );
+    say(&format!(
+        "e2e: {reads} tag reads in {reconciles} resyncs of the account and its OU"
+    ));
+    // … and a tag added with its event lost is removed within three resyncs.
+    tag_by_hand().await;
+    let t = Instant::now();
+    let mut tagged = true;
+    while t.elapsed() < Duration::from_secs(60) && tagged {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        tagged = tagged_by_hand().await;
+    }
+    assert!(
+        !tagged,
+        "the third resync read the tags again: {}",
+        op.log_tail()
+    );
+    say(&format!(
+        "e2e: lost tag event, repaired by a resync with own reads after {:.1} s",
         t.elapsed().as_secs_f64()
     ));
 }
