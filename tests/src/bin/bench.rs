@@ -12,6 +12,8 @@
 //! zone of 30 new accounts in 6 OUs, with groups, budgets and a trail, through the realism layer
 //! with CreateAccount taking 20 s (`LZ_BENCH_CREATE_SECONDS`): `apply --dir` in one run, and —
 //! with `LZ_K8S_UP` — the controller, each against the bound ceil(30/5) × 20 s + 60 s.
+//!
+//! From 5,000 accounts (100 OUs) the sync scenario measures the controller only ([`bench_large`]).
 
 use landing_zone_operator::metrics::Metrics;
 use landing_zone_tests::k8s::{ControlPlane, kubectl};
@@ -22,10 +24,25 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-const TOP: usize = 5;
-const CHILDREN: usize = 4;
+/// The sync scenario's OU tree: top OUs, and leaf OUs under each (the accounts are in the
+/// leaves): 5 × 4 (25 OUs) below [`large`] accounts, 10 × 9 (100 OUs) from there.
+fn tree(n: usize) -> (usize, usize) {
+    if n >= large() { (10, 9) } else { (5, 4) }
+}
+
+/// From this many accounts (`LZ_BENCH_LARGE`, default 5,000) the sync scenario measures the
+/// controller only (see [`bench_large`]).
+fn large() -> usize {
+    std::env::var("LZ_BENCH_LARGE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5000)
+}
+
 /// Organization policies in the sync scenario: one SCP per top OU, a baseline SCP, a tag policy.
-const POLICIES: usize = TOP + 2;
+fn policies(n: usize) -> usize {
+    tree(n).0 + 2
+}
 
 /// Seconds spent in AWS calls per operation: where a pass's time goes.
 fn seconds_by_op(m: &Metrics) -> BTreeMap<String, f64> {
@@ -45,9 +62,10 @@ fn by_op(m: &Metrics) -> BTreeMap<String, u64> {
 async fn seed(emu: &Emulator, n: usize, dir: &std::path::Path) -> Vec<(String, String)> {
     let o = emu.org_client();
     let root = emu.root_id().await;
+    let (tops, children) = tree(n);
     let mut yaml = String::new();
     let mut leaves = Vec::new();
-    for t in 0..TOP {
+    for t in 0..tops {
         let top = o
             .create_organizational_unit()
             .parent_id(&root)
@@ -59,7 +77,7 @@ async fn seed(emu: &Emulator, n: usize, dir: &std::path::Path) -> Vec<(String, S
         yaml += &format!(
             "---\napiVersion: landingzone.dev/v1alpha1\nkind: OrganizationalUnit\nmetadata: {{name: top{t}}}\nspec: {{name: Top{t}}}\n"
         );
-        for c in 0..CHILDREN {
+        for c in 0..children {
             let leaf = o
                 .create_organizational_unit()
                 .parent_id(&top_id)
@@ -82,7 +100,7 @@ async fn seed(emu: &Emulator, n: usize, dir: &std::path::Path) -> Vec<(String, S
     }
     // Guardrails: one SCP per top OU, a baseline SCP and a tag policy at the root.
     let scp = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "organizations:LeaveOrganization", "Resource": "*"}]}"#;
-    for t in 0..TOP {
+    for t in 0..tops {
         yaml += &format!(
             "---\napiVersion: landingzone.dev/v1alpha1\nkind: OrganizationPolicy\nmetadata: {{name: guard-top{t}}}\nspec: {{type: ServiceControlPolicy, policyName: guard-top{t}, document: '{scp}', targets: {{organizationalUnitRefs: [{{name: top{t}}}]}}}}\n"
         );
@@ -119,6 +137,9 @@ async fn seed(emu: &Emulator, n: usize, dir: &std::path::Path) -> Vec<(String, S
             i % 10
         );
         accounts.push((id, leaf.clone()));
+        if (i + 1) % 1000 == 0 {
+            eprintln!("seeded {} accounts", i + 1);
+        }
     }
     std::fs::write(dir.join("lz.yaml"), yaml).unwrap();
     accounts
@@ -132,6 +153,61 @@ fn rss_kb(pid: u32, field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
 }
+
+/// CPU seconds the process has used (user + system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (in parentheses, which may hold spaces): utime is the 12th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The operator's AWS calls so far, by `service:Operation`.
+fn operator_calls(op: &Operator) -> BTreeMap<String, f64> {
+    let label = |labels: &str, name: &str| {
+        labels
+            .split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("")
+            .to_string()
+    };
+    let mut out = BTreeMap::new();
+    for (labels, v) in op.samples("landingzone_aws_api_calls_total") {
+        *out.entry(format!(
+            "{}:{}",
+            label(&labels, "service"),
+            label(&labels, "operation")
+        ))
+        .or_insert(0.0) += v;
+    }
+    out
+}
+
+/// A resource's own reads (`--full-read-every`): tags, and everything inside member accounts.
+fn is_own_read(op: &str) -> bool {
+    op.ends_with(":ListTagsForResource")
+        || op.starts_with("iam:")
+        || op.starts_with("sts:")
+        || op.starts_with("account:")
+}
+
+/// The calls of one read of the Organization snapshot (each read calls ListRoots once).
+const SNAPSHOT_OPS: &[&str] = &[
+    "organizations:DescribeOrganization",
+    "organizations:ListRoots",
+    "organizations:ListOrganizationalUnitsForParent",
+    "organizations:ListAccountsForParent",
+    "organizations:ListCreateAccountStatus",
+];
 
 async fn controller(emu: &Emulator, dir: &std::path::Path, resources: usize) -> Value {
     let Some(k8s) = ControlPlane::dedicated("bench controller memory").await else {
@@ -198,7 +274,7 @@ async fn controller(emu: &Emulator, dir: &std::path::Path, resources: usize) -> 
         "awsCallsPerPass": calls_per_pass.round(),
     });
     drop(op);
-    let events = change_events(cp, emu, resources, calls_per_pass).await;
+    let events = change_events(cp, emu, resources, Some(calls_per_pass)).await;
     json!({"memory": memory, "events": events})
 }
 
@@ -218,7 +294,7 @@ async fn change_events(
     cp: &ControlPlane,
     emu: &Emulator,
     resources: usize,
-    calls_per_pass: f64,
+    calls_per_pass: Option<f64>,
 ) -> Value {
     const CHANGES: usize = 20;
     let (queue, events) = emu.change_event_queue().await;
@@ -238,7 +314,7 @@ async fn change_events(
     );
     let started = Instant::now();
     wait_for(
-        Duration::from_secs(1800),
+        Duration::from_secs(7200),
         "every resource Ready again",
         || (op.metric("landingzone_resource_ready", &[]) as usize >= resources).then_some(()),
     )
@@ -250,6 +326,25 @@ async fn change_events(
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
     let to_ready = started.elapsed().as_secs_f64();
+    // The start-up pass reads every resource in full (nothing is remembered across a restart): an
+    // in-sync pass of the controller. Its calls split into the resources' own reads and the rest.
+    let pass_calls = operator_calls(&op);
+    let pass_total: f64 = pass_calls.values().sum();
+    let own: f64 = pass_calls
+        .iter()
+        .filter(|(k, _)| is_own_read(k))
+        .map(|(_, v)| v)
+        .sum();
+    let snapshot_reads = pass_calls
+        .get("organizations:ListRoots")
+        .copied()
+        .unwrap_or(1.0)
+        .max(1.0);
+    let snapshot_calls: f64 = SNAPSHOT_OPS.iter().filter_map(|k| pass_calls.get(*k)).sum();
+    let calls_per_snapshot = snapshot_calls / snapshot_reads;
+    let peak_rss = rss_kb(op.pid(), "VmHWM") as f64 / 1024.0;
+    let cpu = cpu_seconds(op.pid());
+    let calls_per_pass = calls_per_pass.unwrap_or(pass_total);
     assert_eq!(
         op.metric("landingzone_change_events_live", &[]),
         1.0,
@@ -445,9 +540,33 @@ async fn change_events(
         .max(0.0);
     let per_correction = correction_calls / CHANGES as f64;
     let polling = calls_per_pass * 12.0;
-    let event_driven = calls_per_pass + idle_calls_per_hour;
+    // An hour while events arrive: one resync of every resource, whose own reads are made at
+    // every third (`--full-read-every`, default 3), the rest of the start-up pass's calls, with the
+    // Organization read at every 6 min snapshot TTL (an upper bound: resyncs spread over the hour),
+    // and the queue's long polls.
+    const FULL_READ_EVERY: f64 = 3.0;
+    let queue_calls: f64 = pass_calls
+        .iter()
+        .filter(|(k, _)| k.starts_with("sqs:"))
+        .map(|(_, v)| v)
+        .sum();
+    let structure = pass_total - own - snapshot_calls - queue_calls;
+    let resync_per_hour = own / FULL_READ_EVERY + structure + calls_per_snapshot * 10.0;
+    let event_driven = resync_per_hour + idle_calls_per_hour;
     json!({
         "secondsToAllReadyAfterRestart": round2(to_ready),
+        "startupPass": {
+            "seconds": round2(to_ready),
+            "calls": pass_total,
+            "ownReads": own,
+            "snapshotReads": snapshot_reads,
+            "callsPerSnapshot": calls_per_snapshot.round(),
+            "callsByOperation": pass_calls,
+            "peakRssMiB": round2(peak_rss),
+            "cpuSeconds": round2(cpu),
+        },
+        "pollingCallsPerPass": calls_per_pass.round(),
+        "resyncCallsPerHour": resync_per_hour.round(),
         "changes": CHANGES,
         "kinds": kinds,
         "latencySeconds": latencies,
@@ -468,6 +587,72 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
+/// The sync scenario from [`large`] accounts: the controller only, as it runs in production
+/// (change events arriving, the 1 h resync). From `kubectl apply` to every resource Ready (the
+/// adoption), then a restart whose start-up pass reads every resource in full — the in-sync pass —
+/// then the queue idle and 20 change events. The CLI's passes, the naive pass, the drifts and
+/// import are left out at this size: each is one more full pass (21 min at 10,000 accounts).
+async fn bench_large(n: usize) -> Value {
+    let emu = Emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    seed(&emu, n, dir.path()).await;
+    let seed_secs = t.elapsed().as_secs_f64();
+    let (tops, children) = tree(n);
+    let ous = tops + tops * children;
+    let resources = n + ous + policies(n);
+    let Some(k8s) = ControlPlane::dedicated("bench controller at scale").await else {
+        return json!({"accounts": n, "ous": ous, "seedSeconds": round(seed_secs), "controller": "skipped: no Kubernetes control plane (set LZ_K8S_UP)"});
+    };
+    let cp = &k8s.cp;
+    landing_zone_tests::k8s::install_crds(cp);
+    let (queue, _events) = emu.change_event_queue().await;
+    let op = Operator::start(
+        cp,
+        &emu,
+        "bench-adopt",
+        &["--change-events-queue-url", &queue, "--concurrency", "8"],
+    );
+    let t = Instant::now();
+    kubectl(
+        cp,
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            dir.path().join("lz.yaml").to_str().unwrap(),
+        ],
+        None,
+    )
+    .expect("apply the resources");
+    let apply_secs = t.elapsed().as_secs_f64();
+    wait_for(Duration::from_secs(7200), "every resource Ready", || {
+        (op.metric("landingzone_resource_ready", &[]) as usize >= resources).then_some(())
+    })
+    .await;
+    let adopt = json!({
+        "kubectlApplySeconds": round(apply_secs),
+        "secondsToAllReady": round(t.elapsed().as_secs_f64()),
+        "awsCalls": op.metric("landingzone_aws_api_calls_total", &[]),
+        "awsWrites": op.metric("landingzone_aws_api_calls_total", &["kind=\"write\""]),
+        "peakRssMiB": round(rss_kb(op.pid(), "VmHWM") as f64 / 1024.0),
+        "cpuSeconds": round(cpu_seconds(op.pid())),
+    });
+    drop(op);
+    let events = change_events(cp, &emu, resources, None).await;
+    json!({
+        "accounts": n,
+        "ous": ous,
+        "resources": resources,
+        "seedSeconds": round(seed_secs),
+        "adoption": adopt,
+        "inSyncPass": events["startupPass"],
+        "eventDriftLatencyP95Seconds": events["eventDriftLatencyP95Seconds"],
+        "steadyStateCallRatio": events["steadyStateCallRatio"],
+        "changeEvents": events,
+    })
+}
+
 async fn bench(n: usize, drifts: usize) -> Value {
     let emu = Emulator::start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -475,7 +660,8 @@ async fn bench(n: usize, drifts: usize) -> Value {
     let accounts = seed(&emu, n, dir.path()).await;
     let seed_secs = t.elapsed().as_secs_f64();
     let state = dir.path().join("state.json");
-    let ous = TOP + TOP * CHILDREN;
+    let (tops, children) = tree(n);
+    let ous = tops + tops * children;
 
     // Adopt once (sets each account's password policy), then the measured in-sync pass.
     let adopt = run_dir(emu.ports_direct().await, dir.path(), &state, true, false).await;
@@ -571,7 +757,7 @@ async fn bench(n: usize, drifts: usize) -> Value {
     let converge_secs = t.elapsed().as_secs_f64();
     let fixed_writes = fix.metrics.aws_calls_of_kind("write");
     let import = import_round_trip(&emu, dir.path()).await;
-    let controller = controller(&emu, dir.path(), n + ous).await;
+    let controller = controller(&emu, dir.path(), n + ous + policies(n)).await;
 
     let round = |x: f64| (x * 100.0).round() / 100.0;
     json!({
@@ -583,9 +769,9 @@ async fn bench(n: usize, drifts: usize) -> Value {
             "structureReads": structure,
             "structureBudget": n / 20 + 2 * ous + 5,
             "tagReads": tags,
-            "policies": POLICIES,
+            "policies": policies(n),
             "policyReads": policy_reads,
-            "policyReadsBudget": 2 * POLICIES,
+            "policyReadsBudget": 2 * policies(n),
             "memberAccountReads": member,
             "writes": writes,
             "callsByOperation": calls,
@@ -1026,6 +1212,36 @@ async fn main() {
         );
     }
     for n in sizes {
+        if n >= large() {
+            let r = bench_large(n).await;
+            let (p, a, e) = (&r["inSyncPass"], &r["adoption"], &r["changeEvents"]);
+            println!(
+                "{n:>6} {:>4} seeded in {} s; adoption (kubectl apply to all Ready) {} s, peak {} MiB",
+                r["ous"], r["seedSeconds"], a["secondsToAllReady"], a["peakRssMiB"]
+            );
+            println!(
+                "       in-sync pass (controller start-up): {} s, {} calls ({} own reads, {} snapshot reads of {} calls), peak RSS {} MiB, CPU {} s",
+                p["seconds"],
+                p["calls"],
+                p["ownReads"],
+                p["snapshotReads"],
+                p["callsPerSnapshot"],
+                p["peakRssMiB"],
+                p["cpuSeconds"]
+            );
+            println!(
+                "       change events: p95 {} s (max {} s); calls/h: polling {} vs events {} (resync {} + queue {}): {}×",
+                e["eventDriftLatencyP95Seconds"],
+                e["eventDriftLatencyMaxSeconds"],
+                e["pollingCallsPerHour"],
+                e["eventDrivenCallsPerHour"],
+                e["resyncCallsPerHour"],
+                e["queueReadsPerHour"],
+                e["steadyStateCallRatio"]
+            );
+            reports.push(r);
+            continue;
+        }
         let r = bench(n, drifts).await;
         let c = &r["controller"];
         println!(
