@@ -660,3 +660,53 @@ async fn teams_claim_accounts_and_access_that_ends_within_their_class() {
     kubectl(cp, &["apply", "-f", examples.to_str().unwrap()], None)
         .expect("manifests/self-service applies");
 }
+
+/// A platform without Identity Center: no PermissionSet at all. A claim of a class that composes
+/// no access still gets its account (it once waited forever for a PermissionSet to appear).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_gets_its_account_where_no_permission_set_exists() {
+    const TEST: &str = "a_claim_gets_its_account_where_no_permission_set_exists";
+    let Some(k8s) = ControlPlane::dedicated(TEST).await else {
+        return;
+    };
+    let cp = &k8s.cp;
+    let emu = Emulator::start().await;
+    landing_zone_tests::k8s::install_crds(cp);
+    let _op = Operator::start(cp, &emu, "op-no-ps", &["--resync-interval", "30s"]);
+    let platform = r#"
+apiVersion: landingzone.dev/v1alpha1
+kind: OrganizationalUnit
+metadata: {name: workloads}
+spec: {name: Workloads}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: AccountClass
+metadata: {name: plain}
+spec:
+  organizationalUnitRef: {name: workloads}
+  emailTemplate: "aws+{namespace}-{claim}@example.com"
+  namespaceSelector: {matchLabels: {landingzone.dev/self-service: "true"}}
+"#;
+    apply(cp, platform).expect("platform");
+    apply(cp, &namespace("team-a", true)).expect("namespace");
+    apply(
+        cp,
+        "apiVersion: landingzone.dev/v1alpha1\nkind: AccountClaim\nmetadata: {name: app, namespace: team-a}\nspec:\n  classRef: {name: plain}\n  ownerGroup: team-a\n",
+    )
+    .expect("claim");
+    let id = wait_for(Duration::from_secs(90), "the claim Ready", || {
+        let c = get_json(cp, &["accountclaim", "app", "-n", "team-a"]);
+        ready(&c)
+            .filter(|(s, ..)| s == "True")
+            .and_then(|_| c["status"]["accountId"].as_str().map(str::to_string))
+    })
+    .await;
+    assert_eq!(
+        emu.parent_of(&id).await,
+        get_json(cp, &["organizationalunit", "workloads"])["status"]["id"]
+            .as_str()
+            .unwrap()
+            .to_string(),
+        "the claimed account is in its class's OU"
+    );
+}
