@@ -17,7 +17,7 @@ use crate::reconcile::{Key, Kind, Resource};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PartialObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -65,10 +65,9 @@ pub(super) fn wire(
     let store = account_claims.store();
     let (by_class, for_access, every) = (store.clone(), store.clone(), store.clone());
     let account_claims = account_claims
-        .watches(
-            Api::<AccountClass>::all(client.clone()),
-            wc.clone(),
-            move |class: AccountClass| {
+        .watches_stream(
+            super::metadata_changes::<AccountClass>(client, wc),
+            move |class: PartialObjectMeta<AccountClass>| {
                 by_class
                     .state()
                     .into_iter()
@@ -78,10 +77,9 @@ pub(super) fn wire(
             },
         )
         // A permission set a class names may come after the claims.
-        .watches(
-            Api::<PermissionSet>::all(client.clone()),
-            wc.clone(),
-            move |_: PermissionSet| {
+        .watches_stream(
+            super::metadata_changes::<PermissionSet>(client, wc),
+            move |_: PartialObjectMeta<PermissionSet>| {
                 every
                     .state()
                     .into_iter()
@@ -89,28 +87,24 @@ pub(super) fn wire(
                     .collect::<Vec<_>>()
             },
         )
-        .watches(
-            Api::<AwsAccount>::all(client.clone()),
-            wc.clone(),
-            claim_of::<AwsAccount, AccountClaim>("AccountClaim"),
+        .watches_stream(
+            super::metadata_changes::<AwsAccount>(client, wc),
+            claim_of::<PartialObjectMeta<AwsAccount>, AccountClaim>("AccountClaim"),
         )
-        .watches(
-            Api::<Budget>::all(client.clone()),
-            wc.clone(),
-            claim_of::<Budget, AccountClaim>("AccountClaim"),
+        .watches_stream(
+            super::metadata_changes::<Budget>(client, wc),
+            claim_of::<PartialObjectMeta<Budget>, AccountClaim>("AccountClaim"),
         )
-        .watches(
-            Api::<AccountAssignment>::all(client.clone()),
-            wc.clone(),
-            claim_of::<AccountAssignment, AccountClaim>("AccountClaim"),
+        .watches_stream(
+            super::metadata_changes::<AccountAssignment>(client, wc),
+            claim_of::<PartialObjectMeta<AccountAssignment>, AccountClaim>("AccountClaim"),
         );
     let access_claims = Controller::new(Api::<AccessClaim>::all(client.clone()), wc.clone());
     let access_store = access_claims.store();
     let access_claims = access_claims
-        .watches(
-            Api::<AccountClaim>::all(client.clone()),
-            wc.clone(),
-            move |claim: AccountClaim| {
+        .watches_stream(
+            super::metadata_changes::<AccountClaim>(client, wc),
+            move |claim: PartialObjectMeta<AccountClaim>| {
                 access_store
                     .state()
                     .into_iter()
@@ -122,10 +116,9 @@ pub(super) fn wire(
                     .collect::<Vec<_>>()
             },
         )
-        .watches(
-            Api::<AccountAssignment>::all(client.clone()),
-            wc.clone(),
-            claim_of::<AccountAssignment, AccessClaim>("AccessClaim"),
+        .watches_stream(
+            super::metadata_changes::<AccountAssignment>(client, wc),
+            claim_of::<PartialObjectMeta<AccountAssignment>, AccessClaim>("AccessClaim"),
         );
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
