@@ -125,6 +125,13 @@ impl SnapshotChange {
         self.everything |= other.everything;
     }
 
+    /// Whether accounts or OUs may have entered, left or moved in the tree: what OU-wide
+    /// assignments, guardrail coverage and baselines follow. A rename, a tag or an attachment
+    /// changes none of that.
+    pub fn changes_tree(&self) -> bool {
+        self.everything || !self.moved_accounts.is_empty() || !self.accounts_under.is_empty()
+    }
+
     pub fn is_empty(&self) -> bool {
         !self.everything
             && self.moved_accounts.is_empty()
