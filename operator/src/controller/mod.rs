@@ -545,9 +545,13 @@ async fn apply<K: KindSpec>(obj: Arc<K>, ctx: &Context) -> Result<Action, Contro
         }
         record_drift(ctx, &*obj, label, p, &before).await;
     }
-    // Waiting for a dependency is expected and says so in the condition; everything else is worth an Event.
+    // Waiting for a dependency is expected and says so in the condition; everything else is worth
+    // an Event, a wait behind AWS's limits once when it starts: 195 accounts queued for a
+    // CreateAccount slot, each looking again every 5 s, published 39 Events a second, and their
+    // API calls kept the controller's workers from the accounts whose requests had just finished.
     if let Err(e) = &result
         && !matches!(e, reconcile::Error::WaitingForDependency { .. })
+        && !still_queued(e, obj.common_status())
     {
         ctx.event(
             &*obj,
@@ -784,15 +788,30 @@ fn error_policy<K: KindSpec>(obj: Arc<K>, err: &ControllerError, ctx: Arc<Contex
         }
         delay
     };
-    tracing::warn!(
-        kind = %K::KIND,
-        name = %obj.name_any(),
-        reason = err.reason(),
-        retry_in_s = delay.as_secs(),
-        "reconcile failed: {err}; retrying in {} s",
-        delay.as_secs()
-    );
+    if matches!(err, ControllerError::Reconcile(e) if still_queued(e, obj.common_status())) {
+        // Said when it started waiting (WARN, Event) and in the condition since.
+        tracing::debug!(kind = %K::KIND, name = %obj.name_any(), "still queued: {err}");
+    } else {
+        tracing::warn!(
+            kind = %K::KIND,
+            name = %obj.name_any(),
+            reason = err.reason(),
+            retry_in_s = delay.as_secs(),
+            "reconcile failed: {err}; retrying in {} s",
+            delay.as_secs()
+        );
+    }
     Action::requeue(delay)
+}
+
+/// A wait behind an AWS limit that the stored Ready condition already reports.
+fn still_queued(err: &reconcile::Error, status: Option<&crate::api::CommonStatus>) -> bool {
+    matches!(err, reconcile::Error::Queued { .. })
+        && status.is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == reconcile::conditions::READY && c.reason == err.reason())
+        })
 }
 
 /// How often an account being created is looked at (DescribeCreateAccountStatus, or the list).
@@ -1420,6 +1439,34 @@ mod tests {
                 "age {age}s, writes {at_read} → {now}"
             );
         }
+    }
+
+    #[test]
+    fn a_wait_behind_an_aws_limit_is_announced_once() {
+        let queued = reconcile::Error::Queued {
+            message: "5 CreateAccount requests are in flight".into(),
+        };
+        let status = |reason: &str| {
+            let mut s = crate::api::CommonStatus::default();
+            reconcile::conditions::set_condition(
+                &mut s.conditions,
+                reconcile::conditions::READY,
+                false,
+                reason,
+                "",
+                None,
+                &Time(k8s_openapi::jiff::Timestamp::now()),
+            );
+            s
+        };
+        assert!(!still_queued(&queued, None), "first time: announced");
+        assert!(!still_queued(&queued, Some(&status("Creating"))));
+        assert!(still_queued(&queued, Some(&status("Queued"))));
+        let other = reconcile::Error::transient("Throttled", "slow down");
+        assert!(
+            !still_queued(&other, Some(&status("Throttled"))),
+            "only waits behind limits"
+        );
     }
 
     #[test]
