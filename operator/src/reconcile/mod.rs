@@ -390,8 +390,22 @@ pub struct Report {
 pub const PASS_CONCURRENCY: usize = 8;
 
 /// Splits a dependency order into waves: a resource goes one wave after the last resource it
-/// refers to.
+/// refers to. Accounts whose CreateAccount request is in flight go first in theirs: one that
+/// finished frees its slot for the queued accounts reconciled after it in the same wave, instead
+/// of a round later (`apply --dir` vending 200 accounts lost a round per slot).
 fn waves(resources: &[Resource], order: &[usize]) -> Vec<Vec<usize>> {
+    let mut waves = dependency_waves(resources, order);
+    for wave in &mut waves {
+        wave.sort_by_key(|&i| !creating(&resources[i]));
+    }
+    waves
+}
+
+fn creating(r: &Resource) -> bool {
+    matches!(r, Resource::AwsAccount(a) if a.status.as_ref().is_some_and(|s| s.create_request_id.is_some() && s.account_id.is_none()))
+}
+
+fn dependency_waves(resources: &[Resource], order: &[usize]) -> Vec<Vec<usize>> {
     let mut level: BTreeMap<Key, usize> = BTreeMap::new();
     let mut waves: Vec<Vec<usize>> = Vec::new();
     for &i in order {
@@ -612,6 +626,36 @@ pub async fn run_deletions(resources: &mut [Resource], pass: &mut Pass) -> Vec<R
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn accounts_being_created_go_first_in_their_wave() {
+        let account = |name: &str, status: serde_json::Value| {
+            Resource::AwsAccount(
+                serde_json::from_value(json!({
+                    "apiVersion": "landingzone.dev/v1alpha1", "kind": "AwsAccount",
+                    "metadata": {"name": name},
+                    "spec": {"accountName": name, "email": format!("{name}@example.com")},
+                    "status": status,
+                }))
+                .unwrap(),
+            )
+        };
+        let resources = [
+            account("queued", json!({})),
+            account(
+                "created",
+                json!({"createRequestId": "car-1", "accountId": "111111111111"}),
+            ),
+            account("creating", json!({"createRequestId": "car-2"})),
+            account("queued-too", json!({})),
+        ];
+        let (order, _) = dependency_order(&resources);
+        // The others keep their order.
+        let mut want = vec![2];
+        want.extend(order.iter().copied().filter(|&i| i != 2));
+        assert_eq!(waves(&resources, &order), vec![want]);
+        assert_eq!(dependency_waves(&resources, &order), vec![order.clone()]);
+    }
 
     #[test]
     fn only_last_sync_time_changing_is_no_change() {
