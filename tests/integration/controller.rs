@@ -1630,8 +1630,9 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
     tokio::time::sleep(Duration::from_secs(40)).await;
     let (reads, reconciles) = (tag_reads() - reads, structure_reconciles() - reconciles);
     assert!(
-        // At every resync they would be equal.
-        reconciles >= 6.0 && reads >= 1.0 && reads < reconciles,
+        // At every resync they would be equal. Eight reconciles expected; at least four even on
+        // a busy machine (five seen beside a benchmark).
+        reconciles >= 4.0 && reads >= 1.0 && reads < reconciles,
         "{reads} tag reads in {reconciles} reconciles of the account and OU: {}",
         op.log_tail()
     );

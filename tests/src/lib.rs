@@ -243,7 +243,9 @@ pub async fn run_dir(
     prune: bool,
 ) -> landing_zone_operator::cli::RunResult {
     use landing_zone_operator::cli::execute;
-    let (args, apply_args) = cli_args(dir, state, prune, Duration::from_secs(60));
+    // Generous: on a machine busy with other work, Identity Center's assignment requests for the
+    // examples have taken over a minute to be followed to their end.
+    let (args, apply_args) = cli_args(dir, state, prune, Duration::from_secs(180));
     let result = execute(&args, apply.then_some(&apply_args), ports)
         .await
         .expect("the run starts");
