@@ -966,6 +966,35 @@ async fn realistic_aws(create: Duration) -> (Emulator, AwsProxy) {
     (emu, proxy)
 }
 
+/// Where a vending run's time went beyond AWS's own: from the start to the first CreateAccount,
+/// how long a freed request slot stayed unused before the next CreateAccount (every request past
+/// the first five waits for the oldest in flight to finish), and from the last account created to
+/// the end of the run.
+fn create_timeline(proxy: &AwsProxy, started: Instant, create: Duration, secs: f64) -> Value {
+    let mut at: Vec<f64> = proxy
+        .create_requests()
+        .iter()
+        .filter(|r| r.failure.is_none())
+        .map(|r| r.at.saturating_duration_since(started).as_secs_f64())
+        .collect();
+    at.sort_by(f64::total_cmp);
+    let slots = landing_zone_operator::aws::pacing::MAX_CREATE_IN_FLIGHT;
+    let mut idle: Vec<f64> = (slots..at.len())
+        .map(|k| (at[k] - at[k - slots] - create.as_secs_f64()).max(0.0))
+        .collect();
+    idle.sort_by(f64::total_cmp);
+    let sum: f64 = idle.iter().sum();
+    json!({
+        "firstRequestSeconds": at.first().map(|s| round(*s)),
+        "slotIdleSeconds": {
+            "total": round(sum),
+            "mean": if idle.is_empty() { None } else { Some((sum / idle.len() as f64 * 100.0).round() / 100.0) },
+            "max": idle.last().map(|s| round(*s)),
+        },
+        "lastCreatedToDoneSeconds": at.last().map(|s| round(secs - s - create.as_secs_f64())),
+    })
+}
+
 /// Accounts sharing a root email: each is a second account for one resource.
 async fn duplicate_accounts(emu: &Emulator) -> usize {
     let mut pages = emu.org_client().list_accounts().into_paginator().send();
@@ -1055,6 +1084,7 @@ async fn vending(create: Duration, size: VendingSize) -> Value {
         "createAccountAssignmentCalls": proxy.count("CreateAccountAssignment"),
         "duplicateAccounts": duplicate_accounts(&emu).await,
         "withinBound": cli_secs <= bound as f64,
+        "timeline": create_timeline(&proxy, started, create, cli_secs),
         // The bench process, which runs `apply` in-process (with the realism layer beside it).
         "peakRssMiB": round(rss_kb(std::process::id(), "VmHWM") as f64 / 1024.0),
     });
@@ -1130,6 +1160,7 @@ async fn vending(create: Duration, size: VendingSize) -> Value {
                 "readyResources": op.metric("landingzone_resource_ready", &[]),
                 "createAccountCalls": proxy.count("CreateAccount"),
                 "duplicateAccounts": duplicate_accounts(&emu).await,
+                "timeline": create_timeline(&proxy, started, create, secs),
                 "kills": killed,
                 "peakRssMiB": round(peak_kb as f64 / 1024.0),
                 "withinBound": ready && secs <= bound as f64,
