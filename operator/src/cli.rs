@@ -564,9 +564,7 @@ pub async fn execute(
         }
         pass.role_names = reconcile::role_names(&resources, &pass.ids);
         let mut round: Vec<Resource> = todo.iter().map(|&i| resources[i].clone()).collect();
-        let reports =
-            reconcile::run_pass_rechecking(&mut round, &mut pass, apply.map(|a| a.poll_interval))
-                .await;
+        let reports = reconcile::run_pass(&mut round, &mut pass).await;
         for (&i, r) in todo.iter().zip(round) {
             resources[i] = r;
         }

@@ -32,6 +32,7 @@ kinds! {
 use crate::api::{self, Drift};
 use crate::aws::AwsPorts;
 use async_trait::async_trait;
+use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -226,8 +227,7 @@ impl Pass {
             || self.read_at.elapsed() >= RUN_SNAPSHOT_TTL
         {
             self.snapshot = Arc::new(OrgSnapshot::load(self.aws.organizations.as_ref()).await?);
-            // The CreateAccount slots stay: reconciles running beside this read hold them, and
-            // they count what the new listing shows in flight only once.
+            self.creates = Arc::default();
             self.closes_sent = Arc::default();
             self.read_at = std::time::Instant::now();
             self.writes_at_read = writes;
@@ -389,163 +389,39 @@ pub struct Report {
 /// Resources reconciled at once within a wave of a pass.
 pub const PASS_CONCURRENCY: usize = 8;
 
-/// An account whose CreateAccount request is in flight (not yet an account id).
+/// Splits a dependency order into waves: a resource goes one wave after the last resource it
+/// refers to. Accounts whose CreateAccount request is in flight go first in theirs: one that
+/// finished frees its slot for the queued accounts reconciled after it in the same wave, instead
+/// of a round later (`apply --dir` vending 200 accounts lost a round per slot).
+fn waves(resources: &[Resource], order: &[usize]) -> Vec<Vec<usize>> {
+    let mut waves = dependency_waves(resources, order);
+    for wave in &mut waves {
+        wave.sort_by_key(|&i| !creating(&resources[i]));
+    }
+    waves
+}
+
 fn creating(r: &Resource) -> bool {
     matches!(r, Resource::AwsAccount(a) if a.status.as_ref().is_some_and(|s| s.create_request_id.is_some() && s.account_id.is_none()))
 }
 
-/// An account with neither an id nor a request: its reconcile asks for a CreateAccount slot.
-fn wants_a_slot(r: &Resource) -> bool {
-    matches!(r, Resource::AwsAccount(a) if a.status.as_ref().is_none_or(|s| s.create_request_id.is_none() && s.account_id.is_none()))
-}
-
-/// What a pass starts first among the resources free to start: accounts whose request is in flight
-/// (one that finished frees a slot for the accounts that want one), then what account creation
-/// waits for and is (OUs, accounts), then the rest.
-fn urgency(r: &Resource) -> u8 {
-    match r {
-        _ if creating(r) => 0,
-        Resource::OrganizationalUnit(_) | Resource::AwsAccount(_) => 1,
-        _ => 2,
-    }
-}
-
-/// How a reconcile in a pass ended, for what comes after it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Ended {
-    Done,
-    /// Its CreateAccount is still in flight: looked at again while the pass has other work.
-    StillCreating,
-    /// Refused a CreateAccount slot (or paced): waits for a request of this pass to finish.
-    Queued,
-}
-
-/// Which resource of a pass starts next, and when one goes again: the pure half of
-/// [`run_pass_rechecking`]. A resource starts as soon as the resources it refers to are done (not
-/// when a whole wave is: the first CreateAccount no longer waits for the trail's bucket), at most
-/// [`PASS_CONCURRENCY`] at once, by [`urgency`]. While accounts whose request is in flight are
-/// looked at, the accounts that want a slot wait for them, so one that finished frees its slot in
-/// the same pass.
-struct Schedule {
-    deps_left: Vec<usize>,
-    dependents: Vec<Vec<usize>>,
-    /// (urgency, position in the dependency order, index), smallest first.
-    ready: BTreeSet<(u8, usize, usize)>,
-    rank: Vec<usize>,
-    urgency: Vec<u8>,
-    wants_a_slot: Vec<bool>,
-    creating: Vec<bool>,
-    released: Vec<bool>,
-    running: usize,
-    /// Accounts with a request in flight that are ready or running.
-    creating_pending: usize,
-    /// Accounts refused a slot in this pass, by position in the order.
-    parked: BTreeSet<(usize, usize)>,
-}
-
-impl Schedule {
-    fn new(resources: &[Resource], order: &[usize]) -> Self {
-        let n = resources.len();
-        let index: BTreeMap<Key, usize> = order.iter().map(|&i| (resources[i].key(), i)).collect();
-        let mut s = Schedule {
-            deps_left: vec![0; n],
-            dependents: vec![Vec::new(); n],
-            ready: BTreeSet::new(),
-            rank: vec![usize::MAX; n],
-            urgency: resources.iter().map(urgency).collect(),
-            wants_a_slot: resources.iter().map(wants_a_slot).collect(),
-            creating: resources.iter().map(creating).collect(),
-            released: vec![false; n],
-            running: 0,
-            creating_pending: 0,
-            parked: BTreeSet::new(),
-        };
-        for (rank, &i) in order.iter().enumerate() {
-            s.rank[i] = rank;
-            let deps: BTreeSet<usize> = resources[i]
-                .dependencies_among(resources)
-                .iter()
-                .filter_map(|d| index.get(d).copied())
-                .filter(|&d| d != i)
-                .collect();
-            s.deps_left[i] = deps.len();
-            for d in deps {
-                s.dependents[d].push(i);
-            }
-        }
-        for &i in order {
-            if s.deps_left[i] == 0 {
-                s.make_ready(i);
-            }
-        }
-        s
-    }
-
-    fn make_ready(&mut self, i: usize) {
-        if self.ready.insert((self.urgency[i], self.rank[i], i)) && self.creating[i] {
-            self.creating_pending += 1;
-        }
-    }
-
-    /// The next resource to start, if one may start now.
-    fn next(&mut self) -> Option<usize> {
-        if self.running >= PASS_CONCURRENCY {
-            return None;
-        }
-        let gated = self.creating_pending > 0;
-        let &entry = self
-            .ready
+fn dependency_waves(resources: &[Resource], order: &[usize]) -> Vec<Vec<usize>> {
+    let mut level: BTreeMap<Key, usize> = BTreeMap::new();
+    let mut waves: Vec<Vec<usize>> = Vec::new();
+    for &i in order {
+        let l = resources[i]
+            .dependencies_among(resources)
             .iter()
-            .find(|&&(_, _, i)| !(gated && self.wants_a_slot[i]))?;
-        self.ready.remove(&entry);
-        self.running += 1;
-        Some(entry.2)
-    }
-
-    /// `i`'s reconcile ended; `free_slots` CreateAccount slots are free now. Returns whether `i`
-    /// is to be looked at again after the recheck interval (then [`Schedule::due`] follows).
-    fn ended(&mut self, i: usize, ended: Ended, free_slots: usize) -> bool {
-        self.running -= 1;
-        let was_creating = self.creating[i];
-        if was_creating {
-            self.creating_pending -= 1;
+            .filter_map(|d| level.get(d).map(|l| l + 1))
+            .max()
+            .unwrap_or(0);
+        level.insert(resources[i].key(), l);
+        if waves.len() <= l {
+            waves.resize_with(l + 1, Vec::new);
         }
-        self.creating[i] = ended == Ended::StillCreating;
-        self.wants_a_slot[i] = ended == Ended::Queued;
-        if !self.released[i] {
-            self.released[i] = true;
-            for d in std::mem::take(&mut self.dependents[i]) {
-                self.deps_left[d] -= 1;
-                if self.deps_left[d] == 0 {
-                    self.make_ready(d);
-                }
-            }
-        }
-        if ended == Ended::Queued {
-            self.parked.insert((self.rank[i], i));
-        }
-        // Only a request seen in flight or finished can have freed a slot: waking the queued on
-        // anything else would spin on the pacer's refusals.
-        if was_creating || ended == Ended::StillCreating {
-            for _ in 0..free_slots {
-                match self.parked.pop_first() {
-                    Some((_, p)) => self.make_ready(p),
-                    None => break,
-                }
-            }
-        }
-        ended == Ended::StillCreating && (self.running > 0 || !self.ready.is_empty())
+        waves[l].push(i);
     }
-
-    /// A recheck's interval is over.
-    fn due(&mut self, i: usize) {
-        self.make_ready(i);
-    }
-
-    /// Nothing runs and nothing may start: what sleeps or is parked waits for the next round.
-    fn over(&self) -> bool {
-        self.running == 0 && self.ready.is_empty()
-    }
+    waves
 }
 
 /// Orders resources so that every resource comes after the ones it refers to; cycles are reported.
@@ -616,150 +492,62 @@ pub async fn reconcile_resource(
 
 /// Reconciles every resource once, in dependency order, saving each status as it goes.
 pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report> {
-    run_pass_rechecking(resources, pass, None).await
-}
-
-/// What a reconcile of a pass hands back to the driver.
-struct Reconciled {
-    index: usize,
-    resource: Resource,
-    result: Result<Progress, Error>,
-    fork: Pass,
-    /// The snapshot the fork started from: what the reconcile changed is its difference.
-    base: Arc<OrgSnapshot>,
-}
-
-enum PassEvent {
-    Reconciled(Box<Reconciled>),
-    Due(usize),
-}
-
-/// [`run_pass`], and with `recheck` (`apply --dir` waiting for accounts): while other resources
-/// of the pass are still being reconciled, an account whose CreateAccount is in flight is looked
-/// at again every `recheck`, and the slot a finished request frees goes to an account queued for
-/// it at once. A round of baselines and assignments then no longer holds up the next CreateAccount
-/// (vending 200 accounts lost 1.3 s a request to it).
-pub async fn run_pass_rechecking(
-    resources: &mut [Resource],
-    pass: &mut Pass,
-    recheck: Option<std::time::Duration>,
-) -> Vec<Report> {
     for r in resources.iter() {
         if let Some(id) = r.aws_id() {
             pass.ids.insert(r.key(), id);
         }
     }
     let (order, cyclic) = dependency_order(resources);
-    let mut schedule = Schedule::new(resources, &order);
-    let mut reports: BTreeMap<usize, Report> = BTreeMap::new();
-    let mut tasks: tokio::task::JoinSet<PassEvent> = tokio::task::JoinSet::new();
-    // Whether a reconcile ended since the Organization was last looked at again: what AWS did
-    // that the reconciles could not record (an OU created, an account AWS has just made) is read
-    // before what refers to it starts.
-    let mut stale = false;
-    loop {
-        while let Some(i) = schedule.next() {
-            if stale {
-                if let Err(e) = pass.refresh().await {
-                    tracing::warn!(error = %e, "could not read the Organization again");
-                }
-                stale = false;
-            }
-            pass.role_names.extend(role_names(resources, &pass.ids));
-            let mut fork = pass.fork();
-            fork.peers = peers_of(&resources[i], resources);
-            let base = pass.snapshot.clone();
-            let mut resource = resources[i].clone();
-            tasks.spawn(async move {
+    let mut reports = Vec::new();
+    // Each wave holds resources whose references all come from earlier waves; a wave's resources
+    // are reconciled concurrently, each with its own fork of the pass.
+    for wave in waves(resources, &order) {
+        pass.role_names.extend(role_names(resources, &pass.ids));
+        let base = pass.snapshot.clone();
+        let forks: Vec<_> = wave
+            .iter()
+            .map(|&i| {
+                let mut fork = pass.fork();
+                fork.peers = peers_of(&resources[i], resources);
+                (i, resources[i].clone(), fork)
+            })
+            .collect();
+        let mut done: Vec<_> = futures::stream::iter(forks)
+            .map(|(i, mut resource, mut fork)| async move {
                 let result = reconcile_resource(&mut resource, &mut fork).await;
                 let result = match (result, fork.checkpoint(&resource).await) {
                     (Ok(_), Err(e)) => Err(e),
                     (r, _) => r,
                 };
-                PassEvent::Reconciled(Box::new(Reconciled {
-                    index: i,
-                    resource,
-                    result,
-                    fork,
-                    base,
-                }))
-            });
-        }
-        if schedule.over() {
-            break;
-        }
-        let event = match tasks.join_next().await {
-            Some(Ok(event)) => event,
-            Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            // Only rechecks are aborted, and only once the pass is over.
-            Some(Err(_)) | None => break,
-        };
-        let done = match event {
-            PassEvent::Due(i) => {
-                schedule.due(i);
-                continue;
+                (i, resource, result, fork)
+            })
+            .buffer_unordered(PASS_CONCURRENCY)
+            .collect()
+            .await;
+        done.sort_by_key(|(i, ..)| wave.iter().position(|w| w == i));
+        for (i, resource, result, fork) in done {
+            let key = resource.key();
+            match fork.ids.get(&key) {
+                Some(id) => pass.ids.insert(key.clone(), id.clone()),
+                None => pass.ids.remove(&key),
+            };
+            // What the reconcile recorded of its own writes, for the waves that refer to it.
+            if !Arc::ptr_eq(&fork.snapshot, &base) {
+                pass.snapshot_mut().merge_from(&base, &fork.snapshot);
             }
-            PassEvent::Reconciled(done) => *done,
-        };
-        let Reconciled {
-            index: i,
-            resource,
-            result,
-            fork,
-            base,
-        } = done;
-        let key = resource.key();
-        match fork.ids.get(&key) {
-            Some(id) => pass.ids.insert(key.clone(), id.clone()),
-            None => pass.ids.remove(&key),
-        };
-        // What the reconcile recorded of its own writes, for what refers to it.
-        if !Arc::ptr_eq(&fork.snapshot, &base) {
-            pass.snapshot_mut().merge_from(&base, &fork.snapshot);
-        }
-        let ended = match (&result, recheck) {
-            (Ok(p), Some(_))
-                if creating(&resource)
-                    && matches!(
-                        p.ready,
-                        Readiness::NotReady {
-                            reason: "Creating",
-                            ..
-                        }
-                    ) =>
-            {
-                Ended::StillCreating
-            }
-            (Err(Error::Queued { .. }), Some(_)) => Ended::Queued,
-            _ => Ended::Done,
-        };
-        resources[i] = resource;
-        reports.insert(
-            i,
-            Report {
+            resources[i] = resource;
+            reports.push(Report {
                 key,
                 id: resources[i].aws_id(),
                 result,
-            },
-        );
-        stale = true;
-        let free = crate::aws::pacing::MAX_CREATE_IN_FLIGHT
-            .saturating_sub(pass.creates.in_flight(&pass.snapshot.in_flight));
-        if schedule.ended(i, ended, free)
-            && let Some(every) = recheck
-        {
-            tasks.spawn(async move {
-                tokio::time::sleep(every).await;
-                PassEvent::Due(i)
             });
         }
+        // What AWS did that the reconciles could not record (an OU created, an account AWS has
+        // just made), for the waves that refer to it.
+        if let Err(e) = pass.refresh().await {
+            tracing::warn!(error = %e, "could not read the Organization again");
+        }
     }
-    // Rechecks still sleeping: the next round looks at those accounts.
-    tasks.abort_all();
-    if stale && let Err(e) = pass.refresh().await {
-        tracing::warn!(error = %e, "could not read the Organization again");
-    }
-    let mut reports: Vec<Report> = order.iter().filter_map(|i| reports.remove(i)).collect();
     for (i, why) in cyclic {
         reports.push(Report {
             key: resources[i].key(),
@@ -839,145 +627,34 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn resource(
-        kind: &str,
-        name: &str,
-        spec: serde_json::Value,
-        status: serde_json::Value,
-    ) -> Resource {
-        let value = json!({
-            "apiVersion": "landingzone.dev/v1alpha1", "kind": kind,
-            "metadata": {"name": name}, "spec": spec, "status": status,
-        });
-        match kind {
-            "AwsAccount" => Resource::AwsAccount(serde_json::from_value(value).unwrap()),
-            "OrganizationalUnit" => {
-                Resource::OrganizationalUnit(serde_json::from_value(value).unwrap())
-            }
-            "IdentityCenterGroup" => {
-                Resource::IdentityCenterGroup(serde_json::from_value(value).unwrap())
-            }
-            _ => unreachable!(),
-        }
-    }
-
-    fn account(name: &str, ou: Option<&str>, status: serde_json::Value) -> Resource {
-        let mut spec = json!({"accountName": name, "email": format!("{name}@example.com")});
-        if let Some(ou) = ou {
-            spec["organizationalUnitRef"] = json!({"name": ou});
-        }
-        resource("AwsAccount", name, spec, status)
-    }
-
-    fn names(resources: &[Resource], schedule: &mut Schedule) -> Vec<String> {
-        std::iter::from_fn(|| schedule.next())
-            .map(|i| resources[i].key().name)
-            .collect()
-    }
-
     #[test]
-    fn a_resource_starts_when_what_it_refers_to_is_done_not_its_wave() {
+    fn accounts_being_created_go_first_in_their_wave() {
+        let account = |name: &str, status: serde_json::Value| {
+            Resource::AwsAccount(
+                serde_json::from_value(json!({
+                    "apiVersion": "landingzone.dev/v1alpha1", "kind": "AwsAccount",
+                    "metadata": {"name": name},
+                    "spec": {"accountName": name, "email": format!("{name}@example.com")},
+                    "status": status,
+                }))
+                .unwrap(),
+            )
+        };
         let resources = [
-            resource(
-                "IdentityCenterGroup",
-                "developers",
-                json!({"displayName": "developers"}),
-                json!({}),
-            ),
-            resource(
-                "OrganizationalUnit",
-                "team-1",
-                json!({"name": "Team1"}),
-                json!({}),
-            ),
-            resource(
-                "OrganizationalUnit",
-                "team-2",
-                json!({"name": "Team2"}),
-                json!({}),
-            ),
-            account("app-1", Some("team-1"), json!({})),
-            account("app-2", Some("team-2"), json!({})),
-        ];
-        let (order, _) = dependency_order(&resources);
-        let mut s = Schedule::new(&resources, &order);
-        // What account creation waits for goes before the rest.
-        assert_eq!(
-            names(&resources, &mut s),
-            ["team-1", "team-2", "developers"]
-        );
-        // team-2 and the group still running: team-1's account starts.
-        assert!(!s.ended(1, Ended::Done, 5));
-        assert_eq!(names(&resources, &mut s), ["app-1"]);
-        assert!(!s.over());
-        for i in [0, 2, 3] {
-            s.ended(i, Ended::Done, 5);
-        }
-        assert_eq!(names(&resources, &mut s), ["app-2"]);
-        s.ended(4, Ended::Done, 5);
-        assert!(s.over());
-    }
-
-    #[test]
-    fn a_request_seen_finished_frees_its_slot_for_a_queued_account_in_the_same_pass() {
-        let resources = [
-            resource(
-                "IdentityCenterGroup",
-                "slow",
-                json!({"displayName": "slow"}),
-                json!({}),
-            ),
-            account("queued-1", None, json!({})),
-            account("creating", None, json!({"createRequestId": "car-1"})),
-            account("queued-2", None, json!({})),
+            account("queued", json!({})),
             account(
                 "created",
-                None,
-                json!({"createRequestId": "car-0", "accountId": "111111111111"}),
+                json!({"createRequestId": "car-1", "accountId": "111111111111"}),
             ),
+            account("creating", json!({"createRequestId": "car-2"})),
+            account("queued-too", json!({})),
         ];
         let (order, _) = dependency_order(&resources);
-        let mut s = Schedule::new(&resources, &order);
-        // The request in flight first; the accounts that want a slot wait for it to be looked at.
-        assert_eq!(names(&resources, &mut s), ["creating", "created", "slow"]);
-        s.ended(4, Ended::Done, 0);
-        assert_eq!(names(&resources, &mut s), Vec::<String>::new());
-        // Still in flight, with the group still running: looked at again after the interval.
-        assert!(s.ended(2, Ended::StillCreating, 0));
-        assert_eq!(names(&resources, &mut s), ["queued-1", "queued-2"]);
-        assert!(!s.ended(1, Ended::Queued, 0));
-        assert!(!s.ended(3, Ended::Queued, 0));
-        assert!(!s.over(), "the group still runs");
-        // The recheck finds it finished: its slot goes to the oldest queued account at once.
-        s.due(2);
-        assert_eq!(names(&resources, &mut s), ["creating"]);
-        assert!(!s.ended(2, Ended::Done, 1));
-        assert_eq!(names(&resources, &mut s), ["queued-1"]);
-        // Its request sent; looked at again while the group runs.
-        assert!(s.ended(1, Ended::StillCreating, 0));
-        assert!(!s.ended(0, Ended::Done, 0));
-        // Nothing left but a sleeping recheck and a parked account: the next round has them.
-        assert!(s.over());
-    }
-
-    #[test]
-    fn the_queued_are_not_woken_by_what_cannot_free_a_slot() {
-        let resources = [
-            account("queued", None, json!({})),
-            resource(
-                "IdentityCenterGroup",
-                "group",
-                json!({"displayName": "g"}),
-                json!({}),
-            ),
-        ];
-        let (order, _) = dependency_order(&resources);
-        let mut s = Schedule::new(&resources, &order);
-        assert_eq!(names(&resources, &mut s), ["queued", "group"]);
-        s.ended(0, Ended::Queued, 5);
-        // A slot is free, yet no request finished: waking it would spin on the pacer's refusal.
-        s.ended(1, Ended::Done, 5);
-        assert!(s.over());
+        // The others keep their order.
+        let mut want = vec![2];
+        want.extend(order.iter().copied().filter(|&i| i != 2));
+        assert_eq!(waves(&resources, &order), vec![want]);
+        assert_eq!(dependency_waves(&resources, &order), vec![order.clone()]);
     }
 
     #[test]

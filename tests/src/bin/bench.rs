@@ -995,6 +995,45 @@ fn create_timeline(proxy: &AwsProxy, started: Instant, create: Duration, secs: f
     })
 }
 
+/// What each SIGKILL cost: how long the first slot to free up after it (or the kill itself, if a
+/// slot was free) stayed unused until the restarted operator sent the next CreateAccount. A live
+/// operator would have sent it then; the bound allows the run this much more.
+fn restart_costs(
+    proxy: &AwsProxy,
+    started: Instant,
+    create: Duration,
+    kills_at: &[f64],
+) -> Vec<f64> {
+    let mut at: Vec<f64> = proxy
+        .create_requests()
+        .iter()
+        .filter(|r| r.failure.is_none())
+        .map(|r| r.at.saturating_duration_since(started).as_secs_f64())
+        .collect();
+    at.sort_by(f64::total_cmp);
+    let create = create.as_secs_f64();
+    kills_at
+        .iter()
+        .map(|&kill| {
+            let in_flight: Vec<f64> = at
+                .iter()
+                .copied()
+                .filter(|&a| a <= kill && a + create > kill)
+                .collect();
+            let slot_free =
+                if in_flight.len() < landing_zone_operator::aws::pacing::MAX_CREATE_IN_FLIGHT {
+                    kill
+                } else {
+                    in_flight.iter().copied().fold(f64::INFINITY, f64::min) + create
+                };
+            at.iter()
+                .copied()
+                .find(|&a| a > kill)
+                .map_or(0.0, |next| round((next - slot_free).max(0.0)))
+        })
+        .collect()
+}
+
 /// Accounts sharing a root email: each is a second account for one resource.
 async fn duplicate_accounts(emu: &Emulator) -> usize {
     let mut pages = emu.org_client().list_accounts().into_paginator().send();
@@ -1085,6 +1124,14 @@ async fn vending(create: Duration, size: VendingSize) -> Value {
         "duplicateAccounts": duplicate_accounts(&emu).await,
         "withinBound": cli_secs <= bound as f64,
         "timeline": create_timeline(&proxy, started, create, cli_secs),
+        // Whole reads of the Organization (each a DescribeOrganization, then the tree paced at
+        // 4 calls/s): reads the run could not avoid by merging its own changes.
+        "snapshotReads": first_metrics
+            .aws_call_counts()
+            .into_iter()
+            .filter(|((service, op), _)| service == "organizations" && op == "DescribeOrganization")
+            .map(|(_, (_, n))| n)
+            .sum::<u64>(),
         // The bench process, which runs `apply` in-process (with the realism layer beside it).
         "peakRssMiB": round(rss_kb(std::process::id(), "VmHWM") as f64 / 1024.0),
     });
@@ -1154,7 +1201,17 @@ async fn vending(create: Duration, size: VendingSize) -> Value {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             };
             let secs = started.elapsed().as_secs_f64();
+            let kills_at: Vec<f64> = killed
+                .iter()
+                .filter_map(|k| k["atSeconds"].as_f64())
+                .collect();
+            let costs = restart_costs(&proxy, started, create, &kills_at);
+            for (k, cost) in killed.iter_mut().zip(&costs) {
+                k["restartSeconds"] = json!(cost);
+            }
+            let allowance = bound as f64 + costs.iter().sum::<f64>();
             json!({
+                "boundWithRestartsSeconds": round(allowance),
                 "seconds": round(secs),
                 "allReady": ready,
                 "readyResources": op.metric("landingzone_resource_ready", &[]),
@@ -1163,7 +1220,7 @@ async fn vending(create: Duration, size: VendingSize) -> Value {
                 "timeline": create_timeline(&proxy, started, create, secs),
                 "kills": killed,
                 "peakRssMiB": round(peak_kb as f64 / 1024.0),
-                "withinBound": ready && secs <= bound as f64,
+                "withinBound": ready && secs <= allowance,
             })
         }
     };
