@@ -966,11 +966,8 @@ async fn realistic_aws(create: Duration) -> (Emulator, AwsProxy) {
     (emu, proxy)
 }
 
-/// Where a vending run's time went beyond AWS's own: from the start to the first CreateAccount,
-/// how long a freed request slot stayed unused before the next CreateAccount (every request past
-/// the first five waits for the oldest in flight to finish), and from the last account created to
-/// the end of the run.
-fn create_timeline(proxy: &AwsProxy, started: Instant, create: Duration, secs: f64) -> Value {
+/// When AWS accepted each CreateAccount, in seconds since `started`, earliest first.
+fn request_times(proxy: &AwsProxy, started: Instant) -> Vec<f64> {
     let mut at: Vec<f64> = proxy
         .create_requests()
         .iter()
@@ -978,6 +975,15 @@ fn create_timeline(proxy: &AwsProxy, started: Instant, create: Duration, secs: f
         .map(|r| r.at.saturating_duration_since(started).as_secs_f64())
         .collect();
     at.sort_by(f64::total_cmp);
+    at
+}
+
+/// Where a vending run's time went beyond AWS's own: from the start to the first CreateAccount,
+/// how long a freed request slot stayed unused before the next CreateAccount (every request past
+/// the first five waits for the oldest in flight to finish), and from the last account created to
+/// the end of the run.
+fn create_timeline(proxy: &AwsProxy, started: Instant, create: Duration, secs: f64) -> Value {
+    let at = request_times(proxy, started);
     let slots = landing_zone_operator::aws::pacing::MAX_CREATE_IN_FLIGHT;
     let mut idle: Vec<f64> = (slots..at.len())
         .map(|k| (at[k] - at[k - slots] - create.as_secs_f64()).max(0.0))
@@ -1004,13 +1010,7 @@ fn restart_costs(
     create: Duration,
     kills_at: &[f64],
 ) -> Vec<f64> {
-    let mut at: Vec<f64> = proxy
-        .create_requests()
-        .iter()
-        .filter(|r| r.failure.is_none())
-        .map(|r| r.at.saturating_duration_since(started).as_secs_f64())
-        .collect();
-    at.sort_by(f64::total_cmp);
+    let at = request_times(proxy, started);
     let create = create.as_secs_f64();
     kills_at
         .iter()
