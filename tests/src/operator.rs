@@ -180,9 +180,23 @@ impl Operator {
 
     /// The operator's log lines that contain `needle`.
     pub fn log_lines(&self, needle: &str) -> String {
+        self.log_lines_since(0, needle)
+    }
+
+    /// How many lines the operator has logged so far: a mark for [`Self::log_lines_since`].
+    pub fn log_mark(&self) -> usize {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
+            .count()
+    }
+
+    /// The operator's log lines after `mark` that contain `needle`: what happened in a window.
+    pub fn log_lines_since(&self, mark: usize, needle: &str) -> String {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .skip(mark)
             .filter(|l| l.contains(needle))
             .collect::<Vec<_>>()
             .join("\n")

@@ -570,7 +570,15 @@ async fn apply<K: KindSpec>(obj: Arc<K>, ctx: &Context) -> Result<Action, Contro
             .save(&key, &after)
             .await
             .map_err(ControllerError::Kube)?;
-        tracing::debug!(kind = %K::KIND, name = %obj.name_any(), fields = %changed.join(","), "status written");
+        // The Ready reason says which way a resource moved, where the field names alone do not.
+        let ready = after["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Ready")
+            .and_then(|c| c["reason"].as_str())
+            .unwrap_or_default();
+        tracing::debug!(kind = %K::KIND, name = %obj.name_any(), fields = %changed.join(","), ready, "status written");
         for field in &changed {
             ctx.metrics
                 .status_field_changes
