@@ -990,12 +990,46 @@ fn create_timeline(proxy: &AwsProxy, started: Instant, create: Duration, secs: f
         .collect();
     idle.sort_by(f64::total_cmp);
     let sum: f64 = idle.iter().sum();
+    // The idle time in two parts: until the operator learnt that a request had ended (its
+    // polling), and from then to its next CreateAccount (the rest of its round, the pacing).
+    let mut requests: Vec<_> = proxy
+        .create_requests()
+        .into_iter()
+        .filter(|r| r.failure.is_none())
+        .collect();
+    requests.sort_by_key(|r| r.at);
+    let learnt: Vec<Option<f64>> = requests
+        .iter()
+        .map(|r| {
+            r.seen_ended_at
+                .map(|t| t.saturating_duration_since(started).as_secs_f64())
+        })
+        .collect();
+    let detect: Vec<f64> = requests
+        .iter()
+        .zip(&learnt)
+        .filter_map(|(r, l)| {
+            Some(l.as_ref()? - (r.at.saturating_duration_since(started) + create).as_secs_f64())
+        })
+        .collect();
+    let issue: Vec<f64> = (slots..at.len())
+        .filter_map(|k| Some((at[k] - learnt[k - slots]?).max(0.0)))
+        .collect();
+    let summary = |v: &[f64]| {
+        let total: f64 = v.iter().sum();
+        json!({
+            "mean": if v.is_empty() { None } else { Some((total / v.len() as f64 * 100.0).round() / 100.0) },
+            "max": v.iter().copied().fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x)))).map(round),
+        })
+    };
     json!({
         "firstRequestSeconds": at.first().map(|s| round(*s)),
         "slotIdleSeconds": {
             "total": round(sum),
             "mean": if idle.is_empty() { None } else { Some((sum / idle.len() as f64 * 100.0).round() / 100.0) },
             "max": idle.last().map(|s| round(*s)),
+            "untilSeenEnded": summary(&detect),
+            "seenEndedToNextRequest": summary(&issue),
         },
         "lastCreatedToDoneSeconds": at.last().map(|s| round(secs - s - create.as_secs_f64())),
     })

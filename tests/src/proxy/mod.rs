@@ -233,6 +233,9 @@ pub struct CreateRequest {
     pub at: Instant,
     pub account_id: Option<String>,
     pub failure: Option<String>,
+    /// When DescribeCreateAccountStatus first answered that the request had ended: how soon the
+    /// caller learnt of it.
+    pub seen_ended_at: Option<Instant>,
 }
 
 #[derive(Default)]

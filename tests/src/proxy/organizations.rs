@@ -80,11 +80,15 @@ pub(super) async fn organizations(
         ("CreateAccount", Some(model), _) => create_account(call, st, upstream, &model).await,
         ("DescribeCreateAccountStatus", Some(_), _) => {
             let id = str_of(&call.json, "CreateAccountRequestId");
-            let s = st.lock().unwrap();
-            match s.creates.iter().find(|r| r.id == id) {
-                Some(r) => Ok(json_ok(
-                    json!({"CreateAccountStatus": s.create_status_json(r, now)}),
-                )),
+            let mut s = st.lock().unwrap();
+            match s.creates.iter().position(|r| r.id == id) {
+                Some(i) => {
+                    let status = s.create_status_json(&s.creates[i], now);
+                    if status["State"] != "IN_PROGRESS" {
+                        s.creates[i].seen_ended_at.get_or_insert(now);
+                    }
+                    Ok(json_ok(json!({"CreateAccountStatus": status})))
+                }
                 None => Ok(json_error(
                     400,
                     "CreateAccountStatusNotFoundException",
@@ -404,6 +408,7 @@ pub(super) async fn create_account(
                 at: now,
                 account_id: None,
                 failure: Some(reason),
+                seen_ended_at: None,
             }
         }
         None => {
@@ -421,6 +426,7 @@ pub(super) async fn create_account(
                 at: now,
                 account_id: Some(str_of(s, "AccountId").to_string()),
                 failure: None,
+                seen_ended_at: None,
             };
             st.lock().unwrap().creates.push(request.clone());
             let status = st.lock().unwrap().create_status_json(&request, now);
