@@ -402,11 +402,11 @@ fn made(before: &[(String, u64)], after: &[(String, u64)]) -> Vec<String> {
         .collect()
 }
 
-/// The snapshot the reconciles share follows a move or a rename, by change event or by the
-/// operator's own write, with one call instead of reading the whole Organization; tags and policy
-/// writes leave it as it is; anything else reads it all again.
+/// The snapshot the reconciles share follows a move, a rename or a new OU, by change event or by
+/// the operator's own write, with one call instead of reading the whole Organization; tags and
+/// policy writes leave it as it is; anything else reads it all again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_shared_snapshot_reads_again_only_what_moved_or_was_renamed() {
+async fn the_shared_snapshot_reads_again_only_what_moved_was_renamed_or_was_made() {
     use landing_zone_operator::controller::SnapshotCache;
     use landing_zone_operator::events::SnapshotChange;
     const TTL: Duration = Duration::from_secs(300);
@@ -498,15 +498,27 @@ async fn the_shared_snapshot_reads_again_only_what_moved_or_was_renamed() {
     cache.get(&ports, TTL).await.unwrap();
     assert_eq!(made(&before, &calls()), Vec::<String>::new());
 
-    // An OU made: the whole Organization read again.
-    ports
+    // An OU made: it is new, so empty; its parent's OUs listed once (at 20 OUs a whole read is
+    // some 50 calls paced at 4/s).
+    let sandbox = ports
         .organizations
         .create_ou(&root, "Sandbox", &Default::default())
         .await
         .unwrap();
     let before = calls();
     let snap = cache.get(&ports, TTL).await.unwrap();
-    assert!(snap.ous.values().any(|o| o.name == "Sandbox"));
+    assert_eq!(snap.ous[&sandbox.id].name, "Sandbox");
+    assert_eq!(snap.ous[&sandbox.id].parent_id, root);
+    assert_eq!(
+        made(&before, &calls()),
+        ["ListOrganizationalUnitsForParent×1"]
+    );
+
+    // An OU deleted: what was under it is the snapshot's to learn, so the whole Organization.
+    ports.organizations.delete_ou(&sandbox.id).await.unwrap();
+    let before = calls();
+    let snap = cache.get(&ports, TTL).await.unwrap();
+    assert!(!snap.ous.contains_key(&sandbox.id));
     assert!(
         made(&before, &calls())
             .iter()

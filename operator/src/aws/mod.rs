@@ -410,6 +410,17 @@ fn own_snapshot_change(
                 ..Default::default()
             }))
         }
+        // A new OU is empty: its parent's OUs are read again, not the whole tree (at 20 OUs a
+        // whole read is some 50 calls paced at 4/s, which held up vending after the OUs).
+        "CreateOrganizationalUnit" => {
+            let parent = input
+                .downcast_ref::<op::create_organizational_unit::CreateOrganizationalUnitInput>()?
+                .parent_id()?;
+            Some(Some(SnapshotChange {
+                ous_under: [parent.to_string()].into(),
+                ..Default::default()
+            }))
+        }
         "UpdateOrganizationalUnit" => {
             let id = input
                 .downcast_ref::<op::update_organizational_unit::UpdateOrganizationalUnitInput>()?

@@ -87,8 +87,8 @@ pub struct NewAccount {
 
 /// What an event changed in the Organization snapshot the reconciles share. Tags, policies and
 /// everything outside Organizations are read by the reconciles themselves, so they change nothing
-/// there; a move or a rename is read again by itself (one call, not the whole tree); anything
-/// else in Organizations (an OU made or deleted, an account closed, the settings) reads it all.
+/// there; a move, a rename or a new OU is read again by itself (one call, not the whole tree);
+/// anything else in Organizations (an OU deleted, an account closed, the settings) reads it all.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotChange {
     /// Accounts whose parent to read again.
@@ -97,6 +97,9 @@ pub struct SnapshotChange {
     pub renamed_ous: BTreeSet<String>,
     /// Parents whose accounts to read again: an account AWS has just created (under the root).
     pub accounts_under: BTreeSet<String>,
+    /// Parents whose child OUs to read again: an OU created there (new, so empty: nothing under
+    /// it to read).
+    pub ous_under: BTreeSet<String>,
     pub everything: bool,
 }
 
@@ -113,6 +116,10 @@ impl SnapshotChange {
             | "DeletePolicy" => {}
             "MoveAccount" => out.moved_accounts.extend(param("accountId")),
             "UpdateOrganizationalUnit" => out.renamed_ous.extend(param("organizationalUnitId")),
+            "CreateOrganizationalUnit" => match param("parentId") {
+                Some(parent) => out.ous_under = [parent].into(),
+                None => out.everything = true,
+            },
             _ => out.everything = true,
         }
         out
@@ -122,6 +129,7 @@ impl SnapshotChange {
         self.moved_accounts.extend(other.moved_accounts);
         self.renamed_ous.extend(other.renamed_ous);
         self.accounts_under.extend(other.accounts_under);
+        self.ous_under.extend(other.ous_under);
         self.everything |= other.everything;
     }
 
@@ -129,7 +137,10 @@ impl SnapshotChange {
     /// assignments, guardrail coverage and baselines follow. A rename, a tag or an attachment
     /// changes none of that.
     pub fn changes_tree(&self) -> bool {
-        self.everything || !self.moved_accounts.is_empty() || !self.accounts_under.is_empty()
+        self.everything
+            || !self.moved_accounts.is_empty()
+            || !self.accounts_under.is_empty()
+            || !self.ous_under.is_empty()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -137,6 +148,7 @@ impl SnapshotChange {
             && self.moved_accounts.is_empty()
             && self.renamed_ous.is_empty()
             && self.accounts_under.is_empty()
+            && self.ous_under.is_empty()
     }
 }
 

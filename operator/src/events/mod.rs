@@ -425,6 +425,21 @@ mod tests {
                     "CreateOrganizationalUnit",
                     json!({"parentId": "ou-a", "name": "New"}),
                 ),
+                SnapshotChange {
+                    ous_under: ["ou-a".to_string()].into(),
+                    ..Default::default()
+                },
+            ),
+            (
+                ev(orgs, "CreateOrganizationalUnit", json!({"name": "New"})),
+                everything.clone(),
+            ),
+            (
+                ev(
+                    orgs,
+                    "DeleteOrganizationalUnit",
+                    json!({"organizationalUnitId": "ou-a"}),
+                ),
                 everything.clone(),
             ),
             (

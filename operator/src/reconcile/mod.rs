@@ -216,9 +216,9 @@ impl Pass {
 
     /// Between the rounds and waves of one run: reads the Organization whole again when the
     /// snapshot is older than [`RUN_SNAPSHOT_TTL`] or AWS Organizations was written in a way it
-    /// cannot follow (an OU created, an account closed, a policy type enabled); otherwise reads
-    /// only the parents whose accounts AWS has just created. Moves and renames are this run's own,
-    /// already merged from the reconciles that made them.
+    /// cannot follow (an OU deleted, an account closed, a policy type enabled); otherwise reads
+    /// only the parents whose accounts AWS has just created. Moves, renames and new OUs are this
+    /// run's own, already merged from the reconciles that made them.
     pub async fn refresh(&mut self) -> Result<(), Error> {
         let writes = self.aws.organizations_writes.load(Ordering::SeqCst);
         let change = std::mem::take(&mut *self.aws.snapshot_changes.lock().expect("not poisoned"));
@@ -542,8 +542,8 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
                 result,
             });
         }
-        // What AWS did that the reconciles could not record (an OU created, an account AWS has
-        // just made), for the waves that refer to it.
+        // What AWS did that the reconciles could not record (an account AWS has just made, an OU
+        // deleted), for the waves that refer to it.
         if let Err(e) = pass.refresh().await {
             tracing::warn!(error = %e, "could not read the Organization again");
         }

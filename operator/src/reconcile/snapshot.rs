@@ -56,9 +56,10 @@ impl OrgSnapshot {
         Ok(snap)
     }
 
-    /// Reads again what changed (accounts moved, OUs renamed, the accounts of some parents) instead
-    /// of the whole tree: one ListParents per moved account, one ListOrganizationalUnitsForParent per
-    /// parent of a renamed OU, one ListAccountsForParent (and its pages) per parent named.
+    /// Reads again what changed (accounts moved, OUs renamed or created, the accounts of some
+    /// parents) instead of the whole tree: one ListParents per moved account, one
+    /// ListOrganizationalUnitsForParent per parent of a renamed or created OU, one
+    /// ListAccountsForParent (and its pages) per parent named.
     pub async fn patch(
         &mut self,
         change: &SnapshotChange,
@@ -77,6 +78,7 @@ impl OrgSnapshot {
             .renamed_ous
             .iter()
             .filter_map(|ou| self.ous.get(ou).map(|o| o.parent_id.clone()))
+            .chain(change.ous_under.iter().cloned())
             .collect();
         for parent in parents {
             for ou in orgs.list_ous_for_parent(&parent).await? {
