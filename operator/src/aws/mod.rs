@@ -386,6 +386,13 @@ fn own_snapshot_change(
     input: &aws_smithy_runtime_api::client::interceptors::context::Input,
 ) -> Option<Option<SnapshotChange>> {
     use aws_sdk_organizations::operation as op;
+    // A change of one id, in the field that says what to read again.
+    let one = |field: fn(&mut SnapshotChange) -> &mut std::collections::BTreeSet<String>,
+               id: &str| {
+        let mut change = SnapshotChange::default();
+        field(&mut change).insert(id.to_string());
+        Some(Some(change))
+    };
     match operation {
         "TagResource"
         | "UntagResource"
@@ -401,35 +408,26 @@ fn own_snapshot_change(
         // A request in flight is not in the tree yet; `CreateSlots` counts it until it finishes,
         // and the account it makes is read from the root's accounts then.
         | "CreateAccount" => Some(None),
-        "MoveAccount" => {
-            let id = input
+        "MoveAccount" => one(
+            |c| &mut c.moved_accounts,
+            input
                 .downcast_ref::<op::move_account::MoveAccountInput>()?
-                .account_id()?;
-            Some(Some(SnapshotChange {
-                moved_accounts: [id.to_string()].into(),
-                ..Default::default()
-            }))
-        }
+                .account_id()?,
+        ),
         // A new OU is empty: its parent's OUs are read again, not the whole tree (at 20 OUs a
         // whole read is some 50 calls paced at 4/s, which held up vending after the OUs).
-        "CreateOrganizationalUnit" => {
-            let parent = input
+        "CreateOrganizationalUnit" => one(
+            |c| &mut c.ous_under,
+            input
                 .downcast_ref::<op::create_organizational_unit::CreateOrganizationalUnitInput>()?
-                .parent_id()?;
-            Some(Some(SnapshotChange {
-                ous_under: [parent.to_string()].into(),
-                ..Default::default()
-            }))
-        }
-        "UpdateOrganizationalUnit" => {
-            let id = input
+                .parent_id()?,
+        ),
+        "UpdateOrganizationalUnit" => one(
+            |c| &mut c.renamed_ous,
+            input
                 .downcast_ref::<op::update_organizational_unit::UpdateOrganizationalUnitInput>()?
-                .organizational_unit_id()?;
-            Some(Some(SnapshotChange {
-                renamed_ous: [id.to_string()].into(),
-                ..Default::default()
-            }))
-        }
+                .organizational_unit_id()?,
+        ),
         _ => None,
     }
 }
