@@ -7,6 +7,7 @@ use landing_zone_operator::events::{Consumer, Identity, Skip};
 use landing_zone_operator::reconcile::Resource;
 use landing_zone_operator::source::dir::load_dir;
 use landing_zone_operator::source::state::StateFile;
+use landing_zone_tests::operator::eventually;
 use landing_zone_tests::{Emulator, PERSON, run_dir};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -429,7 +430,7 @@ async fn the_shared_snapshot_reads_again_only_what_moved_was_renamed_or_was_made
     let account = emu
         .create_account_directly("app", "aws-app@example.com")
         .await;
-    let cache = SnapshotCache::new();
+    let cache = std::sync::Arc::new(SnapshotCache::new());
     let first = cache.get(&ports, TTL).await.unwrap();
     assert_eq!(
         first.accounts[&account].parent_id.as_deref(),
@@ -526,4 +527,19 @@ async fn the_shared_snapshot_reads_again_only_what_moved_was_renamed_or_was_made
         "{:?}",
         made(&before, &calls())
     );
+
+    // Past the TTL, a move nobody reported: the reconcile that notices goes on with the aging
+    // snapshot, and the read in the background brings the move in.
+    emu.move_directly(&account, &root, &ou).await;
+    let aging = cache.get(&ports, Duration::ZERO).await.unwrap();
+    assert_eq!(
+        aging.accounts[&account].parent_id.as_deref(),
+        Some(root.as_str()),
+        "the aging snapshot, not a read waited for"
+    );
+    eventually(Duration::from_secs(20), "the background read", || async {
+        let snap = cache.get(&ports, TTL).await.unwrap();
+        (snap.accounts[&account].parent_id.as_deref() == Some(ou.as_str())).then_some(())
+    })
+    .await;
 }

@@ -310,6 +310,26 @@ impl CreateSlots {
     pub fn in_flight(&self, listed: &[CreateAccountStatus]) -> usize {
         self.inner.lock().expect("not poisoned").in_flight(listed)
     }
+
+    /// The requests sent so far: taken when a read of the Organization begins.
+    pub fn sent_ids(&self) -> BTreeSet<String> {
+        self.inner.lock().expect("not poisoned").sent.clone()
+    }
+
+    /// After a read of the Organization that began once `sent_before` had been sent: its in-flight
+    /// list `listed` shows which of those are still running, so they are forgotten here; those
+    /// sent since are kept (the list may have been read before them), as are the reservations and
+    /// the queue.
+    pub fn read_again(&self, listed: &[CreateAccountStatus], sent_before: &BTreeSet<String>) {
+        let mut s = self.inner.lock().expect("not poisoned");
+        s.sent.retain(|id| !sent_before.contains(id));
+        let known: BTreeSet<String> = listed
+            .iter()
+            .map(|r| r.request_id.clone())
+            .chain(s.sent.iter().cloned())
+            .collect();
+        s.finished.retain(|id| known.contains(id));
+    }
 }
 
 impl std::fmt::Debug for CreateSlots {
@@ -367,6 +387,35 @@ mod tests {
         slots.finished(&list, "s2");
         assert_eq!(slots.in_flight(&list), 3);
         assert_eq!(*woken.lock().unwrap(), ["d", "e"]);
+    }
+
+    #[test]
+    fn a_new_read_of_the_organization_keeps_the_requests_it_may_not_list() {
+        let slots = CreateSlots::new(None);
+        for (who, id) in [("a", "s1"), ("b", "s2")] {
+            slots.reserve(&[], who).unwrap();
+            slots.sent(id);
+        }
+        // The read begins; s3 is sent while it runs, after its list of requests in flight.
+        let before = slots.sent_ids();
+        slots.reserve(&[], "c").unwrap();
+        slots.sent("s3");
+        // s4 is reserved, not sent yet. The read lists s1 in flight (s2 finished meanwhile).
+        slots.reserve(&[], "d").unwrap();
+        let listed = vec![listed("s1")];
+        slots.read_again(&listed, &before);
+        assert_eq!(
+            slots.in_flight(&listed),
+            3,
+            "s1 (listed), s3 (sent since), d's reservation"
+        );
+        // s1 seen finished: forgotten at the next read, which no longer lists it.
+        slots.finished(&listed, "s1");
+        assert_eq!(slots.in_flight(&listed), 2);
+        let before = slots.sent_ids();
+        slots.read_again(&[], &before);
+        assert_eq!(slots.in_flight(&[]), 1, "the reservation only");
+        assert!(slots.sent_ids().is_empty());
     }
 
     fn account(id: &str, parent: &str) -> AccountInfo {
