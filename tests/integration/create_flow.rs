@@ -219,8 +219,18 @@ async fn two_accounts_with_one_name_never_bind_to_one_account() {
 #[tokio::test]
 async fn a_create_whose_answer_was_lost_is_adopted_by_email_on_the_next_run() {
     // CreateAccount reached AWS, but the answer never came back (every attempt): the first run
-    // fails saying so; the second finds the request by name and the account by its email.
+    // fails saying so; the second finds the request by name and the account by its email. The
+    // retries of the lost request fail with EMAIL_ALREADY_EXISTS; with the account listed only
+    // after they failed, the second run meets them (and its own new request refused for the
+    // email) before it can see the account: it waits for it, never calling the email taken.
+    for listed_after in [Duration::from_secs(1), Duration::from_secs(5)] {
+        lost_create_answer_then_next_run(listed_after).await;
+    }
+}
+
+async fn lost_create_answer_then_next_run(listed_after: Duration) {
     let (emu, proxy) = realistic(2).await;
+    proxy.update_realism(|r| r.create_account.as_mut().unwrap().visible_after = listed_after);
     proxy.set(Faults {
         inject: Some((Fault::LoseResponse, 1.0)),
         only: vec!["CreateAccount".into()],
@@ -250,13 +260,11 @@ async fn a_create_whose_answer_was_lost_is_adopted_by_email_on_the_next_run() {
         1,
         "one account, however many attempts"
     );
+    let requests = proxy.create_requests();
     assert_eq!(
-        proxy
-            .create_requests()
-            .iter()
-            .filter(|r| r.failure.is_none())
-            .count(),
-        1
+        requests.iter().filter(|r| r.failure.is_none()).count(),
+        1,
+        "listed {listed_after:?} after: {requests:?}"
     );
 }
 

@@ -191,6 +191,13 @@ pub struct BackgroundRead {
     started: std::time::Instant,
 }
 
+/// A read still going when its run ends (or a whole read replaces it) stops: nothing would take it.
+impl Drop for BackgroundRead {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// How long one run of the CLI works from one read of the Organization (its own changes merged
 /// in) before reading it whole again: what others change meanwhile is seen within this time.
 pub const RUN_SNAPSHOT_TTL: std::time::Duration = std::time::Duration::from_secs(60);
@@ -242,9 +249,8 @@ impl Pass {
         let writes = self.aws.organizations_writes.load(Ordering::SeqCst);
         let change = std::mem::take(&mut *self.aws.snapshot_changes.lock().expect("not poisoned"));
         if change.everything || writes != self.writes_at_read {
-            if let Some(reading) = self.reading.take() {
-                reading.task.abort();
-            }
+            // A read in the background would miss these writes: it stops (dropped).
+            self.reading = None;
             let sent_before = self.creates.sent_ids();
             let snapshot = OrgSnapshot::load(self.aws.organizations.as_ref()).await?;
             self.replace_snapshot(snapshot, std::time::Instant::now(), writes, &sent_before);
@@ -263,10 +269,15 @@ impl Pass {
                     .await?;
             }
             if self.reading.as_ref().is_some_and(|r| r.task.is_finished())
-                && let Some(reading) = self.reading.take()
+                && let Some(mut reading) = self.reading.take()
             {
-                match reading.task.await {
-                    Ok(Ok(mut snapshot)) => {
+                // A failed read and one that panicked alike leave the run on its last read.
+                let read = match (&mut reading.task).await {
+                    Ok(read) => read.map_err(|e| e.to_string()),
+                    Err(stopped) => Err(stopped.to_string()),
+                };
+                match read {
+                    Ok(mut snapshot) => {
                         snapshot
                             .patch(&reading.missed, self.aws.organizations.as_ref())
                             .await?;
@@ -277,11 +288,10 @@ impl Pass {
                             &reading.sent_before,
                         );
                     }
-                    Ok(Err(e)) => {
-                        tracing::warn!(error = %e, "could not read the Organization again; the run goes on with its last read and tries again");
+                    Err(error) => {
+                        tracing::warn!(%error, "could not read the Organization again; the run goes on with its last read and tries again in {} s", RUN_SNAPSHOT_TTL.as_secs());
                         self.read_at = std::time::Instant::now();
                     }
-                    Err(e) => tracing::warn!(error = %e, "the read of the Organization stopped"),
                 }
             }
             if self.reading.is_none() && self.read_at.elapsed() >= RUN_SNAPSHOT_TTL {

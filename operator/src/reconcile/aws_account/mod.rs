@@ -51,6 +51,29 @@ fn sts_refusal(message: &str) -> &str {
         .map_or(message, |(_, why)| why)
 }
 
+/// A request that failed with EMAIL_ALREADY_EXISTS names an account the snapshot may be too old
+/// to hold: this resource's own, made by an earlier request whose answer was lost. New accounts
+/// start under the root, so its accounts are read again (one call and its pages) before the plan
+/// decides between adopting that account and saying the email is taken.
+async fn read_root_if_email_taken(
+    req: &CreateAccountStatus,
+    email: &str,
+    pass: &mut Pass,
+) -> Result<(), Error> {
+    if req.state != crate::aws::organizations::CreateState::Failed
+        || req.failure_reason.as_deref() != Some("EMAIL_ALREADY_EXISTS")
+        || pass.snapshot.account_by_email(email).is_some()
+    {
+        return Ok(());
+    }
+    let root = SnapshotChange {
+        accounts_under: [pass.snapshot.root_id.clone()].into(),
+        ..Default::default()
+    };
+    let orgs = pass.aws.organizations.clone();
+    Ok(pass.snapshot_mut().patch(&root, orgs.as_ref()).await?)
+}
+
 /// A request found by name that is not this resource's: it failed (someone else's problem), or
 /// made an account with another email.
 fn foreign_request(req: &CreateAccountStatus, email: &str, snap: &super::OrgSnapshot) -> bool {
@@ -177,6 +200,9 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     {
         pass.creates
             .finished(&pass.snapshot.in_flight, &req.request_id);
+    }
+    if let Some(req) = &request {
+        read_root_if_email_taken(req, &desired.email, pass).await?;
     }
     // … and adopt what it made only if it is this resource's account.
     if status_of(resource).create_request_found_by_name
@@ -382,20 +408,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                         },
                     );
                 }
-                if result.state == crate::aws::organizations::CreateState::Failed
-                    && result.failure_reason.as_deref() == Some("EMAIL_ALREADY_EXISTS")
-                    && pass.snapshot.account_by_email(&desired.email).is_none()
-                {
-                    // The snapshot may predate the account that holds this email: read the accounts again.
-                    for mut a in pass.aws.organizations.list_accounts().await? {
-                        if !pass.snapshot.accounts.contains_key(&a.id)
-                            && a.email.eq_ignore_ascii_case(&desired.email)
-                        {
-                            a.parent_id = pass.aws.organizations.parent_of(&a.id).await?;
-                            pass.snapshot_mut().accounts.insert(a.id.clone(), a);
-                        }
-                    }
-                }
+                read_root_if_email_taken(&result, &desired.email, pass).await?;
                 request = Some(result);
             }
             None => {

@@ -22,6 +22,9 @@ pub const CREATE_FAILED: &str = "CreateAccountFailed";
 /// … and of one that failed for a cause that passes (it is requested again).
 pub const CREATE_RETRY: &str = "CreateAccountRetrying";
 
+/// … and of an email AWS says is taken while another request for the same name is in flight.
+pub const EMAIL_HELD_IN_FLIGHT: &str = "EmailHeldByRequestInFlight";
+
 /// Which AWS account (or create request) this resource is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Identity {
@@ -90,12 +93,27 @@ pub fn identify(
                     .clone()
                     .unwrap_or_else(|| "UNKNOWN".into());
                 if reason == "EMAIL_ALREADY_EXISTS" {
-                    return match snap.account_by_email(&desired.email) {
-                        Some(a) => Ok(Identity::Adopted {
+                    // Another request for this name still running may be this resource's own,
+                    // sent before an answer was lost: its account holds the email and is
+                    // adopted once AWS lists it.
+                    let twin = snap.in_flight.iter().find(|r| {
+                        r.account_name == desired.name && r.request_id != req.request_id
+                    });
+                    return match (snap.account_by_email(&desired.email), twin) {
+                        (Some(a), _) => Ok(Identity::Adopted {
                             account: a.clone(),
                             by: "its email (CreateAccount said EMAIL_ALREADY_EXISTS)",
                         }),
-                        None => Err(Error::conflict(
+                        (None, Some(twin)) => Err(Error::transient(
+                            EMAIL_HELD_IN_FLIGHT,
+                            format!(
+                                "CreateAccount request {} says {} is taken, and request {} for the same account name {:?} \
+                                 is in progress: it may be this resource's own, sent before an answer was lost; its account \
+                                 is adopted once AWS lists it, else the email is reported as taken",
+                                req.request_id, desired.email, twin.request_id, desired.name
+                            ),
+                        )),
+                        (None, None) => Err(Error::conflict(
                             "EmailAlreadyInUse",
                             format!(
                                 "AWS says {} is already the root email of an account outside this Organization: \
@@ -489,6 +507,36 @@ mod tests {
                 (g, w) => panic!("{reason}: got {g:?}, want {w:?}"),
             }
         }
+    }
+
+    #[test]
+    fn an_email_taken_while_a_request_of_the_same_name_runs_is_waited_for() {
+        let d = desired();
+        let failed = req(CreateState::Failed, None, Some("EMAIL_ALREADY_EXISTS"));
+        let mut twin = req(CreateState::InProgress, None, None);
+        twin.request_id = "car-0".into();
+        let mut foreign = twin.clone();
+        foreign.account_name = "someone-else".into();
+        let mut s = snap(vec![]);
+        // Only itself in flight, or another name's request: the email is taken.
+        s.in_flight = vec![failed.clone(), foreign];
+        let e = identify(&d, None, Some(&failed), &s).unwrap_err();
+        assert_eq!(e.reason(), "EmailAlreadyInUse", "{e}");
+        // A request of the same name in flight: perhaps its own, so waited for, not refused.
+        s.in_flight.push(twin);
+        let e = identify(&d, None, Some(&failed), &s).unwrap_err();
+        assert_eq!(e.reason(), EMAIL_HELD_IN_FLIGHT, "{e}");
+        assert!(e.is_retryable(), "{e}");
+        assert!(e.to_string().contains("car-0"), "{e}");
+        // Once its account is listed: adopted by email.
+        s.accounts.insert(
+            "111111111111".into(),
+            acct("111111111111", "aws-payments-prod@example.com", "r-root"),
+        );
+        assert!(matches!(
+            identify(&d, None, Some(&failed), &s),
+            Ok(Identity::Adopted { .. })
+        ));
     }
 
     #[test]
