@@ -515,6 +515,21 @@ async fn the_shared_snapshot_reads_again_only_what_moved_was_renamed_or_was_made
         ["ListOrganizationalUnitsForParent×1"]
     );
 
+    // A policy type enabled by the operator: its root read again (AWS may still be enabling it),
+    // one call, not the whole tree.
+    landing_zone_operator::reconcile::organization::aws::Settings::new(&ports)
+        .enable_policy_type(&root, "TAG_POLICY")
+        .await
+        .unwrap();
+    let before = calls();
+    let snap = cache.get(&ports, TTL).await.unwrap();
+    assert!(
+        snap.root.policy_types.contains_key("TAG_POLICY"),
+        "{:?}",
+        snap.root
+    );
+    assert_eq!(made(&before, &calls()), ["ListRoots×1"]);
+
     // An OU deleted: what was under it is the snapshot's to learn, so the whole Organization.
     ports.organizations.delete_ou(&sandbox.id).await.unwrap();
     let before = calls();

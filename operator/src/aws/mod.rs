@@ -422,6 +422,12 @@ fn own_snapshot_change(
                 .downcast_ref::<op::create_organizational_unit::CreateOrganizationalUnitInput>()?
                 .parent_id()?,
         ),
+        // The root's policy types, read again with one call (at 20 OUs a whole read held the
+        // first round's accounts back ~5 s while vending).
+        "EnablePolicyType" | "DisablePolicyType" => Some(Some(SnapshotChange {
+            root: true,
+            ..Default::default()
+        })),
         "UpdateOrganizationalUnit" => one(
             |c| &mut c.renamed_ous,
             input

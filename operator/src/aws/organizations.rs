@@ -100,6 +100,9 @@ pub struct SnapshotChange {
     /// Parents whose child OUs to read again: an OU created there (new, so empty: nothing under
     /// it to read).
     pub ous_under: BTreeSet<String>,
+    /// The root to read again: the operator enabled or disabled a policy type on it (one call,
+    /// ListRoots). Such a change event reads everything: disabling a type detaches its policies.
+    pub root: bool,
     pub everything: bool,
 }
 
@@ -130,6 +133,7 @@ impl SnapshotChange {
         self.renamed_ous.extend(other.renamed_ous);
         self.accounts_under.extend(other.accounts_under);
         self.ous_under.extend(other.ous_under);
+        self.root |= other.root;
         self.everything |= other.everything;
     }
 
@@ -149,6 +153,7 @@ impl SnapshotChange {
             && self.renamed_ous.is_empty()
             && self.accounts_under.is_empty()
             && self.ous_under.is_empty()
+            && !self.root
     }
 }
 

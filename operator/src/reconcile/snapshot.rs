@@ -57,7 +57,8 @@ impl OrgSnapshot {
     }
 
     /// Reads again what changed (accounts moved, OUs renamed or created, the accounts of some
-    /// parents) instead of the whole tree: one ListParents per moved account, one
+    /// parents, the root's policy types) instead of the whole tree: ListRoots for the root, one
+    /// ListParents per moved account, one
     /// ListOrganizationalUnitsForParent per parent of a renamed or created OU, one
     /// ListAccountsForParent (and its pages) per parent named.
     pub async fn patch(
@@ -65,6 +66,11 @@ impl OrgSnapshot {
         change: &SnapshotChange,
         orgs: &dyn Organizations,
     ) -> AwsResult<()> {
+        if change.root
+            && let Some(root) = orgs.list_roots().await?.into_iter().next()
+        {
+            self.root = root;
+        }
         let mut parents_to_list = change.accounts_under.clone();
         for account in &change.moved_accounts {
             let parent = orgs.parent_of(account).await?;
