@@ -165,8 +165,6 @@ pub trait Organizations: Send + Sync {
     async fn list_roots(&self) -> AwsResult<Vec<RootInfo>>;
     /// Child OUs of a root or OU (all pages).
     async fn list_ous_for_parent(&self, parent_id: &str) -> AwsResult<Vec<OuInfo>>;
-    /// Every account of the Organization (all pages), without parents.
-    async fn list_accounts(&self) -> AwsResult<Vec<AccountInfo>>;
     /// Accounts directly under a root or OU (all pages), with `parent_id` set.
     async fn list_accounts_for_parent(&self, parent_id: &str) -> AwsResult<Vec<AccountInfo>>;
     async fn list_in_progress_create_requests(&self) -> AwsResult<Vec<CreateAccountStatus>>;
@@ -322,19 +320,6 @@ impl Organizations for SdkOrganizations {
                         name: ou.name().unwrap_or_default().to_string(),
                         parent_id: parent_id.to_string(),
                     }));
-                },
-            )
-            .await?;
-        Ok(out)
-    }
-
-    async fn list_accounts(&self) -> AwsResult<Vec<AccountInfo>> {
-        let out = CALLS
-            .pages(
-                "ListAccounts",
-                self.client.list_accounts().into_paginator().send(),
-                |page, out| {
-                    out.extend(page.accounts().iter().map(|a| account_info(a, None)));
                 },
             )
             .await?;
