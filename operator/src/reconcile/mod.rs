@@ -502,7 +502,7 @@ fn creating(r: &Resource) -> bool {
                 .conditions
                 .iter()
                 .find(|c| c.type_ == "Ready")
-                .is_none_or(|c| c.reason == "Creating")
+                .is_none_or(|c| c.reason == aws_account::plan::CREATING)
     })
 }
 

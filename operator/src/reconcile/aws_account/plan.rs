@@ -22,6 +22,8 @@ pub const CREATE_FAILED: &str = "CreateAccountFailed";
 /// … and of one that failed for a cause that passes (it is requested again).
 pub const CREATE_RETRY: &str = "CreateAccountRetrying";
 
+/// Ready reason of an account whose CreateAccount request is in progress (or about to be sent).
+pub const CREATING: &str = "Creating";
 /// … and of an email AWS says is taken while another request for the same name is in flight.
 pub const EMAIL_HELD_IN_FLIGHT: &str = "EmailHeldByRequestInFlight";
 
@@ -227,14 +229,14 @@ pub fn plan(desired: &Desired, identity: &Identity, observed_tags: &Tags) -> Res
                 tags: desired.tags.clone(),
             }));
             out.ready = Readiness::NotReady {
-                reason: "Creating",
+                reason: CREATING,
                 message: "the account is being created".into(),
             };
             return Ok(out);
         }
         Identity::Creating { request_id } => {
             out.ready = Readiness::NotReady {
-                reason: "Creating",
+                reason: CREATING,
                 message: format!(
                     "CreateAccount request {request_id} is in progress; AWS usually takes a few minutes"
                 ),
