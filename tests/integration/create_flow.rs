@@ -6,7 +6,7 @@
 use landing_zone_operator::cli::RunResult;
 use landing_zone_operator::reconcile::Readiness;
 use landing_zone_tests::proxy::{AwsProxy, CreateAccountModel, Fault, Faults, Realism};
-use landing_zone_tests::{Emulator, apply_waiting, assert_readable, report};
+use landing_zone_tests::{Emulator, apply_polling, apply_waiting, assert_readable, report};
 use std::time::{Duration, Instant};
 
 const ACCOUNT: &str = "apiVersion: landingzone.dev/v1alpha1
@@ -219,18 +219,32 @@ async fn two_accounts_with_one_name_never_bind_to_one_account() {
 #[tokio::test]
 async fn a_create_whose_answer_was_lost_is_adopted_by_email_on_the_next_run() {
     // CreateAccount reached AWS, but the answer never came back (every attempt): the first run
-    // fails saying so; the second finds the request by name and the account by its email. The
-    // retries of the lost request fail with EMAIL_ALREADY_EXISTS; with the account listed only
-    // after they failed, the second run meets them (and its own new request refused for the
-    // email) before it can see the account: it waits for it, never calling the email taken.
-    for listed_after in [Duration::from_secs(1), Duration::from_secs(5)] {
-        lost_create_answer_then_next_run(listed_after).await;
-    }
+    // fails saying so. The retry of the lost request fails with EMAIL_ALREADY_EXISTS. The second
+    // run starts once every request of the first has ended, so nothing is in flight: its own new
+    // request is refused for the email too. With the account listed 0.5×, 1× and 5× the poll
+    // interval after its request SUCCEEDED, the second run meets the refusal with the account
+    // listed, or (5×) not listed yet and no request in flight, the case a loaded CI machine met:
+    // it waits for the account the SUCCEEDED request made, never calling the email taken.
+    let poll = Duration::from_secs(1);
+    tokio::join!(
+        lost_create_answer_then_next_run(Some(poll.mul_f64(0.5)), poll),
+        lost_create_answer_then_next_run(Some(poll), poll),
+        lost_create_answer_then_next_run(Some(poll * 5), poll),
+        // However slow the machine: listed only once the second run has seen its own request
+        // refused (a verdict then would be final).
+        lost_create_answer_then_next_run(None, poll),
+    );
 }
 
-async fn lost_create_answer_then_next_run(listed_after: Duration) {
-    let (emu, proxy) = realistic(2).await;
-    proxy.update_realism(|r| r.create_account.as_mut().unwrap().visible_after = listed_after);
+/// `listed_after`: how long after its request SUCCEEDED AWS lists the account; `None`: only once
+/// the second run has been told its own request failed.
+async fn lost_create_answer_then_next_run(listed_after: Option<Duration>, poll: Duration) {
+    let in_progress = Duration::from_secs(2);
+    let (emu, proxy) = realistic(in_progress.as_secs()).await;
+    let hold = Duration::from_secs(3600);
+    proxy.update_realism(|r| {
+        r.create_account.as_mut().unwrap().visible_after = listed_after.unwrap_or(hold)
+    });
     proxy.set(Faults {
         inject: Some((Fault::LoseResponse, 1.0)),
         only: vec!["CreateAccount".into()],
@@ -240,7 +254,7 @@ async fn lost_create_answer_then_next_run(listed_after: Duration) {
     let dir = dir_with(ACCOUNT);
     let state = dir.path().join("state.json");
     let ports = emu.ports_via(&proxy.endpoint, 2).await;
-    let first = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(60)).await;
+    let first = apply_polling(ports, dir.path(), &state, poll, Duration::from_secs(60)).await;
     assert!(first.failed());
     assert_readable(&first);
     let err = report(&first, "AwsAccount", "payments-prod")
@@ -250,11 +264,60 @@ async fn lost_create_answer_then_next_run(listed_after: Duration) {
     assert_eq!(err.reason(), "AwsUnreachable", "{err}");
     assert!(err.to_string().contains("CreateAccount"), "{err}");
 
+    // AWS's own clock, not this machine's speed: every request of the first run has ended.
+    let lost = proxy.create_requests();
+    let made = lost
+        .iter()
+        .find(|r| r.failure.is_none())
+        .expect("the lost request made the account")
+        .clone();
+    let ended = lost.iter().map(|r| r.at + in_progress).max().unwrap();
+    tokio::time::sleep_until(ended.into()).await;
+    if let Some(after) = listed_after
+        && after > poll
+        && Instant::now() >= made.at + in_progress + after
+    {
+        // Only on a machine too busy to start a run within seconds; the `None` case covers it.
+        eprintln!("note: the second run started after the account was listed ({after:?})");
+    }
+
     proxy.set(Faults::default());
     let ports = emu.ports_via(&proxy.endpoint, 2).await;
-    let second = apply_waiting(ports, dir.path(), &state, false, Duration::from_secs(60)).await;
-    assert!(!second.failed(), "{:?}", second.reports);
+    let release = async {
+        if listed_after.is_some() {
+            return;
+        }
+        // The second run's own request, refused for the email, and the run told so.
+        loop {
+            let told = proxy
+                .create_requests()
+                .iter()
+                .skip(lost.len())
+                .any(|r| r.failure.is_some() && r.seen_ended_at.is_some());
+            if told {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // A few rounds with the account unlisted, then AWS lists it.
+        tokio::time::sleep(poll * 3).await;
+        proxy.update_realism(|r| r.create_account.as_mut().unwrap().visible_after = Duration::ZERO);
+    };
+    let (second, ()) = tokio::join!(
+        apply_polling(ports, dir.path(), &state, poll, Duration::from_secs(120)),
+        release
+    );
+    assert!(
+        !second.failed(),
+        "listed {listed_after:?} after: {:?}",
+        second.reports
+    );
     assert_readable(&second);
+    assert_eq!(
+        report(&second, "AwsAccount", "payments-prod").id.as_deref(),
+        made.account_id.as_deref(),
+        "the account the lost request made"
+    );
     assert_eq!(
         accounts_with_email(&emu, "aws-payments-prod@example.com").await,
         1,

@@ -569,6 +569,27 @@ pub async fn apply_waiting(
 ) -> landing_zone_operator::cli::RunResult {
     let (args, mut apply) = cli_args(dir, state, prune, wait);
     apply.poll_interval = Duration::from_millis(500);
+    run_apply(args, apply, ports).await
+}
+
+/// `apply_waiting` with the rounds `poll` apart (`--poll-interval`).
+pub async fn apply_polling(
+    ports: AwsPorts,
+    dir: &Path,
+    state: &Path,
+    poll: Duration,
+    wait: Duration,
+) -> landing_zone_operator::cli::RunResult {
+    let (args, mut apply) = cli_args(dir, state, false, wait);
+    apply.poll_interval = poll;
+    run_apply(args, apply, ports).await
+}
+
+async fn run_apply(
+    args: landing_zone_operator::cli::DirArgs,
+    apply: landing_zone_operator::cli::ApplyArgs,
+    ports: AwsPorts,
+) -> landing_zone_operator::cli::RunResult {
     let result = landing_zone_operator::cli::execute(&args, Some(&apply), ports)
         .await
         .expect("the run starts");

@@ -74,6 +74,8 @@ pub struct CreateAccountStatus {
     pub account_id: Option<String>,
     /// e.g. EMAIL_ALREADY_EXISTS, ACCOUNT_LIMIT_EXCEEDED.
     pub failure_reason: Option<String>,
+    /// When the request ended (AWS's `CompletedTimestamp`; none while in progress).
+    pub completed: Option<std::time::SystemTime>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,7 +169,9 @@ pub trait Organizations: Send + Sync {
     async fn list_ous_for_parent(&self, parent_id: &str) -> AwsResult<Vec<OuInfo>>;
     /// Accounts directly under a root or OU (all pages), with `parent_id` set.
     async fn list_accounts_for_parent(&self, parent_id: &str) -> AwsResult<Vec<AccountInfo>>;
-    async fn list_in_progress_create_requests(&self) -> AwsResult<Vec<CreateAccountStatus>>;
+    /// CreateAccount requests in one state (AWS keeps them for 90 days; all pages).
+    async fn list_create_requests(&self, state: CreateState)
+    -> AwsResult<Vec<CreateAccountStatus>>;
     /// The parent of one account or OU (only for the rare account found outside the tree walk).
     async fn parent_of(&self, child_id: &str) -> AwsResult<Option<String>>;
     async fn describe_create_account_status(
@@ -237,6 +241,9 @@ fn create_status(s: &orgs::types::CreateAccountStatus) -> CreateAccountStatus {
         },
         account_id: s.account_id().map(str::to_string),
         failure_reason: s.failure_reason().map(|r| r.as_str().to_string()),
+        completed: s
+            .completed_timestamp()
+            .and_then(|t| std::time::SystemTime::try_from(*t).ok()),
     }
 }
 
@@ -348,13 +355,21 @@ impl Organizations for SdkOrganizations {
         Ok(out)
     }
 
-    async fn list_in_progress_create_requests(&self) -> AwsResult<Vec<CreateAccountStatus>> {
+    async fn list_create_requests(
+        &self,
+        state: CreateState,
+    ) -> AwsResult<Vec<CreateAccountStatus>> {
+        use orgs::types::CreateAccountState as S;
         let mut out = CALLS
             .pages(
                 "ListCreateAccountStatus",
                 self.client
                     .list_create_account_status()
-                    .states(orgs::types::CreateAccountState::InProgress)
+                    .states(match state {
+                        CreateState::InProgress => S::InProgress,
+                        CreateState::Succeeded => S::Succeeded,
+                        CreateState::Failed => S::Failed,
+                    })
                     .into_paginator()
                     .send(),
                 |page, out| {
@@ -362,8 +377,8 @@ impl Organizations for SdkOrganizations {
                 },
             )
             .await?;
-        // Some implementations ignore the filter: keep only what is really in flight.
-        out.retain(|s| s.state == CreateState::InProgress);
+        // Some implementations ignore the filter: keep only what is really in that state.
+        out.retain(|s| s.state == state);
         Ok(out)
     }
 

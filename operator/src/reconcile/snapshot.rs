@@ -52,7 +52,9 @@ impl OrgSnapshot {
                 snap.accounts.insert(a.id.clone(), a);
             }
         }
-        snap.in_flight = orgs.list_in_progress_create_requests().await?;
+        snap.in_flight = orgs
+            .list_create_requests(crate::aws::organizations::CreateState::InProgress)
+            .await?;
         Ok(snap)
     }
 
@@ -361,6 +363,7 @@ mod tests {
             account_name: format!("for-{id}"),
             account_id: None,
             failure_reason: None,
+            completed: None,
         }
     }
 

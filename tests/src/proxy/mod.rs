@@ -336,16 +336,27 @@ impl State {
 
     fn create_status_json(&self, r: &CreateRequest, now: Instant) -> Value {
         let state = self.create_state(r, now);
+        // AWS's timestamps are wall-clock seconds: when it was asked, and when it ended.
+        let epoch = |at: Instant| {
+            let wall = std::time::SystemTime::now() - now.saturating_duration_since(at);
+            wall.duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64()
+        };
         let mut v = json!({
             "Id": r.id, "AccountName": r.name, "State": state,
-            "RequestedTimestamp": 1.7e9,
+            "RequestedTimestamp": epoch(r.at),
         });
+        let ended = r.at + self.create_model().cloned().unwrap_or_default().duration;
         match state {
             "SUCCEEDED" => {
                 v["AccountId"] = json!(r.account_id);
-                v["CompletedTimestamp"] = json!(1.7e9);
+                v["CompletedTimestamp"] = json!(epoch(ended));
             }
-            "FAILED" => v["FailureReason"] = json!(r.failure),
+            "FAILED" => {
+                v["FailureReason"] = json!(r.failure);
+                v["CompletedTimestamp"] = json!(epoch(ended));
+            }
             _ => {}
         }
         v

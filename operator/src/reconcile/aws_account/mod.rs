@@ -51,27 +51,45 @@ fn sts_refusal(message: &str) -> &str {
         .map_or(message, |(_, why)| why)
 }
 
-/// A request that failed with EMAIL_ALREADY_EXISTS names an account the snapshot may be too old
-/// to hold: this resource's own, made by an earlier request whose answer was lost. New accounts
-/// start under the root, so its accounts are read again (one call and its pages) before the plan
-/// decides between adopting that account and saying the email is taken.
-async fn read_root_if_email_taken(
+/// What AWS already knows when a request failed with EMAIL_ALREADY_EXISTS and the snapshot
+/// lists no account with the email (`plan::email_taken` decides from it):
+/// - the account may be this resource's own, made by an earlier request whose answer was lost,
+///   and newer than the snapshot: new accounts start under the root, so its accounts are read
+///   again (one call and its pages);
+/// - still not listed, and no request of this name in flight: the SUCCEEDED requests of this
+///   account name (ListCreateAccountStatus, its pages; a rare path), since AWS lists a new account
+///   some time after its request reports SUCCEEDED.
+async fn email_taken_evidence(
     req: &CreateAccountStatus,
-    email: &str,
+    desired: &Desired,
     pass: &mut Pass,
-) -> Result<(), Error> {
-    if req.state != crate::aws::organizations::CreateState::Failed
-        || req.failure_reason.as_deref() != Some("EMAIL_ALREADY_EXISTS")
-        || pass.snapshot.account_by_email(email).is_some()
-    {
-        return Ok(());
+) -> Result<Vec<CreateAccountStatus>, Error> {
+    use crate::aws::organizations::CreateState;
+    let email_taken = |pass: &Pass| {
+        req.state == CreateState::Failed
+            && req.failure_reason.as_deref() == Some("EMAIL_ALREADY_EXISTS")
+            && pass.snapshot.account_by_email(&desired.email).is_none()
+    };
+    if !email_taken(pass) {
+        return Ok(vec![]);
     }
     let root = SnapshotChange {
         accounts_under: [pass.snapshot.root_id.clone()].into(),
         ..Default::default()
     };
     let orgs = pass.aws.organizations.clone();
-    Ok(pass.snapshot_mut().patch(&root, orgs.as_ref()).await?)
+    pass.snapshot_mut().patch(&root, orgs.as_ref()).await?;
+    let twin_in_flight = pass
+        .snapshot
+        .in_flight
+        .iter()
+        .any(|r| r.account_name == desired.name && r.request_id != req.request_id);
+    if !email_taken(pass) || twin_in_flight {
+        return Ok(vec![]);
+    }
+    let mut succeeded = orgs.list_create_requests(CreateState::Succeeded).await?;
+    succeeded.retain(|r| r.account_name == desired.name);
+    Ok(succeeded)
 }
 
 /// A request found by name that is not this resource's: it failed (someone else's problem), or
@@ -201,9 +219,13 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         pass.creates
             .finished(&pass.snapshot.in_flight, &req.request_id);
     }
-    if let Some(req) = &request {
-        read_root_if_email_taken(req, &desired.email, pass).await?;
-    }
+    // SUCCEEDED requests of this name, when AWS said the email is taken (`email_taken_evidence`; a
+    // refused request found by name reads the root again too, so its twin's account is adopted
+    // rather than asked for again).
+    let mut succeeded = match &request {
+        Some(req) => email_taken_evidence(req, &desired, pass).await?,
+        None => vec![],
+    };
     // … and adopt what it made only if it is this resource's account.
     if status_of(resource).create_request_found_by_name
         && let Some(req) = &request
@@ -225,6 +247,8 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                 status.account_id.as_deref(),
                 request.as_ref(),
                 &pass.snapshot,
+                &succeeded,
+                std::time::SystemTime::now(),
             ) {
                 Err(e) if [plan::CREATE_FAILED, plan::CREATE_RETRY].contains(&e.reason()) => {
                     // A failed request created nothing: forget it so the next reconcile may ask again.
@@ -408,7 +432,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                         },
                     );
                 }
-                read_root_if_email_taken(&result, &desired.email, pass).await?;
+                succeeded = email_taken_evidence(&result, &desired, pass).await?;
                 request = Some(result);
             }
             None => {

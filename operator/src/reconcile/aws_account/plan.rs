@@ -26,6 +26,18 @@ pub const CREATE_RETRY: &str = "CreateAccountRetrying";
 pub const CREATING: &str = "Creating";
 /// … and of an email AWS says is taken while another request for the same name is in flight.
 pub const EMAIL_HELD_IN_FLIGHT: &str = "EmailHeldByRequestInFlight";
+/// … and while a request for the same name has SUCCEEDED and its account is not listed yet.
+pub const EMAIL_HELD_NOT_LISTED: &str = "EmailHeldByAccountNotYetListed";
+/// The email is the root email of an account outside this Organization.
+pub const EMAIL_IN_USE: &str = "EmailAlreadyInUse";
+
+/// How long after a CreateAccount request of the same name SUCCEEDED its account, not yet listed,
+/// is waited for before an email AWS calls taken is said to be someone else's. AWS documents no
+/// bound on when a new account is listed (seen: seconds); the operator already gives a new
+/// account this long to finish being set up (its access role), and an account that is still not
+/// listed after it has left the Organization, or never was this resource's: either way its email
+/// is outside the Organization.
+pub const NOT_LISTED_BOUND: std::time::Duration = crate::aws::organizations::NEW_ACCOUNT_GRACE;
 
 /// Which AWS account (or create request) this resource is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,11 +63,16 @@ pub enum Identity {
 /// Decides which account this resource is, in the order that never creates a second account:
 /// the id in status, then the create request (from status, or in flight under the same name),
 /// then an account with the same root email; only then is it missing.
+///
+/// `succeeded` holds the SUCCEEDED CreateAccount requests of this account name, read only when
+/// AWS said the email is taken and no listed account has it (`email_taken`).
 pub fn identify(
     desired: &Desired,
     status_account_id: Option<&str>,
     request: Option<&CreateAccountStatus>,
     snap: &OrgSnapshot,
+    succeeded: &[CreateAccountStatus],
+    now: std::time::SystemTime,
 ) -> Result<Identity, Error> {
     if let Some(id) = status_account_id {
         return match snap.accounts.get(id) {
@@ -95,35 +112,7 @@ pub fn identify(
                     .clone()
                     .unwrap_or_else(|| "UNKNOWN".into());
                 if reason == "EMAIL_ALREADY_EXISTS" {
-                    // Another request for this name still running may be this resource's own,
-                    // sent before an answer was lost: its account holds the email and is
-                    // adopted once AWS lists it.
-                    let twin = snap.in_flight.iter().find(|r| {
-                        r.account_name == desired.name && r.request_id != req.request_id
-                    });
-                    return match (snap.account_by_email(&desired.email), twin) {
-                        (Some(a), _) => Ok(Identity::Adopted {
-                            account: a.clone(),
-                            by: "its email (CreateAccount said EMAIL_ALREADY_EXISTS)",
-                        }),
-                        (None, Some(twin)) => Err(Error::transient(
-                            EMAIL_HELD_IN_FLIGHT,
-                            format!(
-                                "CreateAccount request {} says {} is taken, and request {} for the same account name {:?} \
-                                 is in progress: it may be this resource's own, sent before an answer was lost; its account \
-                                 is adopted once AWS lists it, else the email is reported as taken",
-                                req.request_id, desired.email, twin.request_id, desired.name
-                            ),
-                        )),
-                        (None, None) => Err(Error::conflict(
-                            "EmailAlreadyInUse",
-                            format!(
-                                "AWS says {} is already the root email of an account outside this Organization: \
-                                 use another mailbox, or invite that account into the Organization",
-                                desired.email
-                            ),
-                        )),
-                    };
+                    return email_taken(desired, req, snap, succeeded, now);
                 }
                 // AWS's own hiccups: asking again is the documented remedy.
                 if matches!(
@@ -156,6 +145,84 @@ pub fn identify(
         });
     }
     Ok(Identity::Missing)
+}
+
+/// What a CreateAccount refused with EMAIL_ALREADY_EXISTS means, from what AWS already knows:
+/// "outside this Organization" only when nothing here can hold the email.
+///
+/// 1. An account listed with the email: this resource's own, made by an earlier request whose
+///    answer was lost (or by hand): adopted.
+/// 2. Another request of this account name in progress: perhaps this resource's own, sent before
+///    an answer was lost: waited for.
+/// 3. A request of this account name that SUCCEEDED less than [`NOT_LISTED_BOUND`] ago, whose
+///    account is not listed yet: AWS lists a new account some time after its request reports
+///    SUCCEEDED, and that account may hold the email: waited for. (A listed account of such a
+///    request has another email, or it would be case 1: not evidence.)
+/// 4. None of these: the email is the root email of an account outside this Organization.
+pub fn email_taken(
+    desired: &Desired,
+    refused: &CreateAccountStatus,
+    snap: &OrgSnapshot,
+    succeeded: &[CreateAccountStatus],
+    now: std::time::SystemTime,
+) -> Result<Identity, Error> {
+    if let Some(a) = snap.account_by_email(&desired.email) {
+        return Ok(Identity::Adopted {
+            account: a.clone(),
+            by: "its email (CreateAccount said EMAIL_ALREADY_EXISTS)",
+        });
+    }
+    if let Some(twin) = snap
+        .in_flight
+        .iter()
+        .find(|r| r.account_name == desired.name && r.request_id != refused.request_id)
+    {
+        return Err(Error::transient(
+            EMAIL_HELD_IN_FLIGHT,
+            format!(
+                "CreateAccount request {} says {} is taken, and request {} for the same account name {:?} \
+                 is in progress: it may be this resource's own, sent before an answer was lost; its account \
+                 is adopted once AWS lists it, else the email is reported as taken",
+                refused.request_id, desired.email, twin.request_id, desired.name
+            ),
+        ));
+    }
+    let unlisted = succeeded.iter().find_map(|r| {
+        let id = r.account_id.as_deref()?;
+        let ended = r.completed?;
+        let age = now.duration_since(ended).unwrap_or_default();
+        (r.account_name == desired.name
+            && r.state == CreateState::Succeeded
+            && !snap.accounts.contains_key(id)
+            && age < NOT_LISTED_BOUND)
+            .then_some((r, id, age))
+    });
+    if let Some((r, id, age)) = unlisted {
+        return Err(Error::transient(
+            EMAIL_HELD_NOT_LISTED,
+            format!(
+                "CreateAccount request {} says {} is taken, and request {} for the same account name {:?} \
+                 made account {id} {} s ago, which AWS does not list yet: it may be this resource's own, \
+                 sent before an answer was lost; it is adopted once AWS lists it with this email, and \
+                 the email is reported as taken if it is not listed {} min after its request ended",
+                refused.request_id,
+                desired.email,
+                r.request_id,
+                desired.name,
+                age.as_secs(),
+                NOT_LISTED_BOUND.as_secs() / 60
+            ),
+        ));
+    }
+    Err(Error::conflict(
+        EMAIL_IN_USE,
+        format!(
+            "AWS says {} is already the root email of an account outside this Organization \
+             (no account here has it, and no request for {:?} is in progress or made an account not yet listed): \
+             use another mailbox, or invite that account into the Organization",
+            desired.email, desired.name
+        ),
+    ))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -337,6 +404,7 @@ pub fn plan_close(
 #[allow(clippy::type_complexity)] // test tables are tuples by design
 mod tests {
     use super::*;
+    use std::time::{Duration, SystemTime};
 
     fn acct(id: &str, email: &str, parent: &str) -> AccountInfo {
         AccountInfo {
@@ -382,6 +450,7 @@ mod tests {
             state,
             account_id: account_id.map(Into::into),
             failure_reason: failure.map(Into::into),
+            completed: None,
         }
     }
 
@@ -502,7 +571,14 @@ mod tests {
             ),
         ];
         for (reason, id, request, accounts, want) in cases {
-            let got = identify(&d, id, request.as_ref(), &snap(accounts));
+            let got = identify(
+                &d,
+                id,
+                request.as_ref(),
+                &snap(accounts),
+                &[],
+                SystemTime::now(),
+            );
             match (got, want) {
                 (Ok(g), Ok(w)) => assert_eq!(g, w, "{reason}"),
                 (Err(e), Err(r)) => assert_eq!(e.reason(), r, "{reason}: {e}"),
@@ -522,11 +598,11 @@ mod tests {
         let mut s = snap(vec![]);
         // Only itself in flight, or another name's request: the email is taken.
         s.in_flight = vec![failed.clone(), foreign];
-        let e = identify(&d, None, Some(&failed), &s).unwrap_err();
+        let e = identify(&d, None, Some(&failed), &s, &[], SystemTime::now()).unwrap_err();
         assert_eq!(e.reason(), "EmailAlreadyInUse", "{e}");
         // A request of the same name in flight: perhaps its own, so waited for, not refused.
         s.in_flight.push(twin);
-        let e = identify(&d, None, Some(&failed), &s).unwrap_err();
+        let e = identify(&d, None, Some(&failed), &s, &[], SystemTime::now()).unwrap_err();
         assert_eq!(e.reason(), EMAIL_HELD_IN_FLIGHT, "{e}");
         assert!(e.is_retryable(), "{e}");
         assert!(e.to_string().contains("car-0"), "{e}");
@@ -536,9 +612,133 @@ mod tests {
             acct("111111111111", "aws-payments-prod@example.com", "r-root"),
         );
         assert!(matches!(
-            identify(&d, None, Some(&failed), &s),
+            identify(&d, None, Some(&failed), &s, &[], SystemTime::now()),
             Ok(Identity::Adopted { .. })
         ));
+    }
+
+    /// Every interleaving of a create whose answer may have been lost: this resource's own request
+    /// (lost: none in status, so it is sent again; refused with EMAIL_ALREADY_EXISTS; in flight;
+    /// succeeded), another request of the same name (none, in flight, succeeded a moment or long
+    /// ago), its account listed or not yet, and the email listed under another name.
+    #[test]
+    fn an_email_is_called_someone_elses_only_when_aws_proves_it() {
+        let now = SystemTime::now();
+        let d = desired();
+        let mine = acct("111111111111", "aws-payments-prod@example.com", "r-root");
+        let mut renamed = mine.clone();
+        renamed.name = "renamed-by-hand".into();
+        let strangers = acct("222222222222", "someone-else@example.com", "r-root");
+        let refused = {
+            let mut r = req(CreateState::Failed, None, Some("EMAIL_ALREADY_EXISTS"));
+            r.request_id = "car-refused".into();
+            r
+        };
+        let twin = |name: &str| {
+            let mut r = req(CreateState::InProgress, None, None);
+            r.request_id = "car-twin".into();
+            r.account_name = name.into();
+            r
+        };
+        let made = |name: &str, account: &str, ago: Option<u64>| {
+            let mut r = req(CreateState::Succeeded, Some(account), None);
+            r.request_id = "car-made".into();
+            r.account_name = name.into();
+            r.completed = ago.map(|s| now - Duration::from_secs(s));
+            r
+        };
+        let own = |state| req(state, Some("111111111111"), None);
+        let name = d.name.as_str();
+        struct Case {
+            reason: &'static str,
+            own: Option<CreateAccountStatus>,
+            in_flight: Vec<CreateAccountStatus>,
+            succeeded: Vec<CreateAccountStatus>,
+            listed: Vec<AccountInfo>,
+            want: Result<&'static str, &'static str>,
+        }
+        let case = |reason, own, in_flight, succeeded, listed, want| Case {
+            reason,
+            own,
+            in_flight,
+            succeeded,
+            listed,
+            want,
+        };
+        let bound = NOT_LISTED_BOUND.as_secs();
+        let cases = vec![
+            case("lost, nothing listed: sent again (AWS refuses it if the lost one made the account)",
+                None, vec![], vec![], vec![strangers.clone()], Ok("Missing")),
+            case("lost, a twin in flight: missing here (the reconcile follows the twin by name first)",
+                None, vec![twin(name)], vec![], vec![], Ok("Missing")),
+            case("lost, its account listed: adopted by email",
+                None, vec![], vec![], vec![mine.clone()], Ok("Adopted")),
+            case("lost, its account listed under another name: adopted by email (the name is drift)",
+                None, vec![], vec![], vec![renamed.clone()], Ok("Adopted")),
+            case("own in flight: polled",
+                Some(req(CreateState::InProgress, None, None)), vec![], vec![], vec![], Ok("Creating")),
+            case("own succeeded, listed: adopted",
+                Some(own(CreateState::Succeeded)), vec![], vec![], vec![mine.clone()], Ok("Adopted")),
+            case("own succeeded, not listed yet: waited for",
+                Some(own(CreateState::Succeeded)), vec![], vec![], vec![], Ok("Created")),
+            case("refused, nothing anywhere: the email is someone else's",
+                Some(refused.clone()), vec![], vec![], vec![strangers.clone()], Err(EMAIL_IN_USE)),
+            case("refused, its account listed: adopted",
+                Some(refused.clone()), vec![], vec![], vec![mine.clone()], Ok("Adopted")),
+            case("refused, its account listed under another name: adopted",
+                Some(refused.clone()), vec![], vec![], vec![renamed.clone()], Ok("Adopted")),
+            case("refused, a twin in flight: waited for",
+                Some(refused.clone()), vec![refused.clone(), twin(name)], vec![], vec![], Err(EMAIL_HELD_IN_FLIGHT)),
+            case("refused, a twin in flight and the account listed: adopted",
+                Some(refused.clone()), vec![twin(name)], vec![], vec![mine.clone()], Ok("Adopted")),
+            case("refused, only itself in flight: no twin",
+                Some(refused.clone()), vec![refused.clone()], vec![], vec![], Err(EMAIL_IN_USE)),
+            case("refused, another name in flight: no twin",
+                Some(refused.clone()), vec![twin("someone-else")], vec![], vec![], Err(EMAIL_IN_USE)),
+            case("refused, a same-name request succeeded a moment ago, its account not listed: waited for",
+                Some(refused.clone()), vec![], vec![made(name, "111111111111", Some(30))], vec![], Err(EMAIL_HELD_NOT_LISTED)),
+            case("refused, a same-name request succeeded just inside the bound: waited for",
+                Some(refused.clone()), vec![], vec![made(name, "111111111111", Some(bound - 1))], vec![], Err(EMAIL_HELD_NOT_LISTED)),
+            case("refused, a same-name request succeeded past the bound, never listed: someone else's",
+                Some(refused.clone()), vec![], vec![made(name, "111111111111", Some(bound + 1))], vec![], Err(EMAIL_IN_USE)),
+            case("refused, a same-name request's account is listed with another email: not evidence",
+                Some(refused.clone()), vec![], vec![made(name, "222222222222", Some(30))], vec![strangers.clone()], Err(EMAIL_IN_USE)),
+            case("refused, another name's request succeeded a moment ago: not evidence",
+                Some(refused.clone()), vec![], vec![made("someone-else", "333333333333", Some(30))], vec![], Err(EMAIL_IN_USE)),
+            case("refused, a same-name success with no completion time cannot be bounded: not evidence",
+                Some(refused.clone()), vec![], vec![made(name, "111111111111", None)], vec![], Err(EMAIL_IN_USE)),
+            case("refused, a same-name success a moment ago, now listed: adopted by email",
+                Some(refused.clone()), vec![], vec![made(name, "111111111111", Some(30))], vec![mine.clone()], Ok("Adopted")),
+        ];
+        for c in cases {
+            let mut s = snap(c.listed);
+            s.in_flight = c.in_flight;
+            let got = identify(&d, None, c.own.as_ref(), &s, &c.succeeded, now);
+            let got = match &got {
+                Ok(Identity::Missing) => Ok("Missing"),
+                Ok(Identity::Adopted { account, .. }) => {
+                    assert_eq!(account.id, "111111111111", "{}", c.reason);
+                    Ok("Adopted")
+                }
+                Ok(Identity::Creating { .. }) => Ok("Creating"),
+                Ok(Identity::Created { .. }) => Ok("Created"),
+                Ok(Identity::Known(_)) => Ok("Known"),
+                Err(e) => Err(e.reason()),
+            };
+            assert_eq!(got, c.want, "{}", c.reason);
+        }
+        // The waits pass on their own and say which request they wait for; the verdict needs a human.
+        let mut s = snap(vec![]);
+        let wait = identify(&d, None, Some(&refused), &s, &[made(name, "111111111111", Some(30))], now)
+            .unwrap_err();
+        assert!(wait.is_retryable(), "{wait}");
+        assert!(wait.to_string().contains("car-made") && wait.to_string().contains("111111111111"), "{wait}");
+        s.in_flight = vec![twin(name)];
+        let wait = identify(&d, None, Some(&refused), &s, &[], now).unwrap_err();
+        assert!(wait.is_retryable() && wait.to_string().contains("car-twin"), "{wait}");
+        let verdict = identify(&d, None, Some(&refused), &snap(vec![]), &[], now).unwrap_err();
+        assert!(!verdict.is_retryable(), "{verdict}");
+        assert!(verdict.to_string().contains("use another mailbox"), "{verdict}");
     }
 
     #[test]
