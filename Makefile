@@ -11,7 +11,7 @@ endif
 # runs more tests at once than the machine has cores; no test depends on how fast it runs.
 TEST_THREADS ?= 6
 
-.PHONY: demo test build crds lint emulator bench image audit
+.PHONY: demo test test-under-load build crds lint emulator bench image audit
 
 build:
 	$(CARGO) build --locked -p landing-zone-operator
@@ -27,6 +27,11 @@ test:
 	$(CARGO) build --locked --workspace --all-targets
 	scripts/image --if-possible --test-binary          # the image test runs it from its root file system
 	scripts/test-and-report-skips $(CARGO) test --locked --workspace -- --test-threads $(TEST_THREADS)   # ends with what skipped and why
+
+# `make test` while stress-ng keeps every core busy (LZ_LOAD_WORKERS, default all): no test may
+# depend on how fast the machine is. Installs stress-ng from Debian's packages when missing.
+test-under-load:
+	scripts/under-load $(MAKE) test
 
 # Not part of `make test`: the demo's landing zone judged by Prowler's CIS AWS Foundations v5.0
 # checks in every ACTIVE account (scripts/audit; Prowler pinned in its own virtualenv).

@@ -4,6 +4,7 @@
 //! policy's content is checked here.
 
 use landing_zone_operator::reconcile::Readiness;
+use landing_zone_tests::operator::wait_for;
 use landing_zone_tests::proxy::{AwsProxy, Realism};
 use landing_zone_tests::{Emulator, assert_readable, report, run_dir};
 use std::time::Duration;
@@ -354,8 +355,9 @@ async fn a_bucket_in_another_account_or_region_is_used_as_it_is() {
 async fn cloudtrail_lag_and_the_kms_key_arn_are_taken_in_stride() {
     let emu = Emulator::start().await;
     let proxy = AwsProxy::start(&emu.endpoint).await;
+    // CloudTrail lags until it has refused a CreateTrail, however long the calls before it take.
     proxy.realism(Realism {
-        trail_policy_lag: Duration::from_secs(3),
+        trail_policy_lag: Duration::from_secs(3600),
         trail_kms_key_as_arn: true,
         ..Default::default()
     });
@@ -370,7 +372,14 @@ async fn cloudtrail_lag_and_the_kms_key_arn_are_taken_in_stride() {
     .unwrap();
     let state = dir.path().join("state.json");
     let ports = emu.ports_via(&proxy.endpoint, 2).await;
-    let run = run_dir(ports, dir.path(), &state, true, false).await;
+    let catch_up = async {
+        wait_for(Duration::from_secs(60), "a CreateTrail refused", || {
+            (proxy.count("CreateTrail") >= 1).then_some(())
+        })
+        .await;
+        proxy.update_realism(|r| r.trail_policy_lag = Duration::ZERO);
+    };
+    let (run, ()) = tokio::join!(run_dir(ports, dir.path(), &state, true, false), catch_up);
     assert_readable(&run);
     assert!(!run.failed(), "{:?}", run.reports);
     assert!(

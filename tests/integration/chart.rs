@@ -3,6 +3,7 @@
 //! refuses an unconfirmed closing delete of an AwsAccount.
 
 use landing_zone_tests::k8s::{ControlPlane, helm, kubectl, skip};
+use landing_zone_tests::operator::wait_for;
 use landing_zone_tests::workspace_root;
 
 pub fn chart() -> String {
@@ -296,27 +297,28 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
 
     let account = "apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: sandbox}\nspec: {accountName: sandbox, email: aws-sandbox@example.com, deletionPolicy: Close}\n";
     kubectl(cp, &["apply", "-f", "-"], Some(account)).expect("account");
-    let mut refused = String::new();
-    for _ in 0..40 {
-        // The policy takes a moment to be loaded by the API server.
-        match kubectl(
-            cp,
-            &[
-                "delete",
-                "awsaccount",
-                "sandbox",
-                "--wait=false",
-                "--dry-run=server",
-            ],
-            None,
-        ) {
-            Err(e) => {
-                refused = e;
-                break;
-            }
-            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
-        }
-    }
+    // The policy takes a moment to be loaded by the API server (longer on a busy machine); any
+    // other refusal (a timeout of a loaded API server) is tried again.
+    let refused = wait_for(
+        std::time::Duration::from_secs(30),
+        "the closing delete refused by the admission policy",
+        || {
+            kubectl(
+                cp,
+                &[
+                    "delete",
+                    "awsaccount",
+                    "sandbox",
+                    "--wait=false",
+                    "--dry-run=server",
+                ],
+                None,
+            )
+            .err()
+            .filter(|e| e.contains("landingzone.dev/confirm-close"))
+        },
+    )
+    .await;
     assert!(
         refused.contains("landingzone.dev/confirm-close"),
         "an unconfirmed closing delete must be refused: {refused}"
@@ -360,16 +362,16 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
         "[ServiceControlPolicy, TagPolicy]",
         "[ServiceControlPolicy]",
     );
-    let mut refused = String::new();
-    for _ in 0..40 {
-        match kubectl(cp, &["apply", "--dry-run=server", "-f", "-"], Some(&fewer)) {
-            Err(e) => {
-                refused = e;
-                break;
-            }
-            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
-        }
-    }
+    let refused = wait_for(
+        std::time::Duration::from_secs(30),
+        "the policy-type removal refused by the admission policy",
+        || {
+            kubectl(cp, &["apply", "--dry-run=server", "-f", "-"], Some(&fewer))
+                .err()
+                .filter(|e| e.contains("landingzone.dev/confirm-disable-policy-types"))
+        },
+    )
+    .await;
     assert!(
         refused.contains("landingzone.dev/confirm-disable-policy-types"),
         "an unconfirmed policy-type removal must be refused: {refused}"

@@ -6,7 +6,7 @@
 //! `kubectl` or on the operator's exit.
 
 use landing_zone_tests::k8s::{ControlPlane, kubectl, say, skip};
-use landing_zone_tests::operator::{Operator, eventually, wait_for};
+use landing_zone_tests::operator::{Operator, PATIENCE, eventually, wait_for};
 use landing_zone_tests::proxy::AwsProxy;
 use landing_zone_tests::{Emulator, workspace_root};
 use serde_json::Value;
@@ -242,7 +242,10 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
     };
     let settled = Instant::now();
     loop {
+        // Settled: neither status nor AWS written for two rounds (a late Identity Center or
+        // security-service completion writes to AWS, and would land in the idle window).
         let writes = op.metric("landingzone_status_writes_total", &[]);
+        let aws_writes = op.metric("landingzone_aws_api_calls_total", &["kind=\"write\""]);
         let before = reconciled();
         let mark = op.log_mark();
         wait_for(
@@ -251,11 +254,13 @@ async fn examples_become_ready_drift_is_corrected_and_idle_resyncs_write_nothing
             || rounds_since(&before, 2.0).then_some(()),
         )
         .await;
-        if op.metric("landingzone_status_writes_total", &[]) == writes {
+        if op.metric("landingzone_status_writes_total", &[]) == writes
+            && op.metric("landingzone_aws_api_calls_total", &["kind=\"write\""]) == aws_writes
+        {
             break;
         }
         assert!(
-            settled.elapsed() < Duration::from_secs(300),
+            settled.elapsed() < Duration::from_secs(300) * PATIENCE,
             "the landing zone never went two rounds of resyncs without a status write; the last round wrote:\n{}",
             op.log_lines_since(mark, "status written")
         );
@@ -697,30 +702,25 @@ async fn spec_changes_apply_at_once_and_deletion_follows_the_policy() {
     )
     .unwrap();
     let o = emu.org_client();
-    let mut applied = false;
-    for _ in 0..60 {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let tags = o
-            .list_tags_for_resource()
-            .resource_id(&dev)
-            .send()
-            .await
-            .unwrap();
-        if emu.parent_of(&dev).await == security
-            && tags
-                .tags()
-                .iter()
-                .any(|t| t.key() == "cost-center" && t.value() == "42")
-        {
-            applied = true;
-            break;
-        }
-    }
-    assert!(
-        applied,
-        "spec change not applied within 15 s; log:\n{}",
-        op.log_tail()
-    );
+    eventually(
+        Duration::from_secs(15),
+        "the spec change applied",
+        || async {
+            let tags = o
+                .list_tags_for_resource()
+                .resource_id(&dev)
+                .send()
+                .await
+                .unwrap();
+            (emu.parent_of(&dev).await == security
+                && tags
+                    .tags()
+                    .iter()
+                    .any(|t| t.key() == "cost-center" && t.value() == "42"))
+            .then_some(())
+        },
+    )
+    .await;
     say(&format!(
         "e2e: spec change (OU move + tag) applied in {:.1} s",
         changed.elapsed().as_secs_f64()
@@ -729,7 +729,7 @@ async fn spec_changes_apply_at_once_and_deletion_follows_the_policy() {
     // Retain (the default): the object goes, the account stays as it is.
     kubectl(
         cp,
-        &["delete", "awsaccount", "payments-dev", "--timeout=30s"],
+        &["delete", "awsaccount", "payments-dev", "--timeout=90s"],
         None,
     )
     .expect("delete with Retain completes");
@@ -746,7 +746,7 @@ async fn spec_changes_apply_at_once_and_deletion_follows_the_policy() {
             .then(|| ou["status"]["id"].as_str().map(str::to_string))?
     })
     .await;
-    kubectl(cp, &["delete", "ou", "sandbox", "--timeout=30s"], None)
+    kubectl(cp, &["delete", "ou", "sandbox", "--timeout=90s"], None)
         .expect("delete with Delete completes");
     assert!(
         o.describe_organizational_unit()
@@ -901,6 +901,9 @@ async fn a_frozen_leader_sends_no_aws_write_after_the_standby_took_over() {
             wire.endpoint.clone(),
             "--rate-limit".to_string(),
             "TagResource=0.1/1".to_string(),
+            // A frozen leader's lease runs out by itself: a short one keeps the takeover quick.
+            "--lease-duration".to_string(),
+            "6s".to_string(),
         ]
     };
     let args_a = args(&wire_a);
@@ -1000,22 +1003,18 @@ async fn a_frozen_leader_sends_no_aws_write_after_the_standby_took_over() {
         a.log_tail()
     );
     // The new leader finished the job.
-    let start = Instant::now();
-    loop {
-        let mut restored = true;
-        for id in &ids {
-            restored &= emu.tags_of(id).await.contains_key("team");
-        }
-        if restored {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "op-b did not restore the tags:\n{}",
-            b.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    eventually(
+        Duration::from_secs(60),
+        "op-b restoring the tags",
+        || async {
+            let mut restored = true;
+            for id in &ids {
+                restored &= emu.tags_of(id).await.contains_key("team");
+            }
+            restored.then_some(())
+        },
+    )
+    .await;
     assert!(wire_b.writes() > 0);
     say(&format!(
         "e2e: after SIGCONT op-a sent {} AWS writes (wire count)",
@@ -1469,7 +1468,7 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
         let (emu, account, ou) = (&emu, &account, &ou);
         async move {
             let t = Instant::now();
-            while t.elapsed() < limit {
+            while t.elapsed() < limit * PATIENCE {
                 if emu.parent_of(account).await == *ou {
                     return true;
                 }
@@ -1546,7 +1545,7 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
     )
     .await;
     let mut tagged = true;
-    while t.elapsed() < Duration::from_secs(45) && tagged {
+    while t.elapsed() < Duration::from_secs(45) * PATIENCE && tagged {
         tokio::time::sleep(Duration::from_millis(250)).await;
         tagged = tagged_by_hand().await;
     }
@@ -1598,7 +1597,7 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
         .await
         .unwrap();
     let mut in_alarm = false;
-    while t.elapsed() < Duration::from_secs(30) && !in_alarm {
+    while t.elapsed() < Duration::from_secs(30) * PATIENCE && !in_alarm {
         in_alarm = get_json(cp, &["trail", "org-trail"])["status"]["alarms"]["inAlarm"] == 1;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -1661,12 +1660,17 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
             )
     };
     let (reads, reconciles) = (tag_reads(), structure_reconciles());
-    tokio::time::sleep(Duration::from_secs(40)).await;
+    // Eight reconciles of the two (four resyncs), however long a busy machine takes for them.
+    wait_for(
+        Duration::from_secs(40),
+        "four resyncs of the account and its OU",
+        || (structure_reconciles() - reconciles >= 8.0).then_some(()),
+    )
+    .await;
     let (reads, reconciles) = (tag_reads() - reads, structure_reconciles() - reconciles);
     assert!(
-        // At every resync they would be equal. Eight reconciles expected; at least four even on
-        // a busy machine (five seen beside a benchmark).
-        reconciles >= 4.0 && reads >= 1.0 && reads < reconciles,
+        // At every resync they would be equal; at every third, a third of them.
+        reads >= 1.0 && reads < reconciles,
         "{reads} tag reads in {reconciles} reconciles of the account and OU: {}",
         op.log_tail()
     );
@@ -1677,7 +1681,7 @@ async fn change_events_correct_drift_at_once_and_the_resync_repairs_a_lost_one()
     tag_by_hand().await;
     let t = Instant::now();
     let mut tagged = true;
-    while t.elapsed() < Duration::from_secs(60) && tagged {
+    while t.elapsed() < Duration::from_secs(60) * PATIENCE && tagged {
         tokio::time::sleep(Duration::from_millis(500)).await;
         tagged = tagged_by_hand().await;
     }

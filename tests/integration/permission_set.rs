@@ -307,7 +307,8 @@ async fn the_realism_layer_answers_identity_center_as_aws_does() {
     wire(&emu).update_realism(|r| {
         let m = r.identity_center.as_mut().unwrap();
         m.max_outstanding = 2;
-        m.duration = Duration::from_secs(2);
+        // Outstanding until released below, however slow the calls before the third one are.
+        m.duration = Duration::from_secs(3600);
     });
     let s = sso(&wire(&emu).endpoint);
     let account = emu.create_account_directly("x", "x@example.com").await;
@@ -368,7 +369,8 @@ async fn the_realism_layer_answers_identity_center_as_aws_does() {
     // A third while two are outstanding: refused (the SDK's retries give up within the window).
     let e = assign().await.unwrap_err();
     assert_eq!(e.code(), Some("ThrottlingException"));
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The requests end.
+    wire(&emu).update_realism(|r| r.identity_center.as_mut().unwrap().duration = Duration::ZERO);
     let done = s
         .describe_account_assignment_creation_status()
         .instance_arn(&instance)

@@ -436,7 +436,8 @@ async fn teams_claim_accounts_and_access_that_ends_within_their_class() {
         &["AccountClaimNotFound"],
     )
     .await;
-    // … granted for 20 s, and removed by the operator at the deadline, across a restart.
+    // … granted for a minute (what the test checks while it is granted takes seconds on a loaded
+    // machine), and removed by the operator at the deadline, across a restart.
     let before = wire.count("CreateAccountAssignment");
     apply(
         cp,
@@ -444,7 +445,7 @@ async fn teams_claim_accounts_and_access_that_ends_within_their_class() {
             "team-a",
             "inc",
             "app1",
-            "  permissionSet: Administrator\n  group: team-a-oncall\n  duration: PT20S\n",
+            "  permissionSet: Administrator\n  group: team-a-oncall\n  duration: PT1M\n",
         ),
     )
     .unwrap();
@@ -500,7 +501,9 @@ async fn teams_claim_accounts_and_access_that_ends_within_their_class() {
     .await;
     let now = k8s_openapi::jiff::Timestamp::now();
     let late = now.duration_since(expires).as_secs_f64() - ended.elapsed().as_secs_f64();
-    assert!(late < 60.0, "removed {late:.1} s after the deadline");
+    // How late is the bench's to measure; here only that it ends, within the wait (a new
+    // operator first waits out the killed one's lease).
+    assert!(late < 120.0, "removed {late:.1} s after the deadline");
     assert!(
         assigned(&wire.endpoint, &instance, &admin_arn, &id)
             .await

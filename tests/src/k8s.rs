@@ -229,7 +229,7 @@ pub fn wait_crds_established(cp: &ControlPlane) {
             "--for=condition=Established",
             "crd",
             "--all",
-            "--timeout=60s",
+            "--timeout=180s",
         ],
         None,
     )

@@ -107,7 +107,11 @@ impl Emulator {
                 log,
                 wire: None,
             };
-            if emu.wait_ready(Duration::from_secs(30)).await {
+            // moto imports for seconds, more while the suite keeps both cores busy.
+            if emu
+                .wait_ready(Duration::from_secs(30) * operator::PATIENCE)
+                .await
+            {
                 emu.org_client()
                     .create_organization()
                     .feature_set(aws_sdk_organizations::types::OrganizationFeatureSet::All)

@@ -61,7 +61,8 @@ impl Operator {
                 "--lease-namespace",
                 "default",
             ])
-            .args(["--lease-duration", "6s"])
+            // The operator's own lease (15 s): a loaded control plane can hold a renewal for
+            // seconds, and a leader that cannot renew stops. Tests of a takeover pass a shorter one.
             // Out-of-band drift is seen within a second, unless the caller says otherwise.
             .args(if extra.contains(&"--snapshot-ttl") {
                 &[][..]
@@ -108,7 +109,8 @@ impl Operator {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
-        for _ in 0..200 {
+        // Graceful shutdown on a loaded machine: up to a minute before SIGKILL.
+        for _ in 0..1200 {
             if let Ok(Some(status)) = child.try_wait() {
                 return status.code();
             }

@@ -72,7 +72,7 @@ impl Prometheus {
             _dir: dir,
         };
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(30) {
+        while start.elapsed() < Duration::from_secs(30) * crate::operator::PATIENCE {
             if prom.get("/-/ready").is_some_and(|b| b.contains("Ready")) {
                 return Some(prom);
             }

@@ -291,10 +291,12 @@ pub(super) async fn root_access(
 /// The caller's assumed-role session is older than the model lets sessions live.
 pub(super) fn expired(call: &Call, st: &Arc<Mutex<State>>) -> bool {
     let s = st.lock().unwrap();
-    match (s.realism.member_session_ttl, s.sessions.get(&call.caller)) {
-        (Some(ttl), Some(at)) => at.elapsed() > ttl,
-        _ => false,
-    }
+    let Some(at) = s.sessions.get(&call.caller) else {
+        return false;
+    };
+    s.realism
+        .sessions_expired_before
+        .is_some_and(|cut| *at < cut)
 }
 
 /// Sets `<entry><key>KEY</key><value>N</value></entry>` in a GetAccountSummary answer.

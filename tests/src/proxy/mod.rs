@@ -72,9 +72,10 @@ pub struct Realism {
     /// IAM is eventually consistent: a group or user is NoSuchEntity for this long after it was
     /// created (IAM User Guide, "Changes that I make are not always immediately visible").
     pub iam_visibility_lag: Duration,
-    /// Member-account sessions (credentials from AssumeRole) expire this long after they were
-    /// issued, whatever expiry AWS stated: IAM and Account calls then answer `ExpiredToken`.
-    pub member_session_ttl: Option<Duration>,
+    /// Member-account sessions (credentials from AssumeRole) issued before this instant have
+    /// expired, whatever expiry AWS stated: IAM and Account calls then answer `ExpiredToken`
+    /// (those issued since live on, however slowly the caller works).
+    pub sessions_expired_before: Option<Instant>,
     /// Writes naming these IAM groups answer `ConcurrentModification` (IAM's code) this many times.
     pub iam_concurrent_modification: BTreeMap<String, u32>,
     /// CloseAccount goes PENDING_CLOSURE, then SUSPENDED; closures are limited.
