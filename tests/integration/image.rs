@@ -275,6 +275,10 @@ fn ci_workflow_lints_and_runs_make_test_on_kind() {
     ] {
         assert!(steps.contains(want), "ci.yaml lacks {want:?}");
     }
+    // The release binary's size guard and the image, on every push: `make test` only packs the
+    // debug build.
+    let release = run_lines(&serde_json::json!({"jobs": {"release": ci["jobs"]["release"].clone()}}));
+    assert!(release.contains("make image"), "ci.yaml's release job lacks make image");
 }
 
 #[test]
