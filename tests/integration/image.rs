@@ -277,8 +277,12 @@ fn ci_workflow_lints_and_runs_make_test_on_kind() {
     }
     // The release binary's size guard and the image, on every push: `make test` only packs the
     // debug build.
-    let release = run_lines(&serde_json::json!({"jobs": {"release": ci["jobs"]["release"].clone()}}));
-    assert!(release.contains("make image"), "ci.yaml's release job lacks make image");
+    let release =
+        run_lines(&serde_json::json!({"jobs": {"release": ci["jobs"]["release"].clone()}}));
+    assert!(
+        release.contains("make image"),
+        "ci.yaml's release job lacks make image"
+    );
 }
 
 #[test]
