@@ -191,9 +191,14 @@ impl AwsPorts {
             )
             // One partition per member account's assumed role: the SDK's default keeps 64 and
             // evicts the rest, which would mean an AssumeRole per reconcile in a large Organization.
+            // A session is given as long as its AssumeRole may take: its pacing slot (many accounts
+            // at once) and STS's own retries with backoff. The SDK's default, 5 s, called a queued
+            // or retried AssumeRole unreachable ("identity resolver timed out"; seen with every
+            // core busy).
             .identity_cache(
                 aws_config::identity::IdentityCache::lazy()
                     .max_partitions(MAX_ACCOUNT_SESSIONS)
+                    .load_timeout(IDENTITY_LOAD_TIMEOUT)
                     .build(),
             )
             .build();
@@ -274,6 +279,10 @@ impl AwsPorts {
         }
     }
 }
+
+/// How long resolving credentials (a member account's AssumeRole) may take before the call that
+/// needed them fails: a pacing wait plus STS's retries (5 attempts, backoff up to 20 s).
+pub const IDENTITY_LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub async fn load_sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
     let attempts = if settings.max_attempts == 0 {
