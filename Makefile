@@ -25,6 +25,7 @@ test:
 	# The end-to-end tests run the binary. Built with every target, so with the same features as
 	# the tests (dev-dependencies unify them): one compile, not one for the binary and one for the tests.
 	$(CARGO) build --locked --workspace --all-targets
+	@echo "== built at $$(date -u +%T)" >&2
 	scripts/image --if-possible --test-binary          # the image test runs it from its root file system
 	scripts/test-and-report-skips $(CARGO) test --locked --workspace -- --test-threads $(TEST_THREADS)   # ends with what skipped and why
 
