@@ -571,9 +571,7 @@ pub async fn apply_waiting(
     prune: bool,
     wait: Duration,
 ) -> landing_zone_operator::cli::RunResult {
-    let (args, mut apply) = cli_args(dir, state, prune, wait);
-    apply.poll_interval = Duration::from_millis(500);
-    run_apply(args, apply, ports).await
+    apply_with(ports, dir, state, prune, Duration::from_millis(500), wait).await
 }
 
 /// `apply_waiting` with the rounds `poll` apart (`--poll-interval`).
@@ -584,16 +582,19 @@ pub async fn apply_polling(
     poll: Duration,
     wait: Duration,
 ) -> landing_zone_operator::cli::RunResult {
-    let (args, mut apply) = cli_args(dir, state, false, wait);
-    apply.poll_interval = poll;
-    run_apply(args, apply, ports).await
+    apply_with(ports, dir, state, false, poll, wait).await
 }
 
-async fn run_apply(
-    args: landing_zone_operator::cli::DirArgs,
-    apply: landing_zone_operator::cli::ApplyArgs,
+async fn apply_with(
     ports: AwsPorts,
+    dir: &Path,
+    state: &Path,
+    prune: bool,
+    poll: Duration,
+    wait: Duration,
 ) -> landing_zone_operator::cli::RunResult {
+    let (args, mut apply) = cli_args(dir, state, prune, wait);
+    apply.poll_interval = poll;
     let result = landing_zone_operator::cli::execute(&args, Some(&apply), ports)
         .await
         .expect("the run starts");

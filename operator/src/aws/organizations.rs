@@ -66,6 +66,9 @@ pub enum CreateState {
     Failed,
 }
 
+/// The FailureReason of a CreateAccount whose email is already the root email of an account.
+pub const EMAIL_ALREADY_EXISTS: &str = "EMAIL_ALREADY_EXISTS";
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreateAccountStatus {
     pub request_id: String,
@@ -76,6 +79,14 @@ pub struct CreateAccountStatus {
     pub failure_reason: Option<String>,
     /// When the request ended (AWS's `CompletedTimestamp`; none while in progress).
     pub completed: Option<std::time::SystemTime>,
+}
+
+impl CreateAccountStatus {
+    /// Failed because the email is taken.
+    pub fn email_taken(&self) -> bool {
+        self.state == CreateState::Failed
+            && self.failure_reason.as_deref() == Some(EMAIL_ALREADY_EXISTS)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -163,6 +163,18 @@ impl OrgSnapshot {
             .find(|r| r.account_name == account_name)
     }
 
+    /// A request in flight for this account name other than `request_id`: perhaps a twin of it,
+    /// sent before an answer was lost.
+    pub fn other_in_flight_for(
+        &self,
+        account_name: &str,
+        request_id: &str,
+    ) -> Option<&CreateAccountStatus> {
+        self.in_flight
+            .iter()
+            .find(|r| r.account_name == account_name && r.request_id != request_id)
+    }
+
     /// (child OUs, accounts) directly under a parent.
     pub fn children(&self, parent_id: &str) -> (usize, usize) {
         let ous = self

@@ -51,43 +51,49 @@ fn sts_refusal(message: &str) -> &str {
         .map_or(message, |(_, why)| why)
 }
 
-/// What AWS already knows when a request failed with EMAIL_ALREADY_EXISTS and the snapshot
-/// lists no account with the email (`plan::email_taken` decides from it):
-/// - the account may be this resource's own, made by an earlier request whose answer was lost,
-///   and newer than the snapshot: new accounts start under the root, so its accounts are read
-///   again (one call and its pages);
-/// - still not listed, and no request of this name in flight: the SUCCEEDED requests of this
-///   account name (ListCreateAccountStatus, its pages; a rare path), since AWS lists a new account
-///   some time after its request reports SUCCEEDED.
-async fn email_taken_evidence(
+/// A request that failed with EMAIL_ALREADY_EXISTS names an account the snapshot may be too old
+/// to hold: this resource's own, made by an earlier request whose answer was lost. New accounts
+/// start under the root, so its accounts are read again (one call and its pages) before the plan
+/// decides between adopting that account and saying the email is taken.
+async fn read_root_if_email_taken(
     req: &CreateAccountStatus,
-    desired: &Desired,
+    email: &str,
     pass: &mut Pass,
-) -> Result<Vec<CreateAccountStatus>, Error> {
-    use crate::aws::organizations::CreateState;
-    let email_taken = |pass: &Pass| {
-        req.state == CreateState::Failed
-            && req.failure_reason.as_deref() == Some("EMAIL_ALREADY_EXISTS")
-            && pass.snapshot.account_by_email(&desired.email).is_none()
-    };
-    if !email_taken(pass) {
-        return Ok(vec![]);
+) -> Result<(), Error> {
+    if !req.email_taken() || pass.snapshot.account_by_email(email).is_some() {
+        return Ok(());
     }
     let root = SnapshotChange {
         accounts_under: [pass.snapshot.root_id.clone()].into(),
         ..Default::default()
     };
     let orgs = pass.aws.organizations.clone();
-    pass.snapshot_mut().patch(&root, orgs.as_ref()).await?;
-    let twin_in_flight = pass
-        .snapshot
-        .in_flight
-        .iter()
-        .any(|r| r.account_name == desired.name && r.request_id != req.request_id);
-    if !email_taken(pass) || twin_in_flight {
+    Ok(pass.snapshot_mut().patch(&root, orgs.as_ref()).await?)
+}
+
+/// The SUCCEEDED requests of this account name (ListCreateAccountStatus, its pages; a rare
+/// path), for `plan::email_taken`, when the email is still taken after `read_root_if_email_taken`
+/// and no other request of the name is in flight: AWS lists a new account some time after its
+/// request reports SUCCEEDED.
+async fn same_name_successes(
+    req: &CreateAccountStatus,
+    desired: &Desired,
+    pass: &Pass,
+) -> Result<Vec<CreateAccountStatus>, Error> {
+    if !req.email_taken()
+        || pass.snapshot.account_by_email(&desired.email).is_some()
+        || pass
+            .snapshot
+            .other_in_flight_for(&desired.name, &req.request_id)
+            .is_some()
+    {
         return Ok(vec![]);
     }
-    let mut succeeded = orgs.list_create_requests(CreateState::Succeeded).await?;
+    let mut succeeded = pass
+        .aws
+        .organizations
+        .list_create_requests(crate::aws::organizations::CreateState::Succeeded)
+        .await?;
     succeeded.retain(|r| r.account_name == desired.name);
     Ok(succeeded)
 }
@@ -219,13 +225,9 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         pass.creates
             .finished(&pass.snapshot.in_flight, &req.request_id);
     }
-    // SUCCEEDED requests of this name, when AWS said the email is taken (`email_taken_evidence`; a
-    // refused request found by name reads the root again too, so its twin's account is adopted
-    // rather than asked for again).
-    let mut succeeded = match &request {
-        Some(req) => email_taken_evidence(req, &desired, pass).await?,
-        None => vec![],
-    };
+    if let Some(req) = &request {
+        read_root_if_email_taken(req, &desired.email, pass).await?;
+    }
     // … and adopt what it made only if it is this resource's account.
     if status_of(resource).create_request_found_by_name
         && let Some(req) = &request
@@ -236,6 +238,11 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         status.create_request_found_by_name = false;
         request = None;
     }
+    // … and, for the request this resource keeps, what AWS knows of its name's successes.
+    let mut succeeded = match &request {
+        Some(req) => same_name_successes(req, &desired, pass).await?,
+        None => vec![],
+    };
     // Whether this pass finishes setting up the account this resource's own CreateAccount made.
     let mut finishing_create = false;
     // At most two rounds: the second one continues right after a CreateAccount that finished at once.
@@ -432,7 +439,8 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                         },
                     );
                 }
-                succeeded = email_taken_evidence(&result, &desired, pass).await?;
+                read_root_if_email_taken(&result, &desired.email, pass).await?;
+                succeeded = same_name_successes(&result, &desired, pass).await?;
                 request = Some(result);
             }
             None => {

@@ -111,7 +111,7 @@ pub fn identify(
                     .failure_reason
                     .clone()
                     .unwrap_or_else(|| "UNKNOWN".into());
-                if reason == "EMAIL_ALREADY_EXISTS" {
+                if req.email_taken() {
                     return email_taken(desired, req, snap, succeeded, now);
                 }
                 // AWS's own hiccups: asking again is the documented remedy.
@@ -172,11 +172,7 @@ pub fn email_taken(
             by: "its email (CreateAccount said EMAIL_ALREADY_EXISTS)",
         });
     }
-    if let Some(twin) = snap
-        .in_flight
-        .iter()
-        .find(|r| r.account_name == desired.name && r.request_id != refused.request_id)
-    {
+    if let Some(twin) = snap.other_in_flight_for(&desired.name, &refused.request_id) {
         return Err(Error::transient(
             EMAIL_HELD_IN_FLIGHT,
             format!(
