@@ -11,7 +11,7 @@ endif
 # runs more tests at once than the machine has cores; no test depends on how fast it runs.
 TEST_THREADS ?= 6
 
-.PHONY: demo test test-under-load build crds lint emulator bench image audit
+.PHONY: demo test test-build test-under-load build crds lint emulator bench image audit
 
 build:
 	$(CARGO) build --locked -p landing-zone-operator
@@ -19,15 +19,17 @@ build:
 demo: build
 	LZ_BIN=$(BIN) scripts/demo
 
-test:
+test: test-build
 	scripts/install-emulator
 	scripts/install-prometheus                         # the dashboard's queries and the alert rules, checked for real
-	# The end-to-end tests run the binary. Built with every target, so with the same features as
-	# the tests (dev-dependencies unify them): one compile, not one for the binary and one for the tests.
-	$(CARGO) build --locked --workspace --all-targets
-	@echo "== built at $$(date -u +%T)" >&2
 	scripts/image --if-possible --test-binary          # the image test runs it from its root file system
 	scripts/test-and-report-skips $(CARGO) test --locked --workspace -- --test-threads $(TEST_THREADS)   # ends with what skipped and why
+
+# The end-to-end tests run the binary. Built with every target, so with the same features as the
+# tests (dev-dependencies unify them): one compile, not one for the binary and one for the tests.
+test-build:
+	$(CARGO) build --locked --workspace --all-targets
+	@echo "== built at $$(date -u +%T)" >&2
 
 # `make test` while stress-ng keeps every core busy (LZ_LOAD_WORKERS, default all): no test may
 # depend on how fast the machine is. Installs stress-ng from Debian's packages when missing.
