@@ -29,6 +29,37 @@ fn trail_yaml(bucket: &str, create: bool, policy: &str) -> String {
         .replace("POLICY", policy)
 }
 
+/// The policy CloudTrail needs on a bucket the operator does not own, for `org-trail` under the
+/// `audit` prefix (the operator's own, as its owner would put it).
+async fn cloudtrail_policy(emu: &Emulator, bucket: &str) -> serde_json::Value {
+    let org = emu
+        .org_client()
+        .describe_organization()
+        .send()
+        .await
+        .unwrap();
+    let org = org.organization().unwrap();
+    let account = org.master_account_id().unwrap();
+    landing_zone_operator::reconcile::audit_trail::plan::bucket_policy(
+        "aws",
+        bucket,
+        Some("audit"),
+        &format!("arn:aws:cloudtrail:us-east-1:{account}:trail/org-trail"),
+        account,
+        org.id().unwrap(),
+    )
+}
+
+async fn put_cloudtrail_policy(emu: &Emulator, bucket: &str) {
+    emu.s3_client()
+        .put_bucket_policy()
+        .bucket(bucket)
+        .policy(cloudtrail_policy(emu, bucket).await.to_string())
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn trail_bucket_and_logging_are_set_up_and_kept_that_way() {
     let emu = Emulator::start().await;
@@ -216,6 +247,17 @@ async fn a_bucket_the_operator_does_not_own_is_never_modified_and_delete_keeps_i
     let file = dir.path().join("trail.yaml");
     std::fs::write(&file, trail_yaml("team-bucket", false, "Delete")).unwrap();
     let state = dir.path().join("state.json");
+    // Without CloudTrail's policy, CloudTrail (the realism layer, as AWS documents) refuses the
+    // bucket: said plainly, the bucket left alone.
+    let refused = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    let err = report(&refused, "AuditTrail", "org-trail")
+        .result
+        .as_ref()
+        .unwrap_err();
+    assert_eq!(err.reason(), "InsufficientBucketPolicy", "{err}");
+    assert!(err.to_string().contains("s3.create: true"), "{err}");
+    // Its owner gives it the policy CloudTrail needs.
+    put_cloudtrail_policy(&emu, "team-bucket").await;
     let run = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
     assert!(!run.failed(), "{:?}", run.reports);
     let s3_writes: u64 = run
@@ -229,13 +271,20 @@ async fn a_bucket_the_operator_does_not_own_is_never_modified_and_delete_keeps_i
         s3_writes, 0,
         "not one write to a bucket the spec does not own"
     );
-    assert!(
+    assert_eq!(
         s3.get_bucket_policy()
             .bucket("team-bucket")
             .send()
             .await
-            .is_err(),
-        "no policy was added"
+            .unwrap()
+            .policy(),
+        Some(
+            cloudtrail_policy(&emu, "team-bucket")
+                .await
+                .to_string()
+                .as_str()
+        ),
+        "the owner's policy, unchanged"
     );
 
     // Delete: the trail goes, the bucket (and its logs) stay.
@@ -312,6 +361,7 @@ async fn a_bucket_in_another_account_or_region_is_used_as_it_is() {
         .send()
         .await
         .unwrap();
+    put_cloudtrail_policy(&emu, "central-logs").await;
     for status in [403u16, 301] {
         proxy.realism(Realism {
             head_bucket: [("central-logs".to_string(), status)].into(),

@@ -22,4 +22,5 @@ mod permission_set;
 mod security_baseline;
 mod security_services;
 mod self_service;
+mod service_policies;
 mod trail_alarms;

@@ -58,8 +58,8 @@ async fn the_trail_alarms_reach_a_mailbox_and_hand_changes_are_put_back() {
     let sns = aws_sdk_sns::Client::new(&conf);
     let iam = aws_sdk_iam::Client::new(&conf);
 
-    // The trail delivers to the log group, through the role, which only this trail may assume
-    // and which may only write the group's streams.
+    // The trail delivers to the log group, through the role, which CloudTrail may assume and
+    // which may only write the group's streams.
     let t = emu
         .cloudtrail_client()
         .get_trail()
@@ -96,9 +96,11 @@ async fn the_trail_alarms_reach_a_mailbox_and_hand_changes_are_put_back() {
     let trust = landing_zone_operator::aws::iam::url_decode(
         role.role().unwrap().assume_role_policy_document().unwrap(),
     );
-    assert!(
-        trust.contains("cloudtrail.amazonaws.com") && trust.contains(":trail/org-trail"),
-        "{trust}"
+    // CloudTrail, with no condition: it sends no aws:SourceArn to this role (the realism layer
+    // refuses a trust that asks for one, as AWS does).
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&trust).unwrap(),
+        landing_zone_operator::reconcile::audit_trail::detection::role_trust()
     );
     let policy = iam
         .get_role_policy()
@@ -267,4 +269,204 @@ async fn the_trail_alarms_reach_a_mailbox_and_hand_changes_are_put_back() {
         .await
         .unwrap();
     assert_eq!(filters.metric_filters().len(), 15, "put back");
+}
+
+/// A role left with the trust this operator wrote before (CloudTrail, on condition of the trail's
+/// `aws:SourceArn`, which CloudTrail does not send for this role): reported as drift, corrected,
+/// and the trail created in the same run, through IAM's lag on the change.
+#[tokio::test]
+async fn a_role_with_the_trust_written_before_is_corrected_and_the_trail_delivers() {
+    let emu = Emulator::start().await;
+    let proxy = AwsProxy::start(&emu.endpoint).await;
+    proxy.realism(Realism {
+        trail_policy_lag: Duration::from_secs(2),
+        ..Default::default()
+    });
+    let conf = emu.sdk_config_via(&emu.endpoint, 2).await;
+    let iam = aws_sdk_iam::Client::new(&conf);
+    let account = emu
+        .org_client()
+        .describe_organization()
+        .send()
+        .await
+        .unwrap()
+        .organization()
+        .unwrap()
+        .master_account_id()
+        .unwrap()
+        .to_string();
+    let old_trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceArn": format!("arn:aws:cloudtrail:us-east-1:{account}:trail/org-trail")}}}]});
+    iam.create_role()
+        .role_name("org-trail-cloudwatch-logs")
+        .assume_role_policy_document(old_trust.to_string())
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("trail.yaml"), TRAIL).unwrap();
+    let state = dir.path().join("state.json");
+    let run = run_dir(
+        emu.ports_via(&proxy.endpoint, 2).await,
+        dir.path(),
+        &state,
+        true,
+        false,
+    )
+    .await;
+    assert!(!run.failed(), "{:?}", run.reports);
+    let p = report(&run, "AuditTrail", "org-trail")
+        .result
+        .as_ref()
+        .unwrap();
+    assert!(
+        p.drift
+            .iter()
+            .any(|d| d.field == "cloudWatchLogs.role.trust"),
+        "{:?}",
+        p.drift
+    );
+    let t = emu
+        .cloudtrail_client()
+        .get_trail()
+        .name("org-trail")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        t.trail()
+            .and_then(|t| t.cloud_watch_logs_role_arn())
+            .is_some_and(|r| r.ends_with(":role/org-trail-cloudwatch-logs"))
+    );
+}
+
+/// A topic key CloudWatch cannot use, named by id or ARN where admission cannot see what it is
+/// (the AWS managed `aws/sns` key, which KMS describes as AWS's in the realism layer as in AWS;
+/// a customer key whose policy leaves CloudWatch out): refused with what to change, no topic
+/// made with it, the trail logging all the same. A key whose policy admits CloudWatch is used.
+#[tokio::test]
+async fn a_topic_key_cloudwatch_cannot_use_is_refused_and_the_trail_still_logs() {
+    use landing_zone_tests::proxy::AWS_SNS_KEY_ID;
+    let emu = Emulator::start().await;
+    let proxy = AwsProxy::start(&emu.endpoint).await;
+    let conf = emu.sdk_config_via(&emu.endpoint, 2).await;
+    let kms = aws_sdk_kms::Client::new(&conf);
+    let account = emu
+        .org_client()
+        .describe_organization()
+        .send()
+        .await
+        .unwrap()
+        .organization()
+        .unwrap()
+        .master_account_id()
+        .unwrap()
+        .to_string();
+    let key_with = |policy: serde_json::Value| {
+        let kms = kms.clone();
+        async move {
+            kms.create_key()
+                .policy(policy.to_string())
+                .send()
+                .await
+                .unwrap()
+                .key_metadata()
+                .unwrap()
+                .arn()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let account_only = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"}]});
+    let mut with_cloudwatch = account_only.clone();
+    with_cloudwatch["Statement"].as_array_mut().unwrap().push(
+        serde_json::json!({"Effect": "Allow",
+            "Principal": {"Service": "cloudwatch.amazonaws.com"},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"}),
+    );
+    let without = key_with(account_only).await;
+    let usable = key_with(with_cloudwatch).await;
+    let trail = |key: &str| {
+        format!(
+            "apiVersion: landingzone.dev/v1alpha1\nkind: AuditTrail\nmetadata: {{name: org-trail}}\nspec:\n  trailName: org-trail\n  s3: {{bucketName: keyed-audit-logs, create: true}}\n  cloudWatchLogs: {{}}\n  alarms:\n    topic: {{name: keyed-alarms, kmsKeyId: \"{key}\"}}\n    cis: [RootUsage]\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    for (named, expect) in [
+        (AWS_SNS_KEY_ID.to_string(), "is an AWS managed key"),
+        (
+            format!("arn:aws:kms:us-east-1:{account}:key/{AWS_SNS_KEY_ID}"),
+            "is an AWS managed key",
+        ),
+        (
+            format!("arn:aws:kms:us-east-1:{account}:alias/aws/sns"),
+            "is an AWS managed key",
+        ),
+        (
+            without.clone(),
+            "does not allow cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey*",
+        ),
+    ] {
+        std::fs::write(dir.path().join("trail.yaml"), trail(&named)).unwrap();
+        let run = run_dir(
+            emu.ports_via(&proxy.endpoint, 2).await,
+            dir.path(),
+            &state,
+            true,
+            false,
+        )
+        .await;
+        let p = report(&run, "AuditTrail", "org-trail")
+            .result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{named}: {e}"));
+        match &p.ready {
+            landing_zone_operator::reconcile::Readiness::NotReady {
+                reason: "AlarmTopicKeyUnusable",
+                message,
+            } => assert!(
+                message.contains(expect) && message.contains("leave kmsKeyId out"),
+                "{named}: {message}"
+            ),
+            other => panic!("{named}: {other:?}"),
+        }
+        assert_eq!(proxy.count("CreateTopic"), 0, "{named}: no topic with it");
+        assert_eq!(proxy.count("PutMetricAlarm"), 0, "{named}: no alarm to it");
+        let logging = emu
+            .cloudtrail_client()
+            .get_trail_status()
+            .name("org-trail")
+            .send()
+            .await
+            .unwrap()
+            .is_logging();
+        assert_eq!(logging, Some(true), "{named}: the trail logs all the same");
+    }
+
+    std::fs::write(dir.path().join("trail.yaml"), trail(&usable)).unwrap();
+    let run = run_dir(
+        emu.ports_via(&proxy.endpoint, 2).await,
+        dir.path(),
+        &state,
+        true,
+        false,
+    )
+    .await;
+    assert!(!run.failed(), "{:?}", run.reports);
+    let p = report(&run, "AuditTrail", "org-trail")
+        .result
+        .as_ref()
+        .unwrap();
+    assert!(
+        matches!(
+            p.ready,
+            landing_zone_operator::reconcile::Readiness::Ready { .. }
+        ),
+        "{:?}",
+        p.ready
+    );
+    assert_eq!(proxy.count("CreateTopic"), 1);
 }

@@ -82,6 +82,16 @@ pub struct KeyInfo {
     pub rotation: bool,
 }
 
+/// A key a spec names (id, ARN or alias), as KMS describes it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NamedKey {
+    pub arn: String,
+    /// Managed by AWS (`alias/aws/<service>`): its policy cannot be changed.
+    pub aws_managed: bool,
+    /// The key policy (`default`), read for a customer managed key only.
+    pub policy: Option<serde_json::Value>,
+}
+
 /// A role with one inline policy, as IAM has it.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RoleWithPolicy {
@@ -108,6 +118,8 @@ pub trait Alarms: Send + Sync {
     async fn subscriptions(&self, region: &str, arn: &str) -> AwsResult<Vec<Subscription>>;
     async fn subscribe_email(&self, region: &str, arn: &str, email: &str) -> AwsResult<()>;
     async fn key(&self, region: &str, alias: &str) -> AwsResult<Option<KeyInfo>>;
+    /// The key `key_id` names in `region` (`None` when KMS knows none there).
+    async fn named_key(&self, region: &str, key_id: &str) -> AwsResult<Option<NamedKey>>;
     /// Creates a key with `policy` and points `alias` at it.
     async fn create_key(
         &self,
@@ -442,6 +454,39 @@ impl Alarms for SdkAlarms {
             id: meta.key_id().to_string(),
             arn: meta.arn().unwrap_or_default().to_string(),
             rotation,
+        }))
+    }
+
+    async fn named_key(&self, region: &str, key_id: &str) -> AwsResult<Option<NamedKey>> {
+        let (.., kms) = self.regional(region);
+        let Some(out) = KMS
+            .find("DescribeKey", kms.describe_key().key_id(key_id).send())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(meta) = out.key_metadata() else {
+            return Ok(None);
+        };
+        let aws_managed = meta.key_manager() == Some(&kms::types::KeyManagerType::Aws);
+        let policy = if aws_managed {
+            None
+        } else {
+            KMS.send(
+                "GetKeyPolicy",
+                kms.get_key_policy()
+                    .key_id(meta.key_id())
+                    .policy_name("default")
+                    .send(),
+            )
+            .await?
+            .policy()
+            .and_then(|p| serde_json::from_str(p).ok())
+        };
+        Ok(Some(NamedKey {
+            arn: meta.arn().unwrap_or_default().to_string(),
+            aws_managed,
+            policy,
         }))
     }
 

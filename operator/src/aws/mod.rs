@@ -451,6 +451,15 @@ impl Storable for SnapshotChange {
     type Storer = StoreReplace<Self>;
 }
 
+/// The AWS partition (`aws`, `aws-us-gov`, `aws-cn`) an ARN is in; `aws` for anything that is not
+/// an ARN. Every ARN the operator builds takes its partition from one AWS gave it.
+pub fn partition_of(arn: &str) -> &str {
+    match arn.split(':').collect::<Vec<_>>().as_slice() {
+        ["arn", partition, ..] if !partition.is_empty() => partition,
+        _ => "aws",
+    }
+}
+
 /// Read calls are Describe*/List*/Get*/Head* (and AssumeRole/AssumeRoot, which change nothing); anything
 /// else changes AWS.
 pub fn call_kind(operation: &str) -> &'static str {
@@ -608,5 +617,28 @@ impl Intercept for CallRecorder {
                 .inc();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_partition_is_read_from_the_arn_aws_gave() {
+        for (arn, partition) in [
+            (
+                "arn:aws:organizations::111111111111:account/o-a/222222222222",
+                "aws",
+            ),
+            (
+                "arn:aws-us-gov:organizations::111111111111:account/o-a/2",
+                "aws-us-gov",
+            ),
+            ("arn:aws-cn:iam::111111111111:role/x", "aws-cn"),
+            ("arn::iam::1:role/x", "aws"),
+            ("not an arn", "aws"),
+            ("", "aws"),
+        ] {
+            assert_eq!(super::partition_of(arn), partition, "{arn}");
+        }
     }
 }

@@ -507,13 +507,24 @@ async fn compose_account_claim(
     }
     let account_id = account.as_ref().and_then(Resource::aws_id);
     status.account_id = account_id.clone();
+    // The partition of the account's own ARN (AWS GovCloud and China are not `aws`).
+    let partition = account
+        .as_ref()
+        .and_then(|a| match a {
+            Resource::AwsAccount(a) => a.status.as_ref().and_then(|s| s.arn.clone()),
+            _ => None,
+        })
+        .map_or_else(
+            || "aws".to_string(),
+            |arn| crate::aws::partition_of(&arn).to_string(),
+        );
     if let Some(id) = &account_id {
         let role = class
             .spec
             .role_name
             .clone()
             .unwrap_or_else(|| crate::api::aws_account::DEFAULT_ROLE_NAME.to_string());
-        let role_arn = format!("arn:aws:iam::{id}:role/{role}");
+        let role_arn = format!("arn:{partition}:iam::{id}:role/{role}");
         status.role_arn = Some(role_arn.clone());
         status.config_map = Some(
             config_map(

@@ -130,9 +130,7 @@ impl OrgSnapshot {
     pub fn partition(&self) -> &str {
         self.org
             .as_ref()
-            .and_then(|o| o.arn.split(':').nth(1))
-            .filter(|p| !p.is_empty())
-            .unwrap_or("aws")
+            .map_or("aws", |o| crate::aws::partition_of(&o.arn))
     }
 
     pub fn management_account_id(&self) -> Option<&str> {

@@ -112,7 +112,13 @@ pub(super) async fn iam(
         }
     }
     let (status, answer, _) = upstream.send(call, call.body.clone()).await?;
-    if status == 200 && matches!(op, "CreateGroup" | "CreateUser" | "CreateRole") {
+    // A role's trust changed is, to CloudTrail, as new as a role created.
+    if status == 200
+        && matches!(
+            op,
+            "CreateGroup" | "CreateUser" | "CreateRole" | "UpdateAssumeRolePolicy"
+        )
+    {
         let (kind, name) = match op {
             "CreateGroup" => ("group", group),
             "CreateUser" => ("user", user),

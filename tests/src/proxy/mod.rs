@@ -19,7 +19,9 @@ mod cloudwatch;
 mod ec2;
 mod iam;
 mod identity_center;
+mod kms;
 mod organizations;
+pub mod policy;
 mod s3;
 mod security_services;
 mod sns;
@@ -32,6 +34,8 @@ use cloudwatch::*;
 use ec2::*;
 use iam::*;
 use identity_center::*;
+pub use kms::AWS_SNS_KEY_ID;
+use kms::kms;
 use organizations::*;
 use s3::*;
 pub use security_services::SecurityServicesModel;
@@ -103,7 +107,9 @@ pub struct Realism {
     /// CreateTrail / UpdateTrail answer InsufficientS3BucketPolicyException for this long after
     /// the bucket's policy was put, CloudTrailAccessNotEnabledException for this long after
     /// trusted access was enabled, and InvalidCloudWatchLogsRoleArnException for this long after
-    /// the CloudWatch Logs role was created.
+    /// the CloudWatch Logs role was created or its trust changed. (Whatever this lag, CloudTrail
+    /// always judges the role's trust and the bucket's policy as AWS documents:
+    /// `cloudtrail::service_checks`.)
     pub trail_policy_lag: Duration,
     /// Organization policies answer as AWS does where the emulator says yes: oversize and
     /// malformed documents, attaching before the type is enabled, more attachments per target than
@@ -546,6 +552,7 @@ async fn dispatch(
         "s3" => s3(call, st, upstream).await,
         "cloudtrail" => cloudtrail(call, st, upstream).await,
         "ec2" => ec2(call, st, upstream).await,
+        "kms" => kms(call, st, upstream).await,
         "config" => config(call, st, upstream).await,
         "monitoring" => cloudwatch(call, upstream).await,
         "guardduty" | "securityhub" | "access-analyzer" => {

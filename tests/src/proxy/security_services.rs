@@ -35,7 +35,7 @@ impl Default for SecurityServicesModel {
 
 #[derive(Default)]
 pub(super) struct ServicesState {
-    management: Option<String>,
+    pub(super) management: Option<String>,
     /// region → administrator, per service.
     gd_admin: BTreeMap<String, String>,
     sh_admin: BTreeMap<String, String>,
@@ -121,34 +121,6 @@ async fn org_accounts(
     }
     out.retain(|a| !hidden.contains(a));
     Ok(out)
-}
-
-/// The caller's account: a member session's, or the management account's.
-async fn caller_account(
-    call: &Call,
-    st: &Arc<Mutex<State>>,
-    upstream: &Upstream,
-) -> Result<(String, String), std::io::Error> {
-    let known = st.lock().unwrap().services.management.clone();
-    let management = match known {
-        Some(m) => m,
-        None => {
-            let org = upstream
-                .ask_organizations_as_management(call, "DescribeOrganization", json!({}))
-                .await?;
-            let m = str_of(&org["Organization"], "MasterAccountId").to_string();
-            st.lock().unwrap().services.management = Some(m.clone());
-            m
-        }
-    };
-    let account = st
-        .lock()
-        .unwrap()
-        .session_accounts
-        .get(&call.caller)
-        .cloned()
-        .unwrap_or_else(|| management.clone());
-    Ok((account, management))
 }
 
 /// Accounts a service has enrolled in a region, and those it was asked to add (not yet done).

@@ -380,6 +380,106 @@ impl Upstream {
         edit(&mut v);
         Ok(json_ok(v))
     }
+
+    /// Sends a request of the caller's to another service of the emulator, signed as the caller
+    /// (the emulator reads the account from the key and routes by the credential scope).
+    async fn ask_as_caller(
+        &self,
+        call: &Call,
+        service: &str,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<(u16, String), std::io::Error> {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path_and_query}", self.url));
+        for (k, v) in &call.parts.headers {
+            if k == "authorization" {
+                let auth = v.to_str().unwrap_or_default().replace(
+                    &format!("/{}/aws4_request", call.service),
+                    &format!("/{service}/aws4_request"),
+                );
+                req = req.header(k, auth);
+            } else if k == "x-amz-security-token" || k == "x-amz-date" {
+                req = req.header(k, v);
+            }
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = self
+            .client
+            .request(req.body(Full::new(body)).map_err(std::io::Error::other)?)
+            .await
+            .map_err(std::io::Error::other)?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// The trust policy of the caller's account's role `name`, as IAM holds it (`GetRole`).
+    pub(super) async fn role_trust(
+        &self,
+        call: &Call,
+        name: &str,
+    ) -> Result<Option<Value>, std::io::Error> {
+        let body = format!("Action=GetRole&Version=2010-05-08&RoleName={name}");
+        let (status, xml) = self
+            .ask_as_caller(
+                call,
+                "iam",
+                "POST",
+                "/",
+                &[("content-type", "application/x-www-form-urlencoded")],
+                Bytes::from(body),
+            )
+            .await?;
+        if status != 200 {
+            return Ok(None);
+        }
+        let doc = xml
+            .split("<AssumeRolePolicyDocument>")
+            .nth(1)
+            .and_then(|t| t.split("</AssumeRolePolicyDocument>").next())
+            .unwrap_or_default();
+        Ok(serde_json::from_str(&percent_decode(&xml_unescape(doc))).ok())
+    }
+
+    /// The policy of the bucket (S3 `GetBucketPolicy`), if it has one.
+    pub(super) async fn bucket_policy(
+        &self,
+        call: &Call,
+        bucket: &str,
+    ) -> Result<Option<Value>, std::io::Error> {
+        let (status, body) = self
+            .ask_as_caller(
+                call,
+                "s3",
+                "GET",
+                &format!("/{bucket}?policy"),
+                &[],
+                Bytes::new(),
+            )
+            .await?;
+        Ok((status == 200)
+            .then(|| serde_json::from_str(&body).ok())
+            .flatten())
+    }
+}
+
+fn xml_unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
 }
 
 /// The injected fault for this call, if any (and counts the call).
@@ -493,4 +593,32 @@ pub(super) async fn handle(
         None => {}
     }
     dispatch(&call, st, upstream).await
+}
+
+/// The caller's account: a member session's, or the management account's.
+pub(super) async fn caller_account(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<(String, String), std::io::Error> {
+    let known = st.lock().unwrap().services.management.clone();
+    let management = match known {
+        Some(m) => m,
+        None => {
+            let org = upstream
+                .ask_organizations_as_management(call, "DescribeOrganization", json!({}))
+                .await?;
+            let m = str_of(&org["Organization"], "MasterAccountId").to_string();
+            st.lock().unwrap().services.management = Some(m.clone());
+            m
+        }
+    };
+    let account = st
+        .lock()
+        .unwrap()
+        .session_accounts
+        .get(&call.caller)
+        .cloned()
+        .unwrap_or_else(|| management.clone());
+    Ok((account, management))
 }

@@ -7,7 +7,7 @@
 
 use crate::api::Drift;
 use crate::api::audit_trail::CisAlarm;
-use crate::aws::alarms::{KeyInfo, LogGroup, MetricAlarm, MetricFilter, RoleWithPolicy, Subscription};
+use crate::aws::alarms::{KeyInfo, LogGroup, MetricAlarm, MetricFilter, NamedKey, RoleWithPolicy, Subscription};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
@@ -180,6 +180,87 @@ pub struct Observed {
     pub subscriptions: BTreeMap<String, Vec<Subscription>>,
     /// The operator's alarms, every region.
     pub alarms: Vec<MetricAlarm>,
+    /// region → the key `alarms.topic.kmsKeyId` names, as KMS describes it there (`None`: KMS
+    /// knows no such key in that region).
+    pub named_keys: BTreeMap<String, Option<NamedKey>>,
+}
+
+/// Why CloudWatch alarms could not publish to a topic encrypted with the key the spec names, if
+/// they could not. SNS encrypts with any key it may use; CloudWatch must itself be allowed
+/// `kms:Decrypt` and `kms:GenerateDataKey*` on that key (SNS Developer Guide, "Enable
+/// compatibility between event sources from AWS services and encrypted topics",
+/// <https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services>),
+/// which the AWS managed `aws/sns` key never allows and its policy cannot be changed to.
+/// Only the key policy is read: access given by a KMS grant is not seen, and such a key is
+/// refused too (say so in the message).
+pub fn unusable_key(desired: &Desired, observed: &Observed) -> Option<String> {
+    let topic = desired.topic.as_ref()?;
+    let TopicKey::Given(named) = &topic.key else {
+        return None;
+    };
+    for region in &topic.regions {
+        let problem = match observed.named_keys.get(region)? {
+            None => format!("KMS has no key {named} in {region}"),
+            Some(k) if k.aws_managed => format!(
+                "{named} is an AWS managed key ({}); CloudWatch alarms cannot publish to a topic it encrypts, and its policy cannot be changed",
+                k.arn
+            ),
+            Some(k) if !k.policy.as_ref().is_some_and(lets_cloudwatch_use) => format!(
+                "the policy of key {} does not allow cloudwatch.amazonaws.com kms:Decrypt and kms:GenerateDataKey* (a grant is not read: put it in the key policy)",
+                k.arn
+            ),
+            Some(_) => continue,
+        };
+        return Some(format!(
+            "alarms.topic.kmsKeyId: {problem}, so the alarms could never reach the topic. Name a customer managed key in {region} whose policy lets cloudwatch.amazonaws.com use kms:Decrypt and kms:GenerateDataKey*, or leave kmsKeyId out and the operator makes one; the topic and its alarms wait until then"
+        ));
+    }
+    None
+}
+
+/// Whether Allow statements of a key policy let CloudWatch (the service principal
+/// `cloudwatch.amazonaws.com`) use the key to publish: `kms:Decrypt` and `kms:GenerateDataKey*`.
+/// Their conditions are not evaluated (CloudWatch sends `aws:SourceAccount` and `aws:SourceArn`,
+/// which such a statement may check).
+fn lets_cloudwatch_use(policy: &Value) -> bool {
+    let strings = |v: &Value| -> Vec<String> {
+        match v {
+            Value::String(s) => vec![s.clone()],
+            Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+            _ => vec![],
+        }
+    };
+    let statements = match &policy["Statement"] {
+        Value::Array(a) => a.clone(),
+        s @ Value::Object(_) => vec![s.clone()],
+        _ => vec![],
+    };
+    let covers = |actions: &[String], wanted: &str| {
+        actions.iter().any(|a| {
+            let a = a.to_ascii_lowercase();
+            match a.strip_suffix('*') {
+                Some(prefix) => wanted.starts_with(prefix),
+                None => a == wanted,
+            }
+        })
+    };
+    let mut decrypt = false;
+    let mut data_key = false;
+    for s in statements.iter().filter(|s| s["Effect"] == "Allow") {
+        // Named as a service principal, as AWS's page shows it: a `*` principal is usually held
+        // to SNS by `kms:ViaService` (as the aws/sns key's own policy is), which CloudWatch's
+        // calls do not meet; conditions are not evaluated here, so `*` is not taken as CloudWatch.
+        let names_cloudwatch = strings(&s["Principal"]["Service"])
+            .iter()
+            .any(|p| p == "cloudwatch.amazonaws.com");
+        if !names_cloudwatch {
+            continue;
+        }
+        let actions = strings(&s["Action"]);
+        decrypt |= covers(&actions, "kms:decrypt");
+        data_key |= covers(&actions, "kms:generatedatakey");
+    }
+    decrypt && data_key
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -205,7 +286,7 @@ impl std::fmt::Display for Action {
             Action::CreateLogGroup => write!(f, "create the trail's log group"),
             Action::PutRetention(d) => write!(f, "keep the trail's log events {d} days"),
             Action::CreateRole => write!(f, "create the role CloudTrail writes to the log group with"),
-            Action::SetRoleTrust => write!(f, "let only this trail assume the CloudTrail role"),
+            Action::SetRoleTrust => write!(f, "let CloudTrail assume the role it writes to the log group with"),
             Action::PutRolePolicy => write!(f, "limit the CloudTrail role to the log group's streams"),
             Action::CreateKey(r) => write!(f, "create the alarm topic's KMS key in {r}"),
             Action::EnableKeyRotation(r) => write!(f, "turn on rotation of the alarm topic's KMS key in {r}"),
@@ -226,15 +307,20 @@ pub struct Plan {
     pub drift: Vec<Drift>,
 }
 
-/// The trust of the role CloudTrail writes with: CloudTrail, for this trail only.
-pub fn role_trust(trail_arn: &str) -> Value {
+/// The trust of the role CloudTrail writes with: CloudTrail, with no condition. CloudTrail
+/// assumes this role without `aws:SourceArn` or `aws:SourceAccount` in the request, so a
+/// condition on either (confused-deputy prevention, right for the bucket policy) would make the
+/// role unusable: AWS says the prevention does not apply to this role (CloudTrail User Guide,
+/// "Role policy document for CloudTrail to use CloudWatch Logs for monitoring",
+/// <https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-required-policy-for-cloudwatch-logs.html>).
+/// What the role may do is limited instead: this log group's streams only ([`role_policy`]).
+pub fn role_trust() -> Value {
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
             "Principal": {"Service": "cloudtrail.amazonaws.com"},
             "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceArn": trail_arn}},
         }],
     })
 }
@@ -360,7 +446,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             None => out.actions.extend([Action::CreateRole, Action::PutRolePolicy]),
             Some(r) => {
                 if r.trust != want.trust {
-                    out.drift.push(Drift::new("cloudWatchLogs.role.trust", "this trail only", "different"));
+                    out.drift.push(Drift::new("cloudWatchLogs.role.trust", "cloudtrail.amazonaws.com, no condition", "different"));
                     out.actions.push(Action::SetRoleTrust);
                 }
                 if r.policy.as_ref() != Some(&want.policy) {
@@ -509,7 +595,7 @@ mod tests {
                 name: "aws-cloudtrail-logs-org".into(),
                 retention_in_days: 365,
                 role_name: "org-cloudwatch-logs".into(),
-                trust: role_trust(TRAIL),
+                trust: role_trust(),
                 policy: role_policy(GROUP, "111111111111", "o-abc"),
             }),
             topic: Some(DesiredTopic {
@@ -567,6 +653,7 @@ mod tests {
                     ..a.clone()
                 })
                 .collect(),
+            named_keys: BTreeMap::new(),
         }
     }
 
@@ -665,14 +752,70 @@ mod tests {
         let mut o = converged(&d);
         let r = o.role.as_mut().unwrap();
         r.policy = Some(json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "logs:*", "Resource": "*"}]}));
-        r.trust = role_trust("arn:aws:cloudtrail:us-east-1:111111111111:trail/other");
+        // The trust this operator wrote before: CloudTrail sends no aws:SourceArn to this role.
+        r.trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceArn": TRAIL}}}]});
         assert_eq!(
             names(&plan(&d, &o)),
             vec![
-                "let only this trail assume the CloudTrail role",
+                "let CloudTrail assume the role it writes to the log group with",
                 "limit the CloudTrail role to the log group's streams",
             ]
         );
+    }
+
+    #[test]
+    fn a_named_key_cloudwatch_cannot_use_is_refused_with_what_to_change() {
+        let cloudwatch = |actions: Value| {
+            json!({"Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "kms:*", "Resource": "*"},
+                {"Effect": "Allow", "Principal": {"Service": ["cloudwatch.amazonaws.com"]}, "Action": actions, "Resource": "*"},
+            ]})
+        };
+        let customer = |policy: Value| {
+            Some(NamedKey {
+                arn: "arn:aws:kms:us-east-1:111111111111:key/theirs".into(),
+                aws_managed: false,
+                policy: Some(policy),
+            })
+        };
+        let aws_sns = Some(NamedKey {
+            arn: "arn:aws:kms:us-east-1:111111111111:key/aws-sns".into(),
+            aws_managed: true,
+            policy: None,
+        });
+        // (case, what DescribeKey found if it was asked, a part of the refusal or none)
+        type Case<'a> = (&'a str, Option<Option<NamedKey>>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
+            ("not read yet (plan only)", None, None),
+            ("no such key in the region", Some(None), Some("KMS has no key")),
+            ("the AWS managed aws/sns key", Some(aws_sns), Some("is an AWS managed key (arn:aws:kms:us-east-1:111111111111:key/aws-sns)")),
+            ("decrypt and data keys", Some(customer(cloudwatch(json!(["kms:Decrypt", "kms:GenerateDataKey*"])))), None),
+            ("kms:* to CloudWatch", Some(customer(cloudwatch(json!("kms:*")))), None),
+            ("decrypt only", Some(customer(cloudwatch(json!("kms:Decrypt")))), Some("does not allow cloudwatch.amazonaws.com")),
+            ("account only", Some(customer(json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "kms:*", "Resource": "*"}]}))), Some("does not allow cloudwatch.amazonaws.com")),
+            ("a Deny naming CloudWatch", Some(customer(json!({"Statement": [{"Effect": "Deny", "Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": "kms:*", "Resource": "*"}]}))), Some("does not allow")),
+        ];
+        for (case, named, want) in cases {
+            let mut d = desired();
+            d.topic.as_mut().unwrap().key = TopicKey::Given("arn:aws:kms:us-east-1:111111111111:key/theirs".into());
+            let mut o = converged(&d);
+            if let Some(k) = named {
+                o.named_keys.insert("us-east-1".into(), k);
+            }
+            let got = unusable_key(&d, &o);
+            match want {
+                None => assert_eq!(got, None, "{case}"),
+                Some(part) => {
+                    let m = got.unwrap_or_else(|| panic!("{case}: not refused"));
+                    assert!(m.contains(part) && m.contains("leave kmsKeyId out"), "{case}: {m}");
+                }
+            }
+        }
+        // The operator's own key is never judged so: it writes its policy.
+        let d = desired();
+        assert_eq!(unusable_key(&d, &converged(&d)), None);
     }
 
     #[test]

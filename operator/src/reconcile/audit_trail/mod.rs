@@ -84,7 +84,7 @@ pub(crate) fn log_group_and_role(t: &AuditTrail) -> (String, String) {
 }
 
 /// What `spec.cloudWatchLogs` and `spec.alarms` ask for.
-fn detection_desired(t: &AuditTrail, pass: &Pass, trail_arn: &str) -> Result<detection::Desired, Error> {
+fn detection_desired(t: &AuditTrail, pass: &Pass) -> Result<detection::Desired, Error> {
     let org = pass.snapshot.org.as_ref().ok_or_else(|| {
         Error::conflict("NoOrganization", "the Organization is not known (DescribeOrganization gave none)")
     })?;
@@ -98,7 +98,7 @@ fn detection_desired(t: &AuditTrail, pass: &Pass, trail_arn: &str) -> Result<det
         name: group.clone(),
         retention_in_days: c.retention_in_days,
         role_name: role.clone(),
-        trust: detection::role_trust(trail_arn),
+        trust: detection::role_trust(),
         policy: detection::role_policy(&group_base, account, &org.id),
     });
     let mut out = detection::Desired {
@@ -172,6 +172,10 @@ async fn detection_observe(d: &detection::Desired, pass: &Pass) -> Result<detect
                     .insert(region.clone(), aws.subscriptions(region, arn).await?);
             }
             out.alarms.extend(aws.alarms(region, &d.alarm_prefix).await?);
+            if let detection::TopicKey::Given(named) = &topic.key {
+                out.named_keys
+                    .insert(region.clone(), aws.named_key(region, named).await?);
+            }
         }
     }
     Ok(out)
@@ -397,9 +401,23 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     let observed = observe(&desired, pass).await?;
     let plan = plan::plan(&desired, &observed)?;
     let write = pass.mode == Mode::Apply && t.spec.management_policy == ManagementPolicy::Manage;
-    let watch = detection_desired(&t, pass, &desired.trail.arn)?;
+    let watch = detection_desired(&t, pass)?;
     let mut watched = detection_observe(&watch, pass).await?;
-    let watch_plan = detection::plan(&watch, &watched);
+    let mut watch_plan = detection::plan(&watch, &watched);
+    // A named key the alarms cannot use: the topic is not made or re-keyed with it, nor alarms
+    // pointed at it (they would fail to publish, silently); the trail and its log group go on.
+    let unusable_key = detection::unusable_key(&watch, &watched);
+    if unusable_key.is_some() {
+        watch_plan.actions.retain(|a| {
+            !matches!(
+                a,
+                detection::Action::CreateTopic(_)
+                    | detection::Action::SetTopicKey(_)
+                    | detection::Action::Subscribe { .. }
+                    | detection::Action::PutAlarm(_)
+            )
+        });
+    }
 
     let status = trail_of(resource)
         .status
@@ -451,6 +469,18 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     }
     let aws = pass.aws.clone();
     let bucket = desired.trail.bucket.as_str();
+    let role = watch.log_group.as_ref().map(|lg| CloudWatchLogsRole {
+        name: lg.role_name.clone(),
+        trust: watched.role.as_ref().map_or(&lg.trust, |r| &r.trust).to_string(),
+        written_now: watch_plan.actions.iter().any(|a| {
+            matches!(
+                a,
+                detection::Action::CreateRole
+                    | detection::Action::SetRoleTrust
+                    | detection::Action::PutRolePolicy
+            )
+        }),
+    });
     for action in &plan.actions {
         match action {
             // An Organization resource, when there is one, owns trusted access.
@@ -492,6 +522,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                 let arn = settle(
                     || aws.cloudtrail.create_trail(&desired.trail),
                     desired.own_bucket,
+                    &role,
                 )
                 .await?;
                 trail_of(resource)
@@ -503,6 +534,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                 settle(
                     || aws.cloudtrail.update_trail(&desired.trail),
                     desired.own_bucket,
+                    &role,
                 )
                 .await?
             }
@@ -529,6 +561,14 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         };
     }
     alarm_readiness(trail_of(resource).status.as_ref(), &mut progress);
+    if let Some(message) = unusable_key
+        && matches!(progress.ready, Readiness::Ready { .. })
+    {
+        progress.ready = Readiness::NotReady {
+            reason: "AlarmTopicKeyUnusable",
+            message,
+        };
+    }
     Ok(progress)
 }
 
@@ -573,10 +613,21 @@ fn alarm_readiness(status: Option<&AuditTrailStatus>, progress: &mut Progress) {
     }
 }
 
-/// CloudTrail checks the bucket policy and trusted access against what it has seen, which lags
-/// the write by some seconds: right after the operator set them, its refusal is retried for a
-/// while; for a bucket the spec does not own, the policy is a human's to fix.
-async fn settle<T, F, Fut>(call: F, own_bucket: bool) -> Result<T, Error>
+/// The role CloudTrail writes to the log group with, as CreateTrail / UpdateTrail will judge it.
+struct CloudWatchLogsRole {
+    name: String,
+    /// Its trust policy as IAM has it (or as just written).
+    trust: String,
+    /// Created or changed in this reconcile: IAM takes seconds before CloudTrail can assume it.
+    written_now: bool,
+}
+
+/// CloudTrail checks the bucket policy, trusted access and the CloudWatch Logs role against what
+/// it has seen, which lags the write by some seconds: right after the operator set them, its
+/// refusal is retried for a while. A refusal that is not explained by a write just made is said
+/// plainly: a bucket the spec does not own has a policy for a human to fix, and a role the
+/// operator did not just write that CloudTrail cannot assume is named with its trust.
+async fn settle<T, F, Fut>(call: F, own_bucket: bool, role: &Option<CloudWatchLogsRole>) -> Result<T, Error>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Result<T, crate::aws::AwsError>>,
@@ -586,10 +637,10 @@ where
         match call().await {
             Ok(v) => return Ok(v),
             Err(e) => {
-                // The CloudWatch Logs role is always the operator's, made moments before: IAM
-                // takes seconds to let CloudTrail assume a new role.
+                let role_lag = e.code == "InvalidCloudWatchLogsRoleArnException"
+                    && role.as_ref().is_some_and(|r| r.written_now);
                 let lagging = e.code == "CloudTrailAccessNotEnabledException"
-                    || e.code == "InvalidCloudWatchLogsRoleArnException"
+                    || role_lag
                     || (own_bucket && e.code == "InsufficientS3BucketPolicyException");
                 match (lagging, delays.next()) {
                     (true, Some(ms)) => {
@@ -599,7 +650,7 @@ where
                         return Err(Error::transient(
                             "CloudTrailNotYetConsistent",
                             format!(
-                                "{}: CloudTrail has not seen the new bucket policy or trusted access yet; retrying shortly",
+                                "{}: CloudTrail has not seen the new bucket policy, trusted access or CloudWatch Logs role yet; retrying shortly",
                                 e.message
                             ),
                         ));
@@ -613,11 +664,25 @@ where
                             ),
                         ));
                     }
+                    _ if e.code == "InvalidCloudWatchLogsRoleArnException" => {
+                        return Err(Error::conflict(
+                            "CloudWatchLogsRoleRefused",
+                            cloud_watch_logs_role_refused(&e.message, role.as_ref()),
+                        ));
+                    }
                     _ => return Err(e.into()),
                 }
             }
         }
     }
+}
+
+/// Says which role CloudTrail refused, with its trust, and what the trust must be.
+fn cloud_watch_logs_role_refused(aws_message: &str, role: Option<&CloudWatchLogsRole>) -> String {
+    let (name, trust) = role.map_or(("<none>", "<none>"), |r| (r.name.as_str(), r.trust.as_str()));
+    format!(
+        "CloudTrail cannot assume the role {name} to write to CloudWatch Logs ({aws_message}). Its trust policy is {trust}; it must allow cloudtrail.amazonaws.com sts:AssumeRole with no aws:SourceArn or aws:SourceAccount condition (CloudTrail sends neither for this role: CloudTrail User Guide, \"Role policy document for CloudTrail to use CloudWatch Logs for monitoring\"). If it does, look for an SCP or permissions boundary denying it; retried on the next resync"
+    )
 }
 
 /// Retain leaves the trail; Delete deletes the trail. The bucket and its logs are never deleted.
@@ -733,5 +798,50 @@ impl super::KindSpec for crate::api::AuditTrail {
                 ))
                 .unwrap_or_default()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aws::AwsError;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A role the operator did not just write that CloudTrail refuses is not IAM's lag: it is said
+    /// at once, with the role's name and trust, instead of being retried as if it would pass.
+    #[tokio::test]
+    async fn a_refused_role_not_just_written_is_named_with_its_trust_not_retried() {
+        let calls = AtomicUsize::new(0);
+        let role = Some(CloudWatchLogsRole {
+            name: "org-trail-cloudwatch-logs".into(),
+            trust: r#"{"Statement":[{"Condition":{"StringEquals":{"aws:SourceArn":"arn:aws:cloudtrail:us-east-1:111111111111:trail/t"}}}]}"#.into(),
+            written_now: false,
+        });
+        let refused = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(AwsError::new(
+                "cloudtrail",
+                "CreateTrail",
+                "InvalidCloudWatchLogsRoleArnException",
+                "Access denied. Verify in IAM that the role has adequate permissions.",
+            ))
+        };
+        let err = settle(refused, true, &role).await.unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "not retried");
+        assert_eq!(err.reason(), "CloudWatchLogsRoleRefused");
+        let message = err.to_string();
+        for part in [
+            "org-trail-cloudwatch-logs",
+            "aws:SourceArn\":\"arn:aws:cloudtrail",
+            "no aws:SourceArn or aws:SourceAccount condition",
+            "Access denied",
+        ] {
+            assert!(message.contains(part), "{part:?} missing from: {message}");
+        }
+        // Any other refusal is not the role's.
+        let other = || async {
+            Err::<(), _>(AwsError::new("cloudtrail", "CreateTrail", "TrailAlreadyExistsException", "exists"))
+        };
+        assert_eq!(settle(other, true, &role).await.unwrap_err().reason(), "AwsApiError");
     }
 }

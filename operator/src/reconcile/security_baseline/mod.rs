@@ -218,7 +218,7 @@ async fn apply(
             let mut recorder = recorder.clone();
             if recorder.role_arn.is_empty() || recorder.role_arn == ctx.config_role_arn {
                 // The service-linked role exists once AWS says so (created on first use).
-                let partition = ctx.config_role_arn.split(':').nth(1).unwrap_or("aws");
+                let partition = crate::aws::partition_of(&ctx.config_role_arn);
                 recorder.role_arn = ctl.config_role(id, partition).await?;
             }
             ctl.put_recorder(region, &recorder).await
