@@ -79,7 +79,6 @@ async fn budgets_at_the_wire(spend: &[(&str, (f64, f64))]) -> (Emulator, AwsProx
     let proxy = AwsProxy::start(&emu.endpoint).await;
     proxy.realism(Realism {
         budgets: Some(spend.iter().map(|(n, s)| (n.to_string(), *s)).collect()),
-        budget_refused_topics: ["arn:aws:sns:us-east-1:123456789012:locked".to_string()].into(),
         ..Default::default()
     });
     (emu, proxy)
@@ -173,10 +172,22 @@ async fn notifications_and_subscribers_are_diffed_one_by_one_never_recreated() {
     );
 }
 
+/// A topic whose access policy does not admit Budgets (SNS's default policy, for the account's
+/// own principals): the realism layer evaluates it with the context Budgets sends, as AWS does,
+/// and refuses; the condition says what to change. With the statement AWS documents, accepted.
 #[tokio::test]
 async fn a_refused_sns_topic_is_a_clear_not_ready_condition() {
     let (emu, proxy) = budgets_at_the_wire(&[]).await;
-    let topic = "arn:aws:sns:us-east-1:123456789012:locked";
+    let sns = aws_sdk_sns::Client::new(&emu.sdk_config_via(&emu.endpoint, 2).await);
+    let topic = sns
+        .create_topic()
+        .name("locked")
+        .send()
+        .await
+        .unwrap()
+        .topic_arn()
+        .unwrap()
+        .to_string();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("budget.yaml"),
@@ -201,4 +212,22 @@ async fn a_refused_sns_topic_is_a_clear_not_ready_condition() {
         (ready["status"].as_str(), ready["reason"].as_str()),
         (Some("False"), Some("NotificationRefused"))
     );
+
+    // The statement AWS's page gives the topic's owner to add.
+    let account = topic.split(':').nth(4).unwrap();
+    let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "AWSBudgetsSNSPublishingPermissions", "Effect": "Allow",
+        "Principal": {"Service": "budgets.amazonaws.com"}, "Action": "SNS:Publish", "Resource": topic,
+        "Condition": {"StringEquals": {"aws:SourceAccount": account},
+                      "ArnLike": {"aws:SourceArn": format!("arn:aws:budgets::{account}:*")}}}]});
+    sns.set_topic_attributes()
+        .topic_arn(&topic)
+        .attribute_name("Policy")
+        .attribute_value(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let run = wire_run(&emu, &proxy, dir.path(), false).await;
+    assert!(!run.failed(), "{:?}", run.reports);
+    assert!(proxy.budget_names().contains(&"org-monthly".to_string()));
 }

@@ -18,9 +18,69 @@ pub(super) fn same_subscriber(a: &Value, b: &Value) -> bool {
         && str_of(a, "Address") == str_of(b, "Address")
 }
 
+/// The SNS topics among the call's subscribers that Budgets may not publish to: each topic's
+/// access policy evaluated for `budgets.amazonaws.com` `SNS:Publish`, with `aws:SourceAccount`
+/// (the budget's account) and `aws:SourceArn` (`arn:aws:budgets::<account>:budget/<name>`), as
+/// AWS's page shows the statement Budgets needs (AWS Cost Management User Guide, "Creating an
+/// Amazon SNS topic for budget notifications",
+/// <https://docs.aws.amazon.com/cost-management/latest/userguide/budgets-sns-policy.html>). A
+/// topic that does not exist is refused too.
+pub(super) async fn topics_refusing_budgets(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<BTreeSet<String>, std::io::Error> {
+    use super::policy::{Decision, Request, evaluate};
+    fn sns_addresses(v: &Value, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(m) => {
+                if m.get("SubscriptionType").and_then(Value::as_str) == Some("SNS")
+                    && let Some(a) = m.get("Address").and_then(Value::as_str)
+                {
+                    out.insert(a.to_string());
+                }
+                m.values().for_each(|x| sns_addresses(x, out));
+            }
+            Value::Array(list) => list.iter().for_each(|x| sns_addresses(x, out)),
+            _ => {}
+        }
+    }
+    let mut topics = BTreeSet::new();
+    sns_addresses(&call.json, &mut topics);
+    if topics.is_empty() {
+        return Ok(topics);
+    }
+    let (account, _) = caller_account(call, st, upstream).await?;
+    let name = str_of(&call.json, "BudgetName").to_string();
+    let name = if name.is_empty() {
+        call.json
+            .pointer("/Budget/BudgetName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    } else {
+        name
+    };
+    let mut refused = BTreeSet::new();
+    for topic in topics {
+        let publish = Request::by_service("budgets.amazonaws.com", "SNS:Publish", &topic)
+            .with("aws:SourceAccount", &account)
+            .with(
+                "aws:SourceArn",
+                &format!("arn:aws:budgets::{account}:budget/{name}"),
+            );
+        let policy = upstream.topic_policy(call, &topic).await?;
+        if policy.is_none_or(|p| evaluate(&p, &publish) != Decision::Allow) {
+            refused.insert(topic);
+        }
+    }
+    Ok(refused)
+}
+
 /// AWS Budgets, answered statefully (Budgets API Reference; errors: NotFoundException,
-/// DuplicateRecordException, InvalidParameterException).
-pub(super) fn budgets(call: &Call, st: &Arc<Mutex<State>>) -> Answer {
+/// DuplicateRecordException, InvalidParameterException). `refused`: the SNS topics Budgets may
+/// not publish to ([`topics_refusing_budgets`]).
+pub(super) fn budgets(call: &Call, st: &Arc<Mutex<State>>, refused: &BTreeSet<String>) -> Answer {
     let mut s = st.lock().unwrap();
     let op = call.operation.as_str();
     let j = &call.json;
@@ -39,7 +99,6 @@ pub(super) fn budgets(call: &Call, st: &Arc<Mutex<State>>) -> Answer {
             None,
         )
     };
-    let refused = s.realism.budget_refused_topics.clone();
     let refuses = |subs: &[Value]| {
         subs.iter().any(|x| {
             str_of(x, "SubscriptionType") == "SNS" && refused.contains(str_of(x, "Address"))

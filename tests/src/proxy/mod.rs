@@ -97,8 +97,6 @@ pub struct Realism {
     /// (UpdateBudget, UpdateNotification, the subscriber calls) and this spend per budget name
     /// (actual, forecasted, in the budget's unit; absent: 0).
     pub budgets: Option<BTreeMap<String, (f64, f64)>>,
-    /// SNS topics whose access policy does not let budgets.amazonaws.com publish.
-    pub budget_refused_topics: BTreeSet<String>,
     /// GetTrailStatus reports this LatestDeliveryError (e.g. AccessDenied when the bucket policy
     /// or KMS key policy stops CloudTrail); the emulator never reports one.
     pub trail_delivery_error: Option<String>,
@@ -559,7 +557,10 @@ async fn dispatch(
             security_services(call, st, upstream).await
         }
         "sns" if st.lock().unwrap().realism.email_confirmation => sns(call, st, upstream).await,
-        "budgets" if st.lock().unwrap().realism.budgets.is_some() => Ok(budgets(call, st)),
+        "budgets" if st.lock().unwrap().realism.budgets.is_some() => {
+            let refused = topics_refusing_budgets(call, st, upstream).await?;
+            Ok(budgets(call, st, &refused))
+        }
         "sso" if st.lock().unwrap().realism.identity_center.is_some() => {
             sso(call, st, upstream).await
         }

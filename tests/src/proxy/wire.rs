@@ -452,6 +452,38 @@ impl Upstream {
         Ok(serde_json::from_str(&percent_decode(&xml_unescape(doc))).ok())
     }
 
+    /// The access policy of the SNS topic (`GetTopicAttributes`), if the topic exists.
+    pub(super) async fn topic_policy(
+        &self,
+        call: &Call,
+        topic: &str,
+    ) -> Result<Option<Value>, std::io::Error> {
+        let body = format!(
+            "Action=GetTopicAttributes&Version=2010-03-31&TopicArn={}",
+            topic.replace(':', "%3A")
+        );
+        let (status, xml) = self
+            .ask_as_caller(
+                call,
+                "sns",
+                "POST",
+                "/",
+                &[("content-type", "application/x-www-form-urlencoded")],
+                Bytes::from(body),
+            )
+            .await?;
+        if status != 200 {
+            return Ok(None);
+        }
+        let policy = xml
+            .split("<key>Policy</key>")
+            .nth(1)
+            .and_then(|t| t.split("<value>").nth(1))
+            .and_then(|t| t.split("</value>").next())
+            .unwrap_or_default();
+        Ok(serde_json::from_str(&xml_unescape(policy)).ok())
+    }
+
     /// The policy of the bucket (S3 `GetBucketPolicy`), if it has one.
     pub(super) async fn bucket_policy(
         &self,

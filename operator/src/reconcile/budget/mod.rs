@@ -211,7 +211,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                 return Err(Error::conflict(
                     "NotificationRefused",
                     format!(
-                        "AWS refused to {action}: {}: {}; check the subscriber (an SNS topic must allow budgets.amazonaws.com to publish)",
+                        "AWS refused to {action}: {}: {}; check the subscriber: an SNS topic's access policy must allow budgets.amazonaws.com SNS:Publish (conditions aws:SourceAccount = this account, aws:SourceArn like arn:aws:budgets::<account>:*, as AWS Cost Management's \"Creating an Amazon SNS topic for budget notifications\" shows); the operator does not change a topic it does not own",
                         e.code, e.message
                     ),
                 ));
