@@ -265,6 +265,48 @@ async fn the_organization_owns_a_pipeline_and_events_in_any_order_converge() {
     );
     let redrive: Value = serde_json::from_str(&attr("RedrivePolicy")).unwrap();
     assert_eq!(st["deadLetterQueueArn"], redrive["deadLetterTargetArn"]);
+    // What EventBridge cannot hand to the queue goes to the dead-letter queue (each rule's target
+    // names it), which only the rules may send to.
+    for rule in ["lzo-events", "lzo-events-alarm-state"] {
+        let targets = events
+            .list_targets_by_rule()
+            .rule(rule)
+            .send()
+            .await
+            .unwrap();
+        let dlq = targets.targets()[0]
+            .dead_letter_config()
+            .and_then(|d| d.arn())
+            .map(str::to_string);
+        assert_eq!(dlq.as_deref(), st["deadLetterQueueArn"].as_str(), "{rule}");
+    }
+    let dlq_url = sqs
+        .get_queue_url()
+        .queue_name("lzo-events-dlq")
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string();
+    let dlq_policy = sqs
+        .get_queue_attributes()
+        .queue_url(dlq_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::Policy)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::Policy)
+                .cloned()
+        })
+        .unwrap_or_default();
+    let dlq_policy: Value = serde_json::from_str(&dlq_policy).unwrap();
+    assert_eq!(
+        dlq_policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"],
+        policy["Statement"][0]["Condition"]["ArnEquals"]["aws:SourceArn"]
+    );
     let rule = events
         .describe_rule()
         .name("lzo-events")

@@ -269,6 +269,56 @@ async fn the_trail_alarms_reach_a_mailbox_and_hand_changes_are_put_back() {
         .await
         .unwrap();
     assert_eq!(filters.metric_filters().len(), 15, "put back");
+
+    // The alarm cleared: what is left is the billing alarm's blind spot. The emulator, like an
+    // account without billing alerts, has no AWS/Billing EstimatedCharges metric: said in Ready.
+    cw.set_alarm_state()
+        .alarm_name("org-trail-cis-4.15-organizations-changes")
+        .state_value(aws_sdk_cloudwatch::types::StateValue::Ok)
+        .state_reason("reviewed")
+        .send()
+        .await
+        .unwrap();
+    let ready_after =
+        |run: &landing_zone_operator::cli::RunResult| match &report(run, "AuditTrail", "org-trail")
+            .result
+            .as_ref()
+            .unwrap()
+            .ready
+        {
+            landing_zone_operator::reconcile::Readiness::Ready { reason, message } => {
+                (reason.to_string(), message.clone())
+            }
+            other => panic!("{other:?}"),
+        };
+    let ports = || emu.ports_via(&proxy.endpoint, 2);
+    let fourth = run_dir(ports().await, dir.path(), &state, true, false).await;
+    let (reason, message) = ready_after(&fourth);
+    assert_eq!(reason, "BillingAlertsOff", "{message}");
+    assert!(
+        message.contains("Receive CloudWatch billing alerts"),
+        "{message}"
+    );
+    // Billing alerts on: AWS publishes the metric (here, put as AWS would).
+    cw.put_metric_data()
+        .namespace("AWS/Billing")
+        .metric_data(
+            aws_sdk_cloudwatch::types::MetricDatum::builder()
+                .metric_name("EstimatedCharges")
+                .value(12.0)
+                .dimensions(
+                    aws_sdk_cloudwatch::types::Dimension::builder()
+                        .name("Currency")
+                        .value("USD")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let fifth = run_dir(ports().await, dir.path(), &state, true, false).await;
+    assert_eq!(ready_after(&fifth).0, "Logging");
 }
 
 /// A role left with the trust this operator wrote before (CloudTrail, on condition of the trail's

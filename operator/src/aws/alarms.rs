@@ -118,6 +118,9 @@ pub trait Alarms: Send + Sync {
     async fn subscriptions(&self, region: &str, arn: &str) -> AwsResult<Vec<Subscription>>;
     async fn subscribe_email(&self, region: &str, arn: &str, email: &str) -> AwsResult<()>;
     async fn key(&self, region: &str, alias: &str) -> AwsResult<Option<KeyInfo>>;
+    /// Whether CloudWatch has the `AWS/Billing` `EstimatedCharges` metric (us-east-1): it exists
+    /// only once billing alerts are on in the account's billing preferences.
+    async fn billing_metric_exists(&self) -> AwsResult<bool>;
     /// The key `key_id` names in `region` (`None` when KMS knows none there).
     async fn named_key(&self, region: &str, key_id: &str) -> AwsResult<Option<NamedKey>>;
     /// Creates a key with `policy` and points `alias` at it.
@@ -455,6 +458,20 @@ impl Alarms for SdkAlarms {
             arn: meta.arn().unwrap_or_default().to_string(),
             rotation,
         }))
+    }
+
+    async fn billing_metric_exists(&self) -> AwsResult<bool> {
+        let (_, cw, ..) = self.regional(crate::reconcile::audit_trail::detection::BILLING_REGION);
+        let out = CLOUDWATCH
+            .send(
+                "ListMetrics",
+                cw.list_metrics()
+                    .namespace("AWS/Billing")
+                    .metric_name("EstimatedCharges")
+                    .send(),
+            )
+            .await?;
+        Ok(!out.metrics().is_empty())
     }
 
     async fn named_key(&self, region: &str, key_id: &str) -> AwsResult<Option<NamedKey>> {

@@ -183,6 +183,19 @@ pub struct Observed {
     /// region → the key `alarms.topic.kmsKeyId` names, as KMS describes it there (`None`: KMS
     /// knows no such key in that region).
     pub named_keys: BTreeMap<String, Option<NamedKey>>,
+    /// Whether the `AWS/Billing` `EstimatedCharges` metric exists (read with a billing alarm only).
+    pub billing_metric: Option<bool>,
+}
+
+/// What a billing alarm cannot do yet, if anything: CloudWatch has the estimated-charges metric
+/// only once "Receive Billing Alerts" is on in the management account's billing preferences, a
+/// setting no API changes (AWS Billing User Guide, "Enabling billing alerts";
+/// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/monitor_estimated_charges_with_cloudwatch.html>).
+/// Until then the alarm stays INSUFFICIENT_DATA and never fires.
+pub fn billing_caveat(observed: &Observed) -> Option<String> {
+    (observed.billing_metric == Some(false)).then(|| {
+        "the trail is logging with its alarms, but the billing alarm cannot fire: CloudWatch has no AWS/Billing EstimatedCharges metric, which AWS publishes only once billing alerts are on (management account, Billing console: Billing preferences, Alert preferences, \"Receive CloudWatch billing alerts\"); the operator cannot turn that on. The metric appears within hours of turning it on".to_string()
+    })
 }
 
 /// Why CloudWatch alarms could not publish to a topic encrypted with the key the spec names, if
@@ -654,6 +667,7 @@ mod tests {
                 })
                 .collect(),
             named_keys: BTreeMap::new(),
+            billing_metric: d.alarms.iter().any(|(w, _)| w == "billing").then_some(true),
         }
     }
 
@@ -816,6 +830,19 @@ mod tests {
         // The operator's own key is never judged so: it writes its policy.
         let d = desired();
         assert_eq!(unusable_key(&d, &converged(&d)), None);
+    }
+
+    #[test]
+    fn a_billing_alarm_without_its_metric_is_said_to_be_blind() {
+        let d = desired();
+        let mut o = converged(&d);
+        o.billing_metric = Some(true);
+        assert_eq!(billing_caveat(&o), None);
+        o.billing_metric = Some(false);
+        let m = billing_caveat(&o).expect("said");
+        assert!(m.contains("billing alarm cannot fire") && m.contains("Billing preferences"), "{m}");
+        o.billing_metric = None;
+        assert_eq!(billing_caveat(&o), None, "not read: no billing alarm");
     }
 
     #[test]

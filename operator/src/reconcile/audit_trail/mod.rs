@@ -172,6 +172,9 @@ async fn detection_observe(d: &detection::Desired, pass: &Pass) -> Result<detect
                     .insert(region.clone(), aws.subscriptions(region, arn).await?);
             }
             out.alarms.extend(aws.alarms(region, &d.alarm_prefix).await?);
+            if region == detection::BILLING_REGION && d.alarms.iter().any(|(w, _)| w == "billing") {
+                out.billing_metric = Some(aws.billing_metric_exists().await?);
+            }
             if let detection::TopicKey::Given(named) = &topic.key {
                 out.named_keys
                     .insert(region.clone(), aws.named_key(region, named).await?);
@@ -561,6 +564,14 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         };
     }
     alarm_readiness(trail_of(resource).status.as_ref(), &mut progress);
+    if let (Some(message), Readiness::Ready { reason: "Logging", .. }) =
+        (detection::billing_caveat(&watched), &progress.ready)
+    {
+        progress.ready = Readiness::Ready {
+            reason: "BillingAlertsOff",
+            message,
+        };
+    }
     if let Some(message) = unusable_key
         && matches!(progress.ready, Readiness::Ready { .. })
     {

@@ -45,6 +45,14 @@ impl Desired {
     pub fn queue_arn(&self) -> String {
         self.arn("sqs", &self.queue_name)
     }
+    /// Each rule's target: the queue, with the dead-letter queue for what cannot be delivered.
+    pub fn target(&self) -> Target {
+        Target {
+            id: TARGET_ID.into(),
+            arn: self.queue_arn(),
+            dead_letter_arn: Some(self.dead_letter_queue_arn()),
+        }
+    }
     pub fn dead_letter_queue_arn(&self) -> String {
         self.arn("sqs", &self.dead_letter_queue_name())
     }
@@ -102,8 +110,28 @@ impl Desired {
             ("MessageRetentionPeriod".into(), RETENTION_SECONDS.into()),
         ])
     }
+    /// The dead-letter queue takes what EventBridge could not hand to the queue (the rules'
+    /// targets name it) and what the operator received too often: only the rules may send to it
+    /// (EventBridge User Guide, "Using dead-letter queues to process undelivered events": the
+    /// queue's policy must let `events.amazonaws.com` `sqs:SendMessage` for the rule's ARN;
+    /// <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html>). SQS's own
+    /// redrive from the queue needs no policy.
+    pub fn dead_letter_queue_policy(&self) -> Value {
+        json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "OnlyTheChangeEventRules",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": self.dead_letter_queue_arn(),
+                "Condition": {"ArnEquals": {"aws:SourceArn": RuleKind::ALL.map(|k| self.rule_arn_of(k))}},
+            }],
+        })
+    }
     pub fn dead_letter_queue_attributes(&self) -> BTreeMap<String, String> {
         BTreeMap::from([
+            ("Policy".into(), self.dead_letter_queue_policy().to_string()),
             ("SqsManagedSseEnabled".into(), "true".into()),
             (
                 "MessageRetentionPeriod".into(),
@@ -149,14 +177,22 @@ pub struct Observed {
     pub queue: Option<Queue>,
     pub dead_letter_queue: Option<Queue>,
     pub rule: Option<Rule>,
-    /// (target id, target ARN) of the rule.
-    pub targets: Vec<(String, String)>,
+    /// The rule's targets.
+    pub targets: Vec<Target>,
     pub alarm_state_rule: Option<Rule>,
-    pub alarm_state_targets: Vec<(String, String)>,
+    pub alarm_state_targets: Vec<Target>,
+}
+
+/// A rule's target: its id, where it sends, and where EventBridge puts what it could not send.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Target {
+    pub id: String,
+    pub arn: String,
+    pub dead_letter_arn: Option<String>,
 }
 
 impl Observed {
-    fn rule_of(&self, kind: RuleKind) -> (&Option<Rule>, &Vec<(String, String)>) {
+    fn rule_of(&self, kind: RuleKind) -> (&Option<Rule>, &Vec<Target>) {
         match kind {
             RuleKind::ApiCalls => (&self.rule, &self.targets),
             RuleKind::AlarmState => (&self.alarm_state_rule, &self.alarm_state_targets),
@@ -202,13 +238,26 @@ impl std::fmt::Display for Action {
     }
 }
 
+/// The AWS managed key for SQS (by alias or alias ARN). EventBridge cannot send to a queue it
+/// encrypts: the key's policy cannot be changed to let `events.amazonaws.com` use it
+/// (EventBridge User Guide, "Amazon SQS permissions": an encrypted queue needs a customer managed
+/// key whose policy allows EventBridge `kms:Decrypt` and `kms:GenerateDataKey`;
+/// <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions>).
+fn is_aws_managed_sqs_key(key: &str) -> bool {
+    key == "alias/aws/sqs" || key.ends_with(":alias/aws/sqs")
+}
+
 /// Whether an attribute AWS reports is what the spec wants: JSON compared as JSON, and server-side
-/// encryption satisfied by SQS-managed keys or by a KMS key someone chose.
+/// encryption satisfied by SQS-managed keys or by a KMS key someone chose that EventBridge can
+/// use (not the AWS managed `aws/sqs`: the queue would refuse every event).
 fn attribute_matches(key: &str, want: &str, observed: &BTreeMap<String, String>) -> bool {
     let got = observed.get(key).map(String::as_str);
     match key {
         "SqsManagedSseEnabled" => {
-            got == Some("true") || observed.get("KmsMasterKeyId").is_some_and(|k| !k.is_empty())
+            got == Some("true")
+                || observed
+                    .get("KmsMasterKeyId")
+                    .is_some_and(|k| !k.is_empty() && !is_aws_managed_sqs_key(k))
         }
         "RedrivePolicy" => {
             let norm = |s: &str| {
@@ -247,13 +296,25 @@ fn queue_plan(
             });
         }
         Some(q) => {
-            let differ: BTreeMap<String, String> = want
+            let mut differ: BTreeMap<String, String> = want
                 .into_iter()
                 .filter(|(k, v)| !attribute_matches(k, v, &q.attributes))
                 .collect();
             for (k, v) in &differ {
-                let got = q.attributes.get(k).cloned().unwrap_or_else(|| "unset".into());
+                let got = match q.attributes.get("KmsMasterKeyId") {
+                    Some(key) if k == "SqsManagedSseEnabled" && is_aws_managed_sqs_key(key) => {
+                        format!("{key} (EventBridge cannot use the AWS managed key)")
+                    }
+                    _ => q.attributes.get(k).cloned().unwrap_or_else(|| "unset".into()),
+                };
                 plan.drift.push(Drift::new(format!("{field}.{k}"), v, got));
+            }
+            // SQS keeps one kind of server-side encryption: SSE-SQS replaces the KMS key only
+            // when the key is cleared in the same call.
+            if differ.contains_key("SqsManagedSseEnabled")
+                && q.attributes.get("KmsMasterKeyId").is_some_and(|k| !k.is_empty())
+            {
+                differ.insert("KmsMasterKeyId".into(), String::new());
             }
             if !differ.is_empty() {
                 plan.actions.push(Action::SetQueueAttributes {
@@ -298,17 +359,26 @@ fn rule_plan(desired: &Desired, observed: &Observed, kind: RuleKind, plan: &mut 
             }
         }
     }
-    let queue_arn = desired.queue_arn();
-    if !targets.iter().any(|(id, arn)| id == TARGET_ID && *arn == queue_arn) {
-        plan.drift.push(Drift::new(
-            format!("{field}.target"),
-            &queue_arn,
-            targets
-                .iter()
-                .find(|(id, _)| id == TARGET_ID)
-                .map_or("none", |(_, arn)| arn.as_str()),
-        ));
-        plan.actions.push(Action::PutTarget(kind));
+    let want = desired.target();
+    let have = targets.iter().find(|t| t.id == TARGET_ID);
+    match have {
+        Some(t) if *t == want => {}
+        Some(t) if t.arn == want.arn => {
+            plan.drift.push(Drift::new(
+                format!("{field}.target.deadLetterQueue"),
+                want.dead_letter_arn.as_deref().unwrap_or_default(),
+                t.dead_letter_arn.as_deref().unwrap_or("none"),
+            ));
+            plan.actions.push(Action::PutTarget(kind));
+        }
+        _ => {
+            plan.drift.push(Drift::new(
+                format!("{field}.target"),
+                &want.arn,
+                have.map_or("none", |t| t.arn.as_str()),
+            ));
+            plan.actions.push(Action::PutTarget(kind));
+        }
     }
 }
 
@@ -389,7 +459,7 @@ impl Pipeline {
         Ok(Some(Queue { url, attributes }))
     }
 
-    async fn rule(&self, name: &str) -> AwsResult<(Option<Rule>, Vec<(String, String)>)> {
+    async fn rule(&self, name: &str) -> AwsResult<(Option<Rule>, Vec<Target>)> {
         let request = self.events.describe_rule().name(name).send();
         let rule = EVENTS
             .find("DescribeRule", request)
@@ -407,7 +477,14 @@ impl Pipeline {
                 .await?
                 .targets()
                 .iter()
-                .map(|t| (t.id().to_string(), t.arn().to_string()))
+                .map(|t| Target {
+                    id: t.id().to_string(),
+                    arn: t.arn().to_string(),
+                    dead_letter_arn: t
+                        .dead_letter_config()
+                        .and_then(|d| d.arn())
+                        .map(str::to_string),
+                })
                 .collect()
         } else {
             Vec::new()
@@ -480,6 +557,11 @@ impl Pipeline {
                         aws_sdk_eventbridge::types::Target::builder()
                             .id(TARGET_ID)
                             .arn(desired.queue_arn())
+                            .dead_letter_config(
+                                aws_sdk_eventbridge::types::DeadLetterConfig::builder()
+                                    .arn(desired.dead_letter_queue_arn())
+                                    .build(),
+                            )
                             .build()
                             .expect("id and arn set"),
                     )
@@ -538,12 +620,12 @@ mod tests {
                 event_pattern: serde_json::to_string_pretty(&d.event_pattern()).unwrap(),
                 state: "ENABLED".into(),
             }),
-            targets: vec![(TARGET_ID.into(), d.queue_arn())],
+            targets: vec![d.target()],
             alarm_state_rule: Some(Rule {
                 event_pattern: d.rule(RuleKind::AlarmState).1.to_string(),
                 state: "ENABLED".into(),
             }),
-            alarm_state_targets: vec![(TARGET_ID.into(), d.queue_arn())],
+            alarm_state_targets: vec![d.target()],
         }
     }
 
@@ -658,6 +740,23 @@ mod tests {
                 vec![],
             ),
             (
+                "the AWS managed aws/sqs key is replaced: EventBridge cannot use it",
+                with(&|o| {
+                    let a = &mut o.queue.as_mut().unwrap().attributes;
+                    a.remove("SqsManagedSseEnabled");
+                    a.insert("KmsMasterKeyId".into(), "alias/aws/sqs".into());
+                }),
+                vec![Action::SetQueueAttributes {
+                    name: "lzo-events".into(),
+                    url: "https://sqs/lzo-events".into(),
+                    attributes: BTreeMap::from([
+                        ("KmsMasterKeyId".into(), String::new()),
+                        ("SqsManagedSseEnabled".into(), "true".into()),
+                    ]),
+                }],
+                vec!["changeEvents.queue.SqsManagedSseEnabled"],
+            ),
+            (
                 "a disabled rule is enabled",
                 with(&|o| o.rule.as_mut().unwrap().state = "DISABLED".into()),
                 vec![Action::PutRule(RuleKind::ApiCalls)],
@@ -675,13 +774,38 @@ mod tests {
             (
                 "a target pointed elsewhere is pointed back",
                 with(&|o| {
-                    o.targets = vec![(
-                        TARGET_ID.into(),
-                        "arn:aws:sqs:us-east-1:999999999999:elsewhere".into(),
-                    )]
+                    o.targets = vec![Target {
+                        id: TARGET_ID.into(),
+                        arn: "arn:aws:sqs:us-east-1:999999999999:elsewhere".into(),
+                        dead_letter_arn: None,
+                    }]
                 }),
                 vec![Action::PutTarget(RuleKind::ApiCalls)],
                 vec!["changeEvents.rule.target"],
+            ),
+            (
+                "a target without its dead-letter queue gets it (events EventBridge cannot hand over are kept)",
+                with(&|o| o.alarm_state_targets[0].dead_letter_arn = None),
+                vec![Action::PutTarget(RuleKind::AlarmState)],
+                vec!["changeEvents.alarmStateRule.target.deadLetterQueue"],
+            ),
+            (
+                "a dead-letter queue that admits anyone is narrowed to the rules",
+                with(&|o| {
+                    o.dead_letter_queue.as_mut().unwrap().attributes.insert(
+                        "Policy".into(),
+                        r#"{"Statement":[{"Effect":"Allow","Principal":"*","Action":"sqs:*"}]}"#.into(),
+                    );
+                }),
+                vec![Action::SetQueueAttributes {
+                    name: "lzo-events-dlq".into(),
+                    url: "https://sqs/lzo-events-dlq".into(),
+                    attributes: BTreeMap::from([(
+                        "Policy".into(),
+                        d.dead_letter_queue_policy().to_string(),
+                    )]),
+                }],
+                vec!["changeEvents.deadLetterQueue.Policy"],
             ),
             (
                 "the alarm-state rule deleted is put back with its target",
@@ -698,8 +822,11 @@ mod tests {
             (
                 "other targets of the rule are left alone",
                 with(&|o| {
-                    o.targets
-                        .push(("audit".into(), "arn:aws:sqs:us-east-1:111111111111:audit".into()))
+                    o.targets.push(Target {
+                        id: "audit".into(),
+                        arn: "arn:aws:sqs:us-east-1:111111111111:audit".into(),
+                        dead_letter_arn: None,
+                    })
                 }),
                 vec![],
                 vec![],
