@@ -118,13 +118,8 @@ async fn cloudtrail_takes_the_role_and_bucket_the_operator_writes_and_refuses_th
     );
     let iam = aws_sdk_iam::Client::new(&conf);
     let ct = aws_sdk_cloudtrail::Client::new(&conf);
-    let org = aws_sdk_organizations::Client::new(&conf)
-        .describe_organization()
-        .send()
-        .await
-        .unwrap();
-    let org = org.organization().unwrap();
-    let (account, org_id) = (org.master_account_id().unwrap(), org.id().unwrap());
+    let (account, org_id) = emu.management_account_and_org().await;
+    let (account, org_id) = (account.as_str(), org_id.as_str());
     let bucket = "trail-policy-checks";
     s3.create_bucket().bucket(bucket).send().await.unwrap();
     let trail_arn = format!("arn:aws:cloudtrail:us-east-1:{account}:trail/org-trail");

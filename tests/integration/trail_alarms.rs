@@ -334,17 +334,7 @@ async fn a_role_with_the_trust_written_before_is_corrected_and_the_trail_deliver
     });
     let conf = emu.sdk_config_via(&emu.endpoint, 2).await;
     let iam = aws_sdk_iam::Client::new(&conf);
-    let account = emu
-        .org_client()
-        .describe_organization()
-        .send()
-        .await
-        .unwrap()
-        .organization()
-        .unwrap()
-        .master_account_id()
-        .unwrap()
-        .to_string();
+    let (account, _) = emu.management_account_and_org().await;
     let old_trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole",
         "Condition": {"StringEquals": {"aws:SourceArn": format!("arn:aws:cloudtrail:us-east-1:{account}:trail/org-trail")}}}]});
@@ -402,17 +392,7 @@ async fn a_topic_key_cloudwatch_cannot_use_is_refused_and_the_trail_still_logs()
     let proxy = AwsProxy::start(&emu.endpoint).await;
     let conf = emu.sdk_config_via(&emu.endpoint, 2).await;
     let kms = aws_sdk_kms::Client::new(&conf);
-    let account = emu
-        .org_client()
-        .describe_organization()
-        .send()
-        .await
-        .unwrap()
-        .organization()
-        .unwrap()
-        .master_account_id()
-        .unwrap()
-        .to_string();
+    let (account, _) = emu.management_account_and_org().await;
     let key_with = |policy: serde_json::Value| {
         let kms = kms.clone();
         async move {

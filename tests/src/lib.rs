@@ -295,6 +295,23 @@ impl Emulator {
         out.roots()[0].id().expect("root id").to_string()
     }
 
+    /// The management account's id and the Organization's id, read directly from AWS.
+    pub async fn management_account_and_org(&self) -> (String, String) {
+        let out = self
+            .org_client()
+            .describe_organization()
+            .send()
+            .await
+            .expect("describe organization");
+        let org = out.organization().expect("an Organization");
+        (
+            org.master_account_id()
+                .expect("management account")
+                .to_string(),
+            org.id().expect("organization id").to_string(),
+        )
+    }
+
     /// Makes an account directly in AWS, behind the operator's back; its id.
     pub async fn create_account_directly(&self, name: &str, email: &str) -> String {
         let out = self

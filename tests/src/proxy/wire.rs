@@ -424,23 +424,32 @@ impl Upstream {
         Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
     }
 
+    /// A query-protocol call (`Action=…`, form-encoded) to another service, as the caller.
+    async fn ask_query(
+        &self,
+        call: &Call,
+        service: &str,
+        form: &str,
+    ) -> Result<(u16, String), std::io::Error> {
+        self.ask_as_caller(
+            call,
+            service,
+            "POST",
+            "/",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Bytes::from(form.to_string()),
+        )
+        .await
+    }
+
     /// The trust policy of the caller's account's role `name`, as IAM holds it (`GetRole`).
     pub(super) async fn role_trust(
         &self,
         call: &Call,
         name: &str,
     ) -> Result<Option<Value>, std::io::Error> {
-        let body = format!("Action=GetRole&Version=2010-05-08&RoleName={name}");
-        let (status, xml) = self
-            .ask_as_caller(
-                call,
-                "iam",
-                "POST",
-                "/",
-                &[("content-type", "application/x-www-form-urlencoded")],
-                Bytes::from(body),
-            )
-            .await?;
+        let form = format!("Action=GetRole&Version=2010-05-08&RoleName={name}");
+        let (status, xml) = self.ask_query(call, "iam", &form).await?;
         if status != 200 {
             return Ok(None);
         }
@@ -458,20 +467,11 @@ impl Upstream {
         call: &Call,
         topic: &str,
     ) -> Result<Option<Value>, std::io::Error> {
-        let body = format!(
+        let form = format!(
             "Action=GetTopicAttributes&Version=2010-03-31&TopicArn={}",
             topic.replace(':', "%3A")
         );
-        let (status, xml) = self
-            .ask_as_caller(
-                call,
-                "sns",
-                "POST",
-                "/",
-                &[("content-type", "application/x-www-form-urlencoded")],
-                Bytes::from(body),
-            )
-            .await?;
+        let (status, xml) = self.ask_query(call, "sns", &form).await?;
         if status != 200 {
             return Ok(None);
         }
