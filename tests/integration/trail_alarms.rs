@@ -23,6 +23,23 @@ spec:
     billing: {thresholdUsd: 1000}
 ";
 
+/// One `apply --dir` of `dir` through the realism layer.
+async fn apply(
+    emu: &Emulator,
+    proxy: &AwsProxy,
+    dir: &std::path::Path,
+    state: &std::path::Path,
+) -> landing_zone_operator::cli::RunResult {
+    run_dir(
+        emu.ports_via(&proxy.endpoint, 2).await,
+        dir,
+        state,
+        true,
+        false,
+    )
+    .await
+}
+
 fn status(state: &std::path::Path) -> serde_json::Value {
     let doc: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(state).unwrap()).unwrap();
@@ -41,14 +58,7 @@ async fn the_trail_alarms_reach_a_mailbox_and_hand_changes_are_put_back() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("trail.yaml"), TRAIL).unwrap();
     let state = dir.path().join("state.json");
-    let run = run_dir(
-        emu.ports_via(&proxy.endpoint, 2).await,
-        dir.path(),
-        &state,
-        true,
-        false,
-    )
-    .await;
+    let run = apply(&emu, &proxy, dir.path(), &state).await;
     assert!(!run.failed(), "{:?}", run.reports);
 
     let conf = emu.sdk_config_via(&emu.endpoint, 2).await;
@@ -185,14 +195,7 @@ async fn the_trail_alarms_reach_a_mailbox_and_hand_changes_are_put_back() {
         "{s}"
     );
     assert_eq!(s["alarms"]["alarms"].as_array().unwrap().len(), 16);
-    let again = run_dir(
-        emu.ports_via(&proxy.endpoint, 2).await,
-        dir.path(),
-        &state,
-        true,
-        false,
-    )
-    .await;
+    let again = apply(&emu, &proxy, dir.path(), &state).await;
     let p = report(&again, "AuditTrail", "org-trail")
         .result
         .as_ref()
@@ -230,14 +233,7 @@ async fn the_trail_alarms_reach_a_mailbox_and_hand_changes_are_put_back() {
         .await
         .unwrap();
     proxy.confirm_subscription("security-team@example.com");
-    let third = run_dir(
-        emu.ports_via(&proxy.endpoint, 2).await,
-        dir.path(),
-        &state,
-        true,
-        false,
-    )
-    .await;
+    let third = apply(&emu, &proxy, dir.path(), &state).await;
     let p = report(&third, "AuditTrail", "org-trail")
         .result
         .as_ref()
@@ -291,8 +287,7 @@ async fn the_trail_alarms_reach_a_mailbox_and_hand_changes_are_put_back() {
             }
             other => panic!("{other:?}"),
         };
-    let ports = || emu.ports_via(&proxy.endpoint, 2);
-    let fourth = run_dir(ports().await, dir.path(), &state, true, false).await;
+    let fourth = apply(&emu, &proxy, dir.path(), &state).await;
     let (reason, message) = ready_after(&fourth);
     assert_eq!(reason, "BillingAlertsOff", "{message}");
     assert!(
@@ -317,7 +312,7 @@ async fn the_trail_alarms_reach_a_mailbox_and_hand_changes_are_put_back() {
         .send()
         .await
         .unwrap();
-    let fifth = run_dir(ports().await, dir.path(), &state, true, false).await;
+    let fifth = apply(&emu, &proxy, dir.path(), &state).await;
     assert_eq!(ready_after(&fifth).0, "Logging");
 }
 
@@ -347,14 +342,7 @@ async fn a_role_with_the_trust_written_before_is_corrected_and_the_trail_deliver
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("trail.yaml"), TRAIL).unwrap();
     let state = dir.path().join("state.json");
-    let run = run_dir(
-        emu.ports_via(&proxy.endpoint, 2).await,
-        dir.path(),
-        &state,
-        true,
-        false,
-    )
-    .await;
+    let run = apply(&emu, &proxy, dir.path(), &state).await;
     assert!(!run.failed(), "{:?}", run.reports);
     let p = report(&run, "AuditTrail", "org-trail")
         .result
@@ -441,14 +429,7 @@ async fn a_topic_key_cloudwatch_cannot_use_is_refused_and_the_trail_still_logs()
         ),
     ] {
         std::fs::write(dir.path().join("trail.yaml"), trail(&named)).unwrap();
-        let run = run_dir(
-            emu.ports_via(&proxy.endpoint, 2).await,
-            dir.path(),
-            &state,
-            true,
-            false,
-        )
-        .await;
+        let run = apply(&emu, &proxy, dir.path(), &state).await;
         let p = report(&run, "AuditTrail", "org-trail")
             .result
             .as_ref()
@@ -477,14 +458,7 @@ async fn a_topic_key_cloudwatch_cannot_use_is_refused_and_the_trail_still_logs()
     }
 
     std::fs::write(dir.path().join("trail.yaml"), trail(&usable)).unwrap();
-    let run = run_dir(
-        emu.ports_via(&proxy.endpoint, 2).await,
-        dir.path(),
-        &state,
-        true,
-        false,
-    )
-    .await;
+    let run = apply(&emu, &proxy, dir.path(), &state).await;
     assert!(!run.failed(), "{:?}", run.reports);
     let p = report(&run, "AuditTrail", "org-trail")
         .result
