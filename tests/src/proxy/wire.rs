@@ -138,6 +138,20 @@ impl Call {
         }
     }
 
+    /// The caller's Authorization header with its credential scope naming `service`: the emulator
+    /// routes by that scope, so a question asked on behalf of this call must name its own service.
+    pub(super) fn authorization_for(&self, service: &str) -> String {
+        self.parts
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .replace(
+                &format!("/{}/aws4_request", self.service),
+                &format!("/{service}/aws4_request"),
+            )
+    }
+
     pub(super) fn is_organizations(&self) -> bool {
         self.service == "organizations"
     }
@@ -312,12 +326,7 @@ impl Upstream {
         };
         for (k, v) in &call.parts.headers {
             if k == "authorization" {
-                let auth = v.to_str().unwrap_or_default();
-                let auth = auth.replace(
-                    &format!("/{}/aws4_request", call.service),
-                    &format!("/{service}/aws4_request"),
-                );
-                req = req.header(k, auth);
+                req = req.header(k, call.authorization_for(service));
             } else if !matches!(
                 k.as_str(),
                 "content-length" | "x-amz-target" | "content-type" | "smithy-protocol" | "accept"
@@ -339,21 +348,7 @@ impl Upstream {
         if service == "monitoring" {
             req = req.header("x-amzn-query-mode", "true");
         }
-        let resp = self
-            .client
-            .request(
-                req.body(Full::new(Bytes::from(body.to_string())))
-                    .map_err(std::io::Error::other)?,
-            )
-            .await
-            .map_err(std::io::Error::other)?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
+        let (status, bytes) = self.exchange(req, Bytes::from(body.to_string())).await?;
         Ok((
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
@@ -381,6 +376,27 @@ impl Upstream {
         Ok(json_ok(v))
     }
 
+    /// Sends a request the layer built itself to the emulator: its status and body.
+    async fn exchange(
+        &self,
+        req: hyper::http::request::Builder,
+        body: Bytes,
+    ) -> Result<(u16, Bytes), std::io::Error> {
+        let resp = self
+            .client
+            .request(req.body(Full::new(body)).map_err(std::io::Error::other)?)
+            .await
+            .map_err(std::io::Error::other)?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(std::io::Error::other)?
+            .to_bytes();
+        Ok((status, bytes))
+    }
+
     /// Sends a request of the caller's to another service of the emulator, signed as the caller
     /// (the emulator reads the account from the key and routes by the credential scope).
     async fn ask_as_caller(
@@ -397,11 +413,7 @@ impl Upstream {
             .uri(format!("{}{path_and_query}", self.url));
         for (k, v) in &call.parts.headers {
             if k == "authorization" {
-                let auth = v.to_str().unwrap_or_default().replace(
-                    &format!("/{}/aws4_request", call.service),
-                    &format!("/{service}/aws4_request"),
-                );
-                req = req.header(k, auth);
+                req = req.header(k, call.authorization_for(service));
             } else if k == "x-amz-security-token" || k == "x-amz-date" {
                 req = req.header(k, v);
             }
@@ -409,18 +421,7 @@ impl Upstream {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = self
-            .client
-            .request(req.body(Full::new(body)).map_err(std::io::Error::other)?)
-            .await
-            .map_err(std::io::Error::other)?;
-        let status = resp.status().as_u16();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(std::io::Error::other)?
-            .to_bytes();
+        let (status, bytes) = self.exchange(req, body).await?;
         Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
     }
 
