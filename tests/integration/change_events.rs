@@ -600,3 +600,259 @@ async fn the_shared_snapshot_reads_again_only_what_moved_was_renamed_or_was_made
     })
     .await;
 }
+
+/// The messages waiting in a queue (received, so hidden from others for the visibility timeout).
+async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    sqs.receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .wait_time_seconds(1)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap()
+        .messages()
+        .to_vec()
+}
+
+/// EventBridge asks the queue's policy before it delivers (the realism layer judges it as AWS
+/// does): a queue policy narrowed by hand to another rule refuses the pipeline's events, and
+/// each lands in the dead-letter queue the rule's target names, with AWS's attributes saying
+/// which rule and why, instead of being lost. The next reconcile puts the policy back, and
+/// events reach the queue again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_queue_refuses_lands_in_the_dead_letter_queue() {
+    let emu = Emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lz.yaml"), with_pipeline()).unwrap();
+    let state = dir.path().join("state.json");
+    let first = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert!(!first.failed(), "{:?}", first.reports);
+    let conf = emu.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&conf);
+    let events = aws_sdk_eventbridge::Client::new(&conf);
+    let url = |name: &'static str| {
+        let sqs = sqs.clone();
+        async move {
+            let out = sqs.get_queue_url().queue_name(name).send().await.unwrap();
+            out.queue_url().unwrap().to_string()
+        }
+    };
+    let (queue, dlq) = (url("lzo-events").await, url("lzo-events-dlq").await);
+    let rule_arn = "arn:aws:events:us-east-1:123456789012:rule/lzo-events";
+
+    // In place, the event reaches the queue.
+    landing_zone_tests::publish_organizations_call(
+        &events,
+        "TagResource",
+        json!({"resourceId": "r-1"}),
+        PERSON,
+    )
+    .await;
+    assert_eq!(
+        receive(&sqs, &queue).await.len(),
+        1,
+        "delivered while the policy admits the rule"
+    );
+
+    let narrowed = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"}, "Action": "sqs:SendMessage",
+        "Resource": "arn:aws:sqs:us-east-1:123456789012:lzo-events",
+        "Condition": {"ArnEquals": {"aws:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/someone-elses"}}}]});
+    sqs.set_queue_attributes()
+        .queue_url(&queue)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::Policy,
+            narrowed.to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    landing_zone_tests::publish_organizations_call(
+        &events,
+        "MoveAccount",
+        json!({"accountId": "111111111111"}),
+        PERSON,
+    )
+    .await;
+    assert!(
+        receive(&sqs, &queue).await.is_empty(),
+        "the queue refused it"
+    );
+    let dead = receive(&sqs, &dlq).await;
+    assert_eq!(
+        dead.len(),
+        1,
+        "{:?}",
+        emu.wire.as_ref().unwrap().event_deliveries()
+    );
+    let body: Value = serde_json::from_str(dead[0].body().unwrap()).unwrap();
+    assert_eq!(
+        body["detail"]["eventName"], "MoveAccount",
+        "the event itself, as EventBridge built it"
+    );
+    assert_eq!(body["detail-type"], "AWS API Call via CloudTrail");
+    let attribute = |k: &str| {
+        dead[0]
+            .message_attributes()
+            .and_then(|a| a.get(k))
+            .and_then(|v| v.string_value())
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(attribute("RULE_ARN"), rule_arn);
+    assert_eq!(
+        attribute("TARGET_ARN"),
+        "arn:aws:sqs:us-east-1:123456789012:lzo-events"
+    );
+    assert_eq!(attribute("ERROR_CODE"), "NO_PERMISSIONS");
+
+    // The reconcile reports the policy as drift and puts it back; events flow again.
+    let fixed = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert_eq!(
+        organization_report(&fixed),
+        (1, vec!["changeEvents.queue.Policy".to_string()])
+    );
+    landing_zone_tests::publish_organizations_call(
+        &events,
+        "TagResource",
+        json!({"resourceId": "r-2"}),
+        PERSON,
+    )
+    .await;
+    assert_eq!(receive(&sqs, &queue).await.len(), 1, "delivered again");
+}
+
+/// The trail's alarms live in the operator's region (us-east-1 here) and the pipeline in another
+/// (eu-west-1): CloudWatch sends an alarm's state change to its own region's default bus only,
+/// so the Organization keeps a rule there that forwards it, with a role EventBridge assumes, to
+/// the pipeline's bus, whose alarm-state rule hands it to the queue. The realism layer judges
+/// each hop as AWS does (the role's trust and policy, then the queue's policy): a trust someone
+/// narrowed with a condition EventBridge does not meet loses the event, and the next reconcile
+/// puts the trust back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alarm_in_another_region_than_the_pipelines_reaches_the_operator() {
+    let emu = Emulator::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("lz.yaml"),
+        "apiVersion: landingzone.dev/v1alpha1
+kind: Organization
+metadata: {name: organization}
+spec:
+  trustedServices: [cloudtrail.amazonaws.com]
+  changeEvents: {queueName: lzo-events, region: eu-west-1}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: AuditTrail
+metadata: {name: org-trail}
+spec:
+  trailName: org-trail
+  s3: {bucketName: forwarded-audit-logs, create: true}
+  cloudWatchLogs: {}
+  alarms:
+    topic: {name: forwarded-alarms}
+    cis: [RootUsage]
+",
+    )
+    .unwrap();
+    let state = dir.path().join("state.json");
+    let first = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert!(!first.failed(), "{:?}", first.reports);
+    let actions = &landing_zone_tests::report(&first, "Organization", "organization")
+        .result
+        .as_ref()
+        .unwrap()
+        .actions;
+    for made in [
+        "create the role EventBridge forwards alarm state changes with",
+        "put the alarm-state rule in us-east-1 (forwards to the pipeline's region)",
+        "point the alarm-state rule in us-east-1 at the pipeline's event bus",
+    ] {
+        assert!(actions.iter().any(|a| a == made), "{made}: {actions:?}");
+    }
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let st = &doc["resources"]["Organization/organization"]["status"]["changeEvents"];
+    assert_eq!(st["forwardedFrom"], json!(["us-east-1"]));
+    let queue_url = st["queueUrl"].as_str().expect("queueUrl").to_string();
+    let second = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert_eq!(
+        organization_report(&second),
+        (0, vec![]),
+        "kept: nothing to write"
+    );
+
+    let conf = emu.sdk_config().await;
+    let events = aws_sdk_eventbridge::Client::new(&conf); // us-east-1: the alarm's region
+    let alarm_changed = || async {
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .source("aws.cloudwatch")
+            .detail_type("CloudWatch Alarm State Change")
+            .detail(
+                json!({"alarmName": "org-trail-cis-4.3-root-usage",
+                    "state": {"value": "ALARM"}, "previousState": {"value": "OK"}})
+                .to_string(),
+            )
+            .build();
+        let out = events.put_events().entries(entry).send().await.unwrap();
+        assert_eq!(out.failed_entry_count(), 0);
+    };
+    let resources = applied_resources(dir.path(), &state);
+    let consumer = Consumer::new(
+        &emu.ports().await,
+        &queue_url,
+        "eu-west-1",
+        Identity::default(),
+    );
+    let consumed = || async {
+        let batch = consumer
+            .poll(Duration::from_secs(1), || resources.clone())
+            .await
+            .unwrap();
+        batch
+            .keys
+            .into_iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+    };
+    alarm_changed().await;
+    assert_eq!(
+        consumed().await,
+        ["AuditTrail/org-trail"],
+        "{:?}",
+        emu.wire.as_ref().unwrap().event_deliveries()
+    );
+
+    // A trust narrowed to a source EventBridge does not send: the forward is refused and, with no
+    // dead-letter queue for it, lost; the reconcile puts the trust back.
+    let narrowed = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/lzo-events-alarm-state"}}}]});
+    aws_sdk_iam::Client::new(&conf)
+        .update_assume_role_policy()
+        .role_name("lzo-events-fwd")
+        .policy_document(narrowed.to_string())
+        .send()
+        .await
+        .unwrap();
+    alarm_changed().await;
+    assert!(consumed().await.is_empty(), "the forward was refused");
+    let deliveries = emu.wire.as_ref().unwrap().event_deliveries();
+    assert!(
+        deliveries
+            .last()
+            .is_some_and(|d| d.contains("cannot assume") && d.contains("lost")),
+        "{deliveries:?}"
+    );
+    let fixed = run_dir(emu.ports().await, dir.path(), &state, true, false).await;
+    assert_eq!(
+        organization_report(&fixed),
+        (1, vec!["changeEvents.forwardingRole.trust".to_string()])
+    );
+    alarm_changed().await;
+    assert_eq!(
+        consumed().await,
+        ["AuditTrail/org-trail"],
+        "forwarded again"
+    );
+}

@@ -626,9 +626,25 @@ impl Emulator {
     pub async fn change_event_queue(&self) -> (String, aws_sdk_eventbridge::Client) {
         let conf = self.sdk_config().await;
         let sqs = aws_sdk_sqs::Client::new(&conf);
+        // Only the rule may send (EventBridge refuses to deliver to a queue whose policy does not
+        // let it: the realism layer judges it).
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": "arn:aws:sqs:us-east-1:123456789012:lz-change-events",
+                "Condition": {"ArnEquals": {"aws:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/lz-change-events"}},
+            }],
+        });
         let queue = sqs
             .create_queue()
             .queue_name("lz-change-events")
+            .attributes(
+                aws_sdk_sqs::types::QueueAttributeName::Policy,
+                policy.to_string(),
+            )
             .send()
             .await
             .expect("create the queue");

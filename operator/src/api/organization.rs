@@ -240,6 +240,10 @@ pub struct ChangeEventsStatus {
     pub rule_arn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Regions whose alarm state changes are forwarded to the pipeline's region (where the
+    /// AuditTrails keep alarms, other than `region`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forwarded_from: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]

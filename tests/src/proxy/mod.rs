@@ -17,6 +17,7 @@ mod budgets;
 mod cloudtrail;
 mod cloudwatch;
 mod ec2;
+mod events;
 mod iam;
 mod identity_center;
 mod kms;
@@ -32,6 +33,7 @@ use budgets::*;
 use cloudtrail::*;
 use cloudwatch::*;
 use ec2::*;
+use events::*;
 use iam::*;
 use identity_center::*;
 pub use kms::AWS_SNS_KEY_ID;
@@ -288,6 +290,8 @@ struct State {
     pending_subscriptions: BTreeMap<String, String>,
     confirmed_subscriptions: BTreeSet<String>,
     services: ServicesState,
+    /// What became of each event this layer delivered itself (`events.rs`), in order.
+    event_deliveries: Vec<String>,
 }
 
 impl State {
@@ -530,6 +534,12 @@ impl AwsProxy {
         }
     }
 
+    /// What became of each event whose delivery this layer judged a refusal or forwarded to
+    /// another region, in order: delivered, forwarded, sent to a dead-letter queue, or lost.
+    pub fn event_deliveries(&self) -> Vec<String> {
+        self.state.lock().unwrap().event_deliveries.clone()
+    }
+
     pub fn reset_counts(&self) {
         let mut s = self.state.lock().unwrap();
         s.counts.clear();
@@ -553,6 +563,7 @@ async fn dispatch(
         "kms" => kms(call, st, upstream).await,
         "config" => config(call, st, upstream).await,
         "monitoring" => cloudwatch(call, upstream).await,
+        "events" => events(call, st, upstream).await,
         "guardduty" | "securityhub" | "access-analyzer" => {
             security_services(call, st, upstream).await
         }

@@ -25,6 +25,9 @@ use std::collections::BTreeMap;
 pub enum Principal {
     /// An AWS service principal, e.g. `cloudtrail.amazonaws.com`.
     Service(String),
+    /// A role's session, judged by the role's own (identity-based) policies, whose statements
+    /// name no principal.
+    Identity(String),
 }
 
 /// One request as the service sends it.
@@ -44,6 +47,14 @@ impl Request {
             action: action.into(),
             resource: resource.into(),
             context: BTreeMap::new(),
+        }
+    }
+
+    /// A request judged by the identity-based policies of `role_arn`.
+    pub fn by_identity(role_arn: &str, action: &str, resource: &str) -> Request {
+        Request {
+            principal: Principal::Identity(role_arn.into()),
+            ..Request::by_service("", action, resource)
         }
     }
 
@@ -118,7 +129,14 @@ fn element_matches(s: &Value, name: &str, not_name: &str, one: impl Fn(&str) -> 
 }
 
 fn principal_matches(s: &Value, r: &Request) -> bool {
-    let Principal::Service(service) = &r.principal;
+    let service = match &r.principal {
+        Principal::Service(service) => service,
+        // An identity-based policy's statements apply to whoever holds it; one naming a
+        // principal is not an identity-based policy.
+        Principal::Identity(_) => {
+            return s.get("Principal").is_none() && s.get("NotPrincipal").is_none();
+        }
+    };
     let names = |p: &Value| -> bool {
         match p {
             Value::String(star) => star == "*",

@@ -32,6 +32,7 @@ pub struct Faults {
 }
 
 /// One request as the proxy sees it.
+#[derive(Clone)]
 pub(super) struct Call {
     pub(super) parts: hyper::http::request::Parts,
     pub(super) body: Bytes,
@@ -150,6 +151,21 @@ impl Call {
                 &format!("/{}/aws4_request", self.service),
                 &format!("/{service}/aws4_request"),
             )
+    }
+
+    /// The same caller's request as signed for another region (the emulator keeps each region's
+    /// state apart, by the credential scope's region).
+    pub(super) fn in_region(&self, region: &str) -> Call {
+        let mut there = self.clone();
+        let auth = self.authorization_for(&self.service).replace(
+            &format!("/{}/{}/aws4_request", self.region, self.service),
+            &format!("/{region}/{}/aws4_request", self.service),
+        );
+        if let Ok(h) = auth.parse() {
+            there.parts.headers.insert("authorization", h);
+        }
+        there.region = region.to_string();
+        there
     }
 
     pub(super) fn is_organizations(&self) -> bool {
@@ -322,6 +338,8 @@ impl Upstream {
         let service = match target_prefix {
             "SWBExternalService" => "sso",
             "GraniteServiceVersion20100801" => "monitoring",
+            "AWSEvents" => "events",
+            "AmazonSQS" => "sqs",
             _ => "organizations",
         };
         for (k, v) in &call.parts.headers {
@@ -338,8 +356,8 @@ impl Upstream {
             .header("x-amz-target", format!("{target_prefix}.{operation}"))
             .header(
                 "content-type",
-                if service == "monitoring" {
-                    // CloudWatch's JSON protocol (awsJson1_0, query-compatible errors).
+                if service == "monitoring" || service == "sqs" {
+                    // CloudWatch's and SQS's JSON protocol (awsJson1_0, query-compatible errors).
                     "application/x-amz-json-1.0"
                 } else {
                     "application/x-amz-json-1.1"
@@ -460,6 +478,39 @@ impl Upstream {
             .and_then(|t| t.split("</AssumeRolePolicyDocument>").next())
             .unwrap_or_default();
         Ok(serde_json::from_str(&percent_decode(&xml_unescape(doc))).ok())
+    }
+
+    /// The inline policies of the caller's account's role `name` (`ListRolePolicies`,
+    /// `GetRolePolicy`).
+    pub(super) async fn role_inline_policies(
+        &self,
+        call: &Call,
+        name: &str,
+    ) -> Result<Vec<Value>, std::io::Error> {
+        let form = format!("Action=ListRolePolicies&Version=2010-05-08&RoleName={name}");
+        let (_, xml) = self.ask_query(call, "iam", &form).await?;
+        let names: Vec<String> = xml
+            .split("<member>")
+            .skip(1)
+            .filter_map(|t| t.split("</member>").next())
+            .map(str::to_string)
+            .collect();
+        let mut out = Vec::new();
+        for policy in names {
+            let form = format!(
+                "Action=GetRolePolicy&Version=2010-05-08&RoleName={name}&PolicyName={policy}"
+            );
+            let (_, xml) = self.ask_query(call, "iam", &form).await?;
+            let doc = xml
+                .split("<PolicyDocument>")
+                .nth(1)
+                .and_then(|t| t.split("</PolicyDocument>").next())
+                .unwrap_or_default();
+            if let Ok(v) = serde_json::from_str(&percent_decode(&xml_unescape(doc))) {
+                out.push(v);
+            }
+        }
+        Ok(out)
     }
 
     /// The access policy of the SNS topic (`GetTopicAttributes`), if the topic exists.

@@ -8,6 +8,7 @@
 //! ListTargetsByRule per rule. Nothing is ever deleted: removing `changeEvents` leaves the pipeline.
 
 use crate::api::Drift;
+use crate::aws::alarms::RoleWithPolicy;
 use crate::aws::{AwsError, AwsPorts, AwsResult, Service};
 
 const SQS: Service = Service("sqs");
@@ -30,6 +31,11 @@ pub struct Desired {
     pub region: String,
     pub account: String,
     pub partition: String,
+    /// Other regions where the operator keeps alarms (the trail's region, us-east-1 for the
+    /// billing alarm): CloudWatch sends an alarm's state changes to the default bus of the alarm's
+    /// own region only, so a rule there forwards them to this region's default bus, where the
+    /// alarm-state rule hands them to the queue.
+    pub forward_from: Vec<String>,
 }
 
 impl Desired {
@@ -51,7 +57,64 @@ impl Desired {
             id: TARGET_ID.into(),
             arn: self.queue_arn(),
             dead_letter_arn: Some(self.dead_letter_queue_arn()),
+            role_arn: None,
         }
+    }
+    /// The pipeline region's default event bus: where the forwarding rules send.
+    pub fn bus_arn(&self) -> String {
+        self.arn("events", "event-bus/default")
+    }
+    /// The role EventBridge sends forwarded events with (`<queue name>-fwd`; IAM allows 64
+    /// characters, so a long queue name is cut to 60).
+    pub fn forwarding_role_name(&self) -> String {
+        let base: String = self.queue_name.chars().take(60).collect();
+        format!("{base}-fwd")
+    }
+    pub fn forwarding_role_arn(&self) -> String {
+        format!(
+            "arn:{}:iam::{}:role/{}",
+            self.partition,
+            self.account,
+            self.forwarding_role_name()
+        )
+    }
+    /// A forwarding rule's target: the pipeline region's default bus, sent with the forwarding
+    /// role (EventBridge needs a role for an event bus in another region).
+    pub fn forward_target(&self) -> Target {
+        Target {
+            id: TARGET_ID.into(),
+            arn: self.bus_arn(),
+            dead_letter_arn: None,
+            role_arn: Some(self.forwarding_role_arn()),
+        }
+    }
+    /// EventBridge assumes the forwarding role (EventBridge User Guide, "Sending and receiving
+    /// events between AWS Regions in Amazon EventBridge": the rule's target is the other region's
+    /// bus, with an execution role that trusts `events.amazonaws.com`;
+    /// <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-region.html>). No
+    /// condition: AWS's example has none, and a condition on a key EventBridge does not send would
+    /// stop every forward (as `aws:SourceArn` did with CloudTrail's role).
+    pub fn forwarding_role_trust(&self) -> Value {
+        json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }],
+        })
+    }
+    /// The role may put events on the pipeline region's default bus, nothing else.
+    pub fn forwarding_role_policy(&self) -> Value {
+        json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "ForwardAlarmStateChanges",
+                "Effect": "Allow",
+                "Action": "events:PutEvents",
+                "Resource": self.bus_arn(),
+            }],
+        })
     }
     pub fn dead_letter_queue_arn(&self) -> String {
         self.arn("sqs", &self.dead_letter_queue_name())
@@ -181,14 +244,20 @@ pub struct Observed {
     pub targets: Vec<Target>,
     pub alarm_state_rule: Option<Rule>,
     pub alarm_state_targets: Vec<Target>,
+    /// The forwarding role (read only when some region forwards).
+    pub forwarding_role: Option<RoleWithPolicy>,
+    /// The alarm-state rule and its targets in each region of `Desired::forward_from`.
+    pub forwarders: BTreeMap<String, (Option<Rule>, Vec<Target>)>,
 }
 
-/// A rule's target: its id, where it sends, and where EventBridge puts what it could not send.
+/// A rule's target: its id, where it sends, where EventBridge puts what it could not send, and
+/// the role it sends with.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Target {
     pub id: String,
     pub arn: String,
     pub dead_letter_arn: Option<String>,
+    pub role_arn: Option<String>,
 }
 
 impl Observed {
@@ -213,6 +282,13 @@ pub enum Action {
     },
     PutRule(RuleKind),
     PutTarget(RuleKind),
+    CreateForwardingRole,
+    SetForwardingRoleTrust,
+    PutForwardingRolePolicy,
+    /// The alarm-state rule in another region.
+    PutForwardRule(String),
+    /// That rule's target: the pipeline region's bus.
+    PutForwardTarget(String),
 }
 
 impl std::fmt::Display for Action {
@@ -233,6 +309,21 @@ impl std::fmt::Display for Action {
             Action::PutRule(RuleKind::AlarmState) => write!(f, "put the alarm-state rule"),
             Action::PutTarget(RuleKind::AlarmState) => {
                 write!(f, "point the alarm-state rule at the queue")
+            }
+            Action::CreateForwardingRole => {
+                write!(f, "create the role EventBridge forwards alarm state changes with")
+            }
+            Action::SetForwardingRoleTrust => {
+                write!(f, "let EventBridge assume the forwarding role")
+            }
+            Action::PutForwardingRolePolicy => {
+                write!(f, "limit the forwarding role to the pipeline's event bus")
+            }
+            Action::PutForwardRule(region) => {
+                write!(f, "put the alarm-state rule in {region} (forwards to the pipeline's region)")
+            }
+            Action::PutForwardTarget(region) => {
+                write!(f, "point the alarm-state rule in {region} at the pipeline's event bus")
             }
         }
     }
@@ -333,14 +424,23 @@ pub struct Plan {
     pub drift: Vec<Drift>,
 }
 
-fn rule_plan(desired: &Desired, observed: &Observed, kind: RuleKind, plan: &mut Plan) {
-    let field = kind.field();
-    let (_, pattern, _) = desired.rule(kind);
-    let (rule, targets) = observed.rule_of(kind);
+/// One rule and its target: `put_rule` and `put_target` are the actions that mend them.
+struct RuleCheck<'a> {
+    field: String,
+    pattern: Value,
+    rule: Option<&'a Rule>,
+    targets: &'a [Target],
+    want: Target,
+    put_rule: Action,
+    put_target: Action,
+}
+
+fn rule_plan(check: RuleCheck<'_>, plan: &mut Plan) {
+    let RuleCheck { field, pattern, rule, targets, want, put_rule, put_target } = check;
     match rule {
         None => {
-            plan.drift.push(Drift::new(field, "exists", "missing"));
-            plan.actions.push(Action::PutRule(kind));
+            plan.drift.push(Drift::new(&field, "exists", "missing"));
+            plan.actions.push(put_rule);
         }
         Some(r) => {
             let same = serde_json::from_str::<Value>(&r.event_pattern).ok() == Some(pattern.clone());
@@ -355,21 +455,28 @@ fn rule_plan(desired: &Desired, observed: &Observed, kind: RuleKind, plan: &mut 
                 plan.drift.push(Drift::new(format!("{field}.state"), "ENABLED", &r.state));
             }
             if !same || r.state != "ENABLED" {
-                plan.actions.push(Action::PutRule(kind));
+                plan.actions.push(put_rule);
             }
         }
     }
-    let want = desired.target();
     let have = targets.iter().find(|t| t.id == TARGET_ID);
     match have {
         Some(t) if *t == want => {}
-        Some(t) if t.arn == want.arn => {
+        Some(t) if t.arn == want.arn && t.dead_letter_arn != want.dead_letter_arn => {
             plan.drift.push(Drift::new(
                 format!("{field}.target.deadLetterQueue"),
                 want.dead_letter_arn.as_deref().unwrap_or_default(),
                 t.dead_letter_arn.as_deref().unwrap_or("none"),
             ));
-            plan.actions.push(Action::PutTarget(kind));
+            plan.actions.push(put_target);
+        }
+        Some(t) if t.arn == want.arn => {
+            plan.drift.push(Drift::new(
+                format!("{field}.target.role"),
+                want.role_arn.as_deref().unwrap_or("none"),
+                t.role_arn.as_deref().unwrap_or("none"),
+            ));
+            plan.actions.push(put_target);
         }
         _ => {
             plan.drift.push(Drift::new(
@@ -377,8 +484,52 @@ fn rule_plan(desired: &Desired, observed: &Observed, kind: RuleKind, plan: &mut 
                 &want.arn,
                 have.map_or("none", |t| t.arn.as_str()),
             ));
-            plan.actions.push(Action::PutTarget(kind));
+            plan.actions.push(put_target);
         }
+    }
+}
+
+/// The forwarding role, then each region's forwarding rule and target.
+fn forwarding_plan(desired: &Desired, observed: &Observed, plan: &mut Plan) {
+    if desired.forward_from.is_empty() {
+        return;
+    }
+    let field = "changeEvents.forwardingRole";
+    match &observed.forwarding_role {
+        None => {
+            plan.drift.push(Drift::new(field, "exists", "missing"));
+            plan.actions.extend([Action::CreateForwardingRole, Action::PutForwardingRolePolicy]);
+        }
+        Some(r) => {
+            if r.trust != desired.forwarding_role_trust() {
+                plan.drift.push(Drift::new(format!("{field}.trust"), "events.amazonaws.com, no condition", "different"));
+                plan.actions.push(Action::SetForwardingRoleTrust);
+            }
+            if r.policy.as_ref() != Some(&desired.forwarding_role_policy()) {
+                plan.drift.push(Drift::new(
+                    format!("{field}.policy"),
+                    "events:PutEvents on the pipeline's event bus",
+                    if r.policy.is_some() { "different" } else { "<none>" },
+                ));
+                plan.actions.push(Action::PutForwardingRolePolicy);
+            }
+        }
+    }
+    let none = (None, Vec::new());
+    for region in &desired.forward_from {
+        let (rule, targets) = observed.forwarders.get(region).unwrap_or(&none);
+        rule_plan(
+            RuleCheck {
+                field: format!("changeEvents.forwardFrom[{region}]"),
+                pattern: desired.rule(RuleKind::AlarmState).1,
+                rule: rule.as_ref(),
+                targets,
+                want: desired.forward_target(),
+                put_rule: Action::PutForwardRule(region.clone()),
+                put_target: Action::PutForwardTarget(region.clone()),
+            },
+            plan,
+        );
     }
 }
 
@@ -400,34 +551,73 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         &mut plan,
     );
     for kind in RuleKind::ALL {
-        rule_plan(desired, observed, kind, &mut plan);
+        let (rule, targets) = observed.rule_of(kind);
+        rule_plan(
+            RuleCheck {
+                field: kind.field().into(),
+                pattern: desired.rule(kind).1,
+                rule: rule.as_ref(),
+                targets,
+                want: desired.target(),
+                put_rule: Action::PutRule(kind),
+                put_target: Action::PutTarget(kind),
+            },
+            &mut plan,
+        );
     }
+    forwarding_plan(desired, observed, &mut plan);
     plan
 }
 
-/// EventBridge and SQS in the pipeline's region, on the shared (paced, fenced) config.
+/// EventBridge and SQS in the pipeline's region (EventBridge also in the regions that forward,
+/// IAM for the forwarding role), on the shared (paced, fenced) config.
 pub struct Pipeline {
     events: aws_sdk_eventbridge::Client,
     sqs: aws_sdk_sqs::Client,
+    iam: aws_sdk_iam::Client,
+    sdk_config: aws_config::SdkConfig,
+    recorder: crate::aws::CallRecorder,
 }
+
+const IAM: Service = Service("iam");
 
 impl Pipeline {
     pub fn new(aws: &AwsPorts, region: &str) -> Self {
         let region = aws_config::Region::new(region.to_string());
         Self {
-            events: aws_sdk_eventbridge::Client::from_conf(
-                aws_sdk_eventbridge::config::Builder::from(&aws.sdk_config)
-                    .interceptor(aws.recorder.clone())
-                    .region(region.clone())
-                    .build(),
-            ),
+            events: Self::events_in(&aws.sdk_config, &aws.recorder, region.clone()),
             sqs: aws_sdk_sqs::Client::from_conf(
                 aws_sdk_sqs::config::Builder::from(&aws.sdk_config)
                     .interceptor(aws.recorder.clone())
                     .region(region)
                     .build(),
             ),
+            iam: aws_sdk_iam::Client::from_conf(
+                aws_sdk_iam::config::Builder::from(&aws.sdk_config)
+                    .interceptor(aws.recorder.clone())
+                    .build(),
+            ),
+            sdk_config: aws.sdk_config.clone(),
+            recorder: aws.recorder.clone(),
         }
+    }
+
+    fn events_in(
+        sdk_config: &aws_config::SdkConfig,
+        recorder: &crate::aws::CallRecorder,
+        region: aws_config::Region,
+    ) -> aws_sdk_eventbridge::Client {
+        aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(sdk_config)
+                .interceptor(recorder.clone())
+                .region(region)
+                .build(),
+        )
+    }
+
+    /// EventBridge in a region that forwards.
+    fn events_of(&self, region: &str) -> aws_sdk_eventbridge::Client {
+        Self::events_in(&self.sdk_config, &self.recorder, aws_config::Region::new(region.to_string()))
     }
 
     async fn queue(&self, name: &str) -> AwsResult<Option<Queue>> {
@@ -459,8 +649,11 @@ impl Pipeline {
         Ok(Some(Queue { url, attributes }))
     }
 
-    async fn rule(&self, name: &str) -> AwsResult<(Option<Rule>, Vec<Target>)> {
-        let request = self.events.describe_rule().name(name).send();
+    async fn rule(
+        events: &aws_sdk_eventbridge::Client,
+        name: &str,
+    ) -> AwsResult<(Option<Rule>, Vec<Target>)> {
+        let request = events.describe_rule().name(name).send();
         let rule = EVENTS
             .find("DescribeRule", request)
             .await?
@@ -472,7 +665,7 @@ impl Pipeline {
             EVENTS
                 .send(
                     "ListTargetsByRule",
-                    self.events.list_targets_by_rule().rule(name).send(),
+                    events.list_targets_by_rule().rule(name).send(),
                 )
                 .await?
                 .targets()
@@ -484,6 +677,7 @@ impl Pipeline {
                         .dead_letter_config()
                         .and_then(|d| d.arn())
                         .map(str::to_string),
+                    role_arn: t.role_arn().map(str::to_string),
                 })
                 .collect()
         } else {
@@ -492,11 +686,36 @@ impl Pipeline {
         Ok((rule, targets))
     }
 
+    async fn forwarding_role(&self, desired: &Desired) -> AwsResult<Option<RoleWithPolicy>> {
+        let name = desired.forwarding_role_name();
+        let Some((arn, trust)) = crate::aws::iam::role_trust(&self.iam, &name).await? else {
+            return Ok(None);
+        };
+        let request = self.iam.get_role_policy().role_name(&name).policy_name(&name).send();
+        let policy = IAM
+            .find("GetRolePolicy", request)
+            .await?
+            .and_then(|p| serde_json::from_str(&crate::aws::iam::url_decode(p.policy_document())).ok());
+        Ok(Some(RoleWithPolicy { arn, trust, policy }))
+    }
+
     pub async fn observe(&self, desired: &Desired) -> AwsResult<Observed> {
-        let (rule, targets) = self.rule(&desired.rule(RuleKind::ApiCalls).0).await?;
+        let (rule, targets) = Self::rule(&self.events, &desired.rule(RuleKind::ApiCalls).0).await?;
         let (alarm_state_rule, alarm_state_targets) =
-            self.rule(&desired.rule(RuleKind::AlarmState).0).await?;
+            Self::rule(&self.events, &desired.rule(RuleKind::AlarmState).0).await?;
+        let mut forwarders = BTreeMap::new();
+        for region in &desired.forward_from {
+            let name = desired.rule(RuleKind::AlarmState).0;
+            forwarders.insert(region.clone(), Self::rule(&self.events_of(region), &name).await?);
+        }
+        let forwarding_role = if desired.forward_from.is_empty() {
+            None
+        } else {
+            self.forwarding_role(desired).await?
+        };
         Ok(Observed {
+            forwarding_role,
+            forwarders,
             dead_letter_queue: self.queue(&desired.dead_letter_queue_name()).await?,
             queue: self.queue(&desired.queue_name).await?,
             rule,
@@ -538,45 +757,101 @@ impl Pipeline {
                 Ok(Some(url.clone()))
             }
             Action::PutRule(kind) => {
-                let (name, pattern, description) = desired.rule(*kind);
-                EVENTS.send("PutRule", self.events
-                    .put_rule()
-                    .name(name)
-                    .description(description)
-                    .event_pattern(pattern.to_string())
-                    .state(aws_sdk_eventbridge::types::RuleState::Enabled)
-                    .send()).await?;
+                Self::put_rule(&self.events, desired, *kind).await?;
                 Ok(None)
             }
             Action::PutTarget(kind) => {
-                let out = EVENTS.send("PutTargets", self
-                    .events
-                    .put_targets()
-                    .rule(desired.rule(*kind).0)
-                    .targets(
-                        aws_sdk_eventbridge::types::Target::builder()
-                            .id(TARGET_ID)
-                            .arn(desired.queue_arn())
-                            .dead_letter_config(
-                                aws_sdk_eventbridge::types::DeadLetterConfig::builder()
-                                    .arn(desired.dead_letter_queue_arn())
-                                    .build(),
-                            )
-                            .build()
-                            .expect("id and arn set"),
-                    )
-                    .send()).await?;
-                if let Some(failed) = out.failed_entries().first() {
-                    return Err(AwsError::new(
-                        "events",
-                        "PutTargets",
-                        failed.error_code().unwrap_or("FailedEntry"),
-                        failed.error_message().unwrap_or_default(),
-                    ));
-                }
+                Self::put_target(&self.events, &desired.rule(*kind).0, &desired.target()).await?;
+                Ok(None)
+            }
+            Action::PutForwardRule(region) => {
+                Self::put_rule(&self.events_of(region), desired, RuleKind::AlarmState).await?;
+                Ok(None)
+            }
+            Action::PutForwardTarget(region) => {
+                let name = desired.rule(RuleKind::AlarmState).0;
+                Self::put_target(&self.events_of(region), &name, &desired.forward_target()).await?;
+                Ok(None)
+            }
+            Action::CreateForwardingRole => {
+                crate::aws::iam::create_role(
+                    &self.iam,
+                    &desired.forwarding_role_name(),
+                    &desired.forwarding_role_trust().to_string(),
+                    "EventBridge forwards CloudWatch alarm state changes to the change-event pipeline's region (landing-zone-operator)",
+                )
+                .await?;
+                Ok(None)
+            }
+            Action::SetForwardingRoleTrust => {
+                crate::aws::iam::set_role_trust(
+                    &self.iam,
+                    &desired.forwarding_role_name(),
+                    &desired.forwarding_role_trust().to_string(),
+                )
+                .await?;
+                Ok(None)
+            }
+            Action::PutForwardingRolePolicy => {
+                let name = desired.forwarding_role_name();
+                let request = self
+                    .iam
+                    .put_role_policy()
+                    .role_name(&name)
+                    .policy_name(&name)
+                    .policy_document(desired.forwarding_role_policy().to_string())
+                    .send();
+                IAM.send("PutRolePolicy", request).await?;
                 Ok(None)
             }
         }
+    }
+
+    async fn put_rule(
+        events: &aws_sdk_eventbridge::Client,
+        desired: &Desired,
+        kind: RuleKind,
+    ) -> AwsResult<()> {
+        let (name, pattern, description) = desired.rule(kind);
+        EVENTS.send("PutRule", events
+            .put_rule()
+            .name(name)
+            .description(description)
+            .event_pattern(pattern.to_string())
+            .state(aws_sdk_eventbridge::types::RuleState::Enabled)
+            .send()).await?;
+        Ok(())
+    }
+
+    async fn put_target(
+        events: &aws_sdk_eventbridge::Client,
+        rule: &str,
+        target: &Target,
+    ) -> AwsResult<()> {
+        let out = EVENTS.send("PutTargets", events
+            .put_targets()
+            .rule(rule)
+            .targets(
+                aws_sdk_eventbridge::types::Target::builder()
+                    .id(&target.id)
+                    .arn(&target.arn)
+                    .set_role_arn(target.role_arn.clone())
+                    .set_dead_letter_config(target.dead_letter_arn.as_ref().map(|arn| {
+                        aws_sdk_eventbridge::types::DeadLetterConfig::builder().arn(arn).build()
+                    }))
+                    .build()
+                    .expect("id and arn set"),
+            )
+            .send()).await?;
+        if let Some(failed) = out.failed_entries().first() {
+            return Err(AwsError::new(
+                "events",
+                "PutTargets",
+                failed.error_code().unwrap_or("FailedEntry"),
+                failed.error_message().unwrap_or_default(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -590,6 +865,7 @@ mod tests {
             region: "us-east-1".into(),
             account: "111111111111".into(),
             partition: "aws".into(),
+            forward_from: vec![],
         }
     }
 
@@ -626,6 +902,7 @@ mod tests {
                 state: "ENABLED".into(),
             }),
             alarm_state_targets: vec![d.target()],
+            ..Observed::default()
         }
     }
 
@@ -778,6 +1055,7 @@ mod tests {
                         id: TARGET_ID.into(),
                         arn: "arn:aws:sqs:us-east-1:999999999999:elsewhere".into(),
                         dead_letter_arn: None,
+                        role_arn: None,
                     }]
                 }),
                 vec![Action::PutTarget(RuleKind::ApiCalls)],
@@ -826,6 +1104,7 @@ mod tests {
                         id: "audit".into(),
                         arn: "arn:aws:sqs:us-east-1:111111111111:audit".into(),
                         dead_letter_arn: None,
+                        role_arn: None,
                     })
                 }),
                 vec![],
@@ -841,6 +1120,97 @@ mod tests {
                 "{case}"
             );
         }
+    }
+
+    #[test]
+    fn alarm_regions_other_than_the_pipelines_forward_to_its_bus() {
+        let d = Desired {
+            forward_from: vec!["eu-west-1".into()],
+            ..desired()
+        };
+        let forwarded = || {
+            let mut o = in_place();
+            o.forwarding_role = Some(RoleWithPolicy {
+                arn: d.forwarding_role_arn(),
+                trust: d.forwarding_role_trust(),
+                policy: Some(d.forwarding_role_policy()),
+            });
+            let rule = Rule {
+                event_pattern: d.rule(RuleKind::AlarmState).1.to_string(),
+                state: "ENABLED".into(),
+            };
+            o.forwarders
+                .insert("eu-west-1".into(), (Some(rule), vec![d.forward_target()]));
+            o
+        };
+        assert_eq!(d.bus_arn(), "arn:aws:events:us-east-1:111111111111:event-bus/default");
+        assert_eq!(d.forwarding_role_name(), "lzo-events-fwd");
+        let long = Desired { queue_name: "q".repeat(76), ..desired() };
+        assert_eq!(long.forwarding_role_name().len(), 64, "IAM's longest role name");
+        let with = |f: &dyn Fn(&mut Observed)| {
+            let mut o = forwarded();
+            f(&mut o);
+            o
+        };
+        let cases: Vec<(&str, Observed, Vec<Action>, Vec<&str>)> = vec![
+            ("in place", forwarded(), vec![], vec![]),
+            (
+                "nothing yet: the role before the rule that sends with it",
+                in_place(),
+                vec![
+                    Action::CreateForwardingRole,
+                    Action::PutForwardingRolePolicy,
+                    Action::PutForwardRule("eu-west-1".into()),
+                    Action::PutForwardTarget("eu-west-1".into()),
+                ],
+                vec![
+                    "changeEvents.forwardingRole",
+                    "changeEvents.forwardFrom[eu-west-1]",
+                    "changeEvents.forwardFrom[eu-west-1].target",
+                ],
+            ),
+            (
+                "a trust narrowed by a condition EventBridge does not meet is put back",
+                with(&|o| {
+                    o.forwarding_role.as_mut().unwrap().trust["Statement"][0]["Condition"] =
+                        json!({"StringEquals": {"aws:SourceArn": "arn:aws:events:eu-west-1:111111111111:rule/x"}});
+                }),
+                vec![Action::SetForwardingRoleTrust],
+                vec!["changeEvents.forwardingRole.trust"],
+            ),
+            (
+                "a widened role policy is narrowed again",
+                with(&|o| {
+                    o.forwarding_role.as_mut().unwrap().policy =
+                        Some(json!({"Statement": [{"Effect": "Allow", "Action": "events:*", "Resource": "*"}]}));
+                }),
+                vec![Action::PutForwardingRolePolicy],
+                vec!["changeEvents.forwardingRole.policy"],
+            ),
+            (
+                "a forwarding target without its role gets it back",
+                with(&|o| o.forwarders.get_mut("eu-west-1").unwrap().1[0].role_arn = None),
+                vec![Action::PutForwardTarget("eu-west-1".into())],
+                vec!["changeEvents.forwardFrom[eu-west-1].target.role"],
+            ),
+            (
+                "a disabled forwarding rule is enabled",
+                with(&|o| o.forwarders.get_mut("eu-west-1").unwrap().0.as_mut().unwrap().state = "DISABLED".into()),
+                vec![Action::PutForwardRule("eu-west-1".into())],
+                vec!["changeEvents.forwardFrom[eu-west-1].state"],
+            ),
+        ];
+        for (case, observed, actions, drift) in cases {
+            let p = plan(&d, &observed);
+            assert_eq!(p.actions, actions, "{case}");
+            assert_eq!(
+                p.drift.iter().map(|d| d.field.as_str()).collect::<Vec<_>>(),
+                drift,
+                "{case}"
+            );
+        }
+        // No forwarding region: nothing read or planned for it.
+        assert!(plan(&desired(), &in_place()).actions.is_empty());
     }
 
     #[test]

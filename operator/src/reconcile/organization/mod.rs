@@ -483,6 +483,10 @@ async fn change_event_pipeline(
         region: spec.region.clone(),
         account,
         partition: pass.snapshot.partition().to_string(),
+        forward_from: alarm_regions(pass)
+            .into_iter()
+            .filter(|r| *r != spec.region)
+            .collect(),
     };
     let pipeline = change_events::Pipeline::new(&pass.aws, &spec.region);
     let observed = pipeline.observe(&desired).await?;
@@ -513,8 +517,26 @@ async fn change_event_pipeline(
         dead_letter_queue_arn: Some(desired.dead_letter_queue_arn()),
         rule_arn: Some(desired.rule_arn()),
         region: Some(desired.region.clone()),
+        forwarded_from: desired.forward_from.clone(),
     });
     Ok(())
+}
+
+/// Where the AuditTrail resources keep alarms: the operator's region (the trail's alarms), and
+/// us-east-1 for a billing alarm.
+fn alarm_regions(pass: &Pass) -> std::collections::BTreeSet<String> {
+    let mut regions = std::collections::BTreeSet::new();
+    for peer in &pass.peers {
+        if let Resource::AuditTrail(t) = peer
+            && let Some(alarms) = &t.spec.alarms
+        {
+            regions.insert(pass.aws.region.clone());
+            if alarms.billing.is_some() {
+                regions.insert(crate::reconcile::audit_trail::detection::BILLING_REGION.to_string());
+            }
+        }
+    }
+    regions
 }
 
 async fn apply(settings: &Settings, pass: &Pass, action: &Action, root: &str) -> Result<(), Error> {
@@ -577,6 +599,8 @@ fn gauges(m: &crate::metrics::Metrics) -> [prometheus::IntGaugeVec; 4] {
 impl super::KindSpec for Organization {
     const KIND: Kind = Kind::Organization;
     const DEPENDS_ON: &'static [Kind] = &[Kind::AwsAccount];
+    /// The AuditTrails: the change-event pipeline forwards their alarms' regions.
+    const SEES: &'static [Kind] = &[Kind::AuditTrail];
     crate::status_access!();
 
     fn dependencies(&self) -> Vec<Key> {
