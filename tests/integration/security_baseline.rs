@@ -6,7 +6,6 @@
 //! (`<account>.127.0.0.1`) reaches the emulator through the operator's resolver.
 
 use landing_zone_operator::reconcile::Readiness;
-use landing_zone_tests::proxy::Realism;
 use landing_zone_tests::{Emulator, report, run_dir};
 
 const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
@@ -295,11 +294,26 @@ spec:
         "the unused one is deleted (gateway, subnets, then the VPC)"
     );
 
-    // AWS Config refuses a bucket whose policy does not admit it: a condition that says so.
-    emu.wire.as_ref().unwrap().realism(Realism {
-        config_refused_buckets: ["not-for-config".to_string()].into(),
-        ..Default::default()
-    });
+    // AWS Config refuses a bucket whose policy does not admit it (the realism layer evaluates the
+    // policy as AWS Config's page lists it; here, AWS's statements copied from another
+    // Organization): a condition that says so.
+    let s3 = aws_sdk_s3::Client::new(&emu.sdk_config_via(&emu.endpoint, 2).await);
+    s3.create_bucket()
+        .bucket("not-for-config")
+        .send()
+        .await
+        .unwrap();
+    let elsewhere = landing_zone_operator::reconcile::security_baseline::plan::config_bucket_policy(
+        "aws",
+        "not-for-config",
+        "o-someoneelse",
+    );
+    s3.put_bucket_policy()
+        .bucket("not-for-config")
+        .policy(elsewhere.to_string())
+        .send()
+        .await
+        .unwrap();
     write(
         dir.path(),
         &format!(

@@ -101,6 +101,45 @@ fn principal_action_resource_and_deny_decide_as_iam_does() {
     assert!(wildcard("a*b?d", "aXXbcd") && !wildcard("a*b?d", "aXXbd"));
 }
 
+/// A role's own policies (identity-based: no principal) judge what a service does with the role,
+/// e.g. EventBridge forwarding to another region's bus: they apply to the role's session, and a
+/// statement naming a principal is no identity-based statement.
+#[test]
+fn identity_policies_apply_to_the_role_that_holds_them() {
+    let bus = "arn:aws:events:eu-west-1:111111111111:event-bus/default";
+    let put = Request::by_identity(
+        "arn:aws:iam::111111111111:role/fwd",
+        "events:PutEvents",
+        bus,
+    );
+    let policy = |resource: &str| json!({"Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": resource}]});
+    assert_eq!(evaluate(&policy(bus), &put), Decision::Allow);
+    assert_eq!(
+        evaluate(
+            &policy("arn:aws:events:us-east-1:111111111111:event-bus/default"),
+            &put
+        ),
+        Decision::ImplicitDeny
+    );
+    let with_principal = json!({"Statement": [{"Effect": "Allow", "Principal": "*",
+        "Action": "events:PutEvents", "Resource": bus}]});
+    assert_eq!(evaluate(&with_principal, &put), Decision::ImplicitDeny);
+    // And a trust (resource-based, naming principals) does not speak for the role's session.
+    let trust = json!({"Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sts:AssumeRole"}]});
+    assert_eq!(
+        evaluate(
+            &trust,
+            &Request::by_service(
+                "events.amazonaws.com",
+                "sts:AssumeRole",
+                "arn:aws:iam::111111111111:role/fwd"
+            )
+        ),
+        Decision::Allow
+    );
+}
+
 /// CloudTrail through the realism layer judges the role and the bucket the way AWS documents
 /// (`proxy::cloudtrail::service_checks`): the trust this operator used to write for the
 /// CloudWatch Logs role (`aws:SourceArn`, a key CloudTrail does not send for that role) is refused

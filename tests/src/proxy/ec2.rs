@@ -112,6 +112,55 @@ pub(super) async fn ec2(
     }
 }
 
+/// AWS Config checks, on PutDeliveryChannel, that it may write to the bucket: the bucket's policy
+/// evaluated for `config.amazonaws.com` asking `s3:GetBucketAcl` and `s3:ListBucket` on the bucket
+/// and `s3:PutObject` of its check file under `[prefix/]AWSLogs/<account>/Config/` with
+/// `s3:x-amz-acl` = `bucket-owner-full-control`, as AWS's page lists the statements it needs
+/// (AWS Config Developer Guide, "Permissions for the Amazon S3 Bucket for the AWS Config Delivery
+/// Channel"; <https://docs.aws.amazon.com/config/latest/developerguide/s3-bucket-policy.html>).
+/// The request carries `aws:SourceAccount` (the recording account) and `aws:SourceOrgID` (its
+/// Organization: IAM sends it for a service acting for an Organization member, IAM User Guide,
+/// "AWS global condition context keys"), over TLS. A bucket without a policy is refused: the
+/// delivery bucket is another account's (the log archive).
+async fn config_refusal(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+    bucket: &str,
+) -> Result<Option<String>, std::io::Error> {
+    use super::policy::{Decision, Request, evaluate};
+    let (account, _) = caller_account(call, st, upstream).await?;
+    let org = upstream
+        .ask_organizations_as_management(call, "DescribeOrganization", json!({}))
+        .await?;
+    let org_id = str_of(&org["Organization"], "Id").to_string();
+    let Some(policy) = upstream.bucket_policy(call, bucket).await? else {
+        return Ok(Some("the bucket has no policy".into()));
+    };
+    let prefix = call.json["DeliveryChannel"]["s3KeyPrefix"]
+        .as_str()
+        .map(|p| format!("{p}/"))
+        .unwrap_or_default();
+    let arn = format!("arn:aws:s3:::{bucket}");
+    let object = format!("{arn}/{prefix}AWSLogs/{account}/Config/ConfigWritabilityCheckFile");
+    let asks = [
+        Request::by_service("config.amazonaws.com", "s3:GetBucketAcl", &arn),
+        Request::by_service("config.amazonaws.com", "s3:ListBucket", &arn),
+        Request::by_service("config.amazonaws.com", "s3:PutObject", &object)
+            .with("s3:x-amz-acl", "bucket-owner-full-control"),
+    ];
+    for ask in asks {
+        let ask = ask
+            .with("aws:SourceAccount", &account)
+            .with("aws:SourceOrgID", &org_id)
+            .with("aws:SecureTransport", "true");
+        if evaluate(&policy, &ask) != Decision::Allow {
+            return Ok(Some(format!("{} on {}", ask.action, ask.resource)));
+        }
+    }
+    Ok(None)
+}
+
 pub(super) async fn config(
     call: &Call,
     st: &Arc<Mutex<State>>,
@@ -122,13 +171,7 @@ pub(super) async fn config(
             .as_str()
             .unwrap_or_default()
             .to_string();
-        if st
-            .lock()
-            .unwrap()
-            .realism
-            .config_refused_buckets
-            .contains(&bucket)
-        {
+        if config_refusal(call, st, upstream, &bucket).await?.is_some() {
             return Ok(json_error(
                 400,
                 "InsufficientDeliveryPolicyException",

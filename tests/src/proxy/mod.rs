@@ -125,9 +125,6 @@ pub struct Realism {
     /// The root user's credentials per member account, as root sessions (`sts:AssumeRoot`,
     /// needing root sessions enabled) see and delete them; accounts not listed have none.
     pub root_credentials: BTreeMap<String, RootUserCredentials>,
-    /// AWS Config cannot write to these buckets (their policy does not admit it):
-    /// PutDeliveryChannel answers InsufficientDeliveryPolicyException, as AWS checks the bucket.
-    pub config_refused_buckets: BTreeSet<String>,
     /// SNS email subscriptions stay `PendingConfirmation` until the mailbox follows AWS's link
     /// ([`AwsProxy::confirm_subscription`]); the emulator confirms them at once.
     pub email_confirmation: bool,
