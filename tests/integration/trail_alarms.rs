@@ -474,3 +474,84 @@ async fn a_topic_key_cloudwatch_cannot_use_is_refused_and_the_trail_still_logs()
     );
     assert_eq!(proxy.count("CreateTopic"), 1);
 }
+
+/// CloudWatch publishes an alarm to its encrypted topic only if the topic's KMS key lets it (the
+/// realism layer evaluates the key policy when an alarm enters ALARM, as the SNS page documents
+/// it; AWS fails the action silently). The key the operator makes lets it; with CloudWatch's
+/// statement removed by hand the notification is refused, the reconcile reports the key policy
+/// as drift and puts it back, and the next alarm is published.
+#[tokio::test]
+async fn an_alarm_reaches_its_topic_only_while_the_key_lets_cloudwatch_use_it() {
+    let emu = Emulator::start().await;
+    let proxy = AwsProxy::start(&emu.endpoint).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("trail.yaml"), TRAIL).unwrap();
+    let state = dir.path().join("state.json");
+    let run = apply(&emu, &proxy, dir.path(), &state).await;
+    assert!(!run.failed(), "{:?}", run.reports);
+    let cw = aws_sdk_cloudwatch::Client::new(&emu.sdk_config_via(&proxy.endpoint, 2).await);
+    let alarm = "org-trail-cis-4.3-root-usage";
+    let fire = || async {
+        cw.set_alarm_state()
+            .alarm_name(alarm)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .state_reason("the root user signed in")
+            .send()
+            .await
+            .unwrap();
+        proxy
+            .alarm_notifications()
+            .last()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (account, _) = emu.management_account_and_org().await;
+    let topic = format!("arn:aws:sns:us-east-1:{account}:landing-zone-security-alarms");
+    assert_eq!(fire().await, format!("{alarm} to {topic}: published"));
+
+    let kms = aws_sdk_kms::Client::new(&emu.sdk_config_via(&emu.endpoint, 2).await);
+    let key = kms
+        .describe_key()
+        .key_id("alias/landing-zone-security-alarms")
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    let admin_only = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{account}:root")}, "Action": "kms:*", "Resource": "*"}]});
+    kms.put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(admin_only.to_string())
+        .send()
+        .await
+        .unwrap();
+    let refused = fire().await;
+    assert!(
+        refused.contains("refused") && refused.contains("cloudwatch.amazonaws.com"),
+        "{refused}"
+    );
+
+    let run = apply(&emu, &proxy, dir.path(), &state).await;
+    let p = report(&run, "AuditTrail", "org-trail")
+        .result
+        .as_ref()
+        .unwrap();
+    assert!(
+        p.drift
+            .iter()
+            .any(|d| d.field == "alarms.topic.key.us-east-1.policy"),
+        "{:?}",
+        p.drift
+    );
+    assert_eq!(fire().await, format!("{alarm} to {topic}: published"));
+    let again = apply(&emu, &proxy, dir.path(), &state).await;
+    let p = report(&again, "AuditTrail", "org-trail")
+        .result
+        .as_ref()
+        .unwrap();
+    assert_eq!(p.writes, 0, "kept: {:?}", p.actions);
+}

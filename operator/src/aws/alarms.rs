@@ -80,6 +80,8 @@ pub struct KeyInfo {
     pub id: String,
     pub arn: String,
     pub rotation: bool,
+    /// The key policy (`default`); `None` when not read.
+    pub policy: Option<serde_json::Value>,
 }
 
 /// A key a spec names (id, ARN or alias), as KMS describes it.
@@ -132,6 +134,7 @@ pub trait Alarms: Send + Sync {
         policy: &str,
     ) -> AwsResult<KeyInfo>;
     async fn enable_rotation(&self, region: &str, key_id: &str) -> AwsResult<()>;
+    async fn put_key_policy(&self, region: &str, key_id: &str, policy: &str) -> AwsResult<()>;
     async fn role(&self, name: &str, policy_name: &str) -> AwsResult<Option<RoleWithPolicy>>;
     async fn create_role(&self, name: &str, trust: &str) -> AwsResult<()>;
     async fn set_role_trust(&self, name: &str, trust: &str) -> AwsResult<()>;
@@ -453,10 +456,22 @@ impl Alarms for SdkAlarms {
             )
             .await?
             .key_rotation_enabled();
+        let policy = KMS
+            .send(
+                "GetKeyPolicy",
+                kms.get_key_policy()
+                    .key_id(meta.key_id())
+                    .policy_name("default")
+                    .send(),
+            )
+            .await?
+            .policy()
+            .and_then(|p| serde_json::from_str(p).ok());
         Ok(Some(KeyInfo {
             id: meta.key_id().to_string(),
             arn: meta.arn().unwrap_or_default().to_string(),
             rotation,
+            policy,
         }))
     }
 
@@ -539,6 +554,7 @@ impl Alarms for SdkAlarms {
             id: meta.key_id().to_string(),
             arn: meta.arn().unwrap_or_default().to_string(),
             rotation: false,
+            policy: serde_json::from_str(policy).ok(),
         })
     }
 
@@ -547,6 +563,20 @@ impl Alarms for SdkAlarms {
         KMS.send(
             "EnableKeyRotation",
             kms.enable_key_rotation().key_id(key_id).send(),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn put_key_policy(&self, region: &str, key_id: &str, policy: &str) -> AwsResult<()> {
+        let (.., kms) = self.regional(region);
+        KMS.send(
+            "PutKeyPolicy",
+            kms.put_key_policy()
+                .key_id(key_id)
+                .policy_name("default")
+                .policy(policy)
+                .send(),
         )
         .await?;
         Ok(())

@@ -20,7 +20,11 @@ const DOUBLES: &[&str] = &[
     "Average",
 ];
 
-pub(super) async fn cloudwatch(call: &Call, upstream: &Upstream) -> Result<Answer, std::io::Error> {
+pub(super) async fn cloudwatch(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+) -> Result<Answer, std::io::Error> {
     if !call.parts.uri.path().contains("/operation/") {
         return upstream.forward(call).await;
     }
@@ -31,8 +35,12 @@ pub(super) async fn cloudwatch(call: &Call, upstream: &Upstream) -> Result<Answe
         decode(&mut d).map_err(|e| std::io::Error::other(e.to_string()))?
     };
     let (status, answer) = upstream
-        .ask_with_status(call, TARGET, &call.operation, body)
+        .ask_with_status(call, TARGET, &call.operation, body.clone())
         .await?;
+    if call.operation == "SetAlarmState" && status == 200 && str_of(&body, "StateValue") == "ALARM"
+    {
+        notify(call, st, upstream, str_of(&body, "AlarmName")).await?;
+    }
     let mut out = Vec::new();
     let mut e = minicbor::Encoder::new(&mut out);
     encode(&mut e, "", &answer).map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -42,6 +50,85 @@ pub(super) async fn cloudwatch(call: &Call, upstream: &Upstream) -> Result<Answe
         hyper::header::HeaderValue::from_static("rpc-v2-cbor"),
     );
     Ok(response)
+}
+
+/// An alarm entering ALARM publishes to its SNS actions; to an encrypted topic only if the
+/// topic's KMS key lets CloudWatch use it: the key policy evaluated for `cloudwatch.amazonaws.com`
+/// `kms:GenerateDataKey*` and `kms:Decrypt` with `aws:SourceAccount` and `aws:SourceArn` (the alarm)
+/// (SNS Developer Guide, "Enable compatibility between event sources from AWS services and
+/// encrypted topics";
+/// <https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html#compatibility-with-aws-services>).
+/// AWS fails the action quietly (the alarm's history says so); this layer records each outcome
+/// ([`AwsProxy::alarm_notifications`]). The AWS managed `aws/sns` key admits SNS only.
+async fn notify(
+    call: &Call,
+    st: &Arc<Mutex<State>>,
+    upstream: &Upstream,
+    alarm: &str,
+) -> Result<(), std::io::Error> {
+    use super::policy::{Decision, Request, evaluate};
+    let (account, _) = caller_account(call, st, upstream).await?;
+    let (_, described) = upstream
+        .ask_with_status(
+            call,
+            TARGET,
+            "DescribeAlarms",
+            json!({"AlarmNames": [alarm]}),
+        )
+        .await?;
+    let found = &described["MetricAlarms"][0];
+    let alarm_arn = str_of(found, "AlarmArn").to_string();
+    let topics: Vec<String> = found["AlarmActions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|a| a.contains(":sns:"))
+        .map(str::to_string)
+        .collect();
+    for topic in topics {
+        let key = upstream
+            .topic_attribute(call, &topic, "KmsMasterKeyId")
+            .await?;
+        let outcome = match key.filter(|k| !k.is_empty()) {
+            None => "published".to_string(),
+            Some(key) => {
+                let (_, described) = upstream
+                    .ask_with_status(call, "TrentService", "DescribeKey", json!({"KeyId": key}))
+                    .await?;
+                let key_arn = str_of(&described["KeyMetadata"], "Arn").to_string();
+                let aws_managed = str_of(&described["KeyMetadata"], "KeyManager") == "AWS"
+                    || key.ends_with("alias/aws/sns");
+                let (_, policy) = upstream
+                    .ask_with_status(
+                        call,
+                        "TrentService",
+                        "GetKeyPolicy",
+                        json!({"KeyId": key_arn, "PolicyName": "default"}),
+                    )
+                    .await?;
+                let policy: Value =
+                    serde_json::from_str(str_of(&policy, "Policy")).unwrap_or_default();
+                let refused = aws_managed
+                    || ["kms:GenerateDataKey", "kms:Decrypt"].iter().any(|action| {
+                        let ask = Request::by_service("cloudwatch.amazonaws.com", action, &key_arn)
+                            .with("aws:SourceAccount", &account)
+                            .with("aws:SourceArn", &alarm_arn);
+                        evaluate(&policy, &ask) != Decision::Allow
+                    });
+                if refused {
+                    format!("refused: the key {key} does not let cloudwatch.amazonaws.com use it")
+                } else {
+                    "published".to_string()
+                }
+            }
+        };
+        st.lock()
+            .unwrap()
+            .alarm_notifications
+            .push(format!("{alarm} to {topic}: {outcome}"));
+    }
+    Ok(())
 }
 
 fn decode(d: &mut minicbor::Decoder) -> Result<Value, minicbor::decode::Error> {

@@ -286,6 +286,8 @@ pub enum Action {
     /// Create the operator's key (and its alias) in a region.
     CreateKey(String),
     EnableKeyRotation(String),
+    /// The operator's own key's policy back to one CloudWatch can use.
+    PutKeyPolicy(String),
     CreateTopic(String),
     SetTopicKey(String),
     Subscribe { region: String, email: String },
@@ -303,6 +305,7 @@ impl std::fmt::Display for Action {
             Action::PutRolePolicy => write!(f, "limit the CloudTrail role to the log group's streams"),
             Action::CreateKey(r) => write!(f, "create the alarm topic's KMS key in {r}"),
             Action::EnableKeyRotation(r) => write!(f, "turn on rotation of the alarm topic's KMS key in {r}"),
+            Action::PutKeyPolicy(r) => write!(f, "let CloudWatch use the alarm topic's KMS key in {r} again"),
             Action::CreateTopic(r) => write!(f, "create the alarm topic in {r}"),
             Action::SetTopicKey(r) => write!(f, "encrypt the alarm topic in {r}"),
             Action::Subscribe { region, email } => {
@@ -500,15 +503,26 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                             Action::CreateKey(region.clone()),
                             Action::EnableKeyRotation(region.clone()),
                         ]),
-                        Some(k) if !k.rotation => {
-                            out.drift.push(Drift::new(
-                                format!("alarms.topic.key.{region}.rotation"),
-                                "enabled",
-                                "disabled",
-                            ));
-                            out.actions.push(Action::EnableKeyRotation(region.clone()));
+                        Some(k) => {
+                            if !k.rotation {
+                                out.drift.push(Drift::new(
+                                    format!("alarms.topic.key.{region}.rotation"),
+                                    "enabled",
+                                    "disabled",
+                                ));
+                                out.actions.push(Action::EnableKeyRotation(region.clone()));
+                            }
+                            // A policy someone narrowed so that CloudWatch cannot encrypt with the
+                            // key: every alarm's notification would fail, silently.
+                            if k.policy.as_ref().is_some_and(|p| !lets_cloudwatch_use(p)) {
+                                out.drift.push(Drift::new(
+                                    format!("alarms.topic.key.{region}.policy"),
+                                    "cloudwatch.amazonaws.com may kms:Decrypt and kms:GenerateDataKey*",
+                                    "CloudWatch left out",
+                                ));
+                                out.actions.push(Action::PutKeyPolicy(region.clone()));
+                            }
                         }
-                        Some(_) => {}
                     }
                     alias.clone()
                 }
@@ -634,6 +648,7 @@ mod tests {
             id: "k-1".into(),
             arn: "arn:aws:kms:us-east-1:111111111111:key/k-1".into(),
             rotation: true,
+            policy: Some(key_policy("aws", "111111111111")),
         };
         Observed {
             log_group: Some(LogGroup {
@@ -720,6 +735,9 @@ mod tests {
         o.log_group.as_mut().unwrap().retention_in_days = None;
         o.topics.insert("us-east-1".into(), String::new());
         o.keys.get_mut("us-east-1").unwrap().rotation = false;
+        // CloudWatch's statement removed from the operator's key by hand.
+        o.keys.get_mut("us-east-1").unwrap().policy = Some(json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "kms:*", "Resource": "*"}]}));
         // Someone else's filter and subscriber: left alone.
         o.filters.push(MetricFilter {
             name: "someone-elses".into(),
@@ -738,6 +756,7 @@ mod tests {
                 "put metric filter org-cis-4.3-root-usage",
                 "put metric filter org-cis-4.15-organizations-changes",
                 "turn on rotation of the alarm topic's KMS key in us-east-1",
+                "let CloudWatch use the alarm topic's KMS key in us-east-1 again",
                 "encrypt the alarm topic in us-east-1",
                 "put alarm org-cis-4.15-organizations-changes",
                 "put alarm org-billing-estimated-charges",
@@ -751,6 +770,7 @@ mod tests {
                 "alarms.cis.RootUsage.metricFilter",
                 "alarms.cis.OrganizationsChanges.metricFilter",
                 "alarms.topic.key.us-east-1.rotation",
+                "alarms.topic.key.us-east-1.policy",
                 "alarms.topic.kmsKeyId.us-east-1",
                 "alarms.cis.OrganizationsChanges.alarm",
                 "alarms.billing.alarm",

@@ -247,6 +247,13 @@ async fn detection_apply(
                     aws.enable_rotation(region, &k.id).await?
                 }
             }
+            A::PutKeyPolicy(region) => {
+                if let (Some(k), Some(detection::TopicKey::Own { policy, .. })) =
+                    (observed.keys.get(region), topic.map(|t| &t.key))
+                {
+                    aws.put_key_policy(region, &k.id, &policy.to_string()).await?
+                }
+            }
             A::CreateTopic(region) | A::SetTopicKey(region) => {
                 let topic = topic.expect("planned with a topic");
                 let key = match &topic.key {
