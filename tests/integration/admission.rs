@@ -92,7 +92,7 @@ async fn crds_install_and_admission_refuses_invalid_specs() {
         ("permission set name", "apiVersion: landingzone.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: bad}\nspec: {name: \"bad name\"}\n".into(), "name must be 1-32 characters"),
         ("assignment without a target", "apiVersion: landingzone.dev/v1alpha1\nkind: PermissionSet\nmetadata: {name: none}\nspec: {name: None, assignments: [{group: devs}]}\n".into(), "an assignment names at least one account or OU"),
         ("aws: tag on a policy", policy("aws-tag", "TagPolicy", "'{}'") + "  tags: {\"aws:x\": \"v\"}\n", "not starting with 'aws:'"),
-        ("change-event queue name", "apiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {name: organization}\nspec: {changeEvents: {queueName: \"events.fifo\"}}\n".into(), "queueName must be 1-76 letters"),
+        ("change-event queue name", "apiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {name: organization}\nspec: {changeEvents: {queueName: \"events.fifo\"}}\n".into(), "queueName must be 1-52 letters"),
         ("change-event region", "apiVersion: landingzone.dev/v1alpha1\nkind: Organization\nmetadata: {name: organization}\nspec: {changeEvents: {region: global}}\n".into(), "region must be an AWS region"),
         ("baseline without a region", baseline("no-region", "  ebsDefaultEncryption: {enabled: true}\n"), "regions: name at least one governed region"),
         ("baseline region name", baseline("bad-region", "  regions: [europe]\n"), "regions must be AWS region names like eu-west-1"),

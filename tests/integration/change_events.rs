@@ -823,11 +823,11 @@ spec:
         emu.wire.as_ref().unwrap().event_deliveries()
     );
 
-    // A trust narrowed to a source EventBridge does not send: the forward is refused and, with no
-    // dead-letter queue for it, lost; the reconcile puts the trust back.
+    // The trust pointed at someone else's rule: the forward is refused and, with no dead-letter
+    // queue for it, lost; the reconcile puts the trust back.
     let narrowed = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
         "Principal": {"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
-        "Condition": {"StringEquals": {"aws:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/lzo-events-alarm-state"}}}]});
+        "Condition": {"StringEquals": {"aws:SourceArn": "arn:aws:events:us-east-1:123456789012:rule/someone-elses"}}}]});
     aws_sdk_iam::Client::new(&conf)
         .update_assume_role_policy()
         .role_name("lzo-events-fwd")

@@ -204,10 +204,11 @@ pub const CHANGE_EVENTS_QUEUE: &str = "landing-zone-operator-change-events";
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangeEventsSpec {
-    /// The queue's name, also the rule's; the dead-letter queue is `<name>-dlq`.
+    /// The queue's name, also the rule's; the dead-letter queue is `<name>-dlq`, the alarm-state
+    /// rule `<name>-alarm-state` (EventBridge allows rule names of 64 characters, so 52 here).
     #[serde(default = "default_change_events_queue")]
-    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_-]{1,76}$')").message("queueName must be 1-76 letters, digits, '-' or '_' (the dead-letter queue adds -dlq to it)"))]
-    #[schemars(length(max = 76))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_-]{1,52}$')").message("queueName must be 1-52 letters, digits, '-' or '_' (the alarm-state rule adds -alarm-state to it, and EventBridge allows 64 characters)"))]
+    #[schemars(length(max = 52))]
     pub queue_name: String,
     /// Where the global services (Organizations, IAM, Identity Center) send their events:
     /// us-east-1 in the commercial partition.

@@ -1358,6 +1358,15 @@ impl reconcile::KindVisitor for Wiring {
             dep.visit(&mut add);
             controller = add.controller.expect("put back by the visit");
         }
+        for seen in K::TRIGGERED_BY {
+            let mut add = AddTrigger {
+                controller: Some(controller),
+                client: self.client.clone(),
+                wc: self.wc.clone(),
+            };
+            seen.visit(&mut add);
+            controller = add.controller.expect("put back by the visit");
+        }
         let (cfg, stop_rx) = (self.cfg.clone(), self.stop_rx.clone());
         self.runs.push(Box::new(move |ctx: Arc<Context>| {
             let stopped = async move {
@@ -1389,6 +1398,30 @@ impl<K: KindSpec> reconcile::KindVisitor for AddWatch<K> {
     fn visit<D: KindSpec>(&mut self) {
         let controller = self.controller.take().expect("one visit at a time");
         self.controller = Some(watch_dependency::<K, D>(controller, &self.client, &self.wc));
+    }
+}
+
+struct AddTrigger<K: KindSpec> {
+    controller: Option<Controller<K>>,
+    client: Client,
+    wc: watcher::Config,
+}
+
+impl<K: KindSpec> reconcile::KindVisitor for AddTrigger<K> {
+    fn visit<D: KindSpec>(&mut self) {
+        let controller = self.controller.take().expect("one visit at a time");
+        let store = controller.store();
+        // Any change of a `D` reconciles every `K` ([`KindSpec::TRIGGERED_BY`]: few of them).
+        self.controller = Some(controller.watches_stream(
+            metadata_changes::<D>(&self.client, &self.wc),
+            move |_: PartialObjectMeta<D>| {
+                store
+                    .state()
+                    .into_iter()
+                    .map(|o| ObjectRef::from_obj(&*o))
+                    .collect::<Vec<_>>()
+            },
+        ));
     }
 }
 

@@ -33,6 +33,10 @@ pub trait KindSpec:
     /// Kinds whose resources a reconcile sees (`Pass::peers`: every resource of them but itself),
     /// e.g. the other baselines, to find where they disagree.
     const SEES: &'static [Kind] = &[];
+    /// Kinds any change of which reconciles every resource of this one, in a cluster: for a kind
+    /// whose spec is derived partly from its peers' (`SEES`) and that has one or few resources
+    /// (the Organization forwards the regions where the AuditTrails keep alarms).
+    const TRIGGERED_BY: &'static [Kind] = &[];
     /// Resources this one refers to and must wait for.
     fn dependencies(&self) -> Vec<Key>;
     /// Kinds every resource of which a pass handles before this one, whether referred to or not

@@ -6,8 +6,10 @@
 //!   Amazon SQS permissions;
 //!   <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions>);
 //! - an event bus in another region takes it through the target's role: EventBridge assumes it
-//!   (`events.amazonaws.com`, no source keys: AWS's example trust has no condition), and the
-//!   role's policy must allow `events:PutEvents` on that bus ("Sending and receiving events
+//!   (`events.amazonaws.com`, with `aws:SourceArn` the rule's ARN and `aws:SourceAccount`:
+//!   "Cross-service confused deputy prevention in Amazon EventBridge", Event buses;
+//!   <https://docs.aws.amazon.com/eventbridge/latest/userguide/cross-service-confused-deputy-prevention.html>),
+//!   and the role's policy must allow `events:PutEvents` on that bus ("Sending and receiving events
 //!   between AWS Regions in Amazon EventBridge";
 //!   <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-region.html>); the event
 //!   then meets the rules of that region's bus;
@@ -63,6 +65,7 @@ pub(super) async fn events(
         return upstream.forward(call).await;
     }
     let mut answers = vec![Value::Null; entries.len()];
+    let mut failed = 0;
     let theirs: Vec<usize> = (0..entries.len())
         .filter(|&i| !ours(&judged[i].1))
         .collect();
@@ -72,6 +75,7 @@ pub(super) async fn events(
         let (_, out) = upstream
             .ask_with_status(call, "AWSEvents", "PutEvents", body)
             .await?;
+        failed = out["FailedEntryCount"].as_u64().unwrap_or(0);
         for (k, &i) in theirs.iter().enumerate() {
             answers[i] = out["Entries"][k].clone();
         }
@@ -82,7 +86,9 @@ pub(super) async fn events(
             answers[i] = json!({"EventId": event["id"]});
         }
     }
-    Ok(json_ok(json!({"FailedEntryCount": 0, "Entries": answers})))
+    Ok(json_ok(
+        json!({"FailedEntryCount": failed, "Entries": answers}),
+    ))
 }
 
 /// The event as EventBridge builds it from a PutEvents entry.
@@ -213,7 +219,9 @@ async fn refusal(
             ),
         )));
     }
-    let assume = Request::by_service("events.amazonaws.com", "sts:AssumeRole", role_arn);
+    let assume = Request::by_service("events.amazonaws.com", "sts:AssumeRole", role_arn)
+        .with("aws:SourceArn", rule_arn)
+        .with("aws:SourceAccount", account);
     let trust = upstream.role_trust(call, role).await?;
     if trust.is_none_or(|t| evaluate(&t, &assume) != Decision::Allow) {
         return Ok(Some((

@@ -289,6 +289,8 @@ struct State {
     services: ServicesState,
     /// What became of each event this layer delivered itself (`events.rs`), in order.
     event_deliveries: Vec<String>,
+    /// Each alarm action an alarm entering ALARM ran (`cloudwatch.rs`): published or refused.
+    alarm_notifications: Vec<String>,
 }
 
 impl State {
@@ -537,6 +539,12 @@ impl AwsProxy {
         self.state.lock().unwrap().event_deliveries.clone()
     }
 
+    /// Each SNS action of an alarm set to ALARM through this layer, in order: `<alarm> to
+    /// <topic>: published`, or `refused: …` when the topic's key does not let CloudWatch use it.
+    pub fn alarm_notifications(&self) -> Vec<String> {
+        self.state.lock().unwrap().alarm_notifications.clone()
+    }
+
     pub fn reset_counts(&self) {
         let mut s = self.state.lock().unwrap();
         s.counts.clear();
@@ -559,7 +567,7 @@ async fn dispatch(
         "ec2" => ec2(call, st, upstream).await,
         "kms" => kms(call, st, upstream).await,
         "config" => config(call, st, upstream).await,
-        "monitoring" => cloudwatch(call, upstream).await,
+        "monitoring" => cloudwatch(call, st, upstream).await,
         "events" => events(call, st, upstream).await,
         "guardduty" | "securityhub" | "access-analyzer" => {
             security_services(call, st, upstream).await

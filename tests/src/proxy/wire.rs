@@ -339,6 +339,7 @@ impl Upstream {
             "SWBExternalService" => "sso",
             "GraniteServiceVersion20100801" => "monitoring",
             "AWSEvents" => "events",
+            "TrentService" => "kms",
             "AmazonSQS" => "sqs",
             _ => "organizations",
         };
@@ -519,6 +520,20 @@ impl Upstream {
         call: &Call,
         topic: &str,
     ) -> Result<Option<Value>, std::io::Error> {
+        Ok(self
+            .topic_attribute(call, topic, "Policy")
+            .await?
+            .and_then(|p| serde_json::from_str(&p).ok()))
+    }
+
+    /// One attribute of the SNS topic (`GetTopicAttributes`): `None` when the topic does not
+    /// exist, `Some("")` when it lacks the attribute.
+    pub(super) async fn topic_attribute(
+        &self,
+        call: &Call,
+        topic: &str,
+        name: &str,
+    ) -> Result<Option<String>, std::io::Error> {
         let form = format!(
             "Action=GetTopicAttributes&Version=2010-03-31&TopicArn={}",
             topic.replace(':', "%3A")
@@ -527,13 +542,13 @@ impl Upstream {
         if status != 200 {
             return Ok(None);
         }
-        let policy = xml
-            .split("<key>Policy</key>")
+        let value = xml
+            .split(&format!("<key>{name}</key>"))
             .nth(1)
             .and_then(|t| t.split("<value>").nth(1))
             .and_then(|t| t.split("</value>").next())
             .unwrap_or_default();
-        Ok(serde_json::from_str(&xml_unescape(policy)).ok())
+        Ok(Some(xml_unescape(value)))
     }
 
     /// The policy of the bucket (S3 `GetBucketPolicy`), if it has one.

@@ -64,11 +64,10 @@ impl Desired {
     pub fn bus_arn(&self) -> String {
         self.arn("events", "event-bus/default")
     }
-    /// The role EventBridge sends forwarded events with (`<queue name>-fwd`; IAM allows 64
-    /// characters, so a long queue name is cut to 60).
+    /// The role EventBridge sends forwarded events with (`<queue name>-fwd`: 56 characters at
+    /// most, within IAM's 64).
     pub fn forwarding_role_name(&self) -> String {
-        let base: String = self.queue_name.chars().take(60).collect();
-        format!("{base}-fwd")
+        format!("{}-fwd", self.queue_name)
     }
     pub fn forwarding_role_arn(&self) -> String {
         format!(
@@ -91,9 +90,11 @@ impl Desired {
     /// EventBridge assumes the forwarding role (EventBridge User Guide, "Sending and receiving
     /// events between AWS Regions in Amazon EventBridge": the rule's target is the other region's
     /// bus, with an execution role that trusts `events.amazonaws.com`;
-    /// <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-region.html>). No
-    /// condition: AWS's example has none, and a condition on a key EventBridge does not send would
-    /// stop every forward (as `aws:SourceArn` did with CloudTrail's role).
+    /// <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-cross-region.html>), only for
+    /// this pipeline's forwarding rules: EventBridge sends `aws:SourceArn`, the rule's ARN, and
+    /// `aws:SourceAccount` when it assumes an event-bus target's role ("Cross-service confused
+    /// deputy prevention in Amazon EventBridge", Event buses;
+    /// <https://docs.aws.amazon.com/eventbridge/latest/userguide/cross-service-confused-deputy-prevention.html>).
     pub fn forwarding_role_trust(&self) -> Value {
         json!({
             "Version": "2012-10-17",
@@ -101,6 +102,15 @@ impl Desired {
                 "Effect": "Allow",
                 "Principal": {"Service": "events.amazonaws.com"},
                 "Action": "sts:AssumeRole",
+                "Condition": {
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                    "ArnLike": {"aws:SourceArn": format!(
+                        "arn:{}:events:*:{}:rule/{}",
+                        self.partition,
+                        self.account,
+                        self.rule(RuleKind::AlarmState).0
+                    )},
+                },
             }],
         })
     }
@@ -502,7 +512,7 @@ fn forwarding_plan(desired: &Desired, observed: &Observed, plan: &mut Plan) {
         }
         Some(r) => {
             if r.trust != desired.forwarding_role_trust() {
-                plan.drift.push(Drift::new(format!("{field}.trust"), "events.amazonaws.com, no condition", "different"));
+                plan.drift.push(Drift::new(format!("{field}.trust"), "events.amazonaws.com, from the forwarding rules of this account", "different"));
                 plan.actions.push(Action::SetForwardingRoleTrust);
             }
             if r.policy.as_ref() != Some(&desired.forwarding_role_policy()) {
@@ -1145,8 +1155,9 @@ mod tests {
         };
         assert_eq!(d.bus_arn(), "arn:aws:events:us-east-1:111111111111:event-bus/default");
         assert_eq!(d.forwarding_role_name(), "lzo-events-fwd");
-        let long = Desired { queue_name: "q".repeat(76), ..desired() };
-        assert_eq!(long.forwarding_role_name().len(), 64, "IAM's longest role name");
+        let longest = Desired { queue_name: "q".repeat(52), ..desired() };
+        assert!(longest.forwarding_role_name().len() <= 64, "IAM's longest role name");
+        assert_eq!(longest.rule(RuleKind::AlarmState).0.len(), 64, "EventBridge's longest rule name");
         let with = |f: &dyn Fn(&mut Observed)| {
             let mut o = forwarded();
             f(&mut o);
@@ -1170,10 +1181,12 @@ mod tests {
                 ],
             ),
             (
-                "a trust narrowed by a condition EventBridge does not meet is put back",
+                "a trust widened to any rule (the condition removed) is narrowed again",
                 with(&|o| {
-                    o.forwarding_role.as_mut().unwrap().trust["Statement"][0]["Condition"] =
-                        json!({"StringEquals": {"aws:SourceArn": "arn:aws:events:eu-west-1:111111111111:rule/x"}});
+                    o.forwarding_role.as_mut().unwrap().trust["Statement"][0]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("Condition");
                 }),
                 vec![Action::SetForwardingRoleTrust],
                 vec!["changeEvents.forwardingRole.trust"],

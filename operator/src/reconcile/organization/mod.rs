@@ -530,7 +530,9 @@ fn alarm_regions(pass: &Pass) -> std::collections::BTreeSet<String> {
         if let Resource::AuditTrail(t) = peer
             && let Some(alarms) = &t.spec.alarms
         {
-            regions.insert(pass.aws.region.clone());
+            if !alarms.cis.is_empty() {
+                regions.insert(pass.aws.region.clone());
+            }
             if alarms.billing.is_some() {
                 regions.insert(crate::reconcile::audit_trail::detection::BILLING_REGION.to_string());
             }
@@ -601,6 +603,7 @@ impl super::KindSpec for Organization {
     const DEPENDS_ON: &'static [Kind] = &[Kind::AwsAccount];
     /// The AuditTrails: the change-event pipeline forwards their alarms' regions.
     const SEES: &'static [Kind] = &[Kind::AuditTrail];
+    const TRIGGERED_BY: &'static [Kind] = &[Kind::AuditTrail];
     crate::status_access!();
 
     fn dependencies(&self) -> Vec<Key> {
