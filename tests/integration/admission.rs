@@ -127,6 +127,32 @@ async fn crds_install_and_admission_refuses_invalid_specs() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
+    // One duration grammar: admission takes exactly what the operator's parser takes (the same
+    // table runs in the operator's unit tests).
+    for (duration, seconds) in landing_zone_operator::api::claims::ISO_DURATION_CASES {
+        let manifest = access_claim(&format!(
+            "  duration: \"{duration}\"\n  reason: INC-1 restore\n"
+        ));
+        let got = kubectl(
+            &cp,
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(&manifest),
+        );
+        match (seconds, got) {
+            (Some(_), Err(e)) => failures.push(format!(
+                "{duration}: the operator takes it, admission refused: {e}"
+            )),
+            (None, Ok(_)) => failures.push(format!(
+                "{duration}: the operator refuses it, admission took it"
+            )),
+            (None, Err(e)) if !e.contains("duration must be an ISO 8601 duration") => {
+                failures.push(format!("{duration}: refused for another reason: {e}"))
+            }
+            _ => {}
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
     // Valid objects are accepted, and immutable fields stay immutable.
     kubectl(
         &cp,

@@ -11,10 +11,46 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// ISO 8601 duration of hours, minutes and seconds (`PT4H`, `PT90M`, `PT20S`), as CEL reads it:
-/// `duration(self.substring(2).lowerAscii())`.
-pub const ISO_DURATION_RULE: &str =
-    "self.matches('^PT([0-9]{1,4}H)?([0-9]{1,5}M)?([0-9]{1,6}S)?$') && size(self) > 2";
+/// The one grammar of a duration, for admission (CEL) and the operator ([`iso_seconds`]) alike:
+/// ISO 8601 hours, minutes and seconds (`PT4H`, `PT90M`, `PT20S`, `PT1H30M`), in that order, each
+/// at most once, with at most 4, 5 and 6 digits (so the largest, `PT9999H99999M999999S`, is
+/// 42,996,339 s: no overflow anywhere), and longer than zero.
+macro_rules! iso_duration_pattern {
+    () => {
+        "^PT([0-9]{1,4}H)?([0-9]{1,5}M)?([0-9]{1,6}S)?$"
+    };
+}
+pub const ISO_DURATION_PATTERN: &str = iso_duration_pattern!();
+/// CEL reads the duration as `duration(self.substring(2).lowerAscii())` (`1h30m`).
+pub const ISO_DURATION_RULE: &str = concat!(
+    "self.matches('",
+    iso_duration_pattern!(),
+    "') && size(self) > 2 && duration(self.substring(2).lowerAscii()) > duration('0s')"
+);
+
+/// Durations and whether the grammar takes them: the operator's unit test and the admission test
+/// on a real kube-apiserver both run this table, so the two sides cannot drift apart.
+pub const ISO_DURATION_CASES: &[(&str, Option<i64>)] = &[
+    ("PT4H", Some(14_400)),
+    ("PT90M", Some(5_400)),
+    ("PT20S", Some(20)),
+    ("PT1H30M", Some(5_400)),
+    ("PT1H0M5S", Some(3_605)),
+    ("PT9999H99999M999999S", Some(42_996_339)),
+    ("PT10000H", None),
+    ("PT1S1H", None),
+    ("PT1H1H", None),
+    ("PT0S", None),
+    ("PT0H0M0S", None),
+    ("PT", None),
+    ("P1D", None),
+    ("PTH", None),
+    ("PT5", None),
+    ("pt1h", None),
+    ("PT1.5H", None),
+    ("PT-1H", None),
+    ("2h", None),
+];
 
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
@@ -299,29 +335,20 @@ pub struct AccessClaimStatus {
     pub observed_generation: Option<i64>,
 }
 
-/// Seconds in an ISO 8601 duration of hours, minutes and seconds (`PT1H30M`); `None` if not one.
+/// Seconds in a duration of [`ISO_DURATION_PATTERN`] (`PT1H30M`); `None` if not one, or zero.
 pub fn iso_seconds(d: &str) -> Option<i64> {
-    let rest = d.strip_prefix("PT")?;
-    if rest.is_empty() {
-        return None;
-    }
-    let (mut total, mut number) = (0i64, String::new());
-    for c in rest.chars() {
-        match c {
-            '0'..='9' => number.push(c),
-            'H' | 'M' | 'S' if !number.is_empty() => {
-                let n: i64 = number.parse().ok()?;
-                total += n * match c {
-                    'H' => 3600,
-                    'M' => 60,
-                    _ => 1,
-                };
-                number.clear();
-            }
-            _ => return None,
-        }
-    }
-    number.is_empty().then_some(total)
+    static GRAMMAR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(ISO_DURATION_PATTERN).expect("a valid pattern")
+    });
+    let parts = GRAMMAR.captures(d).filter(|_| d.len() > 2)?;
+    let part = |i: usize| -> i64 {
+        parts.get(i).map_or(0, |m| {
+            let digits = &m.as_str()[..m.len() - 1];
+            digits.parse().expect("at most 6 digits")
+        })
+    };
+    let total = part(1) * 3600 + part(2) * 60 + part(3);
+    (total > 0).then_some(total)
 }
 
 #[cfg(test)]
@@ -330,17 +357,8 @@ mod tests {
 
     #[test]
     fn iso_durations_in_seconds() {
-        for (d, want) in [
-            ("PT4H", Some(14400)),
-            ("PT1H30M", Some(5400)),
-            ("PT20S", Some(20)),
-            ("PT", None),
-            ("P1D", None),
-            ("PTH", None),
-            ("PT5", None),
-            ("2h", None),
-        ] {
-            assert_eq!(iso_seconds(d), want, "{d}");
+        for (d, want) in super::ISO_DURATION_CASES {
+            assert_eq!(iso_seconds(d), *want, "{d}");
         }
     }
 }
