@@ -110,6 +110,57 @@ fn group_allowed(pattern: &str, namespace: &str, group: &str) -> Result<bool, Re
     Ok(re.is_match(group))
 }
 
+/// The namespace a group belongs to under a class's `groupPattern`: of the `namespaces` whose
+/// pattern matches the group, the one with the longest name. `^{namespace}(-[a-z0-9-]+)?$` lets
+/// `team-a` name `team-a-b`, which is namespace `team-a-b`'s own group: it is `team-a-b`'s.
+pub fn group_owner<'a>(
+    pattern: &str,
+    namespaces: &'a [String],
+    group: &str,
+) -> Result<Option<&'a str>, Refusal> {
+    let mut owner: Option<&str> = None;
+    for ns in namespaces {
+        if owner.is_none_or(|o| ns.len() > o.len()) && group_allowed(pattern, ns, group)? {
+            owner = Some(ns);
+        }
+    }
+    Ok(owner)
+}
+
+/// A group the claim names (`field`: `ownerGroup` or `group`) is one of this namespace's: its
+/// pattern matches it, and no namespace with a longer name that the pattern also matches it for
+/// exists (`namespaces`: every namespace in the cluster).
+fn check_group(
+    class: &AccountClass,
+    ns: &str,
+    field: &str,
+    group: &str,
+    namespaces: &[String],
+) -> Result<(), Refusal> {
+    let class_name = class.name_any();
+    let pattern = &class.spec.group_pattern;
+    if !group_allowed(pattern, ns, group)? {
+        return Err(refuse(
+            "GroupNotAllowed",
+            format!(
+                "{field} {group} is not one this namespace may name in AccountClass {class_name} (groupPattern {}): use a group of your team",
+                render(pattern, ns, "")
+            ),
+        ));
+    }
+    if let Some(owner) = group_owner(pattern, namespaces, group)?
+        && owner.len() > ns.len()
+    {
+        return Err(refuse(
+            "GroupOfAnotherNamespace",
+            format!(
+                "{field} {group} belongs to namespace {owner}: AccountClass {class_name}'s groupPattern matches it for both, and the namespace with the longer name owns it; use a group of your team"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The checks of a claim against its class that need no other object: the namespace, the group,
 /// the budget and the tag keys. (Admission checks the same with the class as parameter; this
 /// holds when that policy is not installed.)
@@ -117,6 +168,7 @@ pub fn check_account_claim(
     class: &AccountClass,
     claim: &AccountClaim,
     namespace_labels: &BTreeMap<String, String>,
+    namespaces: &[String],
 ) -> Result<(), Refusal> {
     let ns = claim.namespace().unwrap_or_default();
     let class_name = class.name_any();
@@ -133,16 +185,13 @@ pub fn check_account_claim(
             ),
         ));
     }
-    if !group_allowed(&class.spec.group_pattern, &ns, &claim.spec.owner_group)? {
-        return Err(refuse(
-            "GroupNotAllowed",
-            format!(
-                "ownerGroup {} is not one this namespace may name in AccountClass {class_name} (groupPattern {}): use a group of your team",
-                claim.spec.owner_group,
-                render(&class.spec.group_pattern, &ns, "")
-            ),
-        ));
-    }
+    check_group(
+        class,
+        &ns,
+        "ownerGroup",
+        &claim.spec.owner_group,
+        namespaces,
+    )?;
     if let (Some(asked), Some(b)) = (claim.spec.budget_usd, &class.spec.budget)
         && asked > b.max_usd
     {
@@ -321,7 +370,11 @@ pub fn compose_account(
 }
 
 /// An access claim checked against the class of the account it names.
-pub fn check_access_claim(class: &AccountClass, access: &AccessClaim) -> Result<i64, Refusal> {
+pub fn check_access_claim(
+    class: &AccountClass,
+    access: &AccessClaim,
+    namespaces: &[String],
+) -> Result<i64, Refusal> {
     let ns = access.namespace().unwrap_or_default();
     let class_name = class.name_any();
     let Some(allowed) = class
@@ -355,16 +408,7 @@ pub fn check_access_claim(class: &AccountClass, access: &AccessClaim) -> Result<
             ),
         ));
     }
-    if !group_allowed(&class.spec.group_pattern, &ns, &access.spec.group)? {
-        return Err(refuse(
-            "GroupNotAllowed",
-            format!(
-                "group {} is not one this namespace may name in AccountClass {class_name} (groupPattern {}): use a group of your team",
-                access.spec.group,
-                render(&class.spec.group_pattern, &ns, "")
-            ),
-        ));
-    }
+    check_group(class, &ns, "group", &access.spec.group, namespaces)?;
     Ok(asked)
 }
 
@@ -511,7 +555,7 @@ mod tests {
             ),
         ];
         for (why, cl, labels, want) in cases {
-            let got = check_account_claim(&c, &cl, &labels)
+            let got = check_account_claim(&c, &cl, &labels, &[])
                 .err()
                 .map(|r| r.reason);
             assert_eq!(got, want, "{why}");
@@ -521,6 +565,7 @@ mod tests {
             &empty_selector,
             &claim("team-search", "dev", json!({}), t),
             &selected(),
+            &[],
         );
         assert_eq!(
             r.unwrap_err().reason,
@@ -600,26 +645,93 @@ mod tests {
             )
         };
         assert_eq!(
-            check_access_claim(&c, &access("Administrator", "PT2H", "team-search-oncall")),
+            check_access_claim(
+                &c,
+                &access("Administrator", "PT2H", "team-search-oncall"),
+                &[]
+            ),
             Ok(7200)
         );
         assert_eq!(
-            check_access_claim(&c, &access("Administrator", "PT5H", "team-search"))
+            check_access_claim(&c, &access("Administrator", "PT5H", "team-search"), &[])
                 .unwrap_err()
                 .reason,
             "DurationAboveClassMaximum"
         );
         assert_eq!(
-            check_access_claim(&c, &access("Developer", "PT1H", "team-search"))
+            check_access_claim(&c, &access("Developer", "PT1H", "team-search"), &[])
                 .unwrap_err()
                 .reason,
             "PermissionSetNotAllowed"
         );
         assert_eq!(
-            check_access_claim(&c, &access("Administrator", "PT1H", "team-payments"))
+            check_access_claim(&c, &access("Administrator", "PT1H", "team-payments"), &[])
                 .unwrap_err()
                 .reason,
             "GroupNotAllowed"
         );
+        // team-search-oncall is a namespace of its own: its group is its own, not team-search's.
+        let namespaces = ["team-search".to_string(), "team-search-oncall".to_string()];
+        assert_eq!(
+            check_access_claim(
+                &c,
+                &access("Administrator", "PT2H", "team-search-oncall"),
+                &namespaces
+            )
+            .unwrap_err()
+            .message,
+            "group team-search-oncall belongs to namespace team-search-oncall: AccountClass nonprod's groupPattern matches it for both, and the namespace with the longer name owns it; use a group of your team"
+        );
+    }
+
+    #[test]
+    fn a_group_belongs_to_the_namespace_with_the_longest_matching_name() {
+        let pattern = "^{namespace}(-[a-z0-9-]+)?$";
+        let namespaces: Vec<String> = ["team-a", "team-a-b", "team-ab", "team-b"]
+            .map(String::from)
+            .to_vec();
+        // (group, owner)
+        let cases = [
+            ("team-a", Some("team-a")),
+            ("team-a-ops", Some("team-a")),
+            ("team-a-b", Some("team-a-b")),
+            ("team-a-b-ops", Some("team-a-b")),
+            ("team-ab", Some("team-ab")),
+            ("team-b-x", Some("team-b")),
+            ("team-c", None),
+            ("other", None),
+        ];
+        for (group, owner) in cases {
+            assert_eq!(
+                group_owner(pattern, &namespaces, group).unwrap(),
+                owner,
+                "{group}"
+            );
+        }
+        // A namespace's own name is matched literally ("." is no wildcard).
+        let dotted = ["a.b".to_string(), "axb-c".to_string()];
+        assert_eq!(group_owner("^{namespace}$", &dotted, "axb").unwrap(), None);
+        // Through the claim: team-a may name its own groups, not team-a-b's.
+        let c = class(json!({}));
+        let claim_of = |ns: &str, group: &str| {
+            claim(
+                ns,
+                "dev",
+                json!({"ownerGroup": group}),
+                "2026-12-05T10:00:00Z",
+            )
+        };
+        let check = |ns: &str, group: &str| {
+            check_account_claim(&c, &claim_of(ns, group), &selected(), &namespaces)
+                .err()
+                .map(|r| r.reason)
+        };
+        assert_eq!(check("team-a", "team-a-ops"), None);
+        assert_eq!(check("team-a", "team-a-b"), Some("GroupOfAnotherNamespace"));
+        assert_eq!(
+            check("team-a", "team-a-b-ops"),
+            Some("GroupOfAnotherNamespace")
+        );
+        assert_eq!(check("team-a-b", "team-a-b-ops"), None);
     }
 }

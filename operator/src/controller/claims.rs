@@ -439,8 +439,9 @@ async fn compose_account_claim(
         .await?
         .labels()
         .clone();
+    let namespaces = namespace_names(&client).await?;
     let siblings: Vec<AccountClaim> = cx.claims.state().iter().map(|c| (**c).clone()).collect();
-    if let Err(r) = compose::check_account_claim(&class, claim, &ns_labels)
+    if let Err(r) = compose::check_account_claim(&class, claim, &ns_labels, &namespaces)
         .and_then(|()| compose::within_quota(&class, claim, &siblings))
     {
         return Ok(Err(r));
@@ -567,6 +568,18 @@ async fn compose_account_claim(
 /// The ConfigMap `<claim>-aws-account` in the claim's namespace: what tools there need to reach
 /// the account (see docs/self-service.md for Crossplane, ACK and Terraform). Owned by the claim,
 /// so it goes with it.
+/// Every namespace's name: a group belongs to the namespace with the longest name its class's
+/// pattern matches it for (`claims::group_owner`).
+async fn namespace_names(client: &Client) -> Result<Vec<String>, kube::Error> {
+    Ok(Api::<Namespace>::all(client.clone())
+        .list_metadata(&kube::api::ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .collect())
+}
+
 async fn config_map(
     cx: &ClaimsCtx,
     claim: &AccountClaim,
@@ -833,7 +846,8 @@ async fn grant(
             message: format!("AccountClass {} is gone", account_claim.spec.class_ref.name),
         }));
     };
-    let seconds = match compose::check_access_claim(&class, access) {
+    let namespaces = namespace_names(&client).await?;
+    let seconds = match compose::check_access_claim(&class, access, &namespaces) {
         Ok(s) => s,
         Err(r) => return Ok(Err(r)),
     };
