@@ -624,3 +624,73 @@ async fn apply_at_a_terminal_shows_progress_and_finishes_the_job_in_one_run() {
     assert_eq!(proxy.create_requests().len(), 7);
     drop(emu);
 }
+
+/// A team claims the name of an account the platform team's Git is creating (the class's templates
+/// give the same name and email): the claim's AwsAccount follows that request by name, finds the
+/// account does not carry its claim tag, and refuses it (`AccountNotClaimable`), forgetting the
+/// request. Deleting the claim, with a `Close` class, then closes nothing: the request is not
+/// followed again, and Close reads the claim tag at the moment it would close.
+#[tokio::test]
+async fn a_claim_never_closes_an_account_it_did_not_create() {
+    let (emu, proxy) = realistic(3).await;
+    let git = dir_with(
+        "apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata: {name: app}\nspec: {accountName: team-app, email: aws-team-app@example.com}\n",
+    );
+    let git_state = git.path().join("state.json");
+    let first = apply_waiting(
+        emu.ports_via(&proxy.endpoint, 3).await,
+        git.path(),
+        &git_state,
+        false,
+        Duration::ZERO,
+    )
+    .await;
+    assert_eq!(reason(&first, "app"), "Creating", "{:?}", first.reports);
+
+    // The claim's composed AwsAccount, as `controller::claims` writes it: labelled with the claim.
+    let claim = dir_with(
+        "apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata:\n  name: team-app\n  labels: {landingzone.dev/claim-kind: AccountClaim, landingzone.dev/claim-namespace: team, landingzone.dev/claim-name: app}\nspec: {accountName: team-app, email: aws-team-app@example.com, deletionPolicy: Close}\n",
+    );
+    let claim_state = claim.path().join("state.json");
+    let claimed = apply_waiting(
+        emu.ports_via(&proxy.endpoint, 3).await,
+        claim.path(),
+        &claim_state,
+        false,
+        Duration::from_secs(60) * PATIENCE,
+    )
+    .await;
+    assert_eq!(
+        reason(&claimed, "team-app"),
+        "AccountNotClaimable",
+        "{:?}",
+        claimed.reports
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&claim_state).unwrap()).unwrap();
+    let status = &doc["resources"]["AwsAccount/team-app"]["status"];
+    assert!(
+        status["createRequestId"].is_null() && status["accountId"].is_null(),
+        "the request followed by name is forgotten: {status}"
+    );
+
+    // The claim deleted (its AwsAccount pruned, Close): the Git account stays ACTIVE.
+    std::fs::remove_file(claim.path().join("account.yaml")).unwrap();
+    let pruned = apply_waiting(
+        emu.ports_via(&proxy.endpoint, 3).await,
+        claim.path(),
+        &claim_state,
+        true,
+        Duration::from_secs(30) * PATIENCE,
+    )
+    .await;
+    assert!(!pruned.failed(), "{:?}", pruned.reports);
+    assert_eq!(proxy.count("CloseAccount"), 0, "nothing closed");
+    let accounts = emu.org_client().list_accounts().send().await.unwrap();
+    let app = accounts
+        .accounts()
+        .iter()
+        .find(|a| a.name() == Some("team-app"))
+        .expect("the Git account exists");
+    assert_eq!(app.status().map(|s| s.as_str()), Some("ACTIVE"));
+}

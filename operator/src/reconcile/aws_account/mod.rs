@@ -305,6 +305,9 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         {
             let status = status_of(resource);
             (status.account_id, status.arn, status.state, status.parent_id) = (None, None, None, None);
+            // The request followed by name made someone else's account: forgotten, so that no
+            // later path (a deletion that closes) follows it again.
+            status.create_request_id = None;
             return Err(Error::conflict(
                 NOT_CLAIMABLE,
                 format!(
@@ -760,6 +763,25 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
         .as_deref()
         .and_then(|id| pass.snapshot.accounts.get(id))
         .cloned();
+    // A claim's account is closed only while it carries that claim's tag, read now: whichever way
+    // the account was found (its status, a request followed by name), one the claim did not
+    // create is never closed.
+    let mut not_the_claims = None;
+    if close
+        && let (Some(owner), Some(a)) = (claimed_by(resource), found.as_ref())
+    {
+        let tags = pass.aws.organizations.list_tags(&a.id).await?;
+        let tag = tags.get(crate::claims::CLAIM_TAG).cloned();
+        if tag.as_ref() != Some(&owner) {
+            not_the_claims = Some(format!(
+                "account {} was not closed: it does not carry claim {owner}'s tag ({} is {}), and a claim closes only an account it created",
+                a.id,
+                crate::claims::CLAIM_TAG,
+                tag.as_deref().unwrap_or("absent")
+            ));
+        }
+    }
+    let close = close && not_the_claims.is_none();
     let actions = plan::plan_close(
         found.as_ref(),
         close,
@@ -798,12 +820,15 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
         } else {
             "Closed"
         },
-        if actions.is_empty() {
-            "the account was left as it is"
-        } else {
-            "the account was closed"
+        match (&not_the_claims, actions.is_empty()) {
+            (Some(why), _) => why.clone(),
+            (None, true) => "the account was left as it is".to_string(),
+            (None, false) => "the account was closed".to_string(),
         },
     );
+    if let Some(why) = &not_the_claims {
+        tracing::warn!(account = %account_of(resource).spec.account_name, "{why}");
+    }
     progress.actions = actions.iter().map(ToString::to_string).collect();
     if pass.mode == Mode::Apply {
         for action in &actions {
