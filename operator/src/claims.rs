@@ -25,6 +25,32 @@ pub const LABEL_CLASS: &str = "landingzone.dev/account-class";
 /// The AWS tag an account carries from its CreateAccount on: `<namespace>/<claim>`. An existing
 /// account is only ever adopted for a claim that created it (this tag says so).
 pub const CLAIM_TAG: &str = "landingzone.dev/claim";
+/// The AWS tag naming the AccountClass the claim's account was made under: a retained account is
+/// never adopted by a claim of another class (which would move it into that class's OU, give it
+/// that class's access and deletion policy).
+pub const CLASS_TAG: &str = "landingzone.dev/account-class";
+
+/// Whether an account's AWS tags say it was made for this claim (`<namespace>/<claim>`) under this
+/// class; `Err` says why not, for a person.
+pub fn account_belongs_to_claim(
+    tags: &std::collections::BTreeMap<String, String>,
+    owner: &str,
+    class: &str,
+) -> Result<(), String> {
+    match (tags.get(CLAIM_TAG), tags.get(CLASS_TAG)) {
+        (Some(c), Some(k)) if c == owner && k == class => Ok(()),
+        (Some(c), Some(k)) if c == owner => Err(format!(
+            "it was made for claim {owner} under AccountClass {k} and is kept by that class; a claim of AccountClass {class} cannot take it"
+        )),
+        (Some(c), None) if c == owner => Err(format!(
+            "it carries claim {owner}'s tag but no {CLASS_TAG} tag, so its class cannot be told"
+        )),
+        (c, _) => Err(format!(
+            "it was not created by claim {owner} ({CLAIM_TAG} is {})",
+            c.map_or("absent", |c| c.as_str())
+        )),
+    }
+}
 
 /// Why a claim is not (yet) given what it asks: a condition reason and a sentence saying what to change.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -300,6 +326,7 @@ pub fn compose_account(
     let mut tags = claim.spec.tags.clone();
     tags.extend(class.spec.tags.clone());
     tags.insert(CLAIM_TAG.to_string(), format!("{ns}/{name}"));
+    tags.insert(CLASS_TAG.to_string(), class_name.clone());
     let account_name = render(&class.spec.account_name_template, &ns, &name);
     let mut spec = json!({
         "accountName": account_name,
@@ -682,6 +709,44 @@ mod tests {
             .message,
             "group team-search-oncall belongs to namespace team-search-oncall: AccountClass nonprod's groupPattern matches it for both, and the namespace with the longer name owns it; use a group of your team"
         );
+    }
+
+    #[test]
+    fn an_account_belongs_to_a_claim_only_under_its_own_class() {
+        let tags = |claim: Option<&str>, class: Option<&str>| {
+            let mut t = BTreeMap::new();
+            if let Some(c) = claim {
+                t.insert(CLAIM_TAG.to_string(), c.to_string());
+            }
+            if let Some(k) = class {
+                t.insert(CLASS_TAG.to_string(), k.to_string());
+            }
+            t
+        };
+        // (tags, belongs, words the refusal names)
+        let cases = [
+            (tags(Some("team/app"), Some("prod")), None),
+            (
+                tags(Some("team/app"), Some("sandbox")),
+                Some("under AccountClass sandbox and is kept by that class"),
+            ),
+            (
+                tags(Some("team/app"), None),
+                Some("no landingzone.dev/account-class tag"),
+            ),
+            (
+                tags(Some("other/app"), Some("prod")),
+                Some("not created by claim team/app (landingzone.dev/claim is other/app)"),
+            ),
+            (tags(None, None), Some("landingzone.dev/claim is absent")),
+        ];
+        for (t, want) in cases {
+            let got = account_belongs_to_claim(&t, "team/app", "prod");
+            match want {
+                None => assert_eq!(got, Ok(()), "{t:?}"),
+                Some(words) => assert!(got.as_ref().unwrap_err().contains(words), "{t:?}: {got:?}"),
+            }
+        }
     }
 
     #[test]

@@ -694,3 +694,70 @@ async fn a_claim_never_closes_an_account_it_did_not_create() {
         .expect("the Git account exists");
     assert_eq!(app.status().map(|s| s.as_str()), Some("ACTIVE"));
 }
+
+/// The class hop: a team claims `app` under class `prod` (Retain), deletes the claim (the account
+/// is kept), and claims `app` again under class `sandbox`: the account is found by its email and
+/// carries the claim's tag, but it was made under `prod`, so the `sandbox` claim does not adopt
+/// it (it would move it out of Prod's OU and give it sandbox's access and deletion policy); the
+/// condition names the class that holds it.
+#[tokio::test]
+async fn a_retained_account_is_not_adopted_by_a_claim_of_another_class() {
+    let (emu, proxy) = realistic(1).await;
+    let claim_of = |class: &str| {
+        format!(
+            "apiVersion: landingzone.dev/v1alpha1\nkind: AwsAccount\nmetadata:\n  name: team-app\n  labels: {{landingzone.dev/claim-kind: AccountClaim, landingzone.dev/claim-namespace: team, landingzone.dev/claim-name: app, landingzone.dev/account-class: {class}}}\nspec:\n  accountName: team-app\n  email: aws-team-app@example.com\n  tags: {{landingzone.dev/claim: team/app, landingzone.dev/account-class: {class}}}\n"
+        )
+    };
+    let dir = dir_with(&claim_of("prod"));
+    let state = dir.path().join("state.json");
+    let made = apply_waiting(
+        emu.ports_via(&proxy.endpoint, 3).await,
+        dir.path(),
+        &state,
+        false,
+        Duration::from_secs(60) * PATIENCE,
+    )
+    .await;
+    assert!(ready(&made, "team-app"), "{:?}", made.reports);
+    // The claim deleted: Retain keeps the account.
+    std::fs::remove_file(dir.path().join("account.yaml")).unwrap();
+    let pruned = apply_waiting(
+        emu.ports_via(&proxy.endpoint, 3).await,
+        dir.path(),
+        &state,
+        true,
+        Duration::ZERO,
+    )
+    .await;
+    assert!(!pruned.failed(), "{:?}", pruned.reports);
+
+    // Claimed again under another class, from a fresh state (a new claim object).
+    let again = dir_with(&claim_of("sandbox"));
+    let hop = apply_waiting(
+        emu.ports_via(&proxy.endpoint, 3).await,
+        again.path(),
+        &again.path().join("state.json"),
+        false,
+        Duration::from_secs(30) * PATIENCE,
+    )
+    .await;
+    assert_eq!(
+        reason(&hop, "team-app"),
+        "AccountNotClaimable",
+        "{:?}",
+        hop.reports
+    );
+    let message = match &report(&hop, "AwsAccount", "team-app").result {
+        Err(e) => e.to_string(),
+        Ok(p) => format!("{:?}", p.ready),
+    };
+    assert!(
+        message.contains("AccountClass prod") && message.contains("AccountClass sandbox"),
+        "{message}"
+    );
+    assert_eq!(
+        accounts_with_email(&emu, "aws-team-app@example.com").await,
+        1,
+        "no second account"
+    );
+}

@@ -170,17 +170,21 @@ fn record(status: &mut AwsAccountStatus, account: &AccountInfo) {
 /// Reason of an existing account a claim's AwsAccount may not adopt.
 pub const NOT_CLAIMABLE: &str = "AccountNotClaimable";
 
-/// `<namespace>/<claim>` of the AccountClaim that composed this account, if one did.
-fn claimed_by(resource: &Resource) -> Option<String> {
+/// `<namespace>/<claim>` of the AccountClaim that composed this account, if one did, and its
+/// AccountClass.
+fn claimed_by(resource: &Resource) -> Option<(String, String)> {
     let labels = match resource {
         Resource::AwsAccount(a) => a.metadata.labels.as_ref()?,
         _ => return None,
     };
     (labels.get(crate::claims::LABEL_KIND)?.as_str() == "AccountClaim").then_some(())?;
-    Some(format!(
-        "{}/{}",
-        labels.get(crate::claims::LABEL_NAMESPACE)?,
-        labels.get(crate::claims::LABEL_CLAIM)?
+    Some((
+        format!(
+            "{}/{}",
+            labels.get(crate::claims::LABEL_NAMESPACE)?,
+            labels.get(crate::claims::LABEL_CLAIM)?
+        ),
+        labels.get(crate::claims::LABEL_CLASS).cloned().unwrap_or_default(),
     ))
 }
 
@@ -300,8 +304,12 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         // (after a crash, or when CreateAccount answered EMAIL_ALREADY_EXISTS) is adopted only
         // when the tag its CreateAccount set says this claim made it.
         if let Identity::Adopted { account, .. } = &identity
-            && let Some(owner) = claimed_by(resource)
-            && pass.aws.organizations.list_tags(&account.id).await?.get(crate::claims::CLAIM_TAG) != Some(&owner)
+            && let Some((owner, class)) = claimed_by(resource)
+            && let Err(why) = crate::claims::account_belongs_to_claim(
+                &pass.aws.organizations.list_tags(&account.id).await?,
+                &owner,
+                &class,
+            )
         {
             let status = status_of(resource);
             (status.account_id, status.arn, status.state, status.parent_id) = (None, None, None, None);
@@ -311,7 +319,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             return Err(Error::conflict(
                 NOT_CLAIMABLE,
                 format!(
-                    "account {} with email {} already exists and was not created by the claim {owner}: a claim only gets an account it creates itself; ask the platform team (the class's emailTemplate decides the email)",
+                    "account {} with email {} already exists and {why}: a claim only gets an account it created itself, under its own class; ask the platform team (the class's emailTemplate decides the email)",
                     account.id, desired.email
                 ),
             ));
@@ -768,18 +776,17 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
     // create is never closed.
     let mut not_the_claims = None;
     if close
-        && let (Some(owner), Some(a)) = (claimed_by(resource), found.as_ref())
+        && let (Some((owner, class)), Some(a)) = (claimed_by(resource), found.as_ref())
+        && let Err(why) = crate::claims::account_belongs_to_claim(
+            &pass.aws.organizations.list_tags(&a.id).await?,
+            &owner,
+            &class,
+        )
     {
-        let tags = pass.aws.organizations.list_tags(&a.id).await?;
-        let tag = tags.get(crate::claims::CLAIM_TAG).cloned();
-        if tag.as_ref() != Some(&owner) {
-            not_the_claims = Some(format!(
-                "account {} was not closed: it does not carry claim {owner}'s tag ({} is {}), and a claim closes only an account it created",
-                a.id,
-                crate::claims::CLAIM_TAG,
-                tag.as_deref().unwrap_or("absent")
-            ));
-        }
+        not_the_claims = Some(format!(
+            "account {} was not closed: {why}, and a claim closes only an account it created under its class",
+            a.id
+        ));
     }
     let close = close && not_the_claims.is_none();
     let actions = plan::plan_close(
