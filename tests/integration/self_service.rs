@@ -369,7 +369,10 @@ async fn teams_claim_accounts_and_access_that_ends_within_their_class() {
         &["AccountNotClaimable"],
     )
     .await;
-    assert!(legacy.contains("was not created by claim team-b/legacy"), "{legacy}");
+    assert!(
+        legacy.contains("was not created by claim team-b/legacy"),
+        "{legacy}"
+    );
     let owner = get_json(cp, &["awsaccount", "team-a-app1"]);
     assert_eq!(
         owner["metadata"]["labels"]["landingzone.dev/claim-namespace"], "team-a",
