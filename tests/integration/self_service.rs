@@ -583,6 +583,38 @@ async fn teams_claim_accounts_and_access_that_ends_within_their_class() {
         .as_str()
         .unwrap()
         .to_string();
+    // Time-bound access on it, granted for an hour: deleting the AccountClaim (the team no longer
+    // claims the account, which Retain keeps) removes that access at once, and the AccessClaim
+    // says so; it never outlives the claim, whatever its deadline.
+    apply(
+        cp,
+        &access(
+            "team-b",
+            "hold",
+            "app6",
+            "  permissionSet: Administrator\n  group: team-b\n  duration: PT1H\n",
+        ),
+    )
+    .unwrap();
+    wait_for(
+        Duration::from_secs(60),
+        "the hour-long access granted",
+        || {
+            let a = get_json(cp, &["accessclaim", "hold", "-n", "team-b"]);
+            (a["status"]["state"] == "Granted").then_some(())
+        },
+    )
+    .await;
+    let team_b = get_json(cp, &["accountassignment", "team-b-hold-access"])["status"]["groupId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        assigned(&wire.endpoint, &instance, &admin_arn, &kept)
+            .await
+            .contains(&team_b),
+        "Administrator granted on the claimed account"
+    );
     kubectl(
         cp,
         &[
@@ -617,6 +649,29 @@ async fn teams_claim_accounts_and_access_that_ends_within_their_class() {
         "ACTIVE",
         "Retain: the AWS account stays"
     );
+    landing_zone_tests::operator::eventually(
+        Duration::from_secs(60),
+        "the access removed with the AccountClaim, long before its deadline",
+        || async {
+            assigned(&wire.endpoint, &instance, &admin_arn, &kept)
+                .await
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+    let hold = get_json(cp, &["accessclaim", "hold", "-n", "team-b"]);
+    let (status, reason, message) = ready(&hold).expect("a Ready condition");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "AccountClaimNotFound"),
+        "{hold}"
+    );
+    assert!(
+        message.contains("any access it held is removed"),
+        "{message}"
+    );
+    say("e2e: deleting an AccountClaim ended the hour-long access held on its account at once");
     apply(cp, &sandbox("scratch")).expect("a sandbox claim");
     let scratch = wait_for(Duration::from_secs(90), "the sandbox claim Ready", || {
         let c = get_json(cp, &["accountclaim", "scratch", "-n", "team-b"]);

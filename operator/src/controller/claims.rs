@@ -763,7 +763,18 @@ async fn apply_access_claim(
         Ok(Grant::Pending(why)) => (false, "Pending", why, PENDING_RECHECK),
         Err(r) => {
             status.state = Some("Refused".into());
-            (false, r.reason, r.message, RESYNC)
+            // Refused now (its AccountClaim deleted, the class no longer allowing it): the access
+            // it was given ends at once, whatever its deadline.
+            prune(
+                &Api::<AccountAssignment>::all(client.clone()),
+                "AccessClaim",
+                &ns,
+                &name,
+                &[],
+            )
+            .await?;
+            let message = format!("{}; any access it held is removed", r.message);
+            (false, r.reason, message, RESYNC)
         }
     };
     set_condition(

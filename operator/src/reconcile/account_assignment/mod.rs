@@ -190,9 +190,21 @@ struct Observed {
     pending: Option<(bool, RequestState)>,
 }
 
-async fn observe(a: &AccountAssignment, pass: &Pass, ic: &IdentityCenter) -> Result<Observed, Error> {
-    let account_id = pass.resolve(&Key::new(Kind::AwsAccount, &a.spec.account_ref.name))?;
-    let ps_arn = pass.resolve(&Key::new(Kind::PermissionSet, &a.spec.permission_set_ref.name))?;
+/// `wanted`: whether the assignment should exist now. One that should not (expired, or being
+/// deleted) whose account or permission set is gone from the cluster (a claim deleted, a Git file
+/// removed) is still found in AWS by the ids recorded when it was assigned: access ends at its
+/// deadline whatever became of the objects it named.
+async fn observe(a: &AccountAssignment, pass: &Pass, ic: &IdentityCenter, wanted: bool) -> Result<Observed, Error> {
+    let recorded = a.status.clone().unwrap_or_default();
+    let resolve = |key: Key, recorded: Option<String>| match pass.resolve(&key) {
+        Err(e) if !wanted => recorded.ok_or(e),
+        other => other,
+    };
+    let account_id = resolve(Key::new(Kind::AwsAccount, &a.spec.account_ref.name), recorded.account_id.clone())?;
+    let ps_arn = resolve(
+        Key::new(Kind::PermissionSet, &a.spec.permission_set_ref.name),
+        recorded.permission_set_arn.clone(),
+    )?;
     let inst = ic.instance().await?.ok_or_else(|| {
         Error::conflict(
             "IdentityCenterNotEnabled",
@@ -238,9 +250,9 @@ fn describe(a: &AccountAssignment, account_id: &str) -> String {
 async fn converge(resource: &mut Resource, pass: &mut Pass, wanted_unless_expired: bool) -> Result<Progress, Error> {
     let ic = IdentityCenter::new(&pass.aws);
     let a = assignment_of(resource).clone();
-    let o = observe(&a, pass, &ic).await?;
-    let what = describe(&a, &o.account_id);
     let expired_now = expired(a.spec.expires_at.as_deref(), pass.now.0)?;
+    let o = observe(&a, pass, &ic, wanted_unless_expired && !expired_now).await?;
+    let what = describe(&a, &o.account_id);
     let Some(group_id) = o.group_id.clone() else {
         let status = assignment_of(resource).status.get_or_insert_with(Default::default);
         status.account_id = Some(o.account_id.clone());
