@@ -770,4 +770,63 @@ spec:
             .to_string(),
         "the claimed account is in its class's OU"
     );
+
+    // The quota under concurrency: five claims made at once (one apply, the same second, names in
+    // reverse order) against a class allowing one per namespace give exactly one account; the
+    // others are refused with QuotaExceeded.
+    apply(
+        cp,
+        "apiVersion: landingzone.dev/v1alpha1\nkind: AccountClass\nmetadata: {name: single}\nspec:\n  organizationalUnitRef: {name: workloads}\n  emailTemplate: \"aws+single-{namespace}-{claim}@example.com\"\n  accountNameTemplate: \"single-{namespace}-{claim}\"\n  namespaceSelector: {matchLabels: {landingzone.dev/self-service: \"true\"}}\n  accountsPerNamespace: 1\n",
+    )
+    .expect("a class of one account per namespace");
+    let names = ["race-z", "race-y", "race-m", "race-b", "race-a"];
+    let claims: Vec<String> = names
+        .iter()
+        .map(|n| format!("apiVersion: landingzone.dev/v1alpha1\nkind: AccountClaim\nmetadata: {{name: {n}, namespace: team-a}}\nspec:\n  classRef: {{name: single}}\n  ownerGroup: team-a\n"))
+        .collect();
+    apply(cp, &claims.join("---\n")).expect("five claims at once");
+    let reasons = wait_for(
+        Duration::from_secs(90),
+        "every racing claim decided",
+        || {
+            let r: Vec<String> = names
+                .iter()
+                .map(|n| {
+                    ready(&get_json(cp, &["accountclaim", n, "-n", "team-a"]))
+                        .map(|(_, reason, _)| reason)
+                        .unwrap_or_default()
+                })
+                .collect();
+            r.iter().all(|x| !x.is_empty()).then_some(r)
+        },
+    )
+    .await;
+    // A few seconds more: a claim that slipped past the quota would compose its account now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let composed = kubectl(
+        cp,
+        &[
+            "get",
+            "awsaccounts",
+            "-l",
+            "landingzone.dev/account-class=single",
+            "-o",
+            "name",
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        composed.lines().count(),
+        1,
+        "exactly one account: {composed} {reasons:?}"
+    );
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| r.as_str() == "QuotaExceeded")
+            .count(),
+        4,
+        "{reasons:?}"
+    );
 }

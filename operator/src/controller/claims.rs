@@ -21,7 +21,7 @@ use kube::api::{Api, DeleteParams, ListParams, PartialObjectMeta, Patch, PatchPa
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource as KubeResource, ResourceExt};
 use serde::Serialize;
@@ -51,7 +51,8 @@ impl From<kube::Error> for ClaimError {
 
 struct ClaimsCtx {
     ctx: Arc<Context>,
-    claims: Store<AccountClaim>,
+    /// Quota decisions, one at a time (this replica leads: no other decides meanwhile).
+    quota: tokio::sync::Mutex<()>,
 }
 
 /// The two controllers, wired like the kinds' (they run while this replica leads).
@@ -63,7 +64,7 @@ pub(super) fn wire(
 ) -> Vec<Run> {
     let account_claims = Controller::new(Api::<AccountClaim>::all(client.clone()), wc.clone());
     let store = account_claims.store();
-    let (by_class, for_access, every) = (store.clone(), store.clone(), store.clone());
+    let (by_class, every) = (store.clone(), store.clone());
     let account_claims = account_claims
         .watches_stream(
             super::metadata_changes::<AccountClass>(client, wc),
@@ -126,7 +127,10 @@ pub(super) fn wire(
     let (cfg2, stop2) = (cfg.clone(), stop_rx.clone());
     vec![
         Box::new(move |ctx: Arc<Context>| {
-            let cx = Arc::new(ClaimsCtx { ctx, claims: store });
+            let cx = Arc::new(ClaimsCtx {
+                ctx,
+                quota: Default::default(),
+            });
             account_claims
                 .with_config(cfg)
                 .graceful_shutdown_on(stopped(stop_rx))
@@ -137,7 +141,7 @@ pub(super) fn wire(
         Box::new(move |ctx: Arc<Context>| {
             let cx = Arc::new(ClaimsCtx {
                 ctx,
-                claims: for_access,
+                quota: Default::default(),
             });
             access_claims
                 .with_config(cfg2)
@@ -440,15 +444,39 @@ async fn compose_account_claim(
         .labels()
         .clone();
     let namespaces = namespace_names(&client).await?;
-    let siblings: Vec<AccountClaim> = cx.claims.state().iter().map(|c| (**c).clone()).collect();
-    if let Err(r) = compose::check_account_claim(&class, claim, &ns_labels, &namespaces)
-        .and_then(|()| compose::within_quota(&class, claim, &siblings))
-    {
+    if let Err(r) = compose::check_account_claim(&class, claim, &ns_labels, &namespaces) {
         return Ok(Err(r));
     }
     let sets = permission_sets(cx);
     let composed = compose::compose_account(&class, claim, &sets);
     let child = composed.account.name_any();
+    if status.account_ref.is_none() {
+        // The quota is exact: decided one claim at a time, on a consistent read of the namespace's
+        // claims (not the watch cache, which may not have a claim made a moment ago), and the slot
+        // is recorded (`status.accountRef`) before the next decision. Claims that hold a slot
+        // count; of the others, the oldest (creation time, then name) come first.
+        let _one_at_a_time = cx.quota.lock().await;
+        let api: Api<AccountClaim> = Api::namespaced(client.clone(), &ns);
+        let siblings = api.list(&ListParams::default()).await?.items;
+        let me = siblings
+            .iter()
+            .find(|c| c.name_any() == name)
+            .unwrap_or(claim);
+        if let Err(r) = compose::within_quota(&class, me, &siblings) {
+            return Ok(Err(r));
+        }
+        if me
+            .status
+            .as_ref()
+            .and_then(|s| s.account_ref.as_ref())
+            .is_none()
+        {
+            let slot = serde_json::json!({"status": {"accountRef": child}});
+            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&slot))
+                .await?;
+        }
+        status.account_ref = Some(child.clone());
+    }
     let accounts: Api<AwsAccount> = Api::all(client.clone());
     let created = match ensure(&accounts, &composed.account, "AccountClaim", &ns, &name).await? {
         Ok(e) => e == Ensured::Created,
