@@ -149,6 +149,20 @@ const IAM: Service = Service("iam");
 
 type Regional = (logs::Client, cw::Client, sns::Client, kms::Client);
 
+/// A key's policy (`default`, the only name KMS has), as JSON.
+async fn key_policy(kms: &kms::Client, key_id: &str) -> AwsResult<Option<serde_json::Value>> {
+    let request = kms
+        .get_key_policy()
+        .key_id(key_id)
+        .policy_name("default")
+        .send();
+    Ok(KMS
+        .send("GetKeyPolicy", request)
+        .await?
+        .policy()
+        .and_then(|p| serde_json::from_str(p).ok()))
+}
+
 pub struct SdkAlarms {
     iam: iam::Client,
     regional: super::PerRegion<Regional>,
@@ -456,17 +470,7 @@ impl Alarms for SdkAlarms {
             )
             .await?
             .key_rotation_enabled();
-        let policy = KMS
-            .send(
-                "GetKeyPolicy",
-                kms.get_key_policy()
-                    .key_id(meta.key_id())
-                    .policy_name("default")
-                    .send(),
-            )
-            .await?
-            .policy()
-            .and_then(|p| serde_json::from_str(p).ok());
+        let policy = key_policy(&kms, meta.key_id()).await?;
         Ok(Some(KeyInfo {
             id: meta.key_id().to_string(),
             arn: meta.arn().unwrap_or_default().to_string(),
@@ -504,16 +508,7 @@ impl Alarms for SdkAlarms {
         let policy = if aws_managed {
             None
         } else {
-            KMS.send(
-                "GetKeyPolicy",
-                kms.get_key_policy()
-                    .key_id(meta.key_id())
-                    .policy_name("default")
-                    .send(),
-            )
-            .await?
-            .policy()
-            .and_then(|p| serde_json::from_str(p).ok())
+            key_policy(&kms, meta.key_id()).await?
         };
         Ok(Some(NamedKey {
             arn: meta.arn().unwrap_or_default().to_string(),
