@@ -916,6 +916,21 @@ mod tests {
         }
     }
 
+    /// Each case: (what it is, AWS as observed, the actions planned, the drifted fields).
+    type Case<'a> = (&'a str, Observed, Vec<Action>, Vec<&'a str>);
+
+    fn assert_plans(d: &Desired, cases: Vec<Case<'_>>) {
+        for (case, observed, actions, drift) in cases {
+            let p = plan(d, &observed);
+            assert_eq!(p.actions, actions, "{case}");
+            assert_eq!(
+                p.drift.iter().map(|d| d.field.as_str()).collect::<Vec<_>>(),
+                drift,
+                "{case}"
+            );
+        }
+    }
+
     #[test]
     fn arns_follow_partition_region_and_account() {
         let d = Desired {
@@ -951,7 +966,7 @@ mod tests {
             o
         };
         // (case, observed, actions, drifted fields)
-        let cases: Vec<(&str, Observed, Vec<Action>, Vec<&str>)> = vec![
+        let cases: Vec<Case> = vec![
             ("in place", in_place(), vec![], vec![]),
             (
                 "nothing yet: dead-letter queue, queue, rule, target in that order",
@@ -1121,15 +1136,7 @@ mod tests {
                 vec![],
             ),
         ];
-        for (case, observed, actions, drift) in cases {
-            let p = plan(&d, &observed);
-            assert_eq!(p.actions, actions, "{case}");
-            assert_eq!(
-                p.drift.iter().map(|d| d.field.as_str()).collect::<Vec<_>>(),
-                drift,
-                "{case}"
-            );
-        }
+        assert_plans(&d, cases);
     }
 
     #[test]
@@ -1163,7 +1170,7 @@ mod tests {
             f(&mut o);
             o
         };
-        let cases: Vec<(&str, Observed, Vec<Action>, Vec<&str>)> = vec![
+        let cases: Vec<Case> = vec![
             ("in place", forwarded(), vec![], vec![]),
             (
                 "nothing yet: the role before the rule that sends with it",
@@ -1213,15 +1220,7 @@ mod tests {
                 vec!["changeEvents.forwardFrom[eu-west-1].state"],
             ),
         ];
-        for (case, observed, actions, drift) in cases {
-            let p = plan(&d, &observed);
-            assert_eq!(p.actions, actions, "{case}");
-            assert_eq!(
-                p.drift.iter().map(|d| d.field.as_str()).collect::<Vec<_>>(),
-                drift,
-                "{case}"
-            );
-        }
+        assert_plans(&d, cases);
         // No forwarding region: nothing read or planned for it.
         assert!(plan(&desired(), &in_place()).actions.is_empty());
     }
