@@ -187,6 +187,40 @@ fn check_group(
     Ok(())
 }
 
+/// The class still selects the claim's namespace (an empty selector selects none).
+pub fn namespace_selected(
+    class: &AccountClass,
+    ns: &str,
+    namespace_labels: &BTreeMap<String, String>,
+) -> Result<(), Refusal> {
+    let selector: Result<kube::core::Selector, _> =
+        class.spec.namespace_selector.clone().try_into();
+    let selected = selector.is_ok_and(|s| {
+        !class.spec.namespace_selector.eq(&Default::default()) && s.matches(namespace_labels)
+    });
+    if selected {
+        return Ok(());
+    }
+    Err(refuse(
+        "NamespaceNotAllowed",
+        format!(
+            "namespace {ns} is not selected by the namespaceSelector of AccountClass {}: ask the platform team to label the namespace or to use another class",
+            class.name_any()
+        ),
+    ))
+}
+
+/// Whether a refusal is the platform team taking the class back from the claim (the class is
+/// gone, no longer selects the namespace, or the group is no longer the team's): the access the
+/// claim was given through the class goes, the account stays. A claim refused for what the team
+/// asks (a budget, a tag) keeps its access while it is fixed.
+pub fn withdraws_access(reason: &str) -> bool {
+    matches!(
+        reason,
+        "ClassNotFound" | "NamespaceNotAllowed" | "GroupNotAllowed" | "GroupOfAnotherNamespace"
+    )
+}
+
 /// The checks of a claim against its class that need no other object: the namespace, the group,
 /// the budget and the tag keys. (Admission checks the same with the class as parameter; this
 /// holds when that policy is not installed.)
@@ -198,19 +232,7 @@ pub fn check_account_claim(
 ) -> Result<(), Refusal> {
     let ns = claim.namespace().unwrap_or_default();
     let class_name = class.name_any();
-    let selector: Result<kube::core::Selector, _> =
-        class.spec.namespace_selector.clone().try_into();
-    let selected = selector.is_ok_and(|s| {
-        !class.spec.namespace_selector.eq(&Default::default()) && s.matches(namespace_labels)
-    });
-    if !selected {
-        return Err(refuse(
-            "NamespaceNotAllowed",
-            format!(
-                "namespace {ns} is not selected by the namespaceSelector of AccountClass {class_name}: ask the platform team to label the namespace or to use another class"
-            ),
-        ));
-    }
+    namespace_selected(class, &ns, namespace_labels)?;
     check_group(
         class,
         &ns,
@@ -311,10 +333,14 @@ pub fn permission_set_named<'a>(
     sets.iter().find(|p| p.spec.name == name)
 }
 
+/// `existing`: the spec of the claim's account object, once composed. Its name, email and role
+/// stay as they were made: a class's templates apply to new claims only (the email and role are
+/// immutable, and renaming a team's account under it is not the platform team's edit to make).
 pub fn compose_account(
     class: &AccountClass,
     claim: &AccountClaim,
     permission_sets: &[PermissionSet],
+    existing: Option<&crate::api::AwsAccountSpec>,
 ) -> Composed {
     let (ns, name, class_name) = (
         claim.namespace().unwrap_or_default(),
@@ -327,15 +353,26 @@ pub fn compose_account(
     tags.extend(class.spec.tags.clone());
     tags.insert(CLAIM_TAG.to_string(), format!("{ns}/{name}"));
     tags.insert(CLASS_TAG.to_string(), class_name.clone());
-    let account_name = render(&class.spec.account_name_template, &ns, &name);
+    let (account_name, email, role) = match existing {
+        Some(a) => (
+            a.account_name.clone(),
+            a.email.clone(),
+            Some(a.role_name.clone()),
+        ),
+        None => (
+            render(&class.spec.account_name_template, &ns, &name),
+            render(&class.spec.email_template, &ns, &name),
+            class.spec.role_name.clone(),
+        ),
+    };
     let mut spec = json!({
         "accountName": account_name,
-        "email": render(&class.spec.email_template, &ns, &name),
+        "email": email,
         "organizationalUnitRef": {"name": class.spec.organizational_unit_ref.name},
         "tags": tags,
         "deletionPolicy": class.spec.deletion_policy,
     });
-    if let Some(role) = &class.spec.role_name {
+    if let Some(role) = role {
         spec["roleName"] = json!(role);
     }
     let account: AwsAccount = object(json!({
@@ -437,6 +474,49 @@ pub fn check_access_claim(
     }
     check_group(class, &ns, "group", &access.spec.group, namespaces)?;
     Ok(asked)
+}
+
+/// The grants kept in an access claim's status: those of the last day, at most this many.
+const GRANTS_KEPT: usize = 24;
+const DAY_SECONDS: i64 = 24 * 3600;
+
+/// Records a grant in the claim's status: counted, and listed with those of the last day.
+pub fn record_grant(
+    status: &mut crate::api::claims::AccessClaimStatus,
+    now: k8s_openapi::jiff::Timestamp,
+    expires_at: &str,
+    reason: &str,
+) {
+    status.grant_count = Some(status.grant_count.unwrap_or(0) + 1);
+    status.grants.push(crate::api::claims::AccessGrant {
+        granted_at: now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        expires_at: expires_at.to_string(),
+        reason: reason.to_string(),
+    });
+    status.grants.retain(|g| granted_within_a_day(g, now));
+    let extra = status.grants.len().saturating_sub(GRANTS_KEPT);
+    status.grants.drain(..extra);
+}
+
+fn granted_within_a_day(
+    g: &crate::api::claims::AccessGrant,
+    now: k8s_openapi::jiff::Timestamp,
+) -> bool {
+    g.granted_at
+        .parse::<k8s_openapi::jiff::Timestamp>()
+        .is_ok_and(|t| now.as_second() - t.as_second() < DAY_SECONDS)
+}
+
+/// How many times the claim was granted in the 24 hours before `now`.
+pub fn grants_in_last_day(
+    status: &crate::api::claims::AccessClaimStatus,
+    now: k8s_openapi::jiff::Timestamp,
+) -> usize {
+    status
+        .grants
+        .iter()
+        .filter(|g| granted_within_a_day(g, now))
+        .count()
 }
 
 /// The assignment an access claim composes, until `expires_at`.
@@ -639,7 +719,7 @@ mod tests {
             json!({"apiVersion": "landingzone.dev/v1alpha1", "kind": "PermissionSet",
             "metadata": {"name": "developer"}, "spec": {"name": "Developer"}}),
         );
-        let got = compose_account(&c, &cl, &[dev]);
+        let got = compose_account(&c, &cl, std::slice::from_ref(&dev), None);
         let a = &got.account;
         assert_eq!(a.name_any(), "team-search-dev");
         assert_eq!(a.spec.account_name, "team-search-dev");
@@ -659,6 +739,36 @@ mod tests {
         assert_eq!(got.assignments[0].spec.group, "team-search");
         assert_eq!(got.assignments[0].spec.permission_set_ref.name, "developer");
         assert_eq!(got.missing_permission_sets, vec!["ReadOnly"]);
+
+        // The platform team edits the class's templates: the claim's account keeps its name,
+        // email and role (it was made with them); a new claim gets the new ones.
+        let edited = class(json!({
+            "emailTemplate": "new+{namespace}-{claim}@example.com",
+            "accountNameTemplate": "new-{namespace}-{claim}",
+            "roleName": "TeamAccess",
+        }));
+        let kept = compose_account(
+            &edited,
+            &cl,
+            std::slice::from_ref(&dev),
+            Some(&got.account.spec),
+        );
+        assert_eq!(kept.account.spec.email, "aws+team-search-dev@example.com");
+        assert_eq!(kept.account.spec.account_name, "team-search-dev");
+        assert_eq!(kept.account.spec.role_name, got.account.spec.role_name);
+        assert_eq!(
+            kept.budget.unwrap().spec.budget_name,
+            "team-search-dev-monthly"
+        );
+        let new = compose_account(
+            &edited,
+            &claim("team-search", "qa", json!({}), "2026-12-05T10:00:00Z"),
+            &[dev],
+            None,
+        );
+        assert_eq!(new.account.spec.email, "new+team-search-qa@example.com");
+        assert_eq!(new.account.spec.account_name, "new-team-search-qa");
+        assert_eq!(new.account.spec.role_name, "TeamAccess");
     }
 
     #[test]
@@ -709,6 +819,67 @@ mod tests {
             .message,
             "group team-search-oncall belongs to namespace team-search-oncall: AccountClass nonprod's groupPattern matches it for both, and the namespace with the longer name owns it; use a group of your team"
         );
+    }
+
+    #[test]
+    fn grants_are_counted_and_those_of_the_last_day_listed() {
+        let at = |s: &str| s.parse::<k8s_openapi::jiff::Timestamp>().unwrap();
+        let mut status = crate::api::claims::AccessClaimStatus::default();
+        record_grant(
+            &mut status,
+            at("2026-12-01T08:00:00Z"),
+            "2026-12-01T09:00:00Z",
+            "INC-1",
+        );
+        record_grant(
+            &mut status,
+            at("2026-12-02T07:00:00Z"),
+            "2026-12-02T08:00:00Z",
+            "INC-2",
+        );
+        record_grant(
+            &mut status,
+            at("2026-12-02T09:00:00Z"),
+            "2026-12-02T10:00:00Z",
+            "INC-2 again",
+        );
+        assert_eq!(status.grant_count, Some(3));
+        // The first is more than a day before the third: counted, no longer listed.
+        let reasons: Vec<&str> = status.grants.iter().map(|g| g.reason.as_str()).collect();
+        assert_eq!(reasons, ["INC-2", "INC-2 again"]);
+        assert_eq!(status.grants[1].granted_at, "2026-12-02T09:00:00Z");
+        assert_eq!(status.grants[1].expires_at, "2026-12-02T10:00:00Z");
+        assert_eq!(grants_in_last_day(&status, at("2026-12-02T10:00:00Z")), 2);
+        assert_eq!(grants_in_last_day(&status, at("2026-12-03T07:30:00Z")), 1);
+        assert_eq!(grants_in_last_day(&status, at("2026-12-04T00:00:00Z")), 0);
+        // Renewed every minute for an hour: all counted, the newest 24 listed.
+        let start = at("2026-12-05T00:00:00Z");
+        for i in 0..60 {
+            let now = start + k8s_openapi::jiff::SignedDuration::from_secs(60 * i);
+            record_grant(&mut status, now, "2026-12-05T02:00:00Z", "again");
+        }
+        assert_eq!(status.grant_count, Some(63));
+        assert_eq!(status.grants.len(), 24);
+        assert_eq!(status.grants[23].granted_at, "2026-12-05T00:59:00Z");
+    }
+
+    #[test]
+    fn only_the_platform_teams_word_withdraws_access() {
+        // (reason, the access the claim was given through the class goes)
+        let cases = [
+            ("ClassNotFound", true),
+            ("NamespaceNotAllowed", true),
+            ("GroupNotAllowed", true),
+            ("GroupOfAnotherNamespace", true),
+            ("BudgetAboveClassMaximum", false),
+            ("TagNotAllowed", false),
+            ("QuotaExceeded", false),
+            ("PermissionSetNotFound", false),
+            ("AccountNotClaimable", false),
+        ];
+        for (reason, withdraws) in cases {
+            assert_eq!(withdraws_access(reason), withdraws, "{reason}");
+        }
     }
 
     #[test]

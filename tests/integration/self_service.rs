@@ -830,3 +830,416 @@ spec:
         "{reasons:?}"
     );
 }
+
+/// The platform team's word takes effect (issue 42, attack 5), and renewals show. On claims that
+/// hold accounts and time-bound access, the platform team, in turn:
+/// 1. lowers a class's budget maximum below a claim's: the claim is refused, its access stays;
+/// 2. renews nothing but a team renews its access: counted in status, Event and gauge;
+/// 3. edits the templates and drops a permanent and a time-bound permission set: the claim stays
+///    Ready, the dropped access goes, a new claim gets the new templates;
+/// 4. stops selecting a namespace: the access there goes, the account stays;
+/// 5. deletes a class whose accounts it would close: the access goes, no account is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_platform_team_takes_back_is_taken_back() {
+    const TEST: &str = "what_the_platform_team_takes_back_is_taken_back";
+    let Some(k8s) = ControlPlane::dedicated(TEST).await else {
+        return;
+    };
+    let cp = &k8s.cp;
+    let emu = Emulator::start().await;
+    let wire = emu.wire.as_ref().unwrap();
+    wire.update_realism(|r| {
+        r.create_account = Some(CreateAccountModel {
+            duration: Duration::from_secs(1),
+            ..Default::default()
+        });
+        r.identity_center = Some(IdentityCenterModel {
+            duration: Duration::from_millis(300),
+            ..Default::default()
+        });
+        r.close_account = Some(CloseAccountModel::default());
+    });
+    landing_zone_tests::k8s::install_crds(cp);
+    let op = Operator::start(
+        cp,
+        &emu,
+        "op-takes-back",
+        &["--resync-interval", "30s", "--endpoint-url", &wire.endpoint],
+    );
+    let platform = r#"
+apiVersion: landingzone.dev/v1alpha1
+kind: OrganizationalUnit
+metadata: {name: workloads}
+spec: {name: Workloads}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: developer}
+spec: {name: Developer, managedPolicyArns: [arn:aws:iam::aws:policy/PowerUserAccess]}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: readonly}
+spec: {name: ReadOnly, managedPolicyArns: [arn:aws:iam::aws:policy/ReadOnlyAccess]}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: PermissionSet
+metadata: {name: administrator}
+spec: {name: Administrator, managedPolicyArns: [arn:aws:iam::aws:policy/AdministratorAccess]}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: IdentityCenterGroup
+metadata: {name: team-x}
+spec: {displayName: team-x}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: IdentityCenterGroup
+metadata: {name: team-y}
+spec: {displayName: team-y}
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: AccountClass
+metadata: {name: keep}
+spec:
+  organizationalUnitRef: {name: workloads}
+  emailTemplate: "aws+{namespace}-{claim}@example.com"
+  namespaceSelector: {matchLabels: {landingzone.dev/self-service: "true"}}
+  budget: {defaultUsd: 100, maxUsd: 500, emails: ["{namespace}@example.com"]}
+  permissionSets: [Developer, ReadOnly]
+  timeBound: [{permissionSet: Administrator, maxDuration: PT1H}]
+---
+apiVersion: landingzone.dev/v1alpha1
+kind: AccountClass
+metadata: {name: gone}
+spec:
+  organizationalUnitRef: {name: workloads}
+  emailTemplate: "aws+gone-{namespace}-{claim}@example.com"
+  accountNameTemplate: "gone-{namespace}-{claim}"
+  namespaceSelector: {matchLabels: {landingzone.dev/self-service: "true"}}
+  permissionSets: [Developer]
+  timeBound: [{permissionSet: Administrator, maxDuration: PT1H}]
+  deletionPolicy: Close
+"#;
+    apply(cp, platform).expect("platform");
+    for ns in ["team-x", "team-y"] {
+        apply(cp, &namespace(ns, true)).expect("namespace");
+    }
+    let of_class = |ns: &str, class: &str, extra: &str| {
+        claim(ns, "app", extra).replace("name: nonprod", &format!("name: {class}"))
+    };
+    apply(cp, &of_class("team-x", "keep", "  budgetUsd: 300\n")).unwrap();
+    apply(cp, &of_class("team-y", "gone", "")).unwrap();
+    let admin = "  permissionSet: Administrator\n  duration: PT1H\n";
+    apply(
+        cp,
+        &access("team-x", "inc", "app", &format!("{admin}  group: team-x\n")),
+    )
+    .unwrap();
+    apply(
+        cp,
+        &access("team-y", "inc", "app", &format!("{admin}  group: team-y\n")),
+    )
+    .unwrap();
+    let granted = |ns: &str| {
+        let a = get_json(cp, &["accessclaim", "inc", "-n", ns]);
+        (a["status"]["state"] == "Granted").then_some(a)
+    };
+    wait_for(
+        Duration::from_secs(120),
+        "both teams' access granted",
+        || Some((granted("team-x")?, granted("team-y")?)),
+    )
+    .await;
+    let id = |ns: &str| {
+        get_json(cp, &["accountclaim", "app", "-n", ns])["status"]["accountId"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (x, y) = (id("team-x"), id("team-y"));
+    let arn = |ps: &str| {
+        get_json(cp, &["permissionset", ps])["status"]["permissionSetArn"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let instance = get_json(cp, &["permissionset", "developer"])["status"]["instanceArn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (dev, ro, adm) = (arn("developer"), arn("readonly"), arn("administrator"));
+    let endpoint = wire.endpoint.clone();
+    // The permission sets AWS lists for `account` (of Developer, ReadOnly, Administrator).
+    let held = |account: String| {
+        let (endpoint, instance) = (endpoint.clone(), instance.clone());
+        let sets = [
+            ("Developer", dev.clone()),
+            ("ReadOnly", ro.clone()),
+            ("Administrator", adm.clone()),
+        ];
+        async move {
+            let mut out = Vec::new();
+            for (name, ps) in sets {
+                if !assigned(&endpoint, &instance, &ps, &account)
+                    .await
+                    .is_empty()
+                {
+                    out.push(name);
+                }
+            }
+            out
+        }
+    };
+    let until_held = |account: String, want: Vec<&'static str>, what: &'static str| {
+        let held = &held;
+        async move {
+            landing_zone_tests::operator::eventually(Duration::from_secs(60), what, || {
+                let (account, want) = (account.clone(), want.clone());
+                async move { (held(account).await == want).then_some(()) }
+            })
+            .await
+        }
+    };
+    until_held(
+        x.clone(),
+        vec!["Developer", "ReadOnly", "Administrator"],
+        "team-x's access made",
+    )
+    .await;
+    until_held(
+        y.clone(),
+        vec!["Developer", "Administrator"],
+        "team-y's access made",
+    )
+    .await;
+    say("e2e: two teams hold accounts, their class's access and an hour of Administrator");
+
+    // 1. A refusal for what the team asked (its budget, now above the class's maximum) is not the
+    // class taken back: the claim says so, the access stays.
+    let patch_class = |class: &str, patch: &str| {
+        kubectl(
+            cp,
+            &[
+                "patch",
+                "accountclass",
+                class,
+                "--type",
+                "merge",
+                "-p",
+                patch,
+            ],
+            None,
+        )
+        .expect("class patched")
+    };
+    patch_class("keep", r#"{"spec":{"budget":{"maxUsd":200}}}"#);
+    reason_of(
+        cp,
+        "accountclaim",
+        "team-x",
+        "app",
+        &["BudgetAboveClassMaximum"],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        granted("team-x").is_some(),
+        "time-bound access kept while the budget is fixed"
+    );
+    assert_eq!(
+        held(x.clone()).await,
+        ["Developer", "ReadOnly", "Administrator"],
+        "nothing removed for a budget refusal"
+    );
+    patch_class("keep", r#"{"spec":{"budget":{"maxUsd":500}}}"#);
+    reason_of(cp, "accountclaim", "team-x", "app", &["AccountReady"]).await;
+
+    // 2. Renewed (a changed spec grants again): counted in status, the Event and the gauge.
+    kubectl(
+        cp,
+        &[
+            "patch",
+            "accessclaim",
+            "inc",
+            "-n",
+            "team-x",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"reason":"INC-4712: the index again"}}"#,
+        ],
+        None,
+    )
+    .unwrap();
+    let renewed = wait_for(Duration::from_secs(60), "the renewal granted", || {
+        let a = granted("team-x")?;
+        (a["status"]["grantCount"] == 2).then_some(a)
+    })
+    .await;
+    let grants = renewed["status"]["grants"].as_array().unwrap();
+    assert_eq!(grants.len(), 2, "{renewed}");
+    assert_eq!(grants[1]["reason"], "INC-4712: the index again");
+    assert_eq!(grants[1]["expiresAt"], renewed["status"]["expiresAt"]);
+    let gauge = wait_for(Duration::from_secs(30), "the grants gauge", || {
+        op.samples("landingzone_access_claim_grants_last_day")
+            .into_iter()
+            .find(|(labels, v)| labels.contains("namespace=\"team-x\"") && *v == 2.0)
+    })
+    .await;
+    assert!(gauge.0.contains("account_claim=\"app\""), "{gauge:?}");
+    wait_for(Duration::from_secs(30), "the renewal's Event", || {
+        kubectl(
+            cp,
+            &[
+                "get",
+                "events",
+                "-n",
+                "team-x",
+                "--field-selector",
+                "involvedObject.name=inc,reason=Granted",
+                "-o",
+                "json",
+            ],
+            None,
+        )
+        .ok()?
+        .contains("grant 2 of this claim, 2 in the last 24 h")
+        .then_some(())
+    })
+    .await;
+    say("e2e: a renewal is counted in the claim's status, its Event and the gauge");
+
+    // 3. Templates edited, a permanent and the time-bound permission set dropped.
+    let email_before = get_json(cp, &["awsaccount", "team-x-app"])["spec"]["email"].clone();
+    patch_class(
+        "keep",
+        r#"{"spec":{"emailTemplate":"new+{namespace}-{claim}@example.com","accountNameTemplate":"new-{namespace}-{claim}","roleName":"TeamAccess","permissionSets":["Developer"],"timeBound":[]}}"#,
+    );
+    until_held(
+        x.clone(),
+        vec!["Developer"],
+        "ReadOnly and Administrator removed",
+    )
+    .await;
+    let (_, refused) = reason_of(
+        cp,
+        "accessclaim",
+        "team-x",
+        "inc",
+        &["PermissionSetNotAllowed"],
+    )
+    .await;
+    assert!(
+        refused.contains("any access it held is removed"),
+        "{refused}"
+    );
+    let c = get_json(cp, &["accountclaim", "app", "-n", "team-x"]);
+    let (status, reason, message) = ready(&c).unwrap();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "AccountReady"),
+        "{message}"
+    );
+    assert!(message.contains("team-x gets [\"Developer\"]"), "{message}");
+    let account = get_json(cp, &["awsaccount", "team-x-app"]);
+    assert_eq!(
+        account["spec"]["email"], email_before,
+        "the account keeps its email"
+    );
+    assert_eq!(account["spec"]["accountName"], "team-x-app");
+    assert_eq!(account["spec"]["roleName"], "OrganizationAccountAccessRole");
+    assert!(
+        kubectl(
+            cp,
+            &[
+                "get",
+                "events",
+                "-n",
+                "team-x",
+                "--field-selector",
+                "reason=AccessWithdrawn",
+                "-o",
+                "json"
+            ],
+            None
+        )
+        .unwrap()
+        .contains("team-x-app-readonly"),
+        "an Event names the access removed"
+    );
+    apply(
+        cp,
+        &claim("team-x", "app2", "").replace("name: nonprod", "name: keep"),
+    )
+    .unwrap();
+    let new = wait_for(Duration::from_secs(30), "the new claim's account", || {
+        let a = get_json(cp, &["awsaccount", "team-x-app2"]);
+        (!a.is_null()).then_some(a)
+    })
+    .await;
+    assert_eq!(new["spec"]["email"], "new+team-x-app2@example.com");
+    assert_eq!(new["spec"]["roleName"], "TeamAccess");
+    say(
+        "e2e: a class's edited templates apply to new claims only; dropped permission sets' access went",
+    );
+
+    // 4. team-x no longer selected: its access goes, its account stays.
+    apply(cp, &namespace("team-x", false)).unwrap();
+    let (_, message) = reason_of(
+        cp,
+        "accountclaim",
+        "team-x",
+        "app",
+        &["NamespaceNotAllowed"],
+    )
+    .await;
+    assert!(
+        message.contains(&format!("the account {x} is kept")),
+        "{message}"
+    );
+    until_held(x.clone(), vec![], "team-x's Developer removed").await;
+    assert!(
+        !get_json(cp, &["awsaccount", "team-x-app"]).is_null(),
+        "the account object stays"
+    );
+
+    // 5. Class `gone` deleted (its deletionPolicy is Close): access goes, nothing is closed.
+    kubectl(cp, &["delete", "accountclass", "gone"], None).unwrap();
+    let (_, message) = reason_of(cp, "accountclaim", "team-y", "app", &["ClassNotFound"]).await;
+    assert!(
+        message.contains("the access given through the class is removed"),
+        "{message}"
+    );
+    reason_of(
+        cp,
+        "accessclaim",
+        "team-y",
+        "inc",
+        &["ClassNotFound", "AccountClaimWithdrawn"],
+    )
+    .await;
+    until_held(
+        y.clone(),
+        vec![],
+        "team-y's Developer and Administrator removed",
+    )
+    .await;
+    let org = emu.org_client_via(&wire.endpoint);
+    for account in [&x, &y] {
+        let state = org
+            .describe_account()
+            .account_id(account)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            state.account().and_then(|a| a.state()).map(|s| s.as_str()),
+            Some("ACTIVE"),
+            "a class change never closes an account"
+        );
+    }
+    assert_eq!(wire.count("CloseAccount"), 0);
+    say(
+        "e2e: a namespace unselected and a class deleted took the access back and kept the accounts",
+    );
+}

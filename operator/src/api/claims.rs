@@ -329,10 +329,30 @@ pub struct AccessClaimStatus {
     /// The `AccountAssignment` that holds the access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment: Option<String>,
+    /// How many times this claim has been granted (once per spec generation): a claim renewed
+    /// over and over shows here, in its `Granted` Events and in
+    /// `landingzone_access_claim_grants_last_day`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_count: Option<i64>,
+    /// The grants of the last 24 hours (at most 24), oldest first: when, until when, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<AccessGrant>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// One grant of an access claim.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessGrant {
+    /// When it was granted (RFC 3339).
+    pub granted_at: String,
+    /// When it ends (RFC 3339).
+    pub expires_at: String,
+    /// The claim's `reason` at the grant.
+    pub reason: String,
 }
 
 /// Seconds in a duration of [`ISO_DURATION_PATTERN`] (`PT1H30M`); `None` if not one, or zero.

@@ -64,7 +64,7 @@ pub(super) fn wire(
 ) -> Vec<Run> {
     let account_claims = Controller::new(Api::<AccountClaim>::all(client.clone()), wc.clone());
     let store = account_claims.store();
-    let (by_class, every) = (store.clone(), store.clone());
+    let (by_class, every, by_namespace) = (store.clone(), store.clone(), store.clone());
     let account_claims = account_claims
         .watches_stream(
             super::metadata_changes::<AccountClass>(client, wc),
@@ -88,6 +88,11 @@ pub(super) fn wire(
                     .collect::<Vec<_>>()
             },
         )
+        // A namespace relabelled (the class's namespaceSelector may no longer select it).
+        .watches_stream(
+            super::metadata_changes::<Namespace>(client, wc),
+            in_namespace(by_namespace),
+        )
         .watches_stream(
             super::metadata_changes::<AwsAccount>(client, wc),
             claim_of::<PartialObjectMeta<AwsAccount>, AccountClaim>("AccountClaim"),
@@ -102,7 +107,24 @@ pub(super) fn wire(
         );
     let access_claims = Controller::new(Api::<AccessClaim>::all(client.clone()), wc.clone());
     let access_store = access_claims.store();
+    let (every_access, access_by_namespace) = (access_store.clone(), access_store.clone());
     let access_claims = access_claims
+        // The class's word holds for time-bound access at once (a permission set no longer
+        // allowed for a time, the class gone, the namespace no longer selected).
+        .watches_stream(
+            super::metadata_changes::<AccountClass>(client, wc),
+            move |_: PartialObjectMeta<AccountClass>| {
+                every_access
+                    .state()
+                    .into_iter()
+                    .map(|a| ObjectRef::from_obj(&*a))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches_stream(
+            super::metadata_changes::<Namespace>(client, wc),
+            in_namespace(access_by_namespace),
+        )
         .watches_stream(
             super::metadata_changes::<AccountClaim>(client, wc),
             move |claim: PartialObjectMeta<AccountClaim>| {
@@ -151,6 +173,23 @@ pub(super) fn wire(
                 .boxed()
         }),
     ]
+}
+
+/// Maps a namespace to the claims in it.
+fn in_namespace<K>(
+    store: kube::runtime::reflector::Store<K>,
+) -> impl Fn(PartialObjectMeta<Namespace>) -> Vec<ObjectRef<K>> + Send + Sync + 'static
+where
+    K: KubeResource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    move |ns: PartialObjectMeta<Namespace>| {
+        store
+            .state()
+            .into_iter()
+            .filter(|c| c.namespace().as_deref() == Some(ns.name_any().as_str()))
+            .map(|c| ObjectRef::from_obj(&*c))
+            .collect()
+    }
 }
 
 /// Maps a composed object to the claim its labels name.
@@ -257,14 +296,15 @@ where
     )))
 }
 
-/// Deletes the composed objects of a claim that are not in `keep` (all of them with an empty one).
+/// Deletes the composed objects of a claim that are not in `keep` (all of them with an empty one);
+/// returns the names it deleted.
 async fn prune<K>(
     api: &Api<K>,
     kind: &str,
     ns: &str,
     claim: &str,
     keep: &[String],
-) -> Result<usize, ClaimError>
+) -> Result<Vec<String>, ClaimError>
 where
     K: KubeResource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
 {
@@ -274,11 +314,11 @@ where
         compose::LABEL_CLAIM,
         compose::LABEL_KIND
     );
-    let mut gone = 0;
+    let mut gone = Vec::new();
     for o in api.list(&ListParams::default().labels(&selector)).await? {
         if !keep.contains(&o.name_any()) && o.meta().deletion_timestamp.is_none() {
             api.delete(&o.name_any(), &DeleteParams::default()).await?;
-            gone += 1;
+            gone.push(o.name_any());
         }
     }
     Ok(gone)
@@ -387,6 +427,26 @@ async fn apply_account_claim(
     let (ok, reason, message, next) = match outcome {
         Ok((true, message)) => (true, "AccountReady".to_string(), message, RESYNC),
         Ok((false, message)) => (false, "Provisioning".to_string(), message, PENDING_RECHECK),
+        Err(r) if compose::withdraws_access(r.reason) => {
+            // The platform team took the class back (deleted it, stopped selecting the
+            // namespace, the group is no longer the team's): the access given through it goes at
+            // once; the account and its budget stay, never closed by a class change. (The
+            // claim's AccessClaims see the same and remove theirs.)
+            prune(
+                &Api::<AccountAssignment>::all(client.clone()),
+                "AccountClaim",
+                &ns,
+                &name,
+                &[],
+            )
+            .await?;
+            let message = format!(
+                "{}; the access given through the class is removed, the account {} is kept",
+                r.message,
+                status.account_id.as_deref().unwrap_or("(not created)")
+            );
+            (false, r.reason.to_string(), message, RESYNC)
+        }
         Err(r) => (false, r.reason.to_string(), r.message, RESYNC),
     };
     set_condition(
@@ -448,7 +508,13 @@ async fn compose_account_claim(
         return Ok(Err(r));
     }
     let sets = permission_sets(cx);
-    let composed = compose::compose_account(&class, claim, &sets);
+    let accounts: Api<AwsAccount> = Api::all(client.clone());
+    let existing = accounts
+        .get_opt(&compose::child_name(&ns, &name))
+        .await?
+        .filter(|a| compose::owned_by(a.labels(), "AccountClaim", &ns, &name));
+    let composed =
+        compose::compose_account(&class, claim, &sets, existing.as_ref().map(|a| &a.spec));
     let child = composed.account.name_any();
     if status.account_ref.is_none() {
         // The quota is exact: decided one claim at a time, on a consistent read of the namespace's
@@ -477,7 +543,6 @@ async fn compose_account_claim(
         }
         status.account_ref = Some(child.clone());
     }
-    let accounts: Api<AwsAccount> = Api::all(client.clone());
     let created = match ensure(&accounts, &composed.account, "AccountClaim", &ns, &name).await? {
         Ok(e) => e == Ensured::Created,
         Err(mut r) => {
@@ -515,8 +580,18 @@ async fn compose_account_claim(
         }
         keep.push(a.name_any());
     }
-    // A permission set the class no longer gives: its assignment goes.
-    prune(&assignments, "AccountClaim", &ns, &name, &keep).await?;
+    // A permission set the class no longer gives: its assignment goes, and the claim says so.
+    let dropped = prune(&assignments, "AccountClaim", &ns, &name, &keep).await?;
+    if !dropped.is_empty() {
+        let note = format!(
+            "AccountClass {} no longer gives the access of {dropped:?}: removed; the account is kept",
+            class.name_any()
+        );
+        tracing::info!(namespace = %ns, claim = %name, "{note}");
+        cx.ctx
+            .event(claim, EventType::Normal, "AccessWithdrawn", "Prune", note)
+            .await;
+    }
     let account = cx.ctx.cached(&Key::new(Kind::AwsAccount, &child));
     // The account kind refuses to adopt an existing account this claim did not create: so does the claim.
     if let Some(refused) = account
@@ -580,9 +655,12 @@ async fn compose_account_claim(
         Some((true, ..)) => (
             true,
             format!(
-                "account {} is ready: assume {}",
+                "account {} is ready: assume {}; {} gets {:?} through AccountClass {}",
                 account_id.unwrap_or_default(),
-                status.role_arn.clone().unwrap_or_default()
+                status.role_arn.clone().unwrap_or_default(),
+                claim.spec.owner_group,
+                class.spec.permission_sets,
+                class.name_any()
             ),
         ),
         Some((false, reason, message)) => (
@@ -739,6 +817,11 @@ async fn reconcile_access_claim(
             Finalizer::Apply(a) => apply_access_claim(a, &cx).await,
             Finalizer::Cleanup(a) => {
                 let (ns, name) = (a.namespace().unwrap_or_default(), a.name_any());
+                let _ = grants_gauge(&cx.ctx.metrics).remove_label_values(&[
+                    &ns,
+                    &name,
+                    &a.spec.account_claim_ref.name,
+                ]);
                 prune(
                     &Api::<AccountAssignment>::all(cx.ctx.client.clone()),
                     "AccessClaim",
@@ -765,8 +848,12 @@ async fn apply_access_claim(
     let before = serde_json::to_value(&access.status).unwrap_or_default();
     let mut status: AccessClaimStatus = access.status.clone().unwrap_or_default();
     let generation = access.meta().generation;
-    let was_state = status.state.clone();
+    let (mut was_state, was_granted) = (status.state.clone(), status.granted_generation);
     let outcome = grant(&access, cx, &mut status).await?;
+    if status.granted_generation != was_granted {
+        // Granted again (a changed spec) within this one reconcile: an Event all the same.
+        was_state = Some("Pending".into());
+    }
     let (ok, reason, message, next) = match outcome {
         Ok(Grant::Granted { until }) => (
             true,
@@ -815,8 +902,19 @@ async fn apply_access_claim(
         &now(),
     );
     status.observed_generation = generation;
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let last_day = compose::grants_in_last_day(&status, now);
+    grants_gauge(&cx.ctx.metrics)
+        .with_label_values(&[&ns, &name, &access.spec.account_claim_ref.name])
+        .set(last_day as i64);
     if was_state != status.state {
-        let note = format!("{message} (reason: {})", access.spec.reason);
+        let mut note = format!("{message} (reason: {})", access.spec.reason);
+        if status.state.as_deref() == Some("Granted") {
+            note.push_str(&format!(
+                "; grant {} of this claim, {last_day} in the last 24 h",
+                status.grant_count.unwrap_or(1)
+            ));
+        }
         match status.state.as_deref() {
             Some("Granted") => {
                 tracing::info!(namespace = %ns, claim = %name, "access granted: {note}")
@@ -838,6 +936,16 @@ async fn apply_access_claim(
     }
     write_status(&api, &name, &before, &Some(status)).await?;
     Ok(Action::requeue(next))
+}
+
+/// Grants per access claim in the last day: the chart's `LandingZoneAccessRenewedOften` alert
+/// fires above `prometheusRule.accessGrantsPerDay`.
+fn grants_gauge(m: &crate::metrics::Metrics) -> prometheus::IntGaugeVec {
+    m.kind_gauge(
+        "access_claim_grants_last_day",
+        "Times each AccessClaim was granted in the last 24 hours (from its status.grants)",
+        &["namespace", "name", "account_claim"],
+    )
 }
 
 fn until_expiry(until: &str) -> Duration {
@@ -885,20 +993,51 @@ async fn grant(
             message: format!("AccountClass {} is gone", account_claim.spec.class_ref.name),
         }));
     };
+    // The class's word holds here too, whatever the AccountClaim's status says yet: a namespace
+    // the class no longer selects, a permission set it no longer allows for a time, a group no
+    // longer the team's all end the access at once.
+    let ns_labels = Api::<Namespace>::all(client.clone())
+        .get(&ns)
+        .await?
+        .labels()
+        .clone();
+    if let Err(r) = compose::namespace_selected(&class, &ns, &ns_labels) {
+        return Ok(Err(r));
+    }
     let namespaces = namespace_names(&client).await?;
     let seconds = match compose::check_access_claim(&class, access, &namespaces) {
         Ok(s) => s,
         Err(r) => return Ok(Err(r)),
     };
     let claim_status = account_claim.status.clone().unwrap_or_default();
+    if let Some(withdrawn) = claim_status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == READY && c.status == "False" && compose::withdraws_access(&c.reason))
+    {
+        return Ok(Err(Refusal {
+            reason: "AccountClaimWithdrawn",
+            message: format!(
+                "AccountClaim {} no longer has its class's access ({}: {})",
+                account_claim.name_any(),
+                withdrawn.reason,
+                withdrawn.message
+            ),
+        }));
+    }
     let ready = claim_status
         .conditions
         .iter()
         .any(|c| c.type_ == READY && c.status == "True");
+    // A grant made stays until its deadline while its AccountClaim is not ready for a while (its
+    // account updating, a budget being fixed); only a first grant waits for a ready claim.
+    let granted = status.granted_generation == access.meta().generation
+        && status.expires_at.is_some()
+        && status.assignment.is_some();
     let (Some(account_object), Some(account_id), true) = (
         claim_status.account_ref.clone(),
         claim_status.account_id.clone(),
-        ready,
+        ready || granted,
     ) else {
         status.state = Some("Pending".into());
         return Ok(Ok(Grant::Pending(format!(
@@ -922,7 +1061,14 @@ async fn grant(
     if status.granted_generation != access.meta().generation || status.expires_at.is_none() {
         let until = k8s_openapi::jiff::Timestamp::now()
             + k8s_openapi::jiff::SignedDuration::from_secs(seconds);
-        status.expires_at = Some(until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+        let expires_at = until.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        compose::record_grant(
+            status,
+            k8s_openapi::jiff::Timestamp::now(),
+            &expires_at,
+            &access.spec.reason,
+        );
+        status.expires_at = Some(expires_at);
         status.granted_generation = access.meta().generation;
         // Durable before the grant.
         let api: Api<AccessClaim> = Api::namespaced(client.clone(), &ns);

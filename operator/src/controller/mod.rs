@@ -3,6 +3,7 @@
 //! dependency watches, periodic resync, backoff and leader election.
 
 pub mod claims;
+mod events;
 pub mod full_reads;
 pub mod leader;
 pub mod status;
@@ -17,7 +18,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event as KubeEvent, EventType, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -270,7 +271,7 @@ pub struct Context {
     pub aws: AwsPorts,
     pub settings: Settings,
     pub snapshot: Arc<SnapshotCache>,
-    pub recorder: Recorder,
+    pub recorder: events::Events,
     pub metrics: Metrics,
     pub sink: Arc<status::KubeStatusSink>,
     /// Each kind's watch cache, by kind, as resources (to resolve references).
@@ -1066,7 +1067,7 @@ pub async fn run(
     let metrics = aws.metrics.clone();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(
+        recorder: events::Events::new(
             client.clone(),
             Reporter {
                 controller: "landing-zone-operator".into(),
