@@ -89,6 +89,11 @@ fn dns_part(s: &str) -> String {
         .to_string()
 }
 
+/// The `AccountAssignment` giving the claim's owner group a permission set of its class.
+pub fn assignment_name(child: &str, permission_set: &str) -> String {
+    format!("{child}-{}", dns_part(permission_set))
+}
+
 pub fn claim_labels(
     kind: &str,
     namespace: &str,
@@ -414,7 +419,7 @@ pub fn compose_account(
             };
             Some(object(json!({
                 "apiVersion": crate::api::API_VERSION, "kind": "AccountAssignment",
-                "metadata": {"name": format!("{child}-{}", dns_part(ps_name)), "labels": labels},
+                "metadata": {"name": assignment_name(&child, ps_name), "labels": labels},
                 "spec": {
                     "permissionSetRef": {"name": ps.name_any()},
                     "group": claim.spec.owner_group,
@@ -493,16 +498,70 @@ pub fn record_grant(
         expires_at: expires_at.to_string(),
         reason: reason.to_string(),
     });
-    status.grants.retain(|g| granted_within_a_day(g, now));
+    status
+        .grants
+        .retain(|g| granted_within_a_day(&g.granted_at, now));
     let extra = status.grants.len().saturating_sub(GRANTS_KEPT);
     status.grants.drain(..extra);
 }
 
-fn granted_within_a_day(
-    g: &crate::api::claims::AccessGrant,
+/// Drops the grants of more than a day ago from the claim's list (the count stays).
+pub fn trim_grants(
+    status: &mut crate::api::claims::AccessClaimStatus,
     now: k8s_openapi::jiff::Timestamp,
-) -> bool {
-    g.granted_at
+) {
+    status
+        .grants
+        .retain(|g| granted_within_a_day(&g.granted_at, now));
+}
+
+/// The most grants an account claim's status lists.
+const ACCOUNT_GRANTS_KEPT: usize = 100;
+
+/// An account claim's record of time-bound access: what it had, and what its access claims
+/// (`(access claim, permission set, group, its grants)`) list now, those of the last day, each
+/// once, oldest first. A deleted access claim's grants stay in the record until they are a day old.
+pub fn merge_access_grants(
+    had: &[crate::api::claims::AccessGrantRecord],
+    claims: &[(String, String, String, Vec<crate::api::claims::AccessGrant>)],
+    now: k8s_openapi::jiff::Timestamp,
+) -> Vec<crate::api::claims::AccessGrantRecord> {
+    let mut all: std::collections::BTreeSet<crate::api::claims::AccessGrantRecord> =
+        had.iter().cloned().collect();
+    for (claim, permission_set, group, grants) in claims {
+        all.extend(
+            grants
+                .iter()
+                .map(|g| crate::api::claims::AccessGrantRecord {
+                    granted_at: g.granted_at.clone(),
+                    access_claim: claim.clone(),
+                    permission_set: permission_set.clone(),
+                    group: group.clone(),
+                    expires_at: g.expires_at.clone(),
+                    reason: g.reason.clone(),
+                }),
+        );
+    }
+    // One record per grant: the same access claim granted at the same second is one grant.
+    let mut out: Vec<crate::api::claims::AccessGrantRecord> = Vec::new();
+    for r in all
+        .into_iter()
+        .filter(|r| granted_within_a_day(&r.granted_at, now))
+    {
+        if out
+            .last()
+            .is_none_or(|l| (&l.granted_at, &l.access_claim) != (&r.granted_at, &r.access_claim))
+        {
+            out.push(r);
+        }
+    }
+    let extra = out.len().saturating_sub(ACCOUNT_GRANTS_KEPT);
+    out.drain(..extra);
+    out
+}
+
+fn granted_within_a_day(granted_at: &str, now: k8s_openapi::jiff::Timestamp) -> bool {
+    granted_at
         .parse::<k8s_openapi::jiff::Timestamp>()
         .is_ok_and(|t| now.as_second() - t.as_second() < DAY_SECONDS)
 }
@@ -515,7 +574,7 @@ pub fn grants_in_last_day(
     status
         .grants
         .iter()
-        .filter(|g| granted_within_a_day(g, now))
+        .filter(|g| granted_within_a_day(&g.granted_at, now))
         .count()
 }
 
@@ -861,6 +920,88 @@ mod tests {
         assert_eq!(status.grant_count, Some(63));
         assert_eq!(status.grants.len(), 24);
         assert_eq!(status.grants[23].granted_at, "2026-12-05T00:59:00Z");
+    }
+
+    #[test]
+    fn an_account_claim_keeps_every_grant_of_the_day_whatever_its_access_claims_became() {
+        use crate::api::claims::AccessGrant;
+        let at = |s: &str| s.parse::<k8s_openapi::jiff::Timestamp>().unwrap();
+        let grant = |when: &str, why: &str| AccessGrant {
+            granted_at: when.into(),
+            expires_at: "2026-12-02T12:00:00Z".into(),
+            reason: why.into(),
+        };
+        let of = |name: &str, grants: Vec<AccessGrant>| {
+            (
+                name.to_string(),
+                "Administrator".to_string(),
+                "team-a".to_string(),
+                grants,
+            )
+        };
+        let now = at("2026-12-02T10:00:00Z");
+        // `inc` granted twice; then deleted and made again as `inc2`.
+        let first = merge_access_grants(
+            &[],
+            &[of(
+                "inc",
+                vec![
+                    grant("2026-12-02T08:00:00Z", "INC-1"),
+                    grant("2026-12-02T09:00:00Z", "INC-1 again"),
+                ],
+            )],
+            now,
+        );
+        assert_eq!(first.len(), 2);
+        let later = merge_access_grants(
+            &first,
+            &[of(
+                "inc2",
+                vec![grant("2026-12-02T09:30:00Z", "INC-1, third time")],
+            )],
+            now,
+        );
+        let seen: Vec<(&str, &str)> = later
+            .iter()
+            .map(|r| (r.access_claim.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("inc", "INC-1"),
+                ("inc", "INC-1 again"),
+                ("inc2", "INC-1, third time")
+            ],
+            "a deleted access claim's grants stay in the record"
+        );
+        // Merging what is already recorded adds nothing.
+        assert_eq!(
+            merge_access_grants(
+                &later,
+                &[of(
+                    "inc2",
+                    vec![grant("2026-12-02T09:30:00Z", "INC-1, third time")]
+                )],
+                now
+            ),
+            later
+        );
+        // A day later, only what is younger than a day is left.
+        let next_day = merge_access_grants(&later, &[], at("2026-12-03T09:15:00Z"));
+        assert_eq!(next_day.len(), 1);
+        assert_eq!(next_day[0].access_claim, "inc2");
+        // At most 100 are listed: the newest.
+        let many: Vec<AccessGrant> = (0..130)
+            .map(|i| {
+                grant(
+                    &format!("2026-12-02T0{}:{:02}:{:02}Z", i / 60 % 10, i % 60, 0),
+                    "x",
+                )
+            })
+            .collect();
+        let capped = merge_access_grants(&[], &[of("spam", many)], now);
+        assert_eq!(capped.len(), 100);
+        assert_eq!(capped[99].granted_at, "2026-12-02T02:09:00Z");
     }
 
     #[test]

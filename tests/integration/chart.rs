@@ -382,6 +382,61 @@ async fn chart_lints_templates_installs_and_guards_closing_deletes() {
     );
     kubectl(cp, &["apply", "-f", "-"], Some(&confirmed))
         .expect("a confirmed removal is let through");
+
+    // A team cannot take the operator's finalizer off its claim (deleting the claim then would
+    // leave the class's access with no claim to take it back); the operator can.
+    kubectl(
+        cp,
+        &[
+            "label",
+            "namespace",
+            "team-a",
+            "landingzone.dev/self-service=true",
+        ],
+        None,
+    )
+    .unwrap();
+    let class = "apiVersion: landingzone.dev/v1alpha1\nkind: AccountClass\nmetadata: {name: nonprod}\nspec:\n  organizationalUnitRef: {name: workloads}\n  emailTemplate: \"aws+{namespace}-{claim}@example.com\"\n  namespaceSelector: {matchLabels: {landingzone.dev/self-service: \"true\"}}\n";
+    kubectl(cp, &["apply", "-f", "-"], Some(class)).expect("class");
+    let claim = "apiVersion: landingzone.dev/v1alpha1\nkind: AccountClaim\nmetadata: {name: app, namespace: team-a, finalizers: [landingzone.dev/finalizer]}\nspec: {classRef: {name: nonprod}, ownerGroup: team-a}\n";
+    wait_for(
+        std::time::Duration::from_secs(30),
+        "the claim admitted once the class is loaded as a parameter",
+        || kubectl(cp, &["apply", "-f", "-"], Some(claim)).ok(),
+    )
+    .await;
+    let unfinalize = |who: &str| {
+        kubectl(
+            cp,
+            &[
+                "patch",
+                "accountclaim",
+                "app",
+                "-n",
+                "team-a",
+                "--type",
+                "json",
+                "-p",
+                r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+                "--dry-run=server",
+                "--as",
+                who,
+            ],
+            None,
+        )
+    };
+    let refused = wait_for(
+        std::time::Duration::from_secs(30),
+        "a team's finalizer removal refused",
+        || {
+            unfinalize("teamer")
+                .err()
+                .filter(|e| e.contains("only the landing-zone operator removes"))
+        },
+    )
+    .await;
+    assert!(refused.contains("landingzone.dev/finalizer"), "{refused}");
+    unfinalize(sa).expect("the operator removes its own finalizer");
 }
 
 /// The chart's alert rules as Prometheus reads them: `promtool check rules` on the rendered

@@ -1080,13 +1080,68 @@ spec:
     assert_eq!(grants.len(), 2, "{renewed}");
     assert_eq!(grants[1]["reason"], "INC-4712: the index again");
     assert_eq!(grants[1]["expiresAt"], renewed["status"]["expiresAt"]);
-    let gauge = wait_for(Duration::from_secs(30), "the grants gauge", || {
-        op.samples("landingzone_access_claim_grants_last_day")
-            .into_iter()
-            .find(|(labels, v)| labels.contains("namespace=\"team-x\"") && *v == 2.0)
+    // Another access claim, granted and deleted at once: the account claim keeps its record.
+    apply(
+        cp,
+        &access(
+            "team-x",
+            "inc-b",
+            "app",
+            &format!("{admin}  group: team-x\n"),
+        ),
+    )
+    .unwrap();
+    wait_for(Duration::from_secs(60), "inc-b granted", || {
+        let a = get_json(cp, &["accessclaim", "inc-b", "-n", "team-x"]);
+        (a["status"]["state"] == "Granted").then_some(())
     })
     .await;
-    assert!(gauge.0.contains("account_claim=\"app\""), "{gauge:?}");
+    kubectl(
+        cp,
+        &["delete", "accessclaim", "inc-b", "-n", "team-x"],
+        None,
+    )
+    .unwrap();
+    let record = wait_for(
+        Duration::from_secs(60),
+        "three grants in the account claim's record",
+        || {
+            let c = get_json(cp, &["accountclaim", "app", "-n", "team-x"]);
+            let r = c["status"]["accessGrants"].as_array()?.clone();
+            (r.len() == 3 && get_json(cp, &["accessclaim", "inc-b", "-n", "team-x"]).is_null())
+                .then_some(r)
+        },
+    )
+    .await;
+    let claims: Vec<&str> = record
+        .iter()
+        .map(|r| r["accessClaim"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        claims.iter().filter(|c| **c == "inc").count(),
+        2,
+        "{record:?}"
+    );
+    assert!(
+        claims.contains(&"inc-b"),
+        "a deleted access claim's grant stays: {record:?}"
+    );
+    assert!(
+        record
+            .iter()
+            .all(|r| r["permissionSet"] == "Administrator" && r["group"] == "team-x"),
+        "{record:?}"
+    );
+    wait_for(Duration::from_secs(30), "the grants gauge at 3", || {
+        op.samples("landingzone_access_grants_last_day")
+            .into_iter()
+            .find(|(labels, v)| {
+                labels.contains("namespace=\"team-x\"")
+                    && labels.contains("account_claim=\"app\"")
+                    && *v == 3.0
+            })
+    })
+    .await;
     wait_for(Duration::from_secs(30), "the renewal's Event", || {
         kubectl(
             cp,
@@ -1107,7 +1162,9 @@ spec:
         .then_some(())
     })
     .await;
-    say("e2e: a renewal is counted in the claim's status, its Event and the gauge");
+    say(
+        "e2e: renewals are counted in the claims' status, an Event and the gauge, deleted access claims too",
+    );
 
     // 3. Templates edited, a permanent and the time-bound permission set dropped.
     let email_before = get_json(cp, &["awsaccount", "team-x-app"])["spec"]["email"].clone();
@@ -1148,6 +1205,11 @@ spec:
     );
     assert_eq!(account["spec"]["accountName"], "team-x-app");
     assert_eq!(account["spec"]["roleName"], "OrganizationAccountAccessRole");
+    assert_eq!(
+        c["status"]["roleArn"],
+        format!("arn:aws:iam::{x}:role/OrganizationAccountAccessRole"),
+        "the claim names the role its account has"
+    );
     assert!(
         kubectl(
             cp,

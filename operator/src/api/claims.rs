@@ -249,10 +249,32 @@ pub struct AccountClaimStatus {
     /// The ConfigMap in this namespace holding the account id, role and region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<String>,
+    /// Time-bound access granted on this account in the last 24 hours, by every `AccessClaim`
+    /// naming it (kept here when an AccessClaim is deleted or made again under another name), oldest
+    /// first, at most 100: what `landingzone_access_grants_last_day` counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub access_grants: Vec<AccessGrantRecord>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+}
+
+/// One grant of time-bound access on a claimed account.
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessGrantRecord {
+    /// When it was granted (RFC 3339).
+    pub granted_at: String,
+    /// The `AccessClaim` that asked for it.
+    pub access_claim: String,
+    pub permission_set: String,
+    pub group: String,
+    /// When it ends (RFC 3339).
+    pub expires_at: String,
+    pub reason: String,
 }
 
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -329,12 +351,12 @@ pub struct AccessClaimStatus {
     /// The `AccountAssignment` that holds the access.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment: Option<String>,
-    /// How many times this claim has been granted (once per spec generation): a claim renewed
-    /// over and over shows here, in its `Granted` Events and in
-    /// `landingzone_access_claim_grants_last_day`.
+    /// How many times this claim has been granted (once per spec generation, and again after a
+    /// refusal ended): a claim renewed over and over shows here and in its `Granted` Events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant_count: Option<i64>,
     /// The grants of the last 24 hours (at most 24), oldest first: when, until when, and why.
+    /// (The `AccountClaim`'s `status.accessGrants` keeps them across every AccessClaim of it.)
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grants: Vec<AccessGrant>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

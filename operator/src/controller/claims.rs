@@ -22,7 +22,7 @@ use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource as KubeResource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -80,18 +80,24 @@ pub(super) fn wire(
         // A permission set a class names may come after the claims.
         .watches_stream(
             super::metadata_changes::<PermissionSet>(client, wc),
-            move |_: PartialObjectMeta<PermissionSet>| {
-                every
-                    .state()
-                    .into_iter()
-                    .map(|c| ObjectRef::from_obj(&*c))
-                    .collect::<Vec<_>>()
+            every_claim(every),
+        )
+        // A grant of time-bound access on the claim's account goes into its record.
+        .watches_stream(
+            watcher(Api::<AccessClaim>::all(client.clone()), wc.clone())
+                .default_backoff()
+                .touched_objects(),
+            |a: AccessClaim| {
+                Some(
+                    ObjectRef::<AccountClaim>::new(&a.spec.account_claim_ref.name)
+                        .within(&a.namespace()?),
+                )
             },
         )
         // A namespace relabelled (the class's namespaceSelector may no longer select it).
         .watches_stream(
             super::metadata_changes::<Namespace>(client, wc),
-            in_namespace(by_namespace),
+            every_claim(by_namespace),
         )
         .watches_stream(
             super::metadata_changes::<AwsAccount>(client, wc),
@@ -113,17 +119,11 @@ pub(super) fn wire(
         // allowed for a time, the class gone, the namespace no longer selected).
         .watches_stream(
             super::metadata_changes::<AccountClass>(client, wc),
-            move |_: PartialObjectMeta<AccountClass>| {
-                every_access
-                    .state()
-                    .into_iter()
-                    .map(|a| ObjectRef::from_obj(&*a))
-                    .collect::<Vec<_>>()
-            },
+            every_claim(every_access),
         )
         .watches_stream(
             super::metadata_changes::<Namespace>(client, wc),
-            in_namespace(access_by_namespace),
+            every_claim(access_by_namespace),
         )
         .watches_stream(
             super::metadata_changes::<AccountClaim>(client, wc),
@@ -175,18 +175,19 @@ pub(super) fn wire(
     ]
 }
 
-/// Maps a namespace to the claims in it.
-fn in_namespace<K>(
+/// Maps any change of a namespace to every claim: its labels decide the namespace's own claims,
+/// and a namespace made or deleted changes who owns a group (`claims::group_owner`) for claims in
+/// the namespaces whose names it starts with. Namespaces change seldom; claims are few.
+fn every_claim<K, T>(
     store: kube::runtime::reflector::Store<K>,
-) -> impl Fn(PartialObjectMeta<Namespace>) -> Vec<ObjectRef<K>> + Send + Sync + 'static
+) -> impl Fn(T) -> Vec<ObjectRef<K>> + Send + Sync + 'static
 where
     K: KubeResource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
-    move |ns: PartialObjectMeta<Namespace>| {
+    move |_: T| {
         store
             .state()
             .into_iter()
-            .filter(|c| c.namespace().as_deref() == Some(ns.name_any().as_str()))
             .map(|c| ObjectRef::from_obj(&*c))
             .collect()
     }
@@ -424,6 +425,7 @@ async fn apply_account_claim(
     let generation = claim.meta().generation;
     let was = ready_reason(&status.conditions);
     let outcome = compose_account_claim(&claim, cx, &mut status).await?;
+    record_access_grants(&claim, cx, &mut status).await?;
     let (ok, reason, message, next) = match outcome {
         Ok((true, message)) => (true, "AccountReady".to_string(), message, RESYNC),
         Ok((false, message)) => (false, "Provisioning".to_string(), message, PENDING_RECHECK),
@@ -477,6 +479,35 @@ async fn apply_account_claim(
     Ok(Action::requeue(next))
 }
 
+/// Adds the grants its AccessClaims list to the claim's record of the last day, and counts them.
+async fn record_access_grants(
+    claim: &AccountClaim,
+    cx: &ClaimsCtx,
+    status: &mut AccountClaimStatus,
+) -> Result<(), ClaimError> {
+    let (ns, name) = (claim.namespace().unwrap_or_default(), claim.name_any());
+    let access: Vec<(String, String, String, Vec<crate::api::claims::AccessGrant>)> =
+        Api::<AccessClaim>::namespaced(cx.ctx.client.clone(), &ns)
+            .list(&ListParams::default())
+            .await?
+            .into_iter()
+            .filter(|a| a.spec.account_claim_ref.name == name)
+            .map(|a| {
+                let grants = a.status.clone().unwrap_or_default().grants;
+                (a.name_any(), a.spec.permission_set, a.spec.group, grants)
+            })
+            .collect();
+    status.access_grants = compose::merge_access_grants(
+        &status.access_grants,
+        &access,
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    grants_gauge(&cx.ctx.metrics)
+        .with_label_values(&[&ns, &name])
+        .set(status.access_grants.len() as i64);
+    Ok(())
+}
+
 /// Checks the claim, composes its objects and reads back how the account stands:
 /// `Ok(Ok((ready, message)))`, or the refusal.
 async fn compose_account_claim(
@@ -498,6 +529,26 @@ async fn compose_account_claim(
             ),
         }));
     };
+    // A permission set the class no longer gives: its access goes now, whatever else the claim is
+    // refused for below.
+    let assignments: Api<AccountAssignment> = Api::all(client.clone());
+    let given: Vec<String> = class
+        .spec
+        .permission_sets
+        .iter()
+        .map(|p| compose::assignment_name(&compose::child_name(&ns, &name), p))
+        .collect();
+    let dropped = prune(&assignments, "AccountClaim", &ns, &name, &given).await?;
+    if !dropped.is_empty() {
+        let note = format!(
+            "AccountClass {} no longer gives what {dropped:?} gave: removed; the account is kept",
+            class.name_any()
+        );
+        tracing::info!(namespace = %ns, claim = %name, "{note}");
+        cx.ctx
+            .event(claim, EventType::Normal, "AccessWithdrawn", "Prune", note)
+            .await;
+    }
     let ns_labels = Api::<Namespace>::all(client.clone())
         .get(&ns)
         .await?
@@ -513,6 +564,32 @@ async fn compose_account_claim(
         .get_opt(&compose::child_name(&ns, &name))
         .await?
         .filter(|a| compose::owned_by(a.labels(), "AccountClaim", &ns, &name));
+    if let Some(a) = &existing {
+        // A claim of this name made earlier (and deleted without its finalizer, which only a
+        // cluster admin can do) left its account object: taken over by this claim only under the
+        // same class, and never while it is being released.
+        if a.meta().deletion_timestamp.is_some() {
+            return Ok(Ok((
+                false,
+                format!(
+                    "AwsAccount {} of an earlier claim of this name is being released; this claim waits for it",
+                    a.name_any()
+                ),
+            )));
+        }
+        if let Some(other) = a.labels().get(compose::LABEL_CLASS)
+            && *other != class.name_any()
+        {
+            return Ok(Err(Refusal {
+                reason: NOT_CLAIMABLE,
+                message: format!(
+                    "AwsAccount {} was composed for this claim's name under AccountClass {other} and is kept by that class; a claim of AccountClass {} cannot take it: ask the platform team",
+                    a.name_any(),
+                    class.name_any()
+                ),
+            }));
+        }
+    }
     let composed =
         compose::compose_account(&class, claim, &sets, existing.as_ref().map(|a| &a.spec));
     let child = composed.account.name_any();
@@ -572,7 +649,6 @@ async fn compose_account_claim(
     {
         return Ok(Err(r));
     }
-    let assignments: Api<AccountAssignment> = Api::all(client.clone());
     let mut keep = Vec::new();
     for a in &composed.assignments {
         if let Err(r) = ensure(&assignments, a, "AccountClaim", &ns, &name).await? {
@@ -580,12 +656,12 @@ async fn compose_account_claim(
         }
         keep.push(a.name_any());
     }
-    // A permission set the class no longer gives: its assignment goes, and the claim says so.
+    // A permission set whose PermissionSet resource is gone: its assignment goes too.
     let dropped = prune(&assignments, "AccountClaim", &ns, &name, &keep).await?;
     if !dropped.is_empty() {
         let note = format!(
-            "AccountClass {} no longer gives the access of {dropped:?}: removed; the account is kept",
-            class.name_any()
+            "no PermissionSet resource has {:?} any more: {dropped:?} removed; the account is kept",
+            composed.missing_permission_sets
         );
         tracing::info!(namespace = %ns, claim = %name, "{note}");
         cx.ctx
@@ -623,11 +699,9 @@ async fn compose_account_claim(
             |arn| crate::aws::partition_of(&arn).to_string(),
         );
     if let Some(id) = &account_id {
-        let role = class
-            .spec
-            .role_name
-            .clone()
-            .unwrap_or_else(|| crate::api::aws_account::DEFAULT_ROLE_NAME.to_string());
+        // The account's own role (the one it was made with; a class's edited roleName is for
+        // new claims).
+        let role = &composed.account.spec.role_name;
         let role_arn = format!("arn:{partition}:iam::{id}:role/{role}");
         status.role_arn = Some(role_arn.clone());
         status.config_map = Some(
@@ -736,6 +810,7 @@ async fn cleanup_account_claim(
 ) -> Result<Action, ClaimError> {
     let client = cx.ctx.client.clone();
     let (ns, name) = (claim.namespace().unwrap_or_default(), claim.name_any());
+    let _ = grants_gauge(&cx.ctx.metrics).remove_label_values(&[&ns, &name]);
     // Access first, then the budget, then the account (whose deletionPolicy, from the class, says
     // whether AWS closes it).
     prune(
@@ -817,11 +892,6 @@ async fn reconcile_access_claim(
             Finalizer::Apply(a) => apply_access_claim(a, &cx).await,
             Finalizer::Cleanup(a) => {
                 let (ns, name) = (a.namespace().unwrap_or_default(), a.name_any());
-                let _ = grants_gauge(&cx.ctx.metrics).remove_label_values(&[
-                    &ns,
-                    &name,
-                    &a.spec.account_claim_ref.name,
-                ]);
                 prune(
                     &Api::<AccountAssignment>::all(cx.ctx.client.clone()),
                     "AccessClaim",
@@ -888,6 +958,9 @@ async fn apply_access_claim(
                 &[],
             )
             .await?;
+            // Granted anew (a new deadline, counted) once nothing refuses it any more.
+            status.assignment = None;
+            status.expires_at = None;
             let message = format!("{}; any access it held is removed", r.message);
             (false, r.reason, message, RESYNC)
         }
@@ -903,10 +976,8 @@ async fn apply_access_claim(
     );
     status.observed_generation = generation;
     let now = k8s_openapi::jiff::Timestamp::now();
+    compose::trim_grants(&mut status, now);
     let last_day = compose::grants_in_last_day(&status, now);
-    grants_gauge(&cx.ctx.metrics)
-        .with_label_values(&[&ns, &name, &access.spec.account_claim_ref.name])
-        .set(last_day as i64);
     if was_state != status.state {
         let mut note = format!("{message} (reason: {})", access.spec.reason);
         if status.state.as_deref() == Some("Granted") {
@@ -938,13 +1009,15 @@ async fn apply_access_claim(
     Ok(Action::requeue(next))
 }
 
-/// Grants per access claim in the last day: the chart's `LandingZoneAccessRenewedOften` alert
-/// fires above `prometheusRule.accessGrantsPerDay`.
-fn grants_gauge(m: &crate::metrics::Metrics) -> prometheus::IntGaugeVec {
+/// Grants of time-bound access per claimed account in the last day (from the AccountClaim's
+/// `status.accessGrants`, so an AccessClaim deleted or made again under another name still
+/// counts): the chart's `LandingZoneAccessRenewedOften` alert fires above
+/// `prometheusRule.accessGrantsPerDay`.
+pub fn grants_gauge(m: &crate::metrics::Metrics) -> prometheus::IntGaugeVec {
     m.kind_gauge(
-        "access_claim_grants_last_day",
-        "Times each AccessClaim was granted in the last 24 hours (from its status.grants)",
-        &["namespace", "name", "account_claim"],
+        "access_grants_last_day",
+        "Time-bound access granted on each claimed account in the last 24 hours, by any AccessClaim (from the AccountClaim's status.accessGrants)",
+        &["namespace", "account_claim"],
     )
 }
 

@@ -162,6 +162,8 @@ pub fn declare_metrics(metrics: &Metrics) {
         }
     }
     Kind::visit_all(&mut Declare(metrics));
+    // The claims controllers' (not kinds, but exported from the start all the same).
+    crate::controller::claims::grants_gauge(metrics);
 }
 
 /// Declares the kinds: for each, its reconcile module (`reconcile/<module>/`) and its API type
