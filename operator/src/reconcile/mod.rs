@@ -388,12 +388,20 @@ impl Pass {
         }
     }
 
-    pub async fn checkpoint(&self, resource: &Resource) -> Result<(), Error> {
+    pub async fn checkpoint<K: KindSpec>(&self, resource: &K) -> Result<(), Error> {
+        self.save_status(
+            &Key::new(K::KIND, kube::ResourceExt::name_any(resource)),
+            &resource.status_json(),
+        )
+        .await
+    }
+
+    async fn save_status(&self, key: &Key, status: &serde_json::Value) -> Result<(), Error> {
         if self.mode == Mode::Plan {
             return Ok(());
         }
         self.sink
-            .save(&resource.key(), &resource.status_json())
+            .save(key, status)
             .await
             .map_err(|e| Error::conflict("StatusNotSaved", format!("could not save status: {e}")))
     }
@@ -620,7 +628,11 @@ pub async fn run_pass(resources: &mut [Resource], pass: &mut Pass) -> Vec<Report
         let mut done: Vec<_> = futures::stream::iter(forks)
             .map(|(i, mut resource, mut fork)| async move {
                 let result = reconcile_resource(&mut resource, &mut fork).await;
-                let result = match (result, fork.checkpoint(&resource).await) {
+                let result = match (
+                    result,
+                    fork.save_status(&resource.key(), &resource.status_json())
+                        .await,
+                ) {
                     (Ok(_), Err(e)) => Err(e),
                     (r, _) => r,
                 };

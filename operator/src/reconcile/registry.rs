@@ -264,17 +264,17 @@ macro_rules! kinds {
                 })
             }
 
-            /// Observe → plan → apply for its kind.
+            /// Observe → plan → apply for its kind (each kind's module gets its own type).
             pub async fn reconcile_kind(&mut self, pass: &mut Pass) -> Result<Progress, Error> {
                 match self {
-                    $(Resource::$kind(_) => $module::reconcile(self, pass).await),*
+                    $(Resource::$kind(r) => $module::reconcile(r, pass).await),*
                 }
             }
 
             /// Carries out its kind's deletion policy.
             pub async fn delete_kind(&mut self, pass: &mut Pass) -> Result<Progress, Error> {
                 match self {
-                    $(Resource::$kind(_) => $module::delete(self, pass).await),*
+                    $(Resource::$kind(r) => $module::delete(r, pass).await),*
                 }
             }
         }

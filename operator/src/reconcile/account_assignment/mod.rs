@@ -12,12 +12,6 @@ use crate::api::{AccountAssignment, DeletionPolicy, Drift, ManagementPolicy};
 use k8s_openapi::jiff::Timestamp;
 use std::time::Duration;
 
-fn assignment_of(resource: &mut Resource) -> &mut AccountAssignment {
-    match resource {
-        Resource::AccountAssignment(a) => a,
-        _ => unreachable!("the driver dispatches by kind"),
-    }
-}
 
 /// What is known before deciding.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -247,14 +241,14 @@ fn describe(a: &AccountAssignment, account_id: &str) -> String {
     )
 }
 
-async fn converge(resource: &mut Resource, pass: &mut Pass, wanted_unless_expired: bool) -> Result<Progress, Error> {
+async fn converge(resource: &mut AccountAssignment, pass: &mut Pass, wanted_unless_expired: bool) -> Result<Progress, Error> {
     let ic = IdentityCenter::new(&pass.aws);
-    let a = assignment_of(resource).clone();
+    let a = resource.clone();
     let expired_now = expired(a.spec.expires_at.as_deref(), pass.now.0)?;
     let o = observe(&a, pass, &ic, wanted_unless_expired && !expired_now).await?;
     let what = describe(&a, &o.account_id);
     let Some(group_id) = o.group_id.clone() else {
-        let status = assignment_of(resource).status.get_or_insert_with(Default::default);
+        let status = resource.status.get_or_insert_with(Default::default);
         status.account_id = Some(o.account_id.clone());
         status.state = Some(if expired_now { "Expired" } else { "GroupNotFound" }.into());
         if expired_now || !wanted_unless_expired {
@@ -284,7 +278,7 @@ async fn converge(resource: &mut Resource, pass: &mut Pass, wanted_unless_expire
         remaining: Vec::new(),
         ready: p.ready.clone(),
     };
-    let status = assignment_of(resource).status.get_or_insert_with(Default::default);
+    let status = resource.status.get_or_insert_with(Default::default);
     status.account_id = Some(o.account_id.clone());
     status.permission_set_arn = Some(o.ps_arn.clone());
     status.group_id = Some(group_id.clone());
@@ -307,7 +301,7 @@ async fn converge(resource: &mut Resource, pass: &mut Pass, wanted_unless_expire
             Step::Unassign => ic.unassign(&o.instance, &o.ps_arn, &o.account_id, &group_id).await?,
         };
         progress.writes += 1;
-        let status = assignment_of(resource).status.get_or_insert_with(Default::default);
+        let status = resource.status.get_or_insert_with(Default::default);
         status.request_id = Some(request);
         // The request id is durable before anything else: a restart follows it instead of asking again.
         pass.checkpoint(resource).await?;
@@ -315,12 +309,12 @@ async fn converge(resource: &mut Resource, pass: &mut Pass, wanted_unless_expire
     Ok(progress)
 }
 
-pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
+pub async fn reconcile(resource: &mut AccountAssignment, pass: &mut Pass) -> Result<Progress, Error> {
     converge(resource, pass, true).await
 }
 
-pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let a = assignment_of(resource).clone();
+pub async fn delete(resource: &mut AccountAssignment, pass: &mut Pass) -> Result<Progress, Error> {
+    let a = resource.clone();
     if a.spec.deletion_policy != DeletionPolicy::Delete || a.spec.management_policy == ManagementPolicy::Observe {
         return Ok(Progress::ready("Retained", "AWS left untouched"));
     }

@@ -5,16 +5,10 @@ pub mod plan;
 
 use self::plan::{Action, CLOUDTRAIL_PRINCIPAL, Desired, Observed};
 use crate::api::audit_trail::{AlarmState, AlarmsStatus, AuditTrailStatus, SubscriptionStatus};
-use super::{Error, Mode, Pass, Progress, Readiness, Resource};
+use super::{Error, Mode, Pass, Progress, Readiness};
 use crate::api::{AuditTrail, DeletionPolicy, ManagementPolicy};
 use crate::aws::cloudtrail::{BucketLifecycle, BucketPresence, BucketState, TrailInfo};
 
-fn trail_of(resource: &mut Resource) -> &mut AuditTrail {
-    match resource {
-        Resource::AuditTrail(t) => t,
-        _ => unreachable!("the driver dispatches by kind"),
-    }
-}
 
 fn desired(t: &AuditTrail, pass: &Pass) -> Result<Desired, Error> {
     let org = pass.snapshot.org.as_ref().ok_or_else(|| {
@@ -405,8 +399,8 @@ async fn observe(desired: &Desired, pass: &Pass) -> Result<Observed, Error> {
     })
 }
 
-pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let t = trail_of(resource).clone();
+pub async fn reconcile(resource: &mut AuditTrail, pass: &mut Pass) -> Result<Progress, Error> {
+    let t = resource.clone();
     let desired = desired(&t, pass)?;
     let observed = observe(&desired, pass).await?;
     let plan = plan::plan(&desired, &observed)?;
@@ -429,7 +423,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         });
     }
 
-    let status = trail_of(resource)
+    let status = resource
         .status
         .get_or_insert_with(Default::default);
     if let Some(found) = &observed.trail {
@@ -535,7 +529,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                     &role,
                 )
                 .await?;
-                trail_of(resource)
+                resource
                     .status
                     .get_or_insert_with(Default::default)
                     .trail_arn = Some(arn);
@@ -550,7 +544,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             }
             Action::StartLogging => {
                 aws.cloudtrail.start_logging(&desired.trail.name).await?;
-                trail_of(resource)
+                resource
                     .status
                     .get_or_insert_with(Default::default)
                     .is_logging = Some(true);
@@ -570,7 +564,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             ),
         };
     }
-    alarm_readiness(trail_of(resource).status.as_ref(), &mut progress);
+    alarm_readiness(resource.status.as_ref(), &mut progress);
     if let (Some(message), Readiness::Ready { reason: "Logging", .. }) =
         (detection::billing_caveat(&watched), &progress.ready)
     {
@@ -704,8 +698,8 @@ fn cloud_watch_logs_role_refused(aws_message: &str, role: Option<&CloudWatchLogs
 }
 
 /// Retain leaves the trail; Delete deletes the trail. The bucket and its logs are never deleted.
-pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let t = trail_of(resource).clone();
+pub async fn delete(resource: &mut AuditTrail, pass: &mut Pass) -> Result<Progress, Error> {
+    let t = resource.clone();
     if t.spec.deletion_policy != DeletionPolicy::Delete
         || t.spec.management_policy == ManagementPolicy::Observe
     {

@@ -5,22 +5,16 @@ pub mod root_credentials;
 pub mod plan;
 
 use self::plan::{Action, Desired, Identity};
-use super::{Error, Mode, Pass, Progress, Readiness, Resource};
+use super::{Error, Mode, Pass, Progress, Readiness};
 use crate::api::{AccountDeletionPolicy, AwsAccount, AwsAccountStatus, ManagementPolicy, Tags};
 use crate::aws::AwsError;
 use crate::aws::member::AccountClients;
 use crate::aws::organizations::{AccountInfo, CreateAccountStatus, SnapshotChange};
 use std::sync::atomic::Ordering;
 
-fn account_of(resource: &mut Resource) -> &mut AwsAccount {
-    match resource {
-        Resource::AwsAccount(a) => a,
-        _ => unreachable!("the driver dispatches by kind"),
-    }
-}
 
-fn status_of(resource: &mut Resource) -> &mut AwsAccountStatus {
-    account_of(resource)
+fn status_of(resource: &mut AwsAccount) -> &mut AwsAccountStatus {
+    resource
         .status
         .get_or_insert_with(Default::default)
 }
@@ -172,11 +166,8 @@ pub const NOT_CLAIMABLE: &str = "AccountNotClaimable";
 
 /// `<namespace>/<claim>` of the AccountClaim that composed this account, if one did, and its
 /// AccountClass.
-fn claimed_by(resource: &Resource) -> Option<(String, String)> {
-    let labels = match resource {
-        Resource::AwsAccount(a) => a.metadata.labels.as_ref()?,
-        _ => return None,
-    };
+fn claimed_by(account: &AwsAccount) -> Option<(String, String)> {
+    let labels = account.metadata.labels.as_ref()?;
     (labels.get(crate::claims::LABEL_KIND)?.as_str() == "AccountClaim").then_some(())?;
     Some((
         format!(
@@ -191,8 +182,8 @@ fn claimed_by(resource: &Resource) -> Option<(String, String)> {
 /// Reason of a closure AWS refused for its closure quota (the controller parks it).
 pub const CLOSE_REFUSED: &str = "CloseAccountRefused";
 
-pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let spec = account_of(resource).spec.clone();
+pub async fn reconcile(resource: &mut AwsAccount, pass: &mut Pass) -> Result<Progress, Error> {
+    let spec = resource.spec.clone();
     let desired = Desired {
         name: spec.account_name.clone(),
         email: spec.email.clone(),
@@ -373,7 +364,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                 Action::Create(new) => {
                     // Requests in flight when the pass read the Organization, and those sent
                     // since (resources are reconciled concurrently), less those seen finished.
-                    let who = kube::ResourceExt::name_any(account_of(resource));
+                    let who = kube::ResourceExt::name_any(resource);
                     if let Err(in_flight) = pass.creates.reserve(&pass.snapshot.in_flight, &who) {
                         return Err(Error::Queued {
                             message: format!(
@@ -455,7 +446,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
                 request = Some(result);
             }
             None => {
-                if let Some(s) = account_of(resource).status.as_mut()
+                if let Some(s) = resource.status.as_mut()
                     && let Some(id) = &s.account_id
                     && let Some(a) = pass.snapshot.accounts.get(id)
                 {
@@ -466,7 +457,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         }
     }
     // The baseline inside the account, once it is usable: alias, password policy, contacts, security report.
-    let active = account_of(resource)
+    let active = resource
         .status
         .as_ref()
         .filter(|s| s.state.as_deref() == Some("ACTIVE"))
@@ -571,7 +562,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
             });
             in_order = "the root user has no credentials (rootCredentials: Absent)";
         }
-        let generation = account_of(resource).metadata.generation;
+        let generation = resource.metadata.generation;
         let status = status_of(resource);
         status.security = Some(report);
         super::conditions::set_condition(
@@ -716,8 +707,7 @@ async fn apply_baseline(
 }
 
 /// Carries out the deletion policy: Retain leaves the account; Close closes it.
-pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let account = account_of(resource);
+pub async fn delete(account: &mut AwsAccount, pass: &mut Pass) -> Result<Progress, Error> {
     let close = account.spec.deletion_policy == AccountDeletionPolicy::Close;
     let policy = account.spec.management_policy;
     let mut id = account.status.as_ref().and_then(|s| s.account_id.clone());
@@ -752,14 +742,14 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
                 }
                 // Only this resource's account is ever closed: a request found by name may have
                 // been another resource's (its email tells).
-                let email = account_of(resource).spec.email.clone();
+                let email = account.spec.email.clone();
                 if pass
                     .snapshot
                     .accounts
                     .get(&new_id)
                     .is_some_and(|a| a.email.eq_ignore_ascii_case(&email))
                 {
-                    status_of(resource).account_id = Some(new_id.clone());
+                    status_of(account).account_id = Some(new_id.clone());
                     id = Some(new_id);
                 }
             }
@@ -776,7 +766,7 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
     // create is never closed.
     let mut not_the_claims = None;
     if close
-        && let (Some((owner, class)), Some(a)) = (claimed_by(resource), found.as_ref())
+        && let (Some((owner, class)), Some(a)) = (claimed_by(account), found.as_ref())
         && let Err(why) = crate::claims::account_belongs_to_claim(
             &pass.aws.organizations.list_tags(&a.id).await?,
             &owner,
@@ -834,7 +824,7 @@ pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress
         },
     );
     if let Some(why) = &not_the_claims {
-        tracing::warn!(account = %account_of(resource).spec.account_name, "{why}");
+        tracing::warn!(account = %account.spec.account_name, "{why}");
     }
     progress.actions = actions.iter().map(ToString::to_string).collect();
     if pass.mode == Mode::Apply {

@@ -3,17 +3,11 @@
 pub mod plan;
 
 use self::plan::{Action, Desired, Observed};
-use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness, Resource};
+use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness};
 use crate::api::{Budget, DeletionPolicy, ManagementPolicy};
 use crate::aws::budgets::{BudgetInfo, NotificationKey, Subscriber};
 use std::collections::BTreeSet;
 
-fn budget_of(resource: &mut Resource) -> &mut Budget {
-    match resource {
-        Resource::Budget(b) => b,
-        _ => unreachable!("the driver dispatches by kind"),
-    }
-}
 
 fn upper<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_value(v)
@@ -115,8 +109,8 @@ fn percent_used(actual: Option<&str>, limit: &str) -> Option<String> {
     (limit > 0.0).then(|| format!("{:.1}", actual / limit * 100.0))
 }
 
-pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let b = budget_of(resource).clone();
+pub async fn reconcile(resource: &mut Budget, pass: &mut Pass) -> Result<Progress, Error> {
+    let b = resource.clone();
     let account = management_account(pass)?;
     let linked = match &b.spec.account_ref {
         Some(r) => vec![pass.resolve(&Key::new(Kind::AwsAccount, &r.name))?],
@@ -128,7 +122,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     let plan = plan::plan(&desired, &observed);
     let write = pass.mode == Mode::Apply && desired.policy == ManagementPolicy::Manage;
 
-    let status = budget_of(resource)
+    let status = resource
         .status
         .get_or_insert_with(Default::default);
     if let Some(current) = &observed.budget {
@@ -223,8 +217,8 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
 }
 
 /// Retain leaves the budget; Delete deletes it.
-pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let b = budget_of(resource).clone();
+pub async fn delete(resource: &mut Budget, pass: &mut Pass) -> Result<Progress, Error> {
+    let b = resource.clone();
     if b.spec.deletion_policy != DeletionPolicy::Delete
         || b.spec.management_policy == ManagementPolicy::Observe
     {

@@ -5,16 +5,10 @@
 //! GetUserId per member named.
 
 use super::permission_set::aws::IdentityCenter;
-use super::{Error, Kind, Mode, Pass, Progress, Readiness, Resource};
+use super::{Error, Kind, Mode, Pass, Progress, Readiness};
 use crate::api::{DeletionPolicy, Drift, IdentityCenterGroup, ManagementPolicy};
 use std::collections::{BTreeMap, BTreeSet};
 
-fn group_of(resource: &mut Resource) -> &mut IdentityCenterGroup {
-    match resource {
-        Resource::IdentityCenterGroup(g) => g,
-        _ => unreachable!("the driver dispatches by kind"),
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -64,8 +58,8 @@ pub fn plan(
     (actions, drift)
 }
 
-pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let g = group_of(resource);
+pub async fn reconcile(resource: &mut IdentityCenterGroup, pass: &mut Pass) -> Result<Progress, Error> {
+    let g = resource;
     let spec = g.spec.clone();
     let status = g.status.get_or_insert_with(Default::default);
     let ic = IdentityCenter::new(&pass.aws);
@@ -201,8 +195,8 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
     Ok(progress)
 }
 
-pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let g = group_of(resource);
+pub async fn delete(resource: &mut IdentityCenterGroup, pass: &mut Pass) -> Result<Progress, Error> {
+    let g = resource;
     let status = g.status.clone().unwrap_or_default();
     let (Some(id), Some(store)) = (status.group_id, status.identity_store_id) else {
         return Ok(Progress::ready("Retained", "AWS left untouched"));

@@ -3,18 +3,12 @@
 pub mod plan;
 
 use self::plan::{Action, Desired, Observed};
-use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness, Resource};
+use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness};
 use crate::api::{DeletionPolicy, IdentityGroup, ManagementPolicy};
 use crate::aws::iam::Iam;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-fn group_of(resource: &mut Resource) -> &mut IdentityGroup {
-    match resource {
-        Resource::IdentityGroup(g) => g,
-        _ => unreachable!("the driver dispatches by kind"),
-    }
-}
 
 fn desired(g: &IdentityGroup) -> Result<Desired, Error> {
     let s = &g.spec;
@@ -178,16 +172,16 @@ async fn apply_once(iam: &dyn Iam, d: &Desired, action: &Action) -> Result<(), E
     Ok(())
 }
 
-pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
+pub async fn reconcile(resource: &mut IdentityGroup, pass: &mut Pass) -> Result<Progress, Error> {
     let result = reconcile_group(resource, pass).await;
     result.map_err(|e| member_failure(e, resource, pass))
 }
 
 /// A failure inside a member account, classified as the account's own baseline classifies it
 /// (a new account's role not yet assumable, an expired session, a role that cannot be assumed).
-fn member_failure(e: Error, resource: &mut Resource, pass: &Pass) -> Error {
+fn member_failure(e: Error, resource: &mut IdentityGroup, pass: &Pass) -> Error {
     let Error::Aws(aws) = e else { return e };
-    let Some(account) = group_of(resource)
+    let Some(account) = resource
         .status
         .as_ref()
         .and_then(|s| s.account_id.clone())
@@ -204,12 +198,12 @@ fn member_failure(e: Error, resource: &mut Resource, pass: &Pass) -> Error {
     )
 }
 
-async fn reconcile_group(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let g = group_of(resource).clone();
+async fn reconcile_group(resource: &mut IdentityGroup, pass: &mut Pass) -> Result<Progress, Error> {
+    let g = resource.clone();
     let d = desired(&g)?;
     let (account, iam) = target(&g, pass)?;
     // Known before anything is read, so a failure inside the account can name it.
-    group_of(resource)
+    resource
         .status
         .get_or_insert_with(Default::default)
         .account_id = Some(account.clone());
@@ -241,7 +235,7 @@ async fn reconcile_group(resource: &mut Resource, pass: &mut Pass) -> Result<Pro
             message: "the group, its policies and its members match the spec".into(),
         },
     };
-    let status = group_of(resource)
+    let status = resource
         .status
         .get_or_insert_with(Default::default);
     status.account_id = Some(account);
@@ -265,7 +259,7 @@ async fn reconcile_group(resource: &mut Resource, pass: &mut Pass) -> Result<Pro
     if progress.writes > 0 {
         // Read back what AWS now holds (ARN and id of a new group, the members).
         if let Some(info) = iam.group(&d.name).await? {
-            let status = group_of(resource)
+            let status = resource
                 .status
                 .get_or_insert_with(Default::default);
             status.arn = Some(info.arn);
@@ -277,8 +271,8 @@ async fn reconcile_group(resource: &mut Resource, pass: &mut Pass) -> Result<Pro
 }
 
 /// Retain leaves the group; Delete empties it (members, policies) and deletes it.
-pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let g = group_of(resource).clone();
+pub async fn delete(resource: &mut IdentityGroup, pass: &mut Pass) -> Result<Progress, Error> {
+    let g = resource.clone();
     if g.spec.deletion_policy != DeletionPolicy::Delete
         || g.spec.management_policy == ManagementPolicy::Observe
     {

@@ -25,12 +25,6 @@ pub fn key() -> Key {
     Key::new(Kind::Organization, "organization")
 }
 
-fn org_of(resource: &mut Resource) -> &mut Organization {
-    match resource {
-        Resource::Organization(o) => o,
-        _ => unreachable!("the driver dispatches by kind"),
-    }
-}
 
 fn policy_type_named(name: &str) -> Option<PolicyType> {
     PolicyType::ALL
@@ -112,8 +106,8 @@ fn administrator(
     }
 }
 
-pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let org = org_of(resource);
+pub async fn reconcile(resource: &mut Organization, pass: &mut Pass) -> Result<Progress, Error> {
+    let org = resource;
     let desired = desired(org, pass)?;
     let wants_root_access = org.spec.root_access.is_some();
     let policy = org.spec.management_policy;
@@ -566,7 +560,7 @@ async fn apply(settings: &Settings, pass: &Pass, action: &Action, root: &str) ->
 }
 
 /// Deleting the resource leaves the Organization's settings as they are.
-pub async fn delete(_resource: &mut Resource, _pass: &mut Pass) -> Result<Progress, Error> {
+pub async fn delete(_resource: &mut Organization, _pass: &mut Pass) -> Result<Progress, Error> {
     Ok(Progress::ready(
         "Retained",
         "the Organization's settings are left as they are",

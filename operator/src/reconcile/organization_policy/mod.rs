@@ -11,7 +11,7 @@ pub mod plan;
 
 use self::aws::{PolicyInfo, Policies};
 use self::plan::{Action, Desired, Observed};
-use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness, Resource};
+use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness};
 use crate::api::organization_policy::{BASELINE_LABEL, Coverage, PolicyType, TargetSlots};
 use crate::api::{
     DeletionPolicy, ManagementPolicy, OrganizationPolicy, OrganizationPolicyStatus,
@@ -20,12 +20,6 @@ use crate::metrics::Metrics;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-fn policy_of(resource: &mut Resource) -> &mut OrganizationPolicy {
-    match resource {
-        Resource::OrganizationPolicy(p) => p,
-        _ => unreachable!("the driver dispatches by kind"),
-    }
-}
 
 /// Uncovered targets listed in status (the count is exact).
 const MAX_LISTED_UNCOVERED: usize = 100;
@@ -171,8 +165,8 @@ async fn observe(
     })
 }
 
-pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let pol = policy_of(resource);
+pub async fn reconcile(resource: &mut OrganizationPolicy, pass: &mut Pass) -> Result<Progress, Error> {
+    let pol = resource;
     let baseline = is_baseline(pol);
     let desired = desired(pol, pass)?;
     let status = pol.status.get_or_insert_with(Default::default);
@@ -450,8 +444,8 @@ fn refused_document(e: crate::aws::AwsError) -> Error {
 
 /// Carries out the deletion policy: Retain leaves AWS alone; Delete detaches the policy
 /// everywhere and deletes it.
-pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let pol = policy_of(resource);
+pub async fn delete(resource: &mut OrganizationPolicy, pass: &mut Pass) -> Result<Progress, Error> {
+    let pol = resource;
     let policy_type = pol.spec.policy_type;
     let delete = pol.spec.deletion_policy == DeletionPolicy::Delete;
     let management = pol.spec.management_policy;

@@ -3,16 +3,10 @@
 pub mod plan;
 
 use self::plan::{Action, Desired, Observed};
-use super::{Error, Mode, Pass, Progress, Readiness, Resource};
+use super::{Error, Mode, Pass, Progress, Readiness};
 use crate::api::{DeletionPolicy, ManagementPolicy, OrganizationalUnit, Tags};
 use crate::aws::organizations::OuInfo;
 
-fn ou_of(resource: &mut Resource) -> &mut OrganizationalUnit {
-    match resource {
-        Resource::OrganizationalUnit(ou) => ou,
-        _ => unreachable!("the driver dispatches by kind"),
-    }
-}
 
 /// Finds the OU: by the id in status, else by name under the parent (adoption).
 async fn observe(
@@ -55,8 +49,8 @@ async fn observe(
     Ok(Observed { ou, adopted, tags })
 }
 
-pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let ou = ou_of(resource);
+pub async fn reconcile(resource: &mut OrganizationalUnit, pass: &mut Pass) -> Result<Progress, Error> {
+    let ou = resource;
     let desired = Desired {
         name: ou.spec.name.clone(),
         parent_id: pass.resolve_parent(&ou.spec.parent_ref, &ou.spec.parent_id)?,
@@ -173,8 +167,8 @@ async fn apply(
 }
 
 /// Carries out the deletion policy: Retain leaves AWS alone; Delete removes the OU if it is empty.
-pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let ou = ou_of(resource);
+pub async fn delete(resource: &mut OrganizationalUnit, pass: &mut Pass) -> Result<Progress, Error> {
+    let ou = resource;
     let status = ou.status.get_or_insert_with(Default::default);
     let found = status
         .id

@@ -21,12 +21,6 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Assignment requests this permission set keeps outstanding at once (Identity Center caps them).
 const MAX_REQUESTS_PER_RECONCILE: usize = 10;
 
-fn set_of(resource: &mut Resource) -> &mut PermissionSet {
-    match resource {
-        Resource::PermissionSet(p) => p,
-        _ => unreachable!("the driver dispatches by kind"),
-    }
-}
 
 fn desired(ps: &PermissionSet, pass: &Pass) -> Result<Desired, Error> {
     let s = &ps.spec;
@@ -204,8 +198,8 @@ async fn observe(
     Ok(o)
 }
 
-pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let ps = set_of(resource);
+pub async fn reconcile(resource: &mut PermissionSet, pass: &mut Pass) -> Result<Progress, Error> {
+    let ps = resource;
     let desired = desired(ps, pass)?;
     let status = ps.status.get_or_insert_with(Default::default);
     let ic = IdentityCenter::new(&pass.aws);
@@ -418,8 +412,8 @@ async fn apply(
 }
 
 /// Deletion in the order AWS needs: the assignments, wait for them, then the permission set.
-pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let ps = set_of(resource);
+pub async fn delete(resource: &mut PermissionSet, pass: &mut Pass) -> Result<Progress, Error> {
+    let ps = resource;
     if ps.spec.deletion_policy != DeletionPolicy::Delete
         || ps.spec.management_policy == ManagementPolicy::Observe
     {

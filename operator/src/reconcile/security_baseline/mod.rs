@@ -26,12 +26,6 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Accounts read and corrected at once.
 const ACCOUNT_CONCURRENCY: usize = 8;
 
-fn baseline_of(resource: &mut Resource) -> &mut SecurityBaseline {
-    match resource {
-        Resource::SecurityBaseline(b) => b,
-        _ => unreachable!("the driver dispatches by kind"),
-    }
-}
 
 /// The ACTIVE accounts the targets reach. The root and OUs cover member accounts (the management
 /// account only when named by id or reference).
@@ -384,8 +378,8 @@ async fn delivery_bucket(
     Ok(())
 }
 
-pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let b = baseline_of(resource).clone();
+pub async fn reconcile(resource: &mut SecurityBaseline, pass: &mut Pass) -> Result<Progress, Error> {
+    let b = resource.clone();
     let spec = &b.spec;
     let me = kube::ResourceExt::name_any(&b);
     let accounts = targeted(spec, pass)?;
@@ -519,7 +513,7 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
         .collect();
 
     let compliant = rows.iter().filter(|r| r.compliant).count();
-    let status = baseline_of(resource)
+    let status = resource
         .status
         .get_or_insert_with(Default::default);
     status.targeted_count = rows.len() as i32;
@@ -588,8 +582,8 @@ pub async fn reconcile(resource: &mut Resource, pass: &mut Pass) -> Result<Progr
 /// Retain leaves the accounts as they are; Delete puts back what the baseline turned on (S3 Block
 /// Public Access, EBS encryption and IMDSv2 defaults). A deleted VPC is never re-created; roles,
 /// contacts and Config are left in place.
-pub async fn delete(resource: &mut Resource, pass: &mut Pass) -> Result<Progress, Error> {
-    let b = baseline_of(resource).clone();
+pub async fn delete(resource: &mut SecurityBaseline, pass: &mut Pass) -> Result<Progress, Error> {
+    let b = resource.clone();
     let spec = &b.spec;
     if spec.deletion_policy != DeletionPolicy::Delete
         || spec.management_policy == ManagementPolicy::Observe
