@@ -697,13 +697,7 @@ pub async fn execute(
 /// or queued behind AWS's limits, accounts not yet accessible, and what waits for them.
 pub fn in_progress(r: &Report) -> bool {
     match &r.result {
-        Ok(p) => matches!(
-            &p.ready,
-            Readiness::NotReady {
-                reason: "Creating" | "AccountNotYetVisible",
-                ..
-            }
-        ),
+        Ok(p) => crate::reconcile::aws_account::plan::being_created(&p.ready),
         Err(e) => {
             matches!(
                 e,

@@ -671,12 +671,10 @@ async fn apply<K: KindSpec>(obj: Arc<K>, ctx: &Context) -> Result<Action, Contro
     match result {
         Ok(p) => {
             ctx.backoff.lock().expect("not poisoned").remove(&key);
-            let next = match p.ready {
-                Readiness::NotReady {
-                    reason: "Creating" | "AccountNotYetVisible",
-                    ..
-                } => CREATING_RECHECK,
-                _ => jitter(ctx.resync_interval(), 0.1),
+            let next = if crate::reconcile::aws_account::plan::being_created(&p.ready) {
+                CREATING_RECHECK
+            } else {
+                jitter(ctx.resync_interval(), 0.1)
             };
             let due = resource.next_due(k8s_openapi::jiff::Timestamp::now());
             Ok(Action::requeue(due.map_or(next, |d| d.min(next))))

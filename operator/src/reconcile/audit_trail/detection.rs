@@ -111,16 +111,43 @@ impl CisAlarm {
         }
     }
 
-    /// `RootUsage` → `root-usage` (filter and alarm names).
-    fn slug(self) -> String {
-        let mut out = String::new();
-        for (i, c) in format!("{self:?}").chars().enumerate() {
-            if c.is_ascii_uppercase() && i > 0 {
-                out.push('-');
-            }
-            out.push(c.to_ascii_lowercase());
+    /// The control's names in AWS: its CloudWatch metric, and the suffix of its metric filter's
+    /// and alarm's names. Written out, never derived from the Rust name: renaming a variant must
+    /// not rename (so recreate) what exists in every landing zone.
+    pub fn aws_names(self) -> (&'static str, &'static str) {
+        use CisAlarm::*;
+        match self {
+            UnauthorizedApiCalls => ("UnauthorizedApiCalls", "unauthorized-api-calls"),
+            ConsoleSignInWithoutMfa => ("ConsoleSignInWithoutMfa", "console-sign-in-without-mfa"),
+            RootUsage => ("RootUsage", "root-usage"),
+            IamPolicyChanges => ("IamPolicyChanges", "iam-policy-changes"),
+            CloudTrailChanges => ("CloudTrailChanges", "cloud-trail-changes"),
+            ConsoleAuthenticationFailures => ("ConsoleAuthenticationFailures", "console-authentication-failures"),
+            KmsKeyDeletion => ("KmsKeyDeletion", "kms-key-deletion"),
+            S3BucketPolicyChanges => ("S3BucketPolicyChanges", "s3-bucket-policy-changes"),
+            ConfigChanges => ("ConfigChanges", "config-changes"),
+            SecurityGroupChanges => ("SecurityGroupChanges", "security-group-changes"),
+            NetworkAclChanges => ("NetworkAclChanges", "network-acl-changes"),
+            NetworkGatewayChanges => ("NetworkGatewayChanges", "network-gateway-changes"),
+            RouteTableChanges => ("RouteTableChanges", "route-table-changes"),
+            VpcChanges => ("VpcChanges", "vpc-changes"),
+            OrganizationsChanges => ("OrganizationsChanges", "organizations-changes"),
         }
-        out
+    }
+
+    /// The CloudWatch metric the control's filter counts into.
+    pub fn metric_name(self) -> &'static str {
+        self.aws_names().0
+    }
+
+    /// The control whose metric this is.
+    pub fn from_metric_name(name: &str) -> Option<CisAlarm> {
+        CisAlarm::all().into_iter().find(|c| c.metric_name() == name)
+    }
+
+    /// The key of the control's alarm among a trail's alarms (`cis.<metric>`).
+    pub fn alarm_key(self) -> String {
+        format!("cis.{}", self.metric_name())
     }
 }
 
@@ -386,8 +413,8 @@ pub fn key_policy(partition: &str, account: &str) -> Value {
 
 /// The CIS filter and alarm of one control.
 pub fn cis(trail: &str, namespace: &str, region: &str, topic_arn: &str, control: CisAlarm) -> (MetricFilter, MetricAlarm) {
-    let name = format!("{trail}-cis-{}-{}", control.cis_id(), control.slug());
-    let metric = format!("{control:?}");
+    let name = format!("{trail}-cis-{}-{}", control.cis_id(), control.aws_names().1);
+    let metric = control.metric_name().to_string();
     (
         MetricFilter {
             name: name.clone(),
@@ -613,7 +640,7 @@ mod tests {
         for c in [CisAlarm::RootUsage, CisAlarm::OrganizationsChanges] {
             let (f, a) = cis("org", "LandingZone/CIS", "us-east-1", &topic_arn("us-east-1"), c);
             filters.push(f);
-            alarms.push((format!("cis.{c:?}"), a));
+            alarms.push((c.alarm_key(), a));
         }
         alarms.push(("billing".into(), billing("org", &topic_arn("us-east-1"), 1000)));
         Desired {
@@ -688,6 +715,29 @@ mod tests {
 
     fn names(p: &Plan) -> Vec<String> {
         p.actions.iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn each_control_has_its_own_names_in_aws() {
+        let all = CisAlarm::all();
+        assert_eq!(all.len(), 15);
+        let metrics: std::collections::BTreeSet<_> = all.iter().map(|c| c.metric_name()).collect();
+        let suffixes: std::collections::BTreeSet<_> = all.iter().map(|c| c.aws_names().1).collect();
+        assert_eq!((metrics.len(), suffixes.len()), (15, 15), "no two controls share a name");
+        for c in &all {
+            assert_eq!(CisAlarm::from_metric_name(c.metric_name()), Some(*c));
+            let suffix = c.aws_names().1;
+            assert!(
+                suffix.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'),
+                "{suffix}"
+            );
+        }
+        // The names landing zones have in AWS today (a change here recreates their alarms).
+        let (f, a) = cis("org", "LandingZone/CIS", "us-east-1", "arn:aws:sns:us-east-1:1:t", CisAlarm::S3BucketPolicyChanges);
+        assert_eq!(f.name, "org-cis-4.8-s3-bucket-policy-changes");
+        assert_eq!(f.metric_name, "S3BucketPolicyChanges");
+        assert_eq!(a.name, "org-cis-4.8-s3-bucket-policy-changes");
+        assert_eq!(CisAlarm::from_metric_name("NoSuchControl"), None);
     }
 
     #[test]
@@ -893,7 +943,7 @@ mod tests {
         assert_eq!(ids.len(), 15);
         assert_eq!(ids.first(), Some(&"4.1"));
         assert_eq!(ids.last(), Some(&"4.15"));
-        assert_eq!(CisAlarm::ConsoleSignInWithoutMfa.slug(), "console-sign-in-without-mfa");
+        assert_eq!(CisAlarm::ConsoleSignInWithoutMfa.aws_names().1, "console-sign-in-without-mfa");
     }
 
     #[test]

@@ -118,7 +118,7 @@ fn detection_desired(t: &AuditTrail, pass: &Pass) -> Result<detection::Desired, 
     for control in &alarms.cis {
         let (f, a) = detection::cis(trail, &alarms.metric_namespace, &region, &arns[&region], *control);
         out.filters.push(f);
-        out.alarms.push((format!("cis.{control:?}"), a));
+        out.alarms.push((control.alarm_key(), a));
     }
     if let Some(b) = &alarms.billing {
         out.alarms.push((
@@ -310,9 +310,7 @@ fn detection_status(d: &detection::Desired, observed: &detection::Observed, stat
             name,
             watches: match watches.strip_prefix("cis.") {
                 Some(control) => {
-                    let id = crate::api::audit_trail::CisAlarm::all()
-                        .into_iter()
-                        .find(|c| format!("{c:?}") == control)
+                    let id = crate::api::audit_trail::CisAlarm::from_metric_name(control)
                         .map(|c| c.cis_id())
                         .unwrap_or_default();
                     format!("CIS {id} {control}")

@@ -326,7 +326,7 @@ pub async fn reconcile(resource: &mut AwsAccount, pass: &mut Pass) -> Result<Pro
                     // Listed, yet unknown to the tag API: AWS is still finishing a new account.
                     Err(e) if e.code == "TargetNotFoundException" && a.is_new() => {
                         return Err(Error::transient(
-                            "AccountNotYetVisible",
+                            plan::NOT_YET_VISIBLE,
                             format!(
                                 "account {} was created moments ago and AWS does not know it for tags yet; retrying shortly",
                                 a.id

@@ -24,6 +24,18 @@ pub const CREATE_RETRY: &str = "CreateAccountRetrying";
 
 /// Ready reason of an account whose CreateAccount request is in progress (or about to be sent).
 pub const CREATING: &str = "Creating";
+/// … and of an account whose request SUCCEEDED but that the Organization does not list yet.
+pub const NOT_YET_VISIBLE: &str = "AccountNotYetVisible";
+
+/// Whether an account is being made (its request in flight, or made and not listed yet): looked
+/// at again within a second, not at the next resync.
+pub fn being_created(ready: &crate::reconcile::Readiness) -> bool {
+    matches!(
+        ready,
+        crate::reconcile::Readiness::NotReady { reason, .. } if *reason == CREATING || *reason == NOT_YET_VISIBLE
+    )
+}
+
 /// … and of an email AWS says is taken while another request for the same name is in flight.
 pub const EMAIL_HELD_IN_FLIGHT: &str = "EmailHeldByRequestInFlight";
 /// … and while a request for the same name has SUCCEEDED and its account is not listed yet.
@@ -308,7 +320,7 @@ pub fn plan(desired: &Desired, identity: &Identity, observed_tags: &Tags) -> Res
         }
         Identity::Created { account_id, .. } => {
             out.ready = Readiness::NotReady {
-                reason: "AccountNotYetVisible",
+                reason: NOT_YET_VISIBLE,
                 message: format!(
                     "account {account_id} was created and is not listed by AWS yet; checking again shortly"
                 ),
