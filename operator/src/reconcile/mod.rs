@@ -4,6 +4,7 @@
 //! desired state comes from and where status goes differ (`StatusSink`).
 
 pub mod conditions;
+pub mod driver;
 pub mod error;
 #[macro_use]
 pub mod registry;

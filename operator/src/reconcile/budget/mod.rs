@@ -3,6 +3,7 @@
 pub mod plan;
 
 use self::plan::{Action, Desired, Observed};
+use super::driver::{self, Applied, Reconciler};
 use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness};
 use crate::api::{Budget, DeletionPolicy, ManagementPolicy};
 use crate::aws::budgets::{BudgetInfo, NotificationKey, Subscriber};
@@ -109,89 +110,125 @@ fn percent_used(actual: Option<&str>, limit: &str) -> Option<String> {
     (limit > 0.0).then(|| format!("{:.1}", actual / limit * 100.0))
 }
 
-pub async fn reconcile(resource: &mut Budget, pass: &mut Pass) -> Result<Progress, Error> {
-    let b = resource.clone();
-    let account = management_account(pass)?;
-    let linked = match &b.spec.account_ref {
-        Some(r) => vec![pass.resolve(&Key::new(Kind::AwsAccount, &r.name))?],
-        None => vec![],
-    };
-    let desired = desired(&b, linked);
-    let name = desired.budget.name.clone();
-    let (observed, subscribers_known) = observe(pass, &account, &name).await?;
-    let plan = plan::plan(&desired, &observed);
-    let write = pass.mode == Mode::Apply && desired.policy == ManagementPolicy::Manage;
+pub async fn reconcile(budget: &mut Budget, pass: &mut Pass) -> Result<Progress, Error> {
+    driver::reconcile(budget, pass).await
+}
 
-    let status = resource
-        .status
-        .get_or_insert_with(Default::default);
-    if let Some(current) = &observed.budget {
-        status.actual_spend = current.actual_spend.clone();
-        status.forecasted_spend = current.forecasted_spend.clone();
-        // After this pass the limit is the desired one (when managed), so the share is of that.
-        let limit = if write {
-            &desired.budget.limit_amount
-        } else {
-            &current.limit_amount
+/// The spec, with the account that holds the budget (the management account).
+pub struct Wanted {
+    account: String,
+    budget: Desired,
+}
+
+impl Reconciler for Budget {
+    type Desired = Wanted;
+    /// What AWS has; false when AWS could not list the subscribers.
+    type Observed = (Observed, bool);
+    type Action = Action;
+
+    fn management_policy(&self) -> ManagementPolicy {
+        self.spec.management_policy
+    }
+
+    fn desired(&self, pass: &Pass) -> Result<Wanted, Error> {
+        let linked = match &self.spec.account_ref {
+            Some(r) => vec![pass.resolve(&Key::new(Kind::AwsAccount, &r.name))?],
+            None => vec![],
         };
-        status.percent_used = percent_used(current.actual_spend.as_deref(), limit);
+        Ok(Wanted {
+            account: management_account(pass)?,
+            budget: desired(self, linked),
+        })
     }
-    let message = if subscribers_known {
-        "the budget and its notifications match the spec".to_string()
-    } else {
-        "the budget and its notifications match the spec; subscribers could not be verified (the endpoint does not implement DescribeSubscribersForNotification)".to_string()
-    };
-    let mut progress = Progress {
-        actions: plan.actions.iter().map(ToString::to_string).collect(),
-        writes: 0,
-        drift: if observed.budget.is_some() {
-            plan.drift.clone()
-        } else {
-            vec![]
-        },
-        remaining: if write { vec![] } else { plan.drift.clone() },
-        ready: Readiness::Ready {
-            reason: if write { "Available" } else { "Observed" },
-            message,
-        },
-    };
-    if !write {
-        if observed.budget.is_none() {
-            progress.ready = pass.missing(format!("no budget named {name:?} exists"));
+
+    async fn observe(&self, w: &Wanted, pass: &Pass) -> Result<(Observed, bool), Error> {
+        observe(pass, &w.account, &w.budget.budget.name).await
+    }
+
+    fn plan(w: &Wanted, (observed, _): &(Observed, bool)) -> Result<driver::Plan<Action>, Error> {
+        let p = plan::plan(&w.budget, observed);
+        Ok(driver::Plan::new(p.actions, p.drift))
+    }
+
+    fn record(&mut self, w: &Wanted, (observed, _): &(Observed, bool), writes: bool) {
+        let status = self.status.get_or_insert_with(Default::default);
+        if let Some(current) = &observed.budget {
+            status.actual_spend = current.actual_spend.clone();
+            status.forecasted_spend = current.forecasted_spend.clone();
+            // After this pass the limit is the desired one (when managed), so the share is of that.
+            let limit = if writes {
+                &w.budget.budget.limit_amount
+            } else {
+                &current.limit_amount
+            };
+            status.percent_used = percent_used(current.actual_spend.as_deref(), limit);
         }
-        return Ok(progress);
     }
-    let budgets = pass.aws.budgets.clone();
-    for action in &plan.actions {
+
+    fn finish(
+        &mut self,
+        w: &Wanted,
+        (observed, subscribers_known): &(Observed, bool),
+        _plan: &driver::Plan<Action>,
+        outcome: &driver::Outcome,
+        pass: &Pass,
+    ) -> Readiness {
+        let message = if *subscribers_known {
+            "the budget and its notifications match the spec".to_string()
+        } else {
+            "the budget and its notifications match the spec; subscribers could not be verified (the endpoint does not implement DescribeSubscribersForNotification)".to_string()
+        };
+        match (outcome.wrote, &observed.budget) {
+            (true, _) => Readiness::Ready {
+                reason: "Available",
+                message,
+            },
+            (false, None) => pass.missing(format!(
+                "no budget named {:?} exists",
+                w.budget.budget.name
+            )),
+            (false, Some(_)) => Readiness::Ready {
+                reason: "Observed",
+                message,
+            },
+        }
+    }
+
+    async fn apply(
+        &mut self,
+        action: &Action,
+        w: &Wanted,
+        _observed: &(Observed, bool),
+        pass: &mut Pass,
+    ) -> Result<Applied, Error> {
+        let budgets = pass.aws.budgets.clone();
+        let (account, name) = (&w.account, &w.budget.budget.name);
         let result = match action {
             Action::Create => {
-                let notifications: Vec<(NotificationKey, Vec<Subscriber>)> = desired
+                let notifications: Vec<(NotificationKey, Vec<Subscriber>)> = w
+                    .budget
                     .notifications
                     .iter()
                     .map(|(k, s)| (k.clone(), s.iter().cloned().collect()))
                     .collect();
                 budgets
-                    .create_budget(&account, &desired.budget, &notifications)
+                    .create_budget(account, &w.budget.budget, &notifications)
                     .await
             }
-            Action::Update => budgets.update_budget(&account, &desired.budget).await,
+            Action::Update => budgets.update_budget(account, &w.budget.budget).await,
             Action::CreateNotification(n, subs) => {
-                budgets.create_notification(&account, &name, n, subs).await
+                budgets.create_notification(account, name, n, subs).await
             }
             Action::UpdateNotification { old, new } => {
-                budgets.update_notification(&account, &name, old, new).await
+                budgets.update_notification(account, name, old, new).await
             }
-            Action::DeleteNotification(n) => budgets.delete_notification(&account, &name, n).await,
-            Action::CreateSubscriber(n, s) => {
-                budgets.create_subscriber(&account, &name, n, s).await
-            }
-            Action::DeleteSubscriber(n, s) => {
-                budgets.delete_subscriber(&account, &name, n, s).await
-            }
-            Action::Delete => budgets.delete_budget(&account, &name).await,
+            Action::DeleteNotification(n) => budgets.delete_notification(account, name, n).await,
+            Action::CreateSubscriber(n, s) => budgets.create_subscriber(account, name, n, s).await,
+            Action::DeleteSubscriber(n, s) => budgets.delete_subscriber(account, name, n, s).await,
+            Action::Delete => budgets.delete_budget(account, name).await,
         };
         match result {
-            Ok(()) => progress.writes += 1,
+            Ok(()) => Ok(Applied::Done),
             // AWS refusing a notification or subscriber (e.g. an SNS topic it cannot publish to) needs a human.
             Err(e)
                 if !e.retryable
@@ -202,18 +239,17 @@ pub async fn reconcile(resource: &mut Budget, pass: &mut Pass) -> Result<Progres
                             | Action::CreateSubscriber(..)
                     ) =>
             {
-                return Err(Error::conflict(
+                Err(Error::conflict(
                     "NotificationRefused",
                     format!(
                         "AWS refused to {action}: {}: {}; check the subscriber: an SNS topic's access policy must allow budgets.amazonaws.com SNS:Publish (conditions aws:SourceAccount = this account, aws:SourceArn like arn:aws:budgets::<account>:*, as AWS Cost Management's \"Creating an Amazon SNS topic for budget notifications\" shows); the operator does not change a topic it does not own",
                         e.code, e.message
                     ),
-                ));
+                ))
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => Err(e.into()),
         }
     }
-    Ok(progress)
 }
 
 /// Retain leaves the budget; Delete deletes it.

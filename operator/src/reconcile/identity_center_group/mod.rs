@@ -5,6 +5,7 @@
 //! GetUserId per member named.
 
 use super::permission_set::aws::IdentityCenter;
+use super::driver::{self, Applied, Reconciler};
 use super::{Error, Kind, Mode, Pass, Progress, Readiness};
 use crate::api::{DeletionPolicy, Drift, IdentityCenterGroup, ManagementPolicy};
 use std::collections::{BTreeMap, BTreeSet};
@@ -58,141 +59,219 @@ pub fn plan(
     (actions, drift)
 }
 
-pub async fn reconcile(resource: &mut IdentityCenterGroup, pass: &mut Pass) -> Result<Progress, Error> {
-    let g = resource;
-    let spec = g.spec.clone();
-    let status = g.status.get_or_insert_with(Default::default);
-    let ic = IdentityCenter::new(&pass.aws);
-    let Some(inst) = ic.instance().await? else {
-        return Err(Error::conflict(
-            "IdentityCenterNotEnabled",
-            format!(
-                "no IAM Identity Center instance in {}: enable Identity Center, or set --identity-center-region to its home region",
-                pass.aws.identity_center_region
-            ),
-        ));
-    };
-    let store = inst.identity_store_id.clone();
-    status.identity_store_id = Some(store.clone());
-    let mut found = None;
-    if let Some(id) = &status.group_id {
-        found = ic.describe_group(&store, id).await?.map(|d| (id.clone(), d));
+pub async fn reconcile(
+    group: &mut IdentityCenterGroup,
+    pass: &mut Pass,
+) -> Result<Progress, Error> {
+    driver::reconcile(group, pass).await
+}
+
+/// The spec's description and members.
+pub struct Desired {
+    description: String,
+    members: BTreeSet<String>,
+}
+
+/// The group as Identity Center has it.
+pub struct Observed {
+    store: String,
+    /// The group's id and description, when it exists.
+    found: Option<(String, String)>,
+    external: bool,
+    /// User ids → names, of the members named in the spec.
+    ids: BTreeMap<String, String>,
+    /// Members named in the spec that the Identity Store has no user for.
+    missing: BTreeSet<String>,
+    /// The members (by name where the spec names them, else by id) and their membership ids.
+    memberships: BTreeMap<String, String>,
+}
+
+impl Reconciler for IdentityCenterGroup {
+    type Desired = Desired;
+    type Observed = Observed;
+    type Action = Action;
+
+    fn management_policy(&self) -> ManagementPolicy {
+        self.spec.management_policy
     }
-    if found.is_none()
-        && let Some(id) = ic.group_id(&store, &spec.display_name).await?
-    {
-        found = ic.describe_group(&store, &id).await?.map(|d| (id, d));
+
+    /// A group synced from an external identity provider is referenced, never changed.
+    fn manages(&self, observed: &Observed) -> bool {
+        self.spec.management_policy == ManagementPolicy::Manage && !observed.external
     }
-    // Users: names → ids for the members named, and for whoever is in the group now.
-    let mut ids: BTreeMap<String, String> = BTreeMap::new();
-    let mut missing = BTreeSet::new();
-    for u in &spec.members {
-        match ic.user_id(&store, u).await? {
-            Some(id) => {
-                ids.insert(id, u.clone());
-            }
-            None => {
-                missing.insert(u.clone());
+
+    fn desired(&self, _pass: &Pass) -> Result<Desired, Error> {
+        Ok(Desired {
+            description: self.spec.description.clone(),
+            members: self.spec.members.iter().cloned().collect(),
+        })
+    }
+
+    async fn observe(&self, _desired: &Desired, pass: &Pass) -> Result<Observed, Error> {
+        let ic = IdentityCenter::new(&pass.aws);
+        let Some(inst) = ic.instance().await? else {
+            return Err(Error::conflict(
+                "IdentityCenterNotEnabled",
+                format!(
+                    "no IAM Identity Center instance in {}: enable Identity Center, or set --identity-center-region to its home region",
+                    pass.aws.identity_center_region
+                ),
+            ));
+        };
+        let store = inst.identity_store_id.clone();
+        let mut found = None;
+        if let Some(id) = self.status.as_ref().and_then(|s| s.group_id.as_ref()) {
+            found = ic.describe_group(&store, id).await?.map(|d| (id.clone(), d));
+        }
+        if found.is_none()
+            && let Some(id) = ic.group_id(&store, &self.spec.display_name).await?
+        {
+            found = ic.describe_group(&store, &id).await?.map(|d| (id, d));
+        }
+        // Users: names → ids for the members named, and for whoever is in the group now.
+        let mut ids: BTreeMap<String, String> = BTreeMap::new();
+        let mut missing = BTreeSet::new();
+        for u in &self.spec.members {
+            match ic.user_id(&store, u).await? {
+                Some(id) => {
+                    ids.insert(id, u.clone());
+                }
+                None => {
+                    missing.insert(u.clone());
+                }
             }
         }
-    }
-    let mut observed = BTreeSet::new();
-    let mut memberships: BTreeMap<String, String> = BTreeMap::new();
-    if let Some((id, _)) = &found {
-        for (user, membership) in ic.memberships(&store, id).await? {
-            // A member not named in the spec is known by id only; its id stands for it.
-            let name = ids.get(&user).cloned().unwrap_or_else(|| user.clone());
-            memberships.insert(name.clone(), membership);
-            observed.insert(name);
+        let mut memberships: BTreeMap<String, String> = BTreeMap::new();
+        if let Some((id, _)) = &found {
+            for (user, membership) in ic.memberships(&store, id).await? {
+                // A member not named in the spec is known by id only; its id stands for it.
+                let name = ids.get(&user).cloned().unwrap_or_else(|| user.clone());
+                memberships.insert(name, membership);
+            }
         }
+        Ok(Observed {
+            store,
+            external: found.as_ref().is_some_and(|(_, (_, _, ext))| *ext),
+            found: found.map(|(id, (_, description, _))| (id, description)),
+            ids,
+            missing,
+            memberships,
+        })
     }
-    let desired: BTreeSet<String> = spec.members.iter().cloned().collect();
-    let external = found.as_ref().is_some_and(|(_, (_, _, ext))| *ext);
-    let observed_description = found.as_ref().map(|(_, (_, d, _))| d.clone()).unwrap_or_default();
-    let (actions, drift) = plan(
-        found.is_some(),
-        (&spec.description, &observed_description),
-        &desired,
-        &observed,
-        &missing,
-    );
-    status.group_id = found.as_ref().map(|(id, _)| id.clone());
-    status.external = external;
-    status.missing_users = missing.iter().cloned().collect();
-    let write = pass.mode == Mode::Apply && spec.management_policy == ManagementPolicy::Manage && !external;
-    let mut progress = Progress {
-        actions: if write || pass.mode == Mode::Plan && !external {
-            actions.iter().map(ToString::to_string).collect()
+
+    fn plan(desired: &Desired, o: &Observed) -> Result<driver::Plan<Action>, Error> {
+        let members: BTreeSet<String> = o.memberships.keys().cloned().collect();
+        let description = o.found.as_ref().map(|(_, d)| d.as_str()).unwrap_or_default();
+        let (actions, drift) = plan(
+            o.found.is_some(),
+            (&desired.description, description),
+            &desired.members,
+            &members,
+            &o.missing,
+        );
+        Ok(driver::Plan::new(actions, drift))
+    }
+
+    fn record(&mut self, _desired: &Desired, o: &Observed, _writes: bool) {
+        let status = self.status.get_or_insert_with(Default::default);
+        status.identity_store_id = Some(o.store.clone());
+        status.group_id = o.found.as_ref().map(|(id, _)| id.clone());
+        status.external = o.external;
+        status.missing_users = o.missing.iter().cloned().collect();
+    }
+
+    async fn apply(
+        &mut self,
+        action: &Action,
+        _desired: &Desired,
+        o: &Observed,
+        pass: &mut Pass,
+    ) -> Result<Applied, Error> {
+        let ic = IdentityCenter::new(&pass.aws);
+        let status = self.status.get_or_insert_with(Default::default);
+        let store = status.identity_store_id.clone().unwrap_or_default();
+        match action {
+            Action::Create => {
+                status.group_id = Some(
+                    ic.create_group(&store, &self.spec.display_name, &self.spec.description)
+                        .await?,
+                );
+            }
+            Action::SetDescription(d) => {
+                let id = status.group_id.clone().unwrap_or_default();
+                match ic.update_group_description(&store, &id, d).await {
+                    Ok(()) => {}
+                    Err(e) if e.code == "Unimplemented" => {
+                        let had = o.found.as_ref().map(|(_, d)| d.as_str()).unwrap_or_default();
+                        return Ok(Applied::Left(vec![Drift::new("description", d, had)]));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Action::Add(u) => {
+                let user = o
+                    .ids
+                    .iter()
+                    .find(|(_, n)| *n == u)
+                    .map(|(id, _)| id.clone())
+                    .unwrap_or_default();
+                ic.add_member(&store, status.group_id.as_deref().unwrap_or_default(), &user)
+                    .await?;
+            }
+            Action::Remove(u) => {
+                if let Some(m) = o.memberships.get(u) {
+                    ic.remove_member(&store, m).await?;
+                }
+            }
+        }
+        Ok(Applied::Done)
+    }
+
+    fn finish(
+        &mut self,
+        desired: &Desired,
+        o: &Observed,
+        _plan: &driver::Plan<Action>,
+        outcome: &driver::Outcome,
+        pass: &Pass,
+    ) -> Readiness {
+        let status = self.status.get_or_insert_with(Default::default);
+        status.members = if outcome.wrote {
+            desired.members.difference(&o.missing).cloned().collect()
         } else {
-            Vec::new()
-        },
-        writes: 0,
-        drift: drift.clone(),
-        remaining: if write { Vec::new() } else { drift.clone() },
-        ready: Readiness::Ready {
-            reason: "Available",
-            message: "the group and its members match the spec".into(),
-        },
-    };
-    let mut unimplemented = false;
-    if write {
-        for action in &actions {
-            match action {
-                Action::Create => {
-                    status.group_id = Some(ic.create_group(&store, &spec.display_name, &spec.description).await?);
-                }
-                Action::SetDescription(d) => {
-                    let id = status.group_id.clone().unwrap_or_default();
-                    match ic.update_group_description(&store, &id, d).await {
-                        Ok(()) => {}
-                        Err(e) if e.code == "Unimplemented" => {
-                            unimplemented = true;
-                            progress.remaining.extend(drift.iter().filter(|d| d.field == "description").cloned());
-                            continue;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                Action::Add(u) => {
-                    let user = ids.iter().find(|(_, n)| *n == u).map(|(id, _)| id.clone()).unwrap_or_default();
-                    ic.add_member(&store, status.group_id.as_deref().unwrap_or_default(), &user).await?;
-                }
-                Action::Remove(u) => {
-                    if let Some(m) = memberships.get(u) {
-                        ic.remove_member(&store, m).await?;
-                    }
-                }
+            o.memberships.keys().cloned().collect()
+        };
+        status.member_count = status.members.len() as i32;
+        if o.external {
+            Readiness::Ready {
+                reason: "External",
+                message: "the group is synced from an external identity provider: referenced, never changed here".into(),
             }
-            progress.writes += 1;
-        }
-        status.members = desired.difference(&missing).cloned().collect();
-    } else {
-        status.members = observed.iter().cloned().collect();
-        if found.is_none() {
-            progress.ready = pass.missing(format!("no Identity Center group named {:?} exists", spec.display_name));
+        } else if !o.missing.is_empty() {
+            Readiness::NotReady {
+                reason: "UsersNotFound",
+                message: format!(
+                    "the Identity Store has no user named {}: create them (or sync them from your identity provider); the other members are in place",
+                    o.missing.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            }
+        } else if !outcome.left.is_empty() {
+            Readiness::Ready {
+                reason: "Available",
+                message: "the group and its members match the spec; the description could not be updated (the endpoint does not implement UpdateGroup)".into(),
+            }
+        } else if !outcome.wrote && o.found.is_none() {
+            pass.missing(format!(
+                "no Identity Center group named {:?} exists",
+                self.spec.display_name
+            ))
+        } else {
+            Readiness::Ready {
+                reason: "Available",
+                message: "the group and its members match the spec".into(),
+            }
         }
     }
-    status.member_count = status.members.len() as i32;
-    if external {
-        progress.ready = Readiness::Ready {
-            reason: "External",
-            message: "the group is synced from an external identity provider: referenced, never changed here".into(),
-        };
-    } else if !missing.is_empty() {
-        progress.ready = Readiness::NotReady {
-            reason: "UsersNotFound",
-            message: format!(
-                "the Identity Store has no user named {}: create them (or sync them from your identity provider); the other members are in place",
-                missing.iter().cloned().collect::<Vec<_>>().join(", ")
-            ),
-        };
-    } else if unimplemented {
-        progress.ready = Readiness::Ready {
-            reason: "Available",
-            message: "the group and its members match the spec; the description could not be updated (the endpoint does not implement UpdateGroup)".into(),
-        };
-    }
-    Ok(progress)
 }
 
 pub async fn delete(resource: &mut IdentityCenterGroup, pass: &mut Pass) -> Result<Progress, Error> {

@@ -3,6 +3,7 @@
 pub mod plan;
 
 use self::plan::{Action, Desired, Observed};
+use super::driver::{self, Applied, Reconciler};
 use super::{Error, Mode, Pass, Progress, Readiness};
 use crate::api::{DeletionPolicy, ManagementPolicy, OrganizationalUnit, Tags};
 use crate::aws::organizations::OuInfo;
@@ -49,66 +50,92 @@ async fn observe(
     Ok(Observed { ou, adopted, tags })
 }
 
-pub async fn reconcile(resource: &mut OrganizationalUnit, pass: &mut Pass) -> Result<Progress, Error> {
-    let ou = resource;
-    let desired = Desired {
-        name: ou.spec.name.clone(),
-        parent_id: pass.resolve_parent(&ou.spec.parent_ref, &ou.spec.parent_id)?,
-        tags: ou.spec.tags.clone(),
-        policy: ou.spec.management_policy,
-    };
-    let status = ou.status.get_or_insert_with(Default::default);
-    let observed = observe(status.id.as_deref(), &desired, pass).await?;
-    let plan = plan::plan(&desired, &observed)?;
-    if let Some(found) = &observed.ou {
-        status.id = Some(found.id.clone());
-        status.arn = Some(found.arn.clone());
-        status.parent_id = Some(found.parent_id.clone());
+pub async fn reconcile(ou: &mut OrganizationalUnit, pass: &mut Pass) -> Result<Progress, Error> {
+    driver::reconcile(ou, pass).await
+}
+
+impl Reconciler for OrganizationalUnit {
+    type Desired = Desired;
+    type Observed = Observed;
+    type Action = Action;
+
+    fn management_policy(&self) -> ManagementPolicy {
+        self.spec.management_policy
     }
 
-    let write = pass.mode == Mode::Apply && desired.policy == ManagementPolicy::Manage;
-    let mut progress = Progress {
-        actions: plan
+    fn desired(&self, pass: &Pass) -> Result<Desired, Error> {
+        Ok(Desired {
+            name: self.spec.name.clone(),
+            parent_id: pass.resolve_parent(&self.spec.parent_ref, &self.spec.parent_id)?,
+            tags: self.spec.tags.clone(),
+            policy: self.spec.management_policy,
+        })
+    }
+
+    async fn observe(&self, desired: &Desired, pass: &Pass) -> Result<Observed, Error> {
+        let status_id = self.status.as_ref().and_then(|s| s.id.as_deref());
+        observe(status_id, desired, pass).await
+    }
+
+    fn plan(desired: &Desired, observed: &Observed) -> Result<driver::Plan<Action>, Error> {
+        let p = plan::plan(desired, observed)?;
+        let mut out = driver::Plan::new(p.actions, p.drift);
+        out.notes = p
             .adopt
             .iter()
             .map(|id| format!("adopt existing OU {id}"))
-            .collect(),
-        writes: 0,
-        drift: plan.drift.clone(),
-        remaining: if write {
-            Vec::new()
-        } else {
-            plan.drift.clone()
-        },
-        ready: Readiness::Ready {
-            reason: "Available",
-            message: "the OU exists and matches the spec".into(),
-        },
-    };
-    progress
-        .actions
-        .extend(plan.actions.iter().map(ToString::to_string));
-    if !write {
-        if observed.ou.is_none() {
-            progress.ready = pass.missing(format!(
+            .collect();
+        Ok(out)
+    }
+
+    fn record(&mut self, _desired: &Desired, observed: &Observed, _writes: bool) {
+        let status = self.status.get_or_insert_with(Default::default);
+        if let Some(found) = &observed.ou {
+            status.id = Some(found.id.clone());
+            status.arn = Some(found.arn.clone());
+            status.parent_id = Some(found.parent_id.clone());
+        }
+    }
+
+    fn finish(
+        &mut self,
+        desired: &Desired,
+        observed: &Observed,
+        plan: &driver::Plan<Action>,
+        outcome: &driver::Outcome,
+        pass: &Pass,
+    ) -> Readiness {
+        if !outcome.wrote && observed.ou.is_none() {
+            pass.missing(format!(
                 "no OU named {:?} exists under {}",
                 desired.name, desired.parent_id
-            ));
-        } else if !plan.drift.is_empty() {
-            progress.ready = Readiness::Ready {
+            ))
+        } else if !outcome.wrote && !plan.drift.is_empty() {
+            Readiness::Ready {
                 reason: "Observed",
                 message:
                     "the OU exists; drift is reported, not corrected (managementPolicy: Observe)"
                         .into(),
-            };
+            }
+        } else {
+            Readiness::Ready {
+                reason: "Available",
+                message: "the OU exists and matches the spec".into(),
+            }
         }
-        return Ok(progress);
     }
-    for action in &plan.actions {
+
+    async fn apply(
+        &mut self,
+        action: &Action,
+        _desired: &Desired,
+        _observed: &Observed,
+        pass: &mut Pass,
+    ) -> Result<Applied, Error> {
+        let status = self.status.get_or_insert_with(Default::default);
         apply(action, pass, status).await?;
-        progress.writes += 1;
+        Ok(Applied::Done)
     }
-    Ok(progress)
 }
 
 async fn apply(
