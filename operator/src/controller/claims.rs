@@ -325,6 +325,23 @@ where
     Ok(gone)
 }
 
+/// Removes every access a claim composed (its `AccountAssignment`s); returns their names.
+async fn release_access(
+    client: &Client,
+    kind: &str,
+    ns: &str,
+    claim: &str,
+) -> Result<Vec<String>, ClaimError> {
+    prune(
+        &Api::<AccountAssignment>::all(client.clone()),
+        kind,
+        ns,
+        claim,
+        &[],
+    )
+    .await
+}
+
 /// The PermissionSet resources, from the watch cache of their controller.
 fn permission_sets(cx: &ClaimsCtx) -> Vec<PermissionSet> {
     let all = cx
@@ -434,14 +451,7 @@ async fn apply_account_claim(
             // namespace, the group is no longer the team's): the access given through it goes at
             // once; the account and its budget stay, never closed by a class change. (The
             // claim's AccessClaims see the same and remove theirs.)
-            prune(
-                &Api::<AccountAssignment>::all(client.clone()),
-                "AccountClaim",
-                &ns,
-                &name,
-                &[],
-            )
-            .await?;
+            release_access(&client, "AccountClaim", &ns, &name).await?;
             let message = format!(
                 "{}; the access given through the class is removed, the account {} is kept",
                 r.message,
@@ -813,14 +823,7 @@ async fn cleanup_account_claim(
     let _ = grants_gauge(&cx.ctx.metrics).remove_label_values(&[&ns, &name]);
     // Access first, then the budget, then the account (whose deletionPolicy, from the class, says
     // whether AWS closes it).
-    prune(
-        &Api::<AccountAssignment>::all(client.clone()),
-        "AccountClaim",
-        &ns,
-        &name,
-        &[],
-    )
-    .await?;
+    release_access(&client, "AccountClaim", &ns, &name).await?;
     prune(
         &Api::<Budget>::all(client.clone()),
         "AccountClaim",
@@ -892,14 +895,7 @@ async fn reconcile_access_claim(
             Finalizer::Apply(a) => apply_access_claim(a, &cx).await,
             Finalizer::Cleanup(a) => {
                 let (ns, name) = (a.namespace().unwrap_or_default(), a.name_any());
-                prune(
-                    &Api::<AccountAssignment>::all(cx.ctx.client.clone()),
-                    "AccessClaim",
-                    &ns,
-                    &name,
-                    &[],
-                )
-                .await?;
+                release_access(&cx.ctx.client, "AccessClaim", &ns, &name).await?;
                 Ok(Action::await_change())
             }
         }
@@ -950,14 +946,7 @@ async fn apply_access_claim(
             status.state = Some("Refused".into());
             // Refused now (its AccountClaim deleted, the class no longer allowing it): the access
             // it was given ends at once, whatever its deadline.
-            prune(
-                &Api::<AccountAssignment>::all(client.clone()),
-                "AccessClaim",
-                &ns,
-                &name,
-                &[],
-            )
-            .await?;
+            release_access(&client, "AccessClaim", &ns, &name).await?;
             // Granted anew (a new deadline, counted) once nothing refuses it any more.
             status.assignment = None;
             status.expires_at = None;
