@@ -251,7 +251,7 @@ async fn security_services_pass(
     progress: &mut Progress,
     status: &mut crate::api::organization::OrganizationStatus,
 ) -> Result<(), Error> {
-    use security_services::{Action as A, AdminObserved};
+    use security_services::{Action as A, AdminObserved, Delegate};
     let Some(management) = status.management_account_id.clone() else {
         return Err(Error::conflict(
             "NoOrganization",
@@ -312,15 +312,14 @@ async fn security_services_pass(
         for action in &first.actions {
             let region = action.region().to_string();
             match action {
-                A::EnableGuardDutyAdmin(_) => {
+                Delegate::GuardDuty(_) => {
                     ours.enable_guardduty_admin(&region, &admin).await?;
                     gd_admins.insert(region, vec![admin.clone()]);
                 }
-                A::EnableSecurityHubAdmin(_) => {
+                Delegate::SecurityHub(_) => {
                     ours.enable_securityhub_admin(&region, &admin).await?;
                     sh_admins.insert(region, vec![admin.clone()]);
                 }
-                _ => unreachable!("the management plan names administrators only"),
             }
             progress.writes += 1;
         }
@@ -396,9 +395,6 @@ async fn security_services_pass(
                     A::CreateAnalyzer(_, name) => {
                         theirs.create_analyzer(region, name, "ORGANIZATION").await?;
                         o.analyzers.insert(name.clone(), "ACTIVE".into());
-                    }
-                    A::EnableGuardDutyAdmin(_) | A::EnableSecurityHubAdmin(_) => {
-                        unreachable!("administrators are the management plan's")
                     }
                 }
                 progress.writes += 1;

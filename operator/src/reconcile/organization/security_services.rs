@@ -52,10 +52,33 @@ pub struct AdminObserved {
     pub analyzers: BTreeMap<String, String>,
 }
 
+/// Step 1's actions, from the management account: a service's delegated administrator, in a region.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delegate {
+    GuardDuty(String),
+    SecurityHub(String),
+}
+
+impl Delegate {
+    pub fn region(&self) -> &str {
+        match self {
+            Delegate::GuardDuty(r) | Delegate::SecurityHub(r) => r,
+        }
+    }
+}
+
+impl std::fmt::Display for Delegate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Delegate::GuardDuty(r) => write!(f, "make the administrator GuardDuty's delegated administrator in {r}"),
+            Delegate::SecurityHub(r) => write!(f, "make the administrator Security Hub's delegated administrator in {r}"),
+        }
+    }
+}
+
+/// Step 2's actions, from the administrator account, in a region.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    EnableGuardDutyAdmin(String),
-    EnableSecurityHubAdmin(String),
     CreateDetector(String),
     SetGuardDutyAutoEnable(String, String),
     AddGuardDutyMembers(String, Vec<String>),
@@ -69,9 +92,7 @@ pub enum Action {
 impl Action {
     pub fn region(&self) -> &str {
         match self {
-            Action::EnableGuardDutyAdmin(r)
-            | Action::EnableSecurityHubAdmin(r)
-            | Action::CreateDetector(r)
+            Action::CreateDetector(r)
             | Action::SetGuardDutyAutoEnable(r, _)
             | Action::AddGuardDutyMembers(r, _)
             | Action::EnableHub(r)
@@ -86,8 +107,6 @@ impl Action {
 impl std::fmt::Display for Action {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Action::EnableGuardDutyAdmin(r) => write!(f, "make the administrator GuardDuty's delegated administrator in {r}"),
-            Action::EnableSecurityHubAdmin(r) => write!(f, "make the administrator Security Hub's delegated administrator in {r}"),
             Action::CreateDetector(r) => write!(f, "turn GuardDuty on in the administrator account in {r}"),
             Action::SetGuardDutyAutoEnable(r, v) => write!(f, "set GuardDuty to enable {} in {r}", auto_words(v)),
             Action::AddGuardDutyMembers(r, a) => write!(f, "add {} account(s) to GuardDuty in {r} ({})", a.len(), listed(a)),
@@ -142,10 +161,19 @@ pub fn guardduty_value(a: AutoEnable) -> &'static str {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Plan {
-    pub actions: Vec<Action>,
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan<A = Action> {
+    pub actions: Vec<A>,
     pub drift: Vec<Drift>,
+}
+
+impl<A> Default for Plan<A> {
+    fn default() -> Self {
+        Plan {
+            actions: Vec::new(),
+            drift: Vec::new(),
+        }
+    }
 }
 
 /// Step 1, from the management account: each service's delegated administrator, per region.
@@ -153,10 +181,10 @@ pub fn plan_management(
     d: &Desired,
     guardduty_admins: &BTreeMap<String, Vec<String>>,
     securityhub_admins: &BTreeMap<String, Vec<String>>,
-) -> Plan {
+) -> Plan<Delegate> {
     let mut out = Plan::default();
     for region in &d.regions {
-        let mut admin = |service: &str, admins: &BTreeMap<String, Vec<String>>, action: Action| {
+        let mut admin = |service: &str, admins: &BTreeMap<String, Vec<String>>, action: Delegate| {
             let have = admins.get(region).cloned().unwrap_or_default();
             if !have.contains(&d.administrator) {
                 if !have.is_empty() {
@@ -170,10 +198,10 @@ pub fn plan_management(
             }
         };
         if d.guardduty.is_some() {
-            admin("guardDuty", guardduty_admins, Action::EnableGuardDutyAdmin(region.clone()));
+            admin("guardDuty", guardduty_admins, Delegate::GuardDuty(region.clone()));
         }
         if d.securityhub.is_some() {
-            admin("securityHub", securityhub_admins, Action::EnableSecurityHubAdmin(region.clone()));
+            admin("securityHub", securityhub_admins, Delegate::SecurityHub(region.clone()));
         }
     }
     out
@@ -343,7 +371,7 @@ mod tests {
         }
     }
 
-    fn names(p: &Plan) -> Vec<String> {
+    fn names<A: std::fmt::Display>(p: &Plan<A>) -> Vec<String> {
         p.actions.iter().map(ToString::to_string).collect()
     }
 
