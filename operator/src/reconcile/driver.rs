@@ -51,6 +51,8 @@ pub enum Applied {
 pub struct Outcome {
     /// The plan was carried out (apply mode, managed).
     pub wrote: bool,
+    /// AWS writes made.
+    pub writes: usize,
     /// Drift that actions could not undo ([`Applied::Left`]).
     pub left: Vec<Drift>,
 }
@@ -97,7 +99,8 @@ pub trait Reconciler: KindSpec {
         pass: &mut Pass,
     ) -> impl Future<Output = Result<Applied, Error>> + Send;
 
-    /// How the resource stands after the pass (status completed).
+    /// How the resource stands after the pass (status completed; a kind may read back what its
+    /// writes made).
     fn finish(
         &mut self,
         desired: &Self::Desired,
@@ -105,7 +108,7 @@ pub trait Reconciler: KindSpec {
         plan: &Plan<Self::Action>,
         outcome: &Outcome,
         pass: &Pass,
-    ) -> Readiness;
+    ) -> impl Future<Output = Result<Readiness, Error>> + Send;
 }
 
 /// Observe → plan → (apply) for any kind.
@@ -121,7 +124,7 @@ pub async fn reconcile<K: Reconciler>(
     resource.record(&desired, &observed, writes);
     let mut outcome = Outcome {
         wrote: writes,
-        left: Vec::new(),
+        ..Outcome::default()
     };
     let mut progress = Progress {
         // What is done (apply) or would be (plan); none where the operator may not write.
@@ -147,7 +150,10 @@ pub async fn reconcile<K: Reconciler>(
     if writes {
         for action in &plan.actions {
             match resource.apply(action, &desired, &observed, pass).await? {
-                Applied::Done => progress.writes += 1,
+                Applied::Done => {
+                    progress.writes += 1;
+                    outcome.writes += 1;
+                }
                 Applied::Left(drift) => outcome.left.extend(drift),
             }
         }
@@ -155,6 +161,8 @@ pub async fn reconcile<K: Reconciler>(
     } else {
         progress.remaining = plan.drift.clone();
     }
-    progress.ready = resource.finish(&desired, &observed, &plan, &outcome, pass);
+    progress.ready = resource
+        .finish(&desired, &observed, &plan, &outcome, pass)
+        .await?;
     Ok(progress)
 }

@@ -165,14 +165,15 @@ impl Reconciler for Budget {
         }
     }
 
-    fn finish(
+    async fn finish(
         &mut self,
         w: &Wanted,
         (observed, subscribers_known): &(Observed, bool),
         _plan: &driver::Plan<Action>,
         outcome: &driver::Outcome,
         pass: &Pass,
-    ) -> Readiness {
+    ) -> Result<Readiness, Error> {
+        Ok({
         let message = if *subscribers_known {
             "the budget and its notifications match the spec".to_string()
         } else {
@@ -192,6 +193,7 @@ impl Reconciler for Budget {
                 message,
             },
         }
+        })
     }
 
     async fn apply(

@@ -227,14 +227,15 @@ impl Reconciler for IdentityCenterGroup {
         Ok(Applied::Done)
     }
 
-    fn finish(
+    async fn finish(
         &mut self,
         desired: &Desired,
         o: &Observed,
         _plan: &driver::Plan<Action>,
         outcome: &driver::Outcome,
         pass: &Pass,
-    ) -> Readiness {
+    ) -> Result<Readiness, Error> {
+        Ok({
         let status = self.status.get_or_insert_with(Default::default);
         status.members = if outcome.wrote {
             desired.members.difference(&o.missing).cloned().collect()
@@ -271,6 +272,7 @@ impl Reconciler for IdentityCenterGroup {
                 message: "the group and its members match the spec".into(),
             }
         }
+        })
     }
 }
 

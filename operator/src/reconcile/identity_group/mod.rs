@@ -3,6 +3,7 @@
 pub mod plan;
 
 use self::plan::{Action, Desired, Observed};
+use super::driver::{self, Applied, Reconciler};
 use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness};
 use crate::api::{DeletionPolicy, IdentityGroup, ManagementPolicy};
 use crate::aws::iam::Iam;
@@ -29,15 +30,22 @@ fn desired(g: &IdentityGroup) -> Result<Desired, Error> {
     })
 }
 
+/// The account holding the group: the one it names, else the management account.
+fn account_of(g: &IdentityGroup, pass: &Pass) -> Result<String, Error> {
+    match &g.spec.account_ref {
+        Some(r) => pass.resolve(&Key::new(Kind::AwsAccount, &r.name)),
+        None => pass
+            .snapshot
+            .management_account_id()
+            .map(str::to_string)
+            .ok_or_else(|| Error::conflict("NoOrganization", "the management account is not known")),
+    }
+}
+
 /// The account holding the group and its IAM client (through the access role for members).
 fn target(g: &IdentityGroup, pass: &Pass) -> Result<(String, Arc<dyn Iam>), Error> {
     let management = pass.snapshot.management_account_id().map(str::to_string);
-    let account = match &g.spec.account_ref {
-        Some(r) => pass.resolve(&Key::new(Kind::AwsAccount, &r.name))?,
-        None => management.clone().ok_or_else(|| {
-            Error::conflict("NoOrganization", "the management account is not known")
-        })?,
-    };
+    let account = account_of(g, pass)?;
     let clients = pass.aws.members.clients(
         Some(&account),
         management.as_deref(),
@@ -172,20 +180,20 @@ async fn apply_once(iam: &dyn Iam, d: &Desired, action: &Action) -> Result<(), E
     Ok(())
 }
 
-pub async fn reconcile(resource: &mut IdentityGroup, pass: &mut Pass) -> Result<Progress, Error> {
-    let result = reconcile_group(resource, pass).await;
-    result.map_err(|e| member_failure(e, resource, pass))
+pub async fn reconcile(group: &mut IdentityGroup, pass: &mut Pass) -> Result<Progress, Error> {
+    // Known before anything is read, so a failure inside the account names it in status too.
+    if let Ok(account) = account_of(group, pass) {
+        group.status.get_or_insert_with(Default::default).account_id = Some(account);
+    }
+    let result = driver::reconcile(group, pass).await;
+    result.map_err(|e| member_failure(e, group, pass))
 }
 
 /// A failure inside a member account, classified as the account's own baseline classifies it
 /// (a new account's role not yet assumable, an expired session, a role that cannot be assumed).
-fn member_failure(e: Error, resource: &mut IdentityGroup, pass: &Pass) -> Error {
+fn member_failure(e: Error, group: &IdentityGroup, pass: &Pass) -> Error {
     let Error::Aws(aws) = e else { return e };
-    let Some(account) = resource
-        .status
-        .as_ref()
-        .and_then(|s| s.account_id.clone())
-    else {
+    let Ok(account) = account_of(group, pass) else {
         return Error::Aws(aws);
     };
     if aws.is_expired_session() {
@@ -198,76 +206,116 @@ fn member_failure(e: Error, resource: &mut IdentityGroup, pass: &Pass) -> Error 
     )
 }
 
-async fn reconcile_group(resource: &mut IdentityGroup, pass: &mut Pass) -> Result<Progress, Error> {
-    let g = resource.clone();
-    let d = desired(&g)?;
-    let (account, iam) = target(&g, pass)?;
-    // Known before anything is read, so a failure inside the account can name it.
-    resource
-        .status
-        .get_or_insert_with(Default::default)
-        .account_id = Some(account.clone());
-    // In a plan, an account that apply would create has no groups yet: nothing to read.
-    let (observed, info) = if account
-        == super::planned_id(&Key::new(
+/// The spec, in the account that holds the group, with that account's IAM client.
+pub struct Wanted {
+    account: String,
+    iam: Arc<dyn Iam>,
+    group: Desired,
+    /// An action of this pass created the group or a user: IAM may not know it yet.
+    created: std::sync::atomic::AtomicBool,
+}
+
+impl Reconciler for IdentityGroup {
+    type Desired = Wanted;
+    /// What the account has, and the group when it exists.
+    type Observed = (Observed, Option<crate::aws::iam::GroupInfo>);
+    type Action = Action;
+
+    fn management_policy(&self) -> ManagementPolicy {
+        self.spec.management_policy
+    }
+
+    fn desired(&self, pass: &Pass) -> Result<Wanted, Error> {
+        let group = desired(self)?;
+        let (account, iam) = target(self, pass)?;
+        Ok(Wanted {
+            account,
+            iam,
+            group,
+            created: false.into(),
+        })
+    }
+
+    async fn observe(&self, w: &Wanted, _pass: &Pass) -> Result<Self::Observed, Error> {
+        // In a plan, an account that apply would create has no groups yet: nothing to read.
+        let planned = super::planned_id(&Key::new(
             Kind::AwsAccount,
-            g.spec.account_ref.as_ref().map_or("", |r| r.name.as_str()),
-        )) {
-        (
-            Observed {
-                missing_users: d.members.clone(),
-                ..Default::default()
+            self.spec.account_ref.as_ref().map_or("", |r| r.name.as_str()),
+        ));
+        if w.account == planned {
+            return Ok((
+                Observed {
+                    missing_users: w.group.members.clone(),
+                    ..Default::default()
+                },
+                None,
+            ));
+        }
+        observe(w.iam.as_ref(), &w.group).await
+    }
+
+    fn plan(w: &Wanted, (observed, _): &Self::Observed) -> Result<driver::Plan<Action>, Error> {
+        let p = plan::plan(&w.group, observed)?;
+        Ok(driver::Plan::new(p.actions, p.drift))
+    }
+
+    fn record(&mut self, w: &Wanted, (observed, info): &Self::Observed, _writes: bool) {
+        let status = self.status.get_or_insert_with(Default::default);
+        status.account_id = Some(w.account.clone());
+        if let Some(info) = info {
+            status.arn = Some(info.arn.clone());
+            status.group_id = Some(info.group_id.clone());
+            status.members = observed.members.iter().cloned().collect();
+        }
+    }
+
+    async fn apply(
+        &mut self,
+        action: &Action,
+        w: &Wanted,
+        _observed: &Self::Observed,
+        _pass: &mut Pass,
+    ) -> Result<Applied, Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        apply(w.iam.as_ref(), &w.group, action, w.created.load(Relaxed)).await?;
+        if matches!(action, Action::CreateGroup | Action::CreateUser(_)) {
+            w.created.store(true, Relaxed);
+        }
+        Ok(Applied::Done)
+    }
+
+    async fn finish(
+        &mut self,
+        w: &Wanted,
+        (_, info): &Self::Observed,
+        _plan: &driver::Plan<Action>,
+        outcome: &driver::Outcome,
+        pass: &Pass,
+    ) -> Result<Readiness, Error> {
+        if outcome.writes > 0 {
+            // Read back what AWS now holds (ARN and id of a new group, the members).
+            if let Some(info) = w.iam.group(&w.group.name).await? {
+                let status = self.status.get_or_insert_with(Default::default);
+                status.arn = Some(info.arn);
+                status.group_id = Some(info.group_id);
+                status.members = info.members;
+            }
+        }
+        let message = "the group, its policies and its members match the spec".to_string();
+        Ok(match (outcome.wrote, info) {
+            (true, _) => Readiness::Ready {
+                reason: "Available",
+                message,
             },
-            None,
-        )
-    } else {
-        observe(iam.as_ref(), &d).await?
-    };
-    let plan = plan::plan(&d, &observed)?;
-    let write = pass.mode == Mode::Apply && g.spec.management_policy == ManagementPolicy::Manage;
-    let mut progress = Progress {
-        actions: plan.actions.iter().map(ToString::to_string).collect(),
-        writes: 0,
-        drift: plan.drift.clone(),
-        remaining: if write { vec![] } else { plan.drift.clone() },
-        ready: Readiness::Ready {
-            reason: if write { "Available" } else { "Observed" },
-            message: "the group, its policies and its members match the spec".into(),
-        },
-    };
-    let status = resource
-        .status
-        .get_or_insert_with(Default::default);
-    status.account_id = Some(account);
-    if let Some(info) = &info {
-        status.arn = Some(info.arn.clone());
-        status.group_id = Some(info.group_id.clone());
-        status.members = observed.members.iter().cloned().collect();
+            (false, None) => {
+                pass.missing(format!("no IAM group named {:?} exists", w.group.name))
+            }
+            (false, Some(_)) => Readiness::Ready {
+                reason: "Observed",
+                message,
+            },
+        })
     }
-    if !write {
-        if info.is_none() {
-            progress.ready = pass.missing(format!("no IAM group named {:?} exists", d.name));
-        }
-        return Ok(progress);
-    }
-    let mut created = false;
-    for action in &plan.actions {
-        apply(iam.as_ref(), &d, action, created).await?;
-        created |= matches!(action, Action::CreateGroup | Action::CreateUser(_));
-        progress.writes += 1;
-    }
-    if progress.writes > 0 {
-        // Read back what AWS now holds (ARN and id of a new group, the members).
-        if let Some(info) = iam.group(&d.name).await? {
-            let status = resource
-                .status
-                .get_or_insert_with(Default::default);
-            status.arn = Some(info.arn);
-            status.group_id = Some(info.group_id);
-            status.members = info.members;
-        }
-    }
-    Ok(progress)
 }
 
 /// Retain leaves the group; Delete empties it (members, policies) and deletes it.

@@ -11,6 +11,7 @@ pub mod plan;
 
 use self::aws::{PolicyInfo, Policies};
 use self::plan::{Action, Desired, Observed};
+use super::driver::{self, Applied, Reconciler};
 use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness};
 use crate::api::organization_policy::{BASELINE_LABEL, Coverage, PolicyType, TargetSlots};
 use crate::api::{
@@ -165,109 +166,143 @@ async fn observe(
     })
 }
 
-pub async fn reconcile(resource: &mut OrganizationPolicy, pass: &mut Pass) -> Result<Progress, Error> {
-    let pol = resource;
-    let baseline = is_baseline(pol);
-    let desired = desired(pol, pass)?;
-    let status = pol.status.get_or_insert_with(Default::default);
-    let api = Policies::new(pass.aws.organizations_client.clone());
-    let counted: BTreeSet<String> = status.slots.iter().map(|s| s.target_id.clone()).collect();
-    let observed = observe(&api, pass, status.id.as_deref(), &counted, &desired, false).await?;
-    // An Organization resource, when there is one, owns the policy types: a plan shows this policy
-    // as it will be once the Organization has enabled the type; an apply waits for that.
-    let org_managed =
-        observed.type_status.is_none() && pass.ids.contains_key(&super::organization::key());
-    if org_managed && pass.mode == Mode::Apply {
-        return Err(Error::WaitingForDependency {
-            kind: "Organization",
-            name: "organization".into(),
-            why: format!(
-                "it manages the policy types and has not enabled {} yet (list {:?} in its spec.policyTypes if it does not)",
-                desired.policy_type.aws(),
-                desired.policy_type
-            ),
-        });
-    }
-    let mut observed = observed;
-    if org_managed {
-        observed.type_status = Some("ENABLED".into());
-    }
-    let plan = plan::plan(&desired, &observed)?;
-    if let Some(p) = &observed.policy {
-        status.id = Some(p.id.clone());
-        status.arn = Some(p.arn.clone());
-    }
-    record_slots(status, &observed, &desired, false);
+pub async fn reconcile(
+    policy: &mut OrganizationPolicy,
+    pass: &mut Pass,
+) -> Result<Progress, Error> {
+    driver::reconcile(policy, pass).await
+}
 
-    let write = pass.mode == Mode::Apply && desired.policy == ManagementPolicy::Manage;
-    let mut progress = Progress {
-        actions: plan
+impl Reconciler for OrganizationPolicy {
+    type Desired = Desired;
+    type Observed = Observed;
+    type Action = Action;
+
+    fn management_policy(&self) -> ManagementPolicy {
+        self.spec.management_policy
+    }
+
+    fn desired(&self, pass: &Pass) -> Result<Desired, Error> {
+        desired(self, pass)
+    }
+
+    async fn observe(&self, desired: &Desired, pass: &Pass) -> Result<Observed, Error> {
+        let status = self.status.clone().unwrap_or_default();
+        let api = Policies::new(pass.aws.organizations_client.clone());
+        let counted: BTreeSet<String> = status.slots.iter().map(|s| s.target_id.clone()).collect();
+        let mut observed =
+            observe(&api, pass, status.id.as_deref(), &counted, desired, false).await?;
+        // An Organization resource, when there is one, owns the policy types: a plan shows this
+        // policy as it will be once the Organization has enabled the type; an apply waits for that.
+        let org_managed =
+            observed.type_status.is_none() && pass.ids.contains_key(&super::organization::key());
+        if org_managed && pass.mode == Mode::Apply {
+            return Err(Error::WaitingForDependency {
+                kind: "Organization",
+                name: "organization".into(),
+                why: format!(
+                    "it manages the policy types and has not enabled {} yet (list {:?} in its spec.policyTypes if it does not)",
+                    desired.policy_type.aws(),
+                    desired.policy_type
+                ),
+            });
+        }
+        if org_managed {
+            observed.type_status = Some("ENABLED".into());
+        }
+        Ok(observed)
+    }
+
+    fn plan(desired: &Desired, observed: &Observed) -> Result<driver::Plan<Action>, Error> {
+        let p = plan::plan(desired, observed)?;
+        let mut out = driver::Plan::new(p.actions, p.drift);
+        out.notes = p
             .adopt
             .iter()
             .map(|id| format!("adopt existing policy {id}"))
-            .collect(),
-        writes: 0,
-        drift: plan.drift.clone(),
-        remaining: if write {
-            Vec::new()
-        } else {
-            plan.drift.clone()
-        },
-        ready: Readiness::Ready {
-            reason: "Available",
-            message: format!(
-                "the policy exists, is attached to {} target(s) and matches the spec",
-                desired.targets.len()
-            ),
-        },
-    };
-    // In Observe mode an apply does nothing: only a plan lists what Manage would do.
-    if write || pass.mode == Mode::Plan {
-        progress
-            .actions
-            .extend(plan.actions.iter().map(ToString::to_string));
+            .collect();
+        Ok(out)
     }
-    if !write {
-        set_attached(status, &observed.targets);
-        if observed.policy.is_none() {
-            progress.ready = pass.missing(format!(
+
+    fn record(&mut self, desired: &Desired, observed: &Observed, writes: bool) {
+        let status = self.status.get_or_insert_with(Default::default);
+        if let Some(p) = &observed.policy {
+            status.id = Some(p.id.clone());
+            status.arn = Some(p.arn.clone());
+        }
+        record_slots(status, observed, desired, false);
+        if !writes {
+            set_attached(status, &observed.targets);
+        }
+    }
+
+    async fn apply(
+        &mut self,
+        action: &Action,
+        _desired: &Desired,
+        _observed: &Observed,
+        pass: &mut Pass,
+    ) -> Result<Applied, Error> {
+        let api = Policies::new(pass.aws.organizations_client.clone());
+        let status = self.status.get_or_insert_with(Default::default);
+        apply(&api, action, pass, status).await?;
+        Ok(Applied::Done)
+    }
+
+    async fn finish(
+        &mut self,
+        desired: &Desired,
+        observed: &Observed,
+        plan: &driver::Plan<Action>,
+        outcome: &driver::Outcome,
+        pass: &Pass,
+    ) -> Result<Readiness, Error> {
+        let baseline = is_baseline(self);
+        let status = self.status.get_or_insert_with(Default::default);
+        if outcome.wrote {
+            set_attached(status, &desired.targets);
+            record_slots(status, observed, desired, true);
+        }
+        status.coverage = baseline.then(|| {
+            let reached: BTreeSet<String> = status.attached_to.iter().cloned().collect();
+            let (covered, uncovered) =
+                plan::coverage(&reached, &pass.snapshot, desired.policy_type);
+            Coverage {
+                covered: covered as i32,
+                uncovered: uncovered.len() as i32,
+                uncovered_targets: uncovered
+                    .iter()
+                    .take(MAX_LISTED_UNCOVERED)
+                    .map(|id| match pass.snapshot.name_of(id) {
+                        Some(name) => format!("{id} {name}"),
+                        None => id.clone(),
+                    })
+                    .collect(),
+            }
+        });
+        Ok(if !outcome.wrote && observed.policy.is_none() {
+            pass.missing(format!(
                 "no {} named {:?} exists",
                 desired.policy_type.aws(),
                 desired.name
-            ));
-        } else if !plan.drift.is_empty() {
-            progress.ready = Readiness::Ready {
+            ))
+        } else if !outcome.wrote && !plan.drift.is_empty() {
+            Readiness::Ready {
                 reason: "Observed",
                 message:
                     "the policy exists; drift is reported, not corrected (managementPolicy: Observe)"
                         .into(),
-            };
-        }
-    } else {
-        for action in &plan.actions {
-            apply(&api, action, pass, status).await?;
-            progress.writes += 1;
-        }
-        set_attached(status, &desired.targets);
-        record_slots(status, &observed, &desired, true);
+            }
+        } else {
+            Readiness::Ready {
+                reason: "Available",
+                message: format!(
+                    "the policy exists, is attached to {} target(s) and matches the spec",
+                    desired.targets.len()
+                ),
+            }
+        })
     }
-    status.coverage = baseline.then(|| {
-        let reached: BTreeSet<String> = status.attached_to.iter().cloned().collect();
-        let (covered, uncovered) = plan::coverage(&reached, &pass.snapshot, desired.policy_type);
-        Coverage {
-            covered: covered as i32,
-            uncovered: uncovered.len() as i32,
-            uncovered_targets: uncovered
-                .iter()
-                .take(MAX_LISTED_UNCOVERED)
-                .map(|id| match pass.snapshot.name_of(id) {
-                    Some(name) => format!("{id} {name}"),
-                    None => id.clone(),
-                })
-                .collect(),
-        }
-    });
-    Ok(progress)
 }
 
 fn is_baseline(pol: &OrganizationPolicy) -> bool {

@@ -97,14 +97,15 @@ impl Reconciler for OrganizationalUnit {
         }
     }
 
-    fn finish(
+    async fn finish(
         &mut self,
         desired: &Desired,
         observed: &Observed,
         plan: &driver::Plan<Action>,
         outcome: &driver::Outcome,
         pass: &Pass,
-    ) -> Readiness {
+    ) -> Result<Readiness, Error> {
+        Ok({
         if !outcome.wrote && observed.ou.is_none() {
             pass.missing(format!(
                 "no OU named {:?} exists under {}",
@@ -123,6 +124,7 @@ impl Reconciler for OrganizationalUnit {
                 message: "the OU exists and matches the spec".into(),
             }
         }
+        })
     }
 
     async fn apply(
