@@ -62,6 +62,9 @@ pub trait Reconciler: KindSpec {
     type Desired: Send + Sync;
     type Observed: Send + Sync;
     type Action: Display + Send + Sync;
+    /// What the actions of one pass note for the next ones and for `finish` (e.g. how many
+    /// requests are outstanding); `()` for most kinds.
+    type Scratch: Default + Send + Sync;
 
     fn management_policy(&self) -> ManagementPolicy;
 
@@ -96,6 +99,7 @@ pub trait Reconciler: KindSpec {
         action: &Self::Action,
         desired: &Self::Desired,
         observed: &Self::Observed,
+        scratch: &mut Self::Scratch,
         pass: &mut Pass,
     ) -> impl Future<Output = Result<Applied, Error>> + Send;
 
@@ -107,6 +111,7 @@ pub trait Reconciler: KindSpec {
         observed: &Self::Observed,
         plan: &Plan<Self::Action>,
         outcome: &Outcome,
+        scratch: Self::Scratch,
         pass: &Pass,
     ) -> impl Future<Output = Result<Readiness, Error>> + Send;
 }
@@ -147,9 +152,13 @@ pub async fn reconcile<K: Reconciler>(
             message: String::new(),
         },
     };
+    let mut scratch = K::Scratch::default();
     if writes {
         for action in &plan.actions {
-            match resource.apply(action, &desired, &observed, pass).await? {
+            match resource
+                .apply(action, &desired, &observed, &mut scratch, pass)
+                .await?
+            {
                 Applied::Done => {
                     progress.writes += 1;
                     outcome.writes += 1;
@@ -162,7 +171,7 @@ pub async fn reconcile<K: Reconciler>(
         progress.remaining = plan.drift.clone();
     }
     progress.ready = resource
-        .finish(&desired, &observed, &plan, &outcome, pass)
+        .finish(&desired, &observed, &plan, &outcome, scratch, pass)
         .await?;
     Ok(progress)
 }

@@ -264,17 +264,19 @@ macro_rules! kinds {
                 })
             }
 
-            /// Observe → plan → apply for its kind (each kind's module gets its own type).
+            /// Observe → plan → apply for its kind (each kind's module gets its own type). Each
+            /// kind's future is boxed: held inline, this one would be as large as the largest
+            /// kind's, and a debug build's poll frames would overflow a 2 MiB thread stack.
             pub async fn reconcile_kind(&mut self, pass: &mut Pass) -> Result<Progress, Error> {
                 match self {
-                    $(Resource::$kind(r) => $module::reconcile(r, pass).await),*
+                    $(Resource::$kind(r) => Box::pin($module::reconcile(r, pass)).await),*
                 }
             }
 
             /// Carries out its kind's deletion policy.
             pub async fn delete_kind(&mut self, pass: &mut Pass) -> Result<Progress, Error> {
                 match self {
-                    $(Resource::$kind(r) => $module::delete(r, pass).await),*
+                    $(Resource::$kind(r) => Box::pin($module::delete(r, pass)).await),*
                 }
             }
         }

@@ -125,6 +125,7 @@ impl Reconciler for Budget {
     /// What AWS has; false when AWS could not list the subscribers.
     type Observed = (Observed, bool);
     type Action = Action;
+    type Scratch = ();
 
     fn management_policy(&self) -> ManagementPolicy {
         self.spec.management_policy
@@ -171,6 +172,7 @@ impl Reconciler for Budget {
         (observed, subscribers_known): &(Observed, bool),
         _plan: &driver::Plan<Action>,
         outcome: &driver::Outcome,
+        _scratch: (),
         pass: &Pass,
     ) -> Result<Readiness, Error> {
         Ok({
@@ -201,6 +203,7 @@ impl Reconciler for Budget {
         action: &Action,
         w: &Wanted,
         _observed: &(Observed, bool),
+        _scratch: &mut (),
         pass: &mut Pass,
     ) -> Result<Applied, Error> {
         let budgets = pass.aws.budgets.clone();

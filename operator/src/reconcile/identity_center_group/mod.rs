@@ -90,6 +90,7 @@ impl Reconciler for IdentityCenterGroup {
     type Desired = Desired;
     type Observed = Observed;
     type Action = Action;
+    type Scratch = ();
 
     fn management_policy(&self) -> ManagementPolicy {
         self.spec.management_policy
@@ -185,6 +186,7 @@ impl Reconciler for IdentityCenterGroup {
         action: &Action,
         _desired: &Desired,
         o: &Observed,
+        _scratch: &mut (),
         pass: &mut Pass,
     ) -> Result<Applied, Error> {
         let ic = IdentityCenter::new(&pass.aws);
@@ -233,6 +235,7 @@ impl Reconciler for IdentityCenterGroup {
         o: &Observed,
         _plan: &driver::Plan<Action>,
         outcome: &driver::Outcome,
+        _scratch: (),
         pass: &Pass,
     ) -> Result<Readiness, Error> {
         Ok({

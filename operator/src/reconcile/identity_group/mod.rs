@@ -211,8 +211,6 @@ pub struct Wanted {
     account: String,
     iam: Arc<dyn Iam>,
     group: Desired,
-    /// An action of this pass created the group or a user: IAM may not know it yet.
-    created: std::sync::atomic::AtomicBool,
 }
 
 impl Reconciler for IdentityGroup {
@@ -220,6 +218,8 @@ impl Reconciler for IdentityGroup {
     /// What the account has, and the group when it exists.
     type Observed = (Observed, Option<crate::aws::iam::GroupInfo>);
     type Action = Action;
+    /// An action of this pass created the group or a user: IAM may not know it yet.
+    type Scratch = bool;
 
     fn management_policy(&self) -> ManagementPolicy {
         self.spec.management_policy
@@ -232,7 +232,6 @@ impl Reconciler for IdentityGroup {
             account,
             iam,
             group,
-            created: false.into(),
         })
     }
 
@@ -274,13 +273,11 @@ impl Reconciler for IdentityGroup {
         action: &Action,
         w: &Wanted,
         _observed: &Self::Observed,
+        created: &mut bool,
         _pass: &mut Pass,
     ) -> Result<Applied, Error> {
-        use std::sync::atomic::Ordering::Relaxed;
-        apply(w.iam.as_ref(), &w.group, action, w.created.load(Relaxed)).await?;
-        if matches!(action, Action::CreateGroup | Action::CreateUser(_)) {
-            w.created.store(true, Relaxed);
-        }
+        apply(w.iam.as_ref(), &w.group, action, *created).await?;
+        *created |= matches!(action, Action::CreateGroup | Action::CreateUser(_));
         Ok(Applied::Done)
     }
 
@@ -290,6 +287,7 @@ impl Reconciler for IdentityGroup {
         (_, info): &Self::Observed,
         _plan: &driver::Plan<Action>,
         outcome: &driver::Outcome,
+        _created: bool,
         pass: &Pass,
     ) -> Result<Readiness, Error> {
         if outcome.writes > 0 {

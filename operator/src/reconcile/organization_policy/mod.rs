@@ -177,6 +177,7 @@ impl Reconciler for OrganizationPolicy {
     type Desired = Desired;
     type Observed = Observed;
     type Action = Action;
+    type Scratch = ();
 
     fn management_policy(&self) -> ManagementPolicy {
         self.spec.management_policy
@@ -241,6 +242,7 @@ impl Reconciler for OrganizationPolicy {
         action: &Action,
         _desired: &Desired,
         _observed: &Observed,
+        _scratch: &mut (),
         pass: &mut Pass,
     ) -> Result<Applied, Error> {
         let api = Policies::new(pass.aws.organizations_client.clone());
@@ -255,6 +257,7 @@ impl Reconciler for OrganizationPolicy {
         observed: &Observed,
         plan: &driver::Plan<Action>,
         outcome: &driver::Outcome,
+        _scratch: (),
         pass: &Pass,
     ) -> Result<Readiness, Error> {
         let baseline = is_baseline(self);

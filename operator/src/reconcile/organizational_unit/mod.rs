@@ -58,6 +58,7 @@ impl Reconciler for OrganizationalUnit {
     type Desired = Desired;
     type Observed = Observed;
     type Action = Action;
+    type Scratch = ();
 
     fn management_policy(&self) -> ManagementPolicy {
         self.spec.management_policy
@@ -103,6 +104,7 @@ impl Reconciler for OrganizationalUnit {
         observed: &Observed,
         plan: &driver::Plan<Action>,
         outcome: &driver::Outcome,
+        _scratch: (),
         pass: &Pass,
     ) -> Result<Readiness, Error> {
         Ok({
@@ -132,6 +134,7 @@ impl Reconciler for OrganizationalUnit {
         action: &Action,
         _desired: &Desired,
         _observed: &Observed,
+        _scratch: &mut (),
         pass: &mut Pass,
     ) -> Result<Applied, Error> {
         let status = self.status.get_or_insert_with(Default::default);

@@ -12,6 +12,7 @@ pub mod plan;
 
 use self::aws::{IdentityCenter, Instance, PermissionSetInfo, RequestState};
 use self::plan::{Action, Desired, Observed, Target};
+use super::driver::{self, Applied, Reconciler};
 use super::{Error, Key, Kind, Mode, Pass, Progress, Readiness, Resource};
 use crate::api::permission_set::AssignmentStatus;
 use crate::api::{DeletionPolicy, ManagementPolicy, PermissionSet, PermissionSetStatus};
@@ -198,92 +199,163 @@ async fn observe(
     Ok(o)
 }
 
-pub async fn reconcile(resource: &mut PermissionSet, pass: &mut Pass) -> Result<Progress, Error> {
-    let ps = resource;
-    let desired = desired(ps, pass)?;
-    let status = ps.status.get_or_insert_with(Default::default);
-    let ic = IdentityCenter::new(&pass.aws);
-    let inst = instance(&ic, pass).await?;
-    status.instance_arn = Some(inst.arn.clone());
-    let mut unverified = Vec::new();
-    let observed = observe(&ic, &inst, status, &desired, &mut unverified).await?;
-    let plan = plan::plan(&desired, &observed);
-    if let Some(found) = &observed.info {
-        status.permission_set_arn = Some(found.arn.clone());
+pub async fn reconcile(set: &mut PermissionSet, pass: &mut Pass) -> Result<Progress, Error> {
+    driver::reconcile(set, pass).await
+}
+
+/// The permission set as Identity Center has it, in its instance.
+pub struct Seen {
+    inst: Instance,
+    observed: Observed,
+    /// What the endpoint could not say (calls it does not implement).
+    unverified: Vec<&'static str>,
+}
+
+/// What the assignment requests of one pass came to.
+#[derive(Default)]
+pub struct Requests {
+    /// Sent in this pass.
+    sent: usize,
+    /// Request ids, by target.
+    ids: BTreeMap<Target, String>,
+    /// Held back for the next reconcile: Identity Center caps the requests outstanding.
+    queued: Vec<Target>,
+}
+
+impl Reconciler for PermissionSet {
+    type Desired = Desired;
+    type Observed = Seen;
+    type Action = Action;
+    type Scratch = Requests;
+
+    fn management_policy(&self) -> ManagementPolicy {
+        self.spec.management_policy
     }
-    let write = pass.mode == Mode::Apply && desired.policy == ManagementPolicy::Manage;
-    let mut progress = Progress {
-        actions: if observed.adopted {
-            vec![format!("adopt existing permission set {}", status.permission_set_arn.clone().unwrap_or_default())]
-        } else {
-            Vec::new()
-        },
-        writes: 0,
-        drift: plan.drift.clone(),
-        remaining: if write { Vec::new() } else { plan.drift.clone() },
-        ready: Readiness::Ready {
-            reason: "Available",
-            message: String::new(),
-        },
-    };
-    if write || pass.mode == Mode::Plan {
-        progress.actions.extend(plan.actions.iter().map(ToString::to_string));
+
+    fn desired(&self, pass: &Pass) -> Result<Desired, Error> {
+        desired(self, pass)
     }
-    let mut states = plan.states.clone();
-    if write {
-        // Requests still in progress count against the cap too.
-        let mut requests = observed
-            .creating
-            .values()
-            .chain(observed.deleting.values())
-            .filter(|(_, state)| *state == RequestState::InProgress)
-            .count();
-        for action in &plan.actions {
-            if let Action::Assign { account, group, .. } | Action::Unassign { account, group, .. } =
-                action
-            {
-                // Identity Center bounds the requests outstanding at once: the rest wait for the
-                // next reconcile (a few seconds while any is followed).
-                if requests >= MAX_REQUESTS_PER_RECONCILE {
-                    if let Some(s) = states.get_mut(&(account.clone(), group.clone())) {
-                        s.state = "Queued";
-                        s.reason = Some("waits for Identity Center's earlier requests".into());
-                    }
-                    continue;
-                }
-                requests += 1;
+
+    async fn observe(&self, desired: &Desired, pass: &Pass) -> Result<Seen, Error> {
+        let ic = IdentityCenter::new(&pass.aws);
+        let inst = instance(&ic, pass).await?;
+        let status = self.status.clone().unwrap_or_default();
+        let mut unverified = Vec::new();
+        let observed = observe(&ic, &inst, &status, desired, &mut unverified).await?;
+        Ok(Seen {
+            inst,
+            observed,
+            unverified,
+        })
+    }
+
+    fn plan(desired: &Desired, seen: &Seen) -> Result<driver::Plan<Action>, Error> {
+        let p = plan::plan(desired, &seen.observed);
+        let mut out = driver::Plan::new(p.actions, p.drift);
+        if seen.observed.adopted {
+            let arn = seen.observed.info.as_ref().map(|i| i.arn.clone());
+            out.notes = vec![format!(
+                "adopt existing permission set {}",
+                arn.unwrap_or_default()
+            )];
+        }
+        Ok(out)
+    }
+
+    fn record(&mut self, _desired: &Desired, seen: &Seen, _writes: bool) {
+        let status = self.status.get_or_insert_with(Default::default);
+        status.instance_arn = Some(seen.inst.arn.clone());
+        if let Some(found) = &seen.observed.info {
+            status.permission_set_arn = Some(found.arn.clone());
+        }
+    }
+
+    async fn apply(
+        &mut self,
+        action: &Action,
+        desired: &Desired,
+        seen: &Seen,
+        requests: &mut Requests,
+        pass: &mut Pass,
+    ) -> Result<Applied, Error> {
+        if let Action::Assign { account, group, .. } | Action::Unassign { account, group, .. } =
+            action
+        {
+            // Identity Center bounds the requests outstanding at once (those still in progress
+            // count too): the rest wait for the next reconcile (a few seconds while any is
+            // followed).
+            let in_progress = seen
+                .observed
+                .creating
+                .values()
+                .chain(seen.observed.deleting.values())
+                .filter(|(_, state)| *state == RequestState::InProgress)
+                .count();
+            if in_progress + requests.sent >= MAX_REQUESTS_PER_RECONCILE {
+                requests.queued.push((account.clone(), group.clone()));
+                return Ok(Applied::Left(Vec::new()));
             }
-            if let Some((target, request)) = apply(&ic, &inst, action, &desired, status).await?
-                && let Some(s) = states.get_mut(&target)
-            {
+            requests.sent += 1;
+        }
+        let ic = IdentityCenter::new(&pass.aws);
+        let status = self.status.get_or_insert_with(Default::default);
+        if let Some((target, request)) = apply(&ic, &seen.inst, action, desired, status).await? {
+            requests.ids.insert(target, request);
+        }
+        Ok(Applied::Done)
+    }
+
+    async fn finish(
+        &mut self,
+        desired: &Desired,
+        seen: &Seen,
+        _plan: &driver::Plan<Action>,
+        outcome: &driver::Outcome,
+        requests: Requests,
+        pass: &Pass,
+    ) -> Result<Readiness, Error> {
+        // Each target's state, from the plan (pure and cheap: computed again rather than carried
+        // through the driver's plan, which holds the actions and drift only).
+        let mut states = plan::plan(desired, &seen.observed).states;
+        for target in &requests.queued {
+            if let Some(s) = states.get_mut(target) {
+                s.state = "Queued";
+                s.reason = Some("waits for Identity Center's earlier requests".into());
+            }
+        }
+        for (target, request) in requests.ids {
+            if let Some(s) = states.get_mut(&target) {
                 s.request_id = Some(request);
             }
-            progress.writes += 1;
         }
-    } else if observed.info.is_none() {
-        progress.ready = pass.missing(format!("no permission set named {:?} exists", desired.info.name));
-    }
-    // Follow a provisioning request until it ends.
-    if let Some(request) = status.provisioning_request_id.clone() {
-        match ic.provisioning(&inst.arn, &request).await {
-            Ok(RequestState::InProgress) => {}
-            Ok(RequestState::Failed(reason)) => {
-                status.provisioning_request_id = None;
-                progress.ready = Readiness::NotReady {
-                    reason: "ProvisioningFailed",
-                    message: format!("provisioning the permission set to its accounts failed: {reason}; it is tried again on the next change or resync"),
-                };
+        let mut ready = None;
+        if !outcome.wrote && seen.observed.info.is_none() {
+            ready = Some(pass.missing(format!(
+                "no permission set named {:?} exists",
+                desired.info.name
+            )));
+        }
+        let status = self.status.get_or_insert_with(Default::default);
+        // Follow a provisioning request until it ends.
+        if let Some(request) = status.provisioning_request_id.clone() {
+            let ic = IdentityCenter::new(&pass.aws);
+            match ic.provisioning(&seen.inst.arn, &request).await {
+                Ok(RequestState::InProgress) => {}
+                Ok(RequestState::Failed(reason)) => {
+                    status.provisioning_request_id = None;
+                    ready = Some(Readiness::NotReady {
+                        reason: "ProvisioningFailed",
+                        message: format!("provisioning the permission set to its accounts failed: {reason}; it is tried again on the next change or resync"),
+                    });
+                }
+                Ok(RequestState::Succeeded) => status.provisioning_request_id = None,
+                Err(e) if unimplemented(&e) => status.provisioning_request_id = None,
+                Err(e) => return Err(e.into()),
             }
-            Ok(RequestState::Succeeded) => status.provisioning_request_id = None,
-            Err(e) if unimplemented(&e) => status.provisioning_request_id = None,
-            Err(e) => return Err(e.into()),
         }
+        record(status, desired, &seen.observed, states);
+        Ok(ready.unwrap_or_else(|| readiness(status, &seen.unverified)))
     }
-    record(status, &desired, &observed, states);
-    if matches!(progress.ready, Readiness::Ready { .. }) {
-        progress.ready = readiness(status, &unverified);
-    }
-    Ok(progress)
 }
 
 /// Status rows: one per (account, group) wanted, and per assignment being removed.
