@@ -518,13 +518,112 @@ async fn record_access_grants(
     Ok(())
 }
 
+/// How a claim stands: `Ok((ready, message))`, or the refusal.
+type Verdict = Result<(bool, String), Refusal>;
+
+/// Removes the claim's access but the assignments in `keep`; an Event says what went (`why`).
+async fn withdraw_access_but(
+    claim: &AccountClaim,
+    cx: &ClaimsCtx,
+    keep: &[String],
+    why: impl FnOnce(&[String]) -> String,
+) -> Result<(), ClaimError> {
+    let (ns, name) = (claim.namespace().unwrap_or_default(), claim.name_any());
+    let assignments: Api<AccountAssignment> = Api::all(cx.ctx.client.clone());
+    let dropped = prune(&assignments, "AccountClaim", &ns, &name, keep).await?;
+    if !dropped.is_empty() {
+        let note = why(&dropped);
+        tracing::info!(namespace = %ns, claim = %name, "{note}");
+        cx.ctx
+            .event(claim, EventType::Normal, "AccessWithdrawn", "Prune", note)
+            .await;
+    }
+    Ok(())
+}
+
+/// The claim's account object, when it is this claim's to keep composing. A claim of this name
+/// made earlier (and deleted without its finalizer, which only a cluster admin can do) may have
+/// left it: taken over only under the same class, and never while it is being released
+/// (`Err`: how the claim stands meanwhile).
+async fn existing_account(
+    accounts: &Api<AwsAccount>,
+    ns: &str,
+    name: &str,
+    class: &AccountClass,
+) -> Result<Result<Option<AwsAccount>, Verdict>, ClaimError> {
+    let existing = accounts
+        .get_opt(&compose::child_name(ns, name))
+        .await?
+        .filter(|a| compose::owned_by(a.labels(), "AccountClaim", ns, name));
+    let Some(a) = &existing else {
+        return Ok(Ok(None));
+    };
+    if a.meta().deletion_timestamp.is_some() {
+        return Ok(Err(Ok((
+            false,
+            format!(
+                "AwsAccount {} of an earlier claim of this name is being released; this claim waits for it",
+                a.name_any()
+            ),
+        ))));
+    }
+    if let Some(other) = a.labels().get(compose::LABEL_CLASS)
+        && *other != class.name_any()
+    {
+        return Ok(Err(Err(Refusal {
+            reason: NOT_CLAIMABLE,
+            message: format!(
+                "AwsAccount {} was composed for this claim's name under AccountClass {other} and is kept by that class; a claim of AccountClass {} cannot take it: ask the platform team",
+                a.name_any(),
+                class.name_any()
+            ),
+        })));
+    }
+    Ok(Ok(existing))
+}
+
+/// Takes a slot of the namespace's quota for the claim's account (`child`). The quota is exact:
+/// decided one claim at a time, on a consistent read of the namespace's claims (not the watch
+/// cache, which may not have a claim made a moment ago), and the slot is recorded
+/// (`status.accountRef`) before the next decision. Claims that hold a slot count; of the others,
+/// the oldest (creation time, then name) come first.
+async fn take_quota_slot(
+    claim: &AccountClaim,
+    cx: &ClaimsCtx,
+    class: &AccountClass,
+    child: &str,
+) -> Result<Result<(), Refusal>, ClaimError> {
+    let (ns, name) = (claim.namespace().unwrap_or_default(), claim.name_any());
+    let _one_at_a_time = cx.quota.lock().await;
+    let api: Api<AccountClaim> = Api::namespaced(cx.ctx.client.clone(), &ns);
+    let siblings = api.list(&ListParams::default()).await?.items;
+    let me = siblings
+        .iter()
+        .find(|c| c.name_any() == name)
+        .unwrap_or(claim);
+    if let Err(r) = compose::within_quota(class, me, &siblings) {
+        return Ok(Err(r));
+    }
+    if me
+        .status
+        .as_ref()
+        .and_then(|s| s.account_ref.as_ref())
+        .is_none()
+    {
+        let slot = serde_json::json!({"status": {"accountRef": child}});
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&slot))
+            .await?;
+    }
+    Ok(Ok(()))
+}
+
 /// Checks the claim, composes its objects and reads back how the account stands:
 /// `Ok(Ok((ready, message)))`, or the refusal.
 async fn compose_account_claim(
     claim: &AccountClaim,
     cx: &ClaimsCtx,
     status: &mut AccountClaimStatus,
-) -> Result<Result<(bool, String), Refusal>, ClaimError> {
+) -> Result<Verdict, ClaimError> {
     let client = cx.ctx.client.clone();
     let (ns, name) = (claim.namespace().unwrap_or_default(), claim.name_any());
     let Some(class) = Api::<AccountClass>::all(client.clone())
@@ -541,24 +640,19 @@ async fn compose_account_claim(
     };
     // A permission set the class no longer gives: its access goes now, whatever else the claim is
     // refused for below.
-    let assignments: Api<AccountAssignment> = Api::all(client.clone());
     let given: Vec<String> = class
         .spec
         .permission_sets
         .iter()
         .map(|p| compose::assignment_name(&compose::child_name(&ns, &name), p))
         .collect();
-    let dropped = prune(&assignments, "AccountClaim", &ns, &name, &given).await?;
-    if !dropped.is_empty() {
-        let note = format!(
+    withdraw_access_but(claim, cx, &given, |dropped| {
+        format!(
             "AccountClass {} no longer gives what {dropped:?} gave: removed; the account is kept",
             class.name_any()
-        );
-        tracing::info!(namespace = %ns, claim = %name, "{note}");
-        cx.ctx
-            .event(claim, EventType::Normal, "AccessWithdrawn", "Prune", note)
-            .await;
-    }
+        )
+    })
+    .await?;
     let ns_labels = Api::<Namespace>::all(client.clone())
         .get(&ns)
         .await?
@@ -570,63 +664,16 @@ async fn compose_account_claim(
     }
     let sets = permission_sets(cx);
     let accounts: Api<AwsAccount> = Api::all(client.clone());
-    let existing = accounts
-        .get_opt(&compose::child_name(&ns, &name))
-        .await?
-        .filter(|a| compose::owned_by(a.labels(), "AccountClaim", &ns, &name));
-    if let Some(a) = &existing {
-        // A claim of this name made earlier (and deleted without its finalizer, which only a
-        // cluster admin can do) left its account object: taken over by this claim only under the
-        // same class, and never while it is being released.
-        if a.meta().deletion_timestamp.is_some() {
-            return Ok(Ok((
-                false,
-                format!(
-                    "AwsAccount {} of an earlier claim of this name is being released; this claim waits for it",
-                    a.name_any()
-                ),
-            )));
-        }
-        if let Some(other) = a.labels().get(compose::LABEL_CLASS)
-            && *other != class.name_any()
-        {
-            return Ok(Err(Refusal {
-                reason: NOT_CLAIMABLE,
-                message: format!(
-                    "AwsAccount {} was composed for this claim's name under AccountClass {other} and is kept by that class; a claim of AccountClass {} cannot take it: ask the platform team",
-                    a.name_any(),
-                    class.name_any()
-                ),
-            }));
-        }
-    }
+    let existing = match existing_account(&accounts, &ns, &name, &class).await? {
+        Ok(existing) => existing,
+        Err(verdict) => return Ok(verdict),
+    };
     let composed =
         compose::compose_account(&class, claim, &sets, existing.as_ref().map(|a| &a.spec));
     let child = composed.account.name_any();
     if status.account_ref.is_none() {
-        // The quota is exact: decided one claim at a time, on a consistent read of the namespace's
-        // claims (not the watch cache, which may not have a claim made a moment ago), and the slot
-        // is recorded (`status.accountRef`) before the next decision. Claims that hold a slot
-        // count; of the others, the oldest (creation time, then name) come first.
-        let _one_at_a_time = cx.quota.lock().await;
-        let api: Api<AccountClaim> = Api::namespaced(client.clone(), &ns);
-        let siblings = api.list(&ListParams::default()).await?.items;
-        let me = siblings
-            .iter()
-            .find(|c| c.name_any() == name)
-            .unwrap_or(claim);
-        if let Err(r) = compose::within_quota(&class, me, &siblings) {
+        if let Err(r) = take_quota_slot(claim, cx, &class, &child).await? {
             return Ok(Err(r));
-        }
-        if me
-            .status
-            .as_ref()
-            .and_then(|s| s.account_ref.as_ref())
-            .is_none()
-        {
-            let slot = serde_json::json!({"status": {"accountRef": child}});
-            api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&slot))
-                .await?;
         }
         status.account_ref = Some(child.clone());
     }
@@ -659,6 +706,7 @@ async fn compose_account_claim(
     {
         return Ok(Err(r));
     }
+    let assignments: Api<AccountAssignment> = Api::all(client.clone());
     let mut keep = Vec::new();
     for a in &composed.assignments {
         if let Err(r) = ensure(&assignments, a, "AccountClaim", &ns, &name).await? {
@@ -667,17 +715,26 @@ async fn compose_account_claim(
         keep.push(a.name_any());
     }
     // A permission set whose PermissionSet resource is gone: its assignment goes too.
-    let dropped = prune(&assignments, "AccountClaim", &ns, &name, &keep).await?;
-    if !dropped.is_empty() {
-        let note = format!(
+    withdraw_access_but(claim, cx, &keep, |dropped| {
+        format!(
             "no PermissionSet resource has {:?} any more: {dropped:?} removed; the account is kept",
             composed.missing_permission_sets
-        );
-        tracing::info!(namespace = %ns, claim = %name, "{note}");
-        cx.ctx
-            .event(claim, EventType::Normal, "AccessWithdrawn", "Prune", note)
-            .await;
-    }
+        )
+    })
+    .await?;
+    account_standing(claim, cx, &class, &composed, status).await
+}
+
+/// How the claim's account stands, read from the account kind's status: its id, role and
+/// ConfigMap recorded in the claim's status.
+async fn account_standing(
+    claim: &AccountClaim,
+    cx: &ClaimsCtx,
+    class: &AccountClass,
+    composed: &compose::Composed,
+    status: &mut AccountClaimStatus,
+) -> Result<Verdict, ClaimError> {
+    let child = composed.account.name_any();
     let account = cx.ctx.cached(&Key::new(Kind::AwsAccount, &child));
     // The account kind refuses to adopt an existing account this claim did not create: so does the claim.
     if let Some(refused) = account
@@ -1027,11 +1084,14 @@ enum Grant {
     Pending(String),
 }
 
-async fn grant(
+/// An access claim checked against its AccountClaim and the class: that claim, the class and the
+/// seconds asked for, or why not. The class's word holds here, whatever the AccountClaim's status
+/// says yet: a namespace the class no longer selects, a permission set it no longer allows for a
+/// time, a group no longer the team's all end the access at once.
+async fn check_grant(
     access: &AccessClaim,
     cx: &ClaimsCtx,
-    status: &mut AccessClaimStatus,
-) -> Result<Result<Grant, Refusal>, ClaimError> {
+) -> Result<Result<(AccountClaim, AccountClass, i64), Refusal>, ClaimError> {
     let client = cx.ctx.client.clone();
     let ns = access.namespace().unwrap_or_default();
     let Some(account_claim) = Api::<AccountClaim>::namespaced(client.clone(), &ns)
@@ -1055,9 +1115,6 @@ async fn grant(
             message: format!("AccountClass {} is gone", account_claim.spec.class_ref.name),
         }));
     };
-    // The class's word holds here too, whatever the AccountClaim's status says yet: a namespace
-    // the class no longer selects, a permission set it no longer allows for a time, a group no
-    // longer the team's all end the access at once.
     let ns_labels = Api::<Namespace>::all(client.clone())
         .get(&ns)
         .await?
@@ -1071,9 +1128,12 @@ async fn grant(
         Ok(s) => s,
         Err(r) => return Ok(Err(r)),
     };
-    let claim_status = account_claim.status.clone().unwrap_or_default();
-    if let Some(withdrawn) = claim_status
-        .conditions
+    let conditions = account_claim
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    if let Some(withdrawn) = conditions
         .iter()
         .find(|c| c.type_ == READY && c.status == "False" && compose::withdraws_access(&c.reason))
     {
@@ -1087,6 +1147,21 @@ async fn grant(
             ),
         }));
     }
+    Ok(Ok((account_claim, class, seconds)))
+}
+
+async fn grant(
+    access: &AccessClaim,
+    cx: &ClaimsCtx,
+    status: &mut AccessClaimStatus,
+) -> Result<Result<Grant, Refusal>, ClaimError> {
+    let client = cx.ctx.client.clone();
+    let ns = access.namespace().unwrap_or_default();
+    let (account_claim, class, seconds) = match check_grant(access, cx).await? {
+        Ok(checked) => checked,
+        Err(r) => return Ok(Err(r)),
+    };
+    let claim_status = account_claim.status.clone().unwrap_or_default();
     let ready = claim_status
         .conditions
         .iter()
