@@ -1004,9 +1004,17 @@ async fn apply_access_claim(
             // Refused now (its AccountClaim deleted, the class no longer allowing it): the access
             // it was given ends at once, whatever its deadline.
             release_access(&client, "AccessClaim", &ns, &name).await?;
-            // Granted anew (a new deadline, counted) once nothing refuses it any more.
-            status.assignment = None;
-            status.expires_at = None;
+            // Granted anew (a new deadline, counted) once nothing refuses it any more — unless
+            // its deadline has passed: an expired claim is granted again only for a new spec.
+            let ended = crate::reconcile::account_assignment::expired(
+                status.expires_at.as_deref(),
+                k8s_openapi::jiff::Timestamp::now(),
+            )
+            .unwrap_or(false);
+            if !ended {
+                status.assignment = None;
+                status.expires_at = None;
+            }
             let message = format!("{}; any access it held is removed", r.message);
             (false, r.reason, message, RESYNC)
         }
